@@ -1,0 +1,66 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "qtoolchain",
+  products: [
+    .executable(name: "qconvert", targets: ["qconvert"]),
+    .executable(name: "qinspect", targets: ["qinspect"]),
+    .executable(name: "qdiff", targets: ["qdiff"]),
+    .executable(name: "lora-rebase", targets: ["lora-rebase"]),
+    .library(name: "QFormats", targets: ["QFormats"]),
+    .library(name: "QCompute", targets: ["QCompute"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+  ],
+  targets: [
+    // System libraries, found with pkg-config; apt names the Debian package that provides each.
+    .systemLibrary(
+      name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(
+      name: "CLAPACK", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(
+      name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    .systemLibrary(
+      name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+    // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders.
+    .target(name: "QFormats", dependencies: ["CZstd", "CHDF5"]),
+    // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
+    .target(name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK"]),
+    // What the four tools share: input handling, output formats, errors.
+    .target(
+      name: "QToolSupport",
+      dependencies: [
+        "QFormats", "QCompute", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+
+    .executableTarget(
+      name: "qconvert",
+      dependencies: [
+        "QToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .executableTarget(
+      name: "qinspect",
+      dependencies: [
+        "QToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .executableTarget(
+      name: "qdiff",
+      dependencies: [
+        "QToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .executableTarget(
+      name: "lora-rebase",
+      dependencies: [
+        "QToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+
+    .testTarget(name: "QFormatsTests", dependencies: ["QFormats"]),
+    .testTarget(name: "QComputeTests", dependencies: ["QCompute"]),
+    .testTarget(
+      name: "QToolTests",
+      dependencies: ["QToolSupport", "qconvert", "qinspect", "qdiff", "lora-rebase"]),
+  ]
+)

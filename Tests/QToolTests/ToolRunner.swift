@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+
+/// The result of running one of the built tools.
+struct ToolRun {
+  var status: Int32
+  var stdout: String
+  var stderr: String
+}
+
+/// Runs a built executable from the products directory with the given arguments.
+func runTool(_ tool: String, _ arguments: [String], stdin: Data? = nil) throws -> ToolRun {
+  let process = Process()
+  process.executableURL = productsDirectory.appendingPathComponent(tool)
+  process.arguments = arguments
+  let out = Pipe()
+  let err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  let input = Pipe()
+  process.standardInput = input
+  try process.run()
+  if let stdin { try input.fileHandleForWriting.write(contentsOf: stdin) }
+  try input.fileHandleForWriting.close()
+  let outData = out.fileHandleForReading.readDataToEndOfFile()
+  let errData = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return ToolRun(
+    status: process.terminationStatus,
+    stdout: String(decoding: outData, as: UTF8.self),
+    stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Under Swift Testing on Linux the bundle is the build products directory.
+let productsDirectory = Bundle.main.bundleURL
+
+/// The repository's `Fixtures` folder, found from this file's path.
+let fixturesDirectory = URL(fileURLWithPath: #filePath)
+  .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+  .appendingPathComponent("Fixtures")
+
+@Suite struct UnfinishedToolsTests {
+  @Test(arguments: [
+    ("qconvert", ["model.safetensors"]),
+    ("qdiff", ["a.safetensors", "b.safetensors"]),
+    ("lora-rebase", ["old", "new", "adapter"]),
+  ])
+  func sayNotYetSupportedAndExit2(tool: String, arguments: [String]) throws {
+    let run = try runTool(tool, arguments)
+    #expect(run.status == 2)
+    #expect(run.stdout.isEmpty)
+    #expect(run.stderr.contains("not yet supported"))
+  }
+}
