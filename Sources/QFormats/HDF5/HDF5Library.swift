@@ -13,17 +13,19 @@ enum HDF5Library {
     return lock
   }()
 
-  /// Turns off libhdf5's printing of its error stack; `HDF5Error` carries what matters.
-  private static let silenced: Void = {
-    _ = H5open()
-    _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
-  }()
+  /// Whether libhdf5's printing of its error stack is off; `HDF5Error` carries what matters.
+  /// Read and written only under `lock`.
+  nonisolated(unsafe) private static var isSilenced = false
 
   /// Runs `body` with exclusive access to libhdf5.
   static func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
     lock.lock()
     defer { lock.unlock() }
-    _ = silenced
+    if !isSilenced {
+      _ = H5open()
+      _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
+      isSilenced = true
+    }
     return try body()
   }
 
