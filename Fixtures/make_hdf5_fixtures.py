@@ -143,7 +143,9 @@ def make_basic():
         bf16.set_ebias(127)
         raw = (np.array([1.0, -2.0, 0.15625, 3.0e38], dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
         space = h5py.h5s.create_simple((4,))
-        dataset = h5py.h5d.create(f.id, b"custom_bf16", bf16, space)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)  # keeps the fixture byte-identical across runs
+        dataset = h5py.h5d.create(f.id, b"custom_bf16", bf16, space, dcpl=dcpl)
         dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, raw, mtype=bf16)
     return {"custom_bf16": ("BF16", raw)}
 
