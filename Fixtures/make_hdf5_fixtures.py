@@ -197,6 +197,10 @@ def main():
     write_expected("keras3.weights.h5")
     make_track_order()
     write_expected("track_order.h5")
+    # '/a.b' and '/a/b' both map to the tensor name 'a.b': the reader must refuse the file.
+    with h5py.File(os.path.join(HERE, "collision.h5"), "w") as f:
+        f.create_dataset("a.b", data=np.zeros(1, dtype=np.float32))
+        f.create_group("a").create_dataset("b", data=np.zeros(1, dtype=np.float32))
     with open(os.path.join(HERE, "basic.h5"), "rb") as source:
         data = source.read()
     with open(os.path.join(HERE, "truncated.h5"), "wb") as out:

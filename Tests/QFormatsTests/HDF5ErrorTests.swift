@@ -40,4 +40,21 @@ struct HDF5ErrorTests {
     FileManager.default.createFile(atPath: path, contents: Data())
     #expect(throws: HDF5Error.notHDF5(path: path)) { try HDF5File(path: path) }
   }
+
+  @Test("Two objects that map to one tensor name are both named")
+  func collision() {
+    let path = HDF5Fixtures.path("collision.h5")
+    #expect(throws: HDF5Error.nameCollision(path: path, name: "a.b", first: "/a/b", second: "/a.b"))
+    {
+      try HDF5File(path: path)
+    }
+  }
+
+  @Test("A writer into a missing directory fails with the file named")
+  func writerMissingDirectory() {
+    let path = "/nonexistent-directory-for-tests/out.h5"
+    let error = #expect(throws: HDF5Error.self) { try HDF5Writer(path: path, metadata: [:]) }
+    #expect(error?.description.hasPrefix("\(path): 'H5Fcreate' failed") == true)
+    #expect(error?.description.contains("\n") == false)
+  }
 }

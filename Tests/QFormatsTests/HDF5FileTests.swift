@@ -41,8 +41,10 @@ struct HDF5FileTests {
     #expect(reasons["notes"] == "string data")
     #expect(reasons["records"] == "compound type")
     #expect(reasons["ragged"] == "variable-length data")
-    #expect(throws: HDF5Error.unsupportedDataset(
-      path: HDF5Fixtures.path("basic.h5"), name: "notes", reason: "string data")) {
+    #expect(
+      throws: HDF5Error.unsupportedDataset(
+        path: HDF5Fixtures.path("basic.h5"), name: "notes", reason: "string data")
+    ) {
       try file.withRawBytes(of: "notes") { $0.count }
     }
     #expect(throws: HDF5Error.noSuchTensor(path: HDF5Fixtures.path("basic.h5"), name: "missing")) {

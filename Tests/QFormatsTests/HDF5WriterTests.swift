@@ -27,7 +27,9 @@ struct HDF5WriterTests {
     for (index, shape) in Self.shapes.enumerated() {
       let info = TensorInfo(name: "model.layer\(index).weight", dtype: dtype, shape: shape)
       let bytes = Self.sampleBytes(count: info.byteCount, dtype: dtype, seed: UInt64(index))
-      try bytes.withUnsafeBytes { try writer.write(name: info.name, dtype: dtype, shape: shape, bytes: $0) }
+      try bytes.withUnsafeBytes {
+        try writer.write(name: info.name, dtype: dtype, shape: shape, bytes: $0)
+      }
       written.append((info, bytes))
     }
     #expect(!FileManager.default.fileExists(atPath: path))
@@ -77,12 +79,16 @@ struct HDF5WriterTests {
     let bytes: [UInt8] = [0, 0, 0, 0]
     let error = #expect(throws: HDF5Error.self) {
       for name in testCase.names {
-        try bytes.withUnsafeBytes { try writer.write(name: name, dtype: .f32, shape: [1], bytes: $0) }
+        try bytes.withUnsafeBytes {
+          try writer.write(name: name, dtype: .f32, shape: [1], bytes: $0)
+        }
       }
     }
     #expect(error?.description == "\(path): " + testCase.expected)
     // A rejected name leaves the writer usable.
-    try bytes.withUnsafeBytes { try writer.write(name: "other", dtype: .f32, shape: [1], bytes: $0) }
+    try bytes.withUnsafeBytes {
+      try writer.write(name: "other", dtype: .f32, shape: [1], bytes: $0)
+    }
     try writer.finish()
   }
 

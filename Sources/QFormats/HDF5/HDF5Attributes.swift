@@ -8,21 +8,25 @@ enum HDF5Attributes {
   /// The object's string, numeric and bool attributes as strings; attributes of other types are left out.
   ///
   /// The corresponding C functions are `H5Aopen_by_idx`, `H5Aget_name` and `H5Aread`.
-  static func strings(of object: hid_t, context: HDF5Context) throws(HDF5Error) -> [String: String] {
+  static func strings(of object: hid_t, context: HDF5Context) throws(HDF5Error) -> [String: String]
+  {
     var count: UInt64 = 0
     try context.check("H5Oget_info", chdf5_object_attribute_count(object, &count))
     var result: [String: String] = [:]
     for position in 0..<count {
       let attribute = try context.open(
         "H5Aopen_by_idx",
-        H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, position, chdf5_p_default(), chdf5_p_default()))
+        H5Aopen_by_idx(
+          object, ".", H5_INDEX_NAME, H5_ITER_INC, position, chdf5_p_default(), chdf5_p_default()))
       let length = try context.check("H5Aget_name", H5Aget_name(attribute.id, 0, nil))
       var nameBuffer = [CChar](repeating: 0, count: Int(length) + 1)
       try context.check("H5Aget_name", H5Aget_name(attribute.id, nameBuffer.count, &nameBuffer))
       let name = decode(nameBuffer.prefix(Int(length)).map { UInt8(bitPattern: $0) })
       let attributeContext = HDF5Context(path: context.path, object: context.object + "@" + name)
       if let values = try values(of: attribute, context: attributeContext) {
-        result[name] = values.count == 1 ? values[0].plain : "[" + values.map { $0.quoted }.joined(separator: ", ") + "]"
+        result[name] =
+          values.count == 1
+          ? values[0].plain : "[" + values.map { $0.quoted }.joined(separator: ", ") + "]"
       }
     }
     return result
@@ -52,10 +56,13 @@ enum HDF5Attributes {
     String(decoding: bytes, as: UTF8.self)
   }
 
-  private static func values(of attribute: HDF5Object, context: HDF5Context) throws(HDF5Error) -> [Value]? {
+  private static func values(of attribute: HDF5Object, context: HDF5Context) throws(HDF5Error)
+    -> [Value]?
+  {
     let type = try context.open("H5Aget_type", H5Aget_type(attribute.id))
     let space = try context.open("H5Aget_space", H5Aget_space(attribute.id))
-    let points = try context.check("H5Sget_simple_extent_npoints", H5Sget_simple_extent_npoints(space.id))
+    let points = try context.check(
+      "H5Sget_simple_extent_npoints", H5Sget_simple_extent_npoints(space.id))
     guard points > 0, points <= maximumValues else { return nil }
     let count = Int(points)
     switch H5Tget_class(type.id) {
@@ -63,17 +70,21 @@ enum HDF5Attributes {
       return try strings(of: attribute, type: type, count: count, context: context)
     case H5T_INTEGER:
       if H5Tget_sign(type.id) == H5T_SGN_NONE {
-        let numbers: [UInt64] = try read(attribute, as: chdf5_t_native_uint64(), count: count, context: context)
+        let numbers: [UInt64] = try read(
+          attribute, as: chdf5_t_native_uint64(), count: count, context: context)
         return numbers.map { Value(plain: String($0), isString: false) }
       }
-      let numbers: [Int64] = try read(attribute, as: chdf5_t_native_int64(), count: count, context: context)
+      let numbers: [Int64] = try read(
+        attribute, as: chdf5_t_native_int64(), count: count, context: context)
       return numbers.map { Value(plain: String($0), isString: false) }
     case H5T_FLOAT:
       if H5Tget_size(type.id) <= 4 {
-        let numbers: [Float] = try read(attribute, as: chdf5_t_native_float(), count: count, context: context)
+        let numbers: [Float] = try read(
+          attribute, as: chdf5_t_native_float(), count: count, context: context)
         return numbers.map { Value(plain: String($0), isString: false) }
       }
-      let numbers: [Double] = try read(attribute, as: chdf5_t_native_double(), count: count, context: context)
+      let numbers: [Double] = try read(
+        attribute, as: chdf5_t_native_double(), count: count, context: context)
       return numbers.map { Value(plain: String($0), isString: false) }
     case H5T_ENUM:
       guard try HDF5ElementKind.isBoolEnum(type, context: context) else { return nil }

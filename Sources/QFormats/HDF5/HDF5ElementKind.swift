@@ -10,15 +10,14 @@ enum HDF5ElementKind {
 
   /// Floating-point layouts we recognise: size, sign position, exponent position and size,
   /// mantissa position and size, exponent bias.
-  private static let floatLayouts:
-    [(dtype: DType, size: Int, fields: [Int], bias: Int)] = [
-      (.f64, 8, [63, 52, 11, 0, 52], 1023),
-      (.f32, 4, [31, 23, 8, 0, 23], 127),
-      (.f16, 2, [15, 10, 5, 0, 10], 15),
-      (.bf16, 2, [15, 7, 8, 0, 7], 127),
-      (.f8E4M3, 1, [7, 3, 4, 0, 3], 7),
-      (.f8E5M2, 1, [7, 2, 5, 0, 2], 15),
-    ]
+  private static let floatLayouts: [(dtype: DType, size: Int, fields: [Int], bias: Int)] = [
+    (.f64, 8, [63, 52, 11, 0, 52], 1023),
+    (.f32, 4, [31, 23, 8, 0, 23], 127),
+    (.f16, 2, [15, 10, 5, 0, 10], 15),
+    (.bf16, 2, [15, 7, 8, 0, 7], 127),
+    (.f8E4M3, 1, [7, 3, 4, 0, 3], 7),
+    (.f8E5M2, 1, [7, 2, 5, 0, 2], 15),
+  ]
 
   /// The corresponding C functions are `H5Tget_class`, `H5Tget_size`, `H5Tget_fields` and `H5Tget_ebias`.
   init(type: HDF5Object, context: HDF5Context) throws(HDF5Error) {
@@ -28,7 +27,8 @@ enum HDF5ElementKind {
     case H5T_INTEGER:
       let signed = H5Tget_sign(type.id) == H5T_SGN_2
       guard H5Tget_precision(type.id) == size * 8, H5Tget_offset(type.id) == 0 else {
-        self = .unsupported("integer with \(H5Tget_precision(type.id)) significant bits in \(size) bytes")
+        self = .unsupported(
+          "integer with \(H5Tget_precision(type.id)) significant bits in \(size) bytes")
         return
       }
       switch (size, signed) {
@@ -43,8 +43,13 @@ enum HDF5ElementKind {
       default: self = .unsupported("\(size)-byte integer")
       }
     case H5T_FLOAT:
-      var spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0
-      try context.check("H5Tget_fields", H5Tget_fields(type.id, &spos, &epos, &esize, &mpos, &msize))
+      var spos = 0
+      var epos = 0
+      var esize = 0
+      var mpos = 0
+      var msize = 0
+      try context.check(
+        "H5Tget_fields", H5Tget_fields(type.id, &spos, &epos, &esize, &mpos, &msize))
       let bias = H5Tget_ebias(type.id)
       let fields = [spos, epos, esize, mpos, msize]
       guard
@@ -64,7 +69,8 @@ enum HDF5ElementKind {
       default: self = .fileType(layout.dtype)
       }
     case H5T_ENUM:
-      self = try Self.isBoolEnum(type, context: context) ? .fileType(.bool) : .unsupported("enum type")
+      self =
+        try Self.isBoolEnum(type, context: context) ? .fileType(.bool) : .unsupported("enum type")
     case H5T_STRING: self = .unsupported("string data")
     case H5T_COMPOUND: self = .unsupported("compound type")
     case H5T_VLEN: self = .unsupported("variable-length data")

@@ -44,7 +44,8 @@ struct HDF5Catalog {
       let child = try childContext.open("H5Oopen", H5Oopen(group.id, name, chdf5_p_default()))
       switch H5Iget_type(child.id) {
       case H5I_GROUP:
-        try walk(group: child, objectPath: childPath, dottedName: childDotted, context: childContext)
+        try walk(
+          group: child, objectPath: childPath, dottedName: childDotted, context: childContext)
       case H5I_DATASET:
         try addDataset(child, objectPath: childPath, name: childDotted, context: childContext)
       default:
@@ -73,7 +74,8 @@ struct HDF5Catalog {
         "H5Lget_name_by_idx",
         H5Lget_name_by_idx(
           group.id, ".", index, H5_ITER_INC, position, &buffer, buffer.count, chdf5_p_default()))
-      names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+      names.append(
+        String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
     return byCreation ? names : names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
   }

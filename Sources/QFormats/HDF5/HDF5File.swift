@@ -26,6 +26,7 @@ public final class HDF5File: TensorSource {
   /// Opens the file and lists its tensors; no tensor data is read yet.
   ///
   /// The corresponding C functions are `H5Fis_hdf5` and `H5Fopen`.
+  /// - Parameter path: The file to open; it stays open, read-only, until the value is released.
   /// - Throws: `HDF5Error` naming the file when it is missing, not HDF5, truncated or unreadable.
   public init(path: String) throws {
     location = path
@@ -35,7 +36,10 @@ public final class HDF5File: TensorSource {
       let isHDF5 = H5Fis_hdf5(path)
       if isHDF5 == 0 { throw HDF5Error.notHDF5(path: path) }
       try context.check("H5Fis_hdf5", isHDF5)
-      let id = H5Fopen(path, chdf5_acc_rdonly(), chdf5_p_default())
+      // Keep libhdf5's file locks, but do not fail on file systems that do not support them.
+      let access = try context.open("H5Pcreate", H5Pcreate(chdf5_p_file_access()))
+      try context.check("H5Pset_file_locking", H5Pset_file_locking(access.id, true, true))
+      let id = H5Fopen(path, chdf5_acc_rdonly(), access.id)
       if id < 0 {
         let detail = HDF5Library.innermostError()
         if detail.contains("truncated") { throw HDF5Error.truncated(path: path, detail: detail) }
@@ -79,9 +83,11 @@ public final class HDF5File: TensorSource {
   }
 
   /// The corresponding C function is `H5Dread`.
-  private func read(_ plan: ReadPlan, into buffer: UnsafeMutableRawBufferPointer) throws(HDF5Error) {
+  private func read(_ plan: ReadPlan, into buffer: UnsafeMutableRawBufferPointer) throws(HDF5Error)
+  {
     let context = HDF5Context(path: location, object: plan.objectPath)
-    let dataset = try context.open("H5Dopen2", H5Dopen2(file.id, plan.objectPath, chdf5_p_default()))
+    let dataset = try context.open(
+      "H5Dopen2", H5Dopen2(file.id, plan.objectPath, chdf5_p_default()))
     let memoryType: HDF5Object
     switch plan.memory {
     case .native(let make):
@@ -96,7 +102,8 @@ public final class HDF5File: TensorSource {
     try context.check(
       "H5Dread",
       H5Dread(
-        dataset.id, memoryType.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer.baseAddress))
+        dataset.id, memoryType.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
+        buffer.baseAddress))
   }
 }
 

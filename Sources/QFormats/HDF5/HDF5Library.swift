@@ -3,7 +3,7 @@ import Foundation
 
 /// Process-wide access to libhdf5.
 ///
-/// The serial libhdf5 build is not thread-safe, so every call into it, including the closes
+/// A serial libhdf5 build need not be thread-safe, so every call into it, including the closes
 /// in `HDF5Object.deinit`, runs under one recursive lock. Recursive, because an object
 /// released inside a locked region closes its handle from within that region.
 enum HDF5Library {
@@ -13,27 +13,22 @@ enum HDF5Library {
     return lock
   }()
 
-  /// Whether libhdf5's printing of its error stack is off; `HDF5Error` carries what matters.
-  /// Read and written only under `lock`.
-  nonisolated(unsafe) private static var isSilenced = false
-
   /// Runs `body` with exclusive access to libhdf5.
   static func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
     lock.lock()
     defer { lock.unlock() }
-    if !isSilenced {
-      _ = H5open()
-      _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
-      isSilenced = true
-    }
+    // Turn off libhdf5's printing of its error stack; `HDF5Error` carries what matters.
+    // Thread-safe builds (Debian's among them) keep this setting per thread, so set it each time.
+    _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
     return try body()
   }
 
-  /// The innermost message on libhdf5's error stack, which names the actual defect.
+  /// The innermost message on libhdf5's error stack, which names the actual defect, on one line.
   static func innermostError() -> String {
     var buffer = [CChar](repeating: 0, count: 512)
     buffer.withUnsafeMutableBufferPointer { chdf5_innermost_error($0.baseAddress, $0.count) }
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let bytes = buffer.prefix { $0 != 0 }.map { $0 == 10 || $0 == 13 ? 32 : UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
   }
 }
 

@@ -5,7 +5,9 @@ extension HDF5Writer {
   ///
   /// F16 uses `H5T_IEEE_F16LE` where libhdf5 has it, else the type h5py builds for float16:
   /// a copy of `H5T_IEEE_F32LE` with sign bit 15, 5 exponent bits at 10, 10 mantissa bits, bias 15.
-  static func storedType(of dtype: DType, context: HDF5Context) throws(HDF5Error) -> (HDF5Object, String?) {
+  static func storedType(of dtype: DType, context: HDF5Context) throws(HDF5Error) -> (
+    HDF5Object, String?
+  ) {
     func predefined(_ id: hid_t) -> HDF5Object { HDF5Object(id, owned: false) }
     switch dtype {
     case .f64: return (predefined(chdf5_t_ieee_f64le()), nil)
@@ -43,7 +45,8 @@ extension HDF5Writer {
   ///
   /// The corresponding C functions are `H5Dcreate2` and `H5Dwrite`.
   static func writeDataset(
-    in file: HDF5Object, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, context: HDF5Context
+    in file: HDF5Object, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer,
+    context: HDF5Context
   ) throws(HDF5Error) {
     let (type, marker) = try storedType(of: dtype, context: context)
     let space: HDF5Object
@@ -56,14 +59,16 @@ extension HDF5Writer {
     let dataset = try context.open(
       "H5Dcreate2",
       H5Dcreate2(
-        file.id, context.object, type.id, space.id, chdf5_p_default(), chdf5_p_default(), chdf5_p_default()))
+        file.id, context.object, type.id, space.id, chdf5_p_default(), chdf5_p_default(),
+        chdf5_p_default()))
     if let marker {
       try writeStringAttribute("dtype", value: marker, on: dataset.id, context: context)
     }
     if !bytes.isEmpty {
       try context.check(
         "H5Dwrite",
-        H5Dwrite(dataset.id, type.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), bytes.baseAddress))
+        H5Dwrite(
+          dataset.id, type.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), bytes.baseAddress))
     }
   }
 
@@ -79,7 +84,8 @@ extension HDF5Writer {
     try attributeContext.check("H5Tset_cset", H5Tset_cset(type.id, H5T_CSET_UTF8))
     let space = try attributeContext.open("H5Screate", H5Screate(H5S_SCALAR))
     let attribute = try attributeContext.open(
-      "H5Acreate2", H5Acreate2(object, name, type.id, space.id, chdf5_p_default(), chdf5_p_default()))
+      "H5Acreate2",
+      H5Acreate2(object, name, type.id, space.id, chdf5_p_default(), chdf5_p_default()))
     let status = value.withCString { pointer in
       var cString: UnsafePointer<CChar>? = pointer
       return H5Awrite(attribute.id, type.id, &cString)

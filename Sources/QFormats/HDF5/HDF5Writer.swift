@@ -26,15 +26,18 @@ public final class HDF5Writer {
   public init(path: String, metadata: [String: String]) throws {
     self.path = path
     let url = URL(fileURLWithPath: path)
-    temporaryPath = url.deletingLastPathComponent()
+    temporaryPath =
+      url.deletingLastPathComponent()
       .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
     let temporaryPath = temporaryPath
     let context = HDF5Context(path: path, object: "/")
     file = try HDF5Library.locked { () throws(HDF5Error) -> HDF5Object in
       let file = try context.open(
-        "H5Fcreate", H5Fcreate(temporaryPath, chdf5_acc_trunc(), chdf5_p_default(), chdf5_p_default()))
+        "H5Fcreate",
+        H5Fcreate(temporaryPath, chdf5_acc_trunc(), chdf5_p_default(), chdf5_p_default()))
       for key in metadata.keys.sorted() {
-        try Self.writeStringAttribute(key, value: metadata[key] ?? "", on: file.id, context: context)
+        try Self.writeStringAttribute(
+          key, value: metadata[key] ?? "", on: file.id, context: context)
       }
       return file
     }
@@ -49,12 +52,14 @@ public final class HDF5Writer {
   /// The corresponding C functions are `H5Gcreate2`, `H5Dcreate2` and `H5Dwrite`.
   /// - Throws: `HDF5Error` when the name cannot be a path, clashes with an earlier tensor,
   ///   or the byte count does not match; or when libhdf5 fails, after which the writer is closed.
-  public func write(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
+  public func write(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws
+  {
     guard let file else { throw HDF5Error.writerClosed(path: path) }
     let components = try validatedComponents(of: name)
     let expected = try byteCount(of: name, dtype: dtype, shape: shape)
     guard bytes.count == expected else {
-      throw HDF5Error.byteCountMismatch(path: path, name: name, expected: expected, actual: bytes.count)
+      throw HDF5Error.byteCountMismatch(
+        path: path, name: name, expected: expected, actual: bytes.count)
     }
     if dtype == .bool, let index = bytes.firstIndex(where: { $0 > 1 }) {
       throw HDF5Error.invalidBool(path: path, name: name, index: index, value: bytes[index])
@@ -64,10 +69,12 @@ public final class HDF5Writer {
     do {
       try HDF5Library.locked { () throws(HDF5Error) in
         for group in newGroups {
-          let context = HDF5Context(path: path, object: "/" + group.replacingOccurrences(of: ".", with: "/"))
+          let context = HDF5Context(
+            path: path, object: "/" + group.replacingOccurrences(of: ".", with: "/"))
           _ = try context.open(
             "H5Gcreate2",
-            H5Gcreate2(file.id, context.object, chdf5_p_default(), chdf5_p_default(), chdf5_p_default()))
+            H5Gcreate2(
+              file.id, context.object, chdf5_p_default(), chdf5_p_default(), chdf5_p_default()))
         }
         let context = HDF5Context(path: path, object: "/" + components.joined(separator: "/"))
         try Self.writeDataset(in: file, dtype: dtype, shape: shape, bytes: bytes, context: context)
@@ -119,7 +126,9 @@ public final class HDF5Writer {
     let descriptor = open(filePath, O_RDONLY)
     guard descriptor >= 0 else { throw HDF5Error.io(path: path, operation: "open", errno: errno) }
     defer { close(descriptor) }
-    guard fsync(descriptor) == 0 else { throw HDF5Error.io(path: path, operation: "fsync", errno: errno) }
+    guard fsync(descriptor) == 0 else {
+      throw HDF5Error.io(path: path, operation: "fsync", errno: errno)
+    }
   }
 
   /// The name's path components, checked against each other and against earlier tensors.
@@ -129,10 +138,12 @@ public final class HDF5Writer {
       throw HDF5Error.invalidName(path: path, name: name, reason: "empty path component")
     }
     if name.contains("/") {
-      throw HDF5Error.invalidName(path: path, name: name, reason: "'/' is not allowed in tensor names")
+      throw HDF5Error.invalidName(
+        path: path, name: name, reason: "'/' is not allowed in tensor names")
     }
     if datasets.contains(name) {
-      throw HDF5Error.invalidName(path: path, name: name, reason: "a tensor of that name was already written")
+      throw HDF5Error.invalidName(
+        path: path, name: name, reason: "a tensor of that name was already written")
     }
     if let existing = groups[name] {
       throw HDF5Error.nameConflict(path: path, name: name, existing: existing)
@@ -150,7 +161,8 @@ public final class HDF5Writer {
     var total = dtype.byteSize
     for dim in shape {
       guard dim >= 0 else {
-        throw HDF5Error.invalidName(path: path, name: name, reason: "negative dimension in shape \(shape)")
+        throw HDF5Error.invalidName(
+          path: path, name: name, reason: "negative dimension in shape \(shape)")
       }
       let (product, overflow) = total.multipliedReportingOverflow(by: dim)
       guard !overflow else {
