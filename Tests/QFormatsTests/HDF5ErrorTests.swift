@@ -37,7 +37,7 @@ struct HDF5ErrorTests {
     let directory = try HDF5Fixtures.scratchDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appendingPathComponent("empty.h5").path
-    FileManager.default.createFile(atPath: path, contents: Data())
+    _ = FileManager.default.createFile(atPath: path, contents: Data())
     #expect(throws: HDF5Error.notHDF5(path: path)) { try HDF5File(path: path) }
   }
 

@@ -94,7 +94,7 @@ public final class HDF5Writer {
     guard let file else { throw HDF5Error.writerClosed(path: path) }
     do {
       try HDF5Library.locked { () throws(HDF5Error) in
-        try HDF5Context(path: path, object: "/").check("H5Fclose", H5Fclose(file.id))
+        _ = try HDF5Context(path: path, object: "/").check("H5Fclose", H5Fclose(file.id))
       }
       self.file = nil
       try syncFile(temporaryPath)
