@@ -1,0 +1,87 @@
+import CHDF5
+import Foundation
+
+/// Process-wide access to libhdf5.
+///
+/// A serial libhdf5 build need not be thread-safe, so every call into it, including the closes
+/// in `HDF5Object.deinit`, runs under one recursive lock. Recursive, because an object
+/// released inside a locked region closes its handle from within that region.
+enum HDF5Library {
+  private static let lock: NSRecursiveLock = {
+    let lock = NSRecursiveLock()
+    lock.name = "libhdf5"
+    return lock
+  }()
+
+  /// Runs `body` with exclusive access to libhdf5.
+  static func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    lock.lock()
+    defer { lock.unlock() }
+    // Turn off libhdf5's printing of its error stack; `HDF5Error` carries what matters.
+    // Thread-safe builds (Debian's among them) keep this setting per thread, so set it each time.
+    _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
+    return try body()
+  }
+
+  /// The innermost message on libhdf5's error stack, which names the actual defect, on one line.
+  static func innermostError() -> String {
+    var buffer = [CChar](repeating: 0, count: 512)
+    buffer.withUnsafeMutableBufferPointer { chdf5_innermost_error($0.baseAddress, $0.count) }
+    let bytes = buffer.prefix { $0 != 0 }.map { $0 == 10 || $0 == 13 ? 32 : UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+}
+
+/// Where a libhdf5 call happens, for the error it throws when it fails.
+struct HDF5Context {
+  /// The file path as given by the caller.
+  var path: String
+  /// The object inside the file (`/` for the file itself).
+  var object: String
+
+  /// Throws `HDF5Error.call` when `status` is negative, as libhdf5 reports failure.
+  @discardableResult
+  func check<T: BinaryInteger>(_ function: String, _ status: T) throws(HDF5Error) -> T {
+    if status < 0 {
+      throw HDF5Error.call(
+        function: function, path: path, object: object, detail: HDF5Library.innermostError())
+    }
+    return status
+  }
+
+  /// Checks an identifier-returning call and takes ownership of the identifier.
+  func open(_ function: String, _ id: hid_t) throws(HDF5Error) -> HDF5Object {
+    HDF5Object(try check(function, id))
+  }
+
+  /// The same place, one object further down.
+  func appending(_ name: String) -> HDF5Context {
+    HDF5Context(path: path, object: object == "/" ? "/" + name : object + "/" + name)
+  }
+}
+
+/// Owns one libhdf5 identifier (file, group, dataset, datatype, dataspace, attribute or
+/// property list) and closes it in `deinit`.
+///
+/// Marked `@unchecked Sendable` because an `HDF5File` keeps its file handle for lazy reads;
+/// every use of `id` happens under `HDF5Library.locked`.
+final class HDF5Object: @unchecked Sendable {
+  let id: hid_t
+  /// False for the library's predefined types, which must not be closed.
+  private let owned: Bool
+
+  init(_ id: hid_t, owned: Bool = true) {
+    self.id = id
+    self.owned = owned
+  }
+
+  deinit {
+    guard owned else { return }
+    HDF5Library.locked {
+      // The corresponding C function is `H5Idec_ref`, which closes any kind of identifier.
+      if H5Iis_valid(id) > 0 {
+        _ = H5Idec_ref(id)
+      }
+    }
+  }
+}
