@@ -68,8 +68,8 @@ enum Precision: String, CaseIterable, CustomTestStringConvertible, Sendable {
   /// A relative tolerance for well-conditioned results, scaled by `factor` where the problem needs it.
   func tolerance(_ factor: Double = 1) -> Double {
     switch self {
-    case .float: 2e-5 * factor
-    case .double: 1e-12 * factor
+    case .float: 2e-7 * factor
+    case .double: 1e-13 * factor
     }
   }
 }
