@@ -8,7 +8,8 @@ import Testing
     let l = try a.cholesky()
     #expect(l[0, 0] == 2 && l[0, 1] == 0 && l[1, 0] == 1)
     #expect(l[1, 1].isApproximatelyEqual(to: 2.0.squareRoot(), relativeTolerance: 1e-15))
-    expectClose(try a.inverseSPD().elements, [0.375, -0.25, -0.25, 0.5], tolerance: 1e-15, "inverse")
+    expectClose(
+      try a.inverseSPD().elements, [0.375, -0.25, -0.25, 0.5], tolerance: 1e-15, "inverse")
     // [[4, 2], [2, 3]] x = [8, 7] has x = [1.25, 1.5].
     let x = try a.solveSPD(Matrix([[8], [7]]))
     expectClose(x.elements, [1.25, 1.5], tolerance: 1e-15, "solve")
@@ -59,7 +60,9 @@ import Testing
     }
   }
 
-  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ order: Int, _ precision: Precision) throws {
+  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ order: Int, _ precision: Precision)
+    throws
+  {
     let fixtures = try LinalgFixtures.shared()
     let a: Matrix<Scalar> = try fixtures.matrix("spd.\(order)")
     let tolerance = precision.tolerance(100)
@@ -79,6 +82,7 @@ import Testing
     }
 
     let b: Matrix<Scalar> = try fixtures.matrix("solve.\(order).b")
-    expectClose(try a.solveSPD(b), try fixtures.matrix("solve.\(order).x"), tolerance: tolerance, "X")
+    expectClose(
+      try a.solveSPD(b), try fixtures.matrix("solve.\(order).x"), tolerance: tolerance, "X")
   }
 }

@@ -36,7 +36,9 @@ import Testing
     }
   }
 
-  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ name: String, _ precision: Precision) throws {
+  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ name: String, _ precision: Precision)
+    throws
+  {
     let fixtures = try LinalgFixtures.shared()
     let input = name.hasPrefix("spd") ? "spd.\(name.dropFirst(3))" : "sym.\(name.dropFirst(3))"
     let a: Matrix<Scalar> = try fixtures.matrix(input)
@@ -52,7 +54,8 @@ import Testing
     #expect(distanceFromIdentity(try v.matmul(v, transposeSelf: true)) <= tolerance, "VᵀV")
     var scaled = v
     for j in 0..<v.columns { scaled.scaleColumn(j, by: result.eigenvalues[j]) }
-    expectClose(try scaled.matmul(v, transposeOther: true), a.asDouble, tolerance: tolerance, "V W Vᵀ")
+    expectClose(
+      try scaled.matmul(v, transposeOther: true), a.asDouble, tolerance: tolerance, "V W Vᵀ")
 
     if let expectedVectors: Matrix<Double> = try? fixtures.matrix("eigh.\(name).v") {
       // Each eigenvector is defined up to sign: align ours with numpy's before comparing.

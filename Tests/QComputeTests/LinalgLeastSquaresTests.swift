@@ -17,7 +17,8 @@ import Testing
     let a = try Matrix<Float>([[1, 1]])
     let b = try Matrix<Float>([[2]])
     expectClose(try Matrix.leastSquares(a, b).elements, [1, 1], tolerance: 1e-6, "gels")
-    expectClose(try Matrix.leastSquares(a, b, rcond: -1).solution.elements, [1, 1], tolerance: 1e-6, "gelsd")
+    expectClose(
+      try Matrix.leastSquares(a, b, rcond: -1).solution.elements, [1, 1], tolerance: 1e-6, "gelsd")
   }
 
   @Test func rowCountsMustAgree() {
@@ -28,9 +29,11 @@ import Testing
   }
 
   @Test func emptySystems() throws {
-    let x = try Matrix.leastSquares(Matrix<Double>(rows: 0, columns: 3), Matrix(rows: 0, columns: 2))
+    let x = try Matrix.leastSquares(
+      Matrix<Double>(rows: 0, columns: 3), Matrix(rows: 0, columns: 2))
     #expect(x == Matrix(rows: 3, columns: 2))
-    let y = try Matrix.leastSquares(Matrix<Double>(rows: 4, columns: 3), Matrix(rows: 4, columns: 0), rcond: -1)
+    let y = try Matrix.leastSquares(
+      Matrix<Double>(rows: 4, columns: 3), Matrix(rows: 4, columns: 0), rcond: -1)
     #expect(y.solution.rows == 3 && y.solution.columns == 0 && y.rank == 0)
   }
 
@@ -42,7 +45,9 @@ import Testing
     }
   }
 
-  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ shape: String, _ precision: Precision) throws {
+  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ shape: String, _ precision: Precision)
+    throws
+  {
     let fixtures = try LinalgFixtures.shared()
     let a: Matrix<Scalar> = try fixtures.matrix("g.\(shape)")
     let b: Matrix<Scalar> = try fixtures.matrix("lstsq.\(shape).b")
@@ -53,7 +58,8 @@ import Testing
     let svd = try Matrix.leastSquares(a, b, rcond: -1)
     expectClose(svd.solution, expected, tolerance: tolerance, "gelsd")
     #expect(svd.rank == Int(try fixtures.vector("lstsq.\(shape).rank")[0]))
-    expectClose(svd.singularValues, try fixtures.vector("svd.\(shape).s"), tolerance: tolerance, "s")
+    expectClose(
+      svd.singularValues, try fixtures.vector("svd.\(shape).s"), tolerance: tolerance, "s")
   }
 
   @Test(arguments: Precision.allCases)
@@ -64,7 +70,9 @@ import Testing
     }
   }
 
-  private func checkRankDeficient<Scalar: LinalgScalar>(_: Scalar.Type, _ precision: Precision) throws {
+  private func checkRankDeficient<Scalar: LinalgScalar>(_: Scalar.Type, _ precision: Precision)
+    throws
+  {
     let fixtures = try LinalgFixtures.shared()
     let a: Matrix<Scalar> = try fixtures.matrix("lstsq.rank3.a")
     let b: Matrix<Scalar> = try fixtures.matrix("lstsq.rank3.b")
@@ -72,7 +80,8 @@ import Testing
     #expect(solved.rank == 3)
     let tolerance = precision.tolerance(1000)
     expectClose(solved.solution, try fixtures.matrix("lstsq.rank3.x"), tolerance: tolerance, "x")
-    expectClose(solved.singularValues, try fixtures.vector("lstsq.rank3.s"), tolerance: tolerance, "s")
+    expectClose(
+      solved.singularValues, try fixtures.vector("lstsq.rank3.s"), tolerance: tolerance, "s")
   }
 
   @Test func gelsRefusesAnExactlySingularMatrix() throws {

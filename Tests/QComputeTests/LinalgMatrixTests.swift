@@ -16,7 +16,9 @@ import Testing
   }
 
   @Test func elementCountMustMatchShape() {
-    #expect(throws: ComputeError.self) { try Matrix<Float>(rows: 2, columns: 2, elements: [1, 2, 3]) }
+    #expect(throws: ComputeError.self) {
+      try Matrix<Float>(rows: 2, columns: 2, elements: [1, 2, 3])
+    }
   }
 
   @Test func subscriptWritesOneElement() {

@@ -54,7 +54,8 @@ import Testing
     try a.withUnsafeBufferPointer { a in
       try c.withUnsafeMutableBufferPointer { c in
         // A Aᵀ + C = [[14, 32], [32, 77]] + 1
-        try Linalg.gemm(a, rows: 2, columns: 3, a, rows: 2, columns: 3, transposeB: true, into: c, beta: 1)
+        try Linalg.gemm(
+          a, rows: 2, columns: 3, a, rows: 2, columns: 3, transposeB: true, into: c, beta: 1)
       }
     }
     #expect(c == [15, 33, 33, 78])
@@ -91,12 +92,17 @@ import Testing
     // The products run over up to 65 terms; allow for the accumulated rounding.
     let scaled = tolerance * 10
     expectClose(try a.matmul(b), expected, tolerance: scaled, "A B")
-    expectClose(try Matrix.matmul(a.transposed(), b, transposeA: true), expected, tolerance: scaled, "(Aᵀ)ᵀ B")
-    expectClose(try Matrix.matmul(a, b.transposed(), transposeB: true), expected, tolerance: scaled, "A (Bᵀ)ᵀ")
+    expectClose(
+      try Matrix.matmul(a.transposed(), b, transposeA: true), expected, tolerance: scaled, "(Aᵀ)ᵀ B"
+    )
+    expectClose(
+      try Matrix.matmul(a, b.transposed(), transposeB: true), expected, tolerance: scaled, "A (Bᵀ)ᵀ"
+    )
     let column = b.column(0)
     expectClose(try a.matvec(column), expected.column(0), tolerance: scaled, "A b")
     expectClose(
-      try a.transposed().matvec(column, transpose: true), expected.column(0), tolerance: scaled, "(Aᵀ)ᵀ b")
+      try a.transposed().matvec(column, transpose: true), expected.column(0), tolerance: scaled,
+      "(Aᵀ)ᵀ b")
     let gram: Matrix<Double> = try fixtures.matrix("gram.\(shape)")
     let ours = try a.gram()
     expectClose(ours, gram, tolerance: scaled, "XᵀX")

@@ -23,7 +23,9 @@ import Testing
     }
   }
 
-  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ shape: String, _ precision: Precision) throws {
+  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ shape: String, _ precision: Precision)
+    throws
+  {
     let fixtures = try LinalgFixtures.shared()
     let tolerance = precision.tolerance(100)
     for transposed in [false, true] {
@@ -34,14 +36,17 @@ import Testing
       let k = min(m, n)
       let qr = try a.thinQR()
       #expect(qr.q.rows == m && qr.q.columns == k && qr.r.rows == k && qr.r.columns == n)
-      #expect(distanceFromIdentity(try qr.q.matmul(qr.q, transposeSelf: true)) <= tolerance, "\(label) QᵀQ")
+      #expect(
+        distanceFromIdentity(try qr.q.matmul(qr.q, transposeSelf: true)) <= tolerance,
+        "\(label) QᵀQ")
       expectClose(try qr.q.matmul(qr.r), a.asDouble, tolerance: tolerance, "\(label) QR")
       for i in 0..<k {
         for j in 0..<i { #expect(qr.r[i, j] == 0, "\(label) R is upper triangular") }
       }
       if transposed { continue }
       let diagonal = (0..<k).map { abs(Double(qr.r[$0, $0])) }
-      expectClose(diagonal, try fixtures.vector("qr.\(shape).absdiag"), tolerance: tolerance, "|diag R|")
+      expectClose(
+        diagonal, try fixtures.vector("qr.\(shape).absdiag"), tolerance: tolerance, "|diag R|")
       if let expectedR: Matrix<Double> = try? fixtures.matrix("qr.\(shape).r") {
         let expectedQ: Matrix<Double> = try fixtures.matrix("qr.\(shape).q")
         // Q's columns and R's rows are defined up to a common sign: align with numpy's R.

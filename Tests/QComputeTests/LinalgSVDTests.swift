@@ -5,7 +5,9 @@ import Testing
   @Test func knownSingularValues() throws {
     // [[3, 0], [4, 5]]: AᵀA = [[25, 20], [20, 25]] has eigenvalues 45 and 5.
     let a = try Matrix<Double>([[3, 0], [4, 5]])
-    expectClose(try a.singularValues(), [Double(45).squareRoot(), Double(5).squareRoot()], tolerance: 1e-15, "s")
+    expectClose(
+      try a.singularValues(), [Double(45).squareRoot(), Double(5).squareRoot()], tolerance: 1e-15,
+      "s")
     // A rank-one 2 x 3 matrix: u vᵀ with |u| = sqrt 5, |v| = sqrt 14.
     let r = try Matrix<Float>([[1, 2, 3], [2, 4, 6]])
     expectClose(try r.singularValues(), [Double(70).squareRoot(), 0], tolerance: 1e-6, "rank one")
@@ -15,9 +17,11 @@ import Testing
   func emptyMatrix(rows: Int, columns: Int) throws {
     let a = Matrix<Double>(rows: rows, columns: columns)
     let thin = try a.svd()
-    #expect(thin.u.rows == rows && thin.u.columns == 0 && thin.vt.rows == 0 && thin.vt.columns == columns)
+    #expect(
+      thin.u.rows == rows && thin.u.columns == 0 && thin.vt.rows == 0 && thin.vt.columns == columns)
     let full = try a.svd(full: true)
-    #expect(full.u == .identity(rows) && full.vt == .identity(columns) && full.singularValues.isEmpty)
+    #expect(
+      full.u == .identity(rows) && full.vt == .identity(columns) && full.singularValues.isEmpty)
   }
 
   @Test(arguments: Precision.allCases, ["1x1", "7x5", "5x7", "64x65"])
@@ -28,7 +32,9 @@ import Testing
     }
   }
 
-  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ shape: String, _ precision: Precision) throws {
+  private func check<Scalar: LinalgScalar>(_: Scalar.Type, _ shape: String, _ precision: Precision)
+    throws
+  {
     let fixtures = try LinalgFixtures.shared()
     let a: Matrix<Scalar> = try fixtures.matrix("g.\(shape)")
     let (m, n) = (a.rows, a.columns)
@@ -47,7 +53,8 @@ import Testing
 
       // Uᵀ U = I, V Vᵀ = I, U S Vᵀ = A.
       #expect(distanceFromIdentity(try result.u.matmul(result.u, transposeSelf: true)) <= tolerance)
-      #expect(distanceFromIdentity(try result.vt.matmul(result.vt, transposeOther: true)) <= tolerance)
+      #expect(
+        distanceFromIdentity(try result.vt.matmul(result.vt, transposeOther: true)) <= tolerance)
       var us = Matrix<Scalar>(rows: m, columns: k)
       for i in 0..<m {
         for j in 0..<k { us[i, j] = result.u[i, j] * result.singularValues[j] }

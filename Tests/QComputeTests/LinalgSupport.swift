@@ -33,7 +33,9 @@ struct LinalgFixtures: Sendable {
     let raw = try Data(contentsOf: directory.appendingPathComponent("arrays.f64"))
     let values = raw.withUnsafeBytes { bytes in
       (0..<(bytes.count / 8)).map { index in
-        Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
+        Double(
+          bitPattern: UInt64(
+            littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
       }
     }
     return LinalgFixtures(entries: manifest.arrays, values: values)
@@ -47,7 +49,9 @@ struct LinalgFixtures: Sendable {
   }
 
   /// A 2-D fixture array as a matrix of `Scalar`.
-  func matrix<Scalar: LinalgScalar>(_ name: String, as _: Scalar.Type = Scalar.self) throws -> Matrix<Scalar> {
+  func matrix<Scalar: LinalgScalar>(_ name: String, as _: Scalar.Type = Scalar.self) throws
+    -> Matrix<Scalar>
+  {
     let (shape, values) = try array(name)
     try #require(shape.count == 2, "'\(name)' has shape \(shape)")
     return try Matrix(rows: shape[0], columns: shape[1], elements: values.map { Scalar($0) })
@@ -87,12 +91,15 @@ func expectClose(
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
   guard actual.count == expected.count else {
-    Issue.record("\(label): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+    Issue.record(
+      "\(label): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation
+    )
     return
   }
   let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
   let allowed = tolerance * magnitude(expected)
-  #expect(worst <= allowed, "\(label): max error \(worst) > \(allowed)", sourceLocation: sourceLocation)
+  #expect(
+    worst <= allowed, "\(label): max error \(worst) > \(allowed)", sourceLocation: sourceLocation)
 }
 
 func expectClose<Scalar: LinalgScalar>(
@@ -112,7 +119,9 @@ func expectClose<Scalar: LinalgScalar>(
   _ actual: [Scalar], _ expected: [Double], tolerance: Double, _ label: String,
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
-  expectClose(actual.map { Double($0) }, expected, tolerance: tolerance, label, sourceLocation: sourceLocation)
+  expectClose(
+    actual.map { Double($0) }, expected, tolerance: tolerance, label, sourceLocation: sourceLocation
+  )
 }
 
 extension Matrix {

@@ -52,7 +52,8 @@ extension Matrix {
   /// Throws unless the matrix is square.
   func requireSquare(_ operation: String) throws(ComputeError) {
     guard rows == columns else {
-      throw .shapeMismatch(operation: operation, detail: "expected a square matrix, got \(rows) x \(columns)")
+      throw .shapeMismatch(
+        operation: operation, detail: "expected a square matrix, got \(rows) x \(columns)")
     }
   }
 }

@@ -110,7 +110,8 @@ extension Float: LinalgScalar {
     n: Int32, k: Int32, alpha: Float, a: UnsafePointer<Float>?, lda: Int32, beta: Float,
     c: UnsafeMutablePointer<Float>?, ldc: Int32
   ) {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, cblasTranspose(transpose), n, k, alpha, a, lda, beta, c, ldc)
+    cblas_ssyrk(
+      CblasRowMajor, CblasUpper, cblasTranspose(transpose), n, k, alpha, a, lda, beta, c, ldc)
   }
 
   public static func _trsmLeftLower(
@@ -118,7 +119,8 @@ extension Float: LinalgScalar {
     b: UnsafeMutablePointer<Float>?, ldb: Int32
   ) {
     cblas_strsm(
-      CblasRowMajor, CblasLeft, CblasLower, cblasTranspose(transpose), CblasNonUnit, m, n, 1, a, lda,
+      CblasRowMajor, CblasLeft, CblasLower, cblasTranspose(transpose), CblasNonUnit, m, n, 1, a,
+      lda,
       b, ldb)
   }
 
@@ -224,7 +226,8 @@ extension Double: LinalgScalar {
     n: Int32, k: Int32, alpha: Double, a: UnsafePointer<Double>?, lda: Int32, beta: Double,
     c: UnsafeMutablePointer<Double>?, ldc: Int32
   ) {
-    cblas_dsyrk(CblasRowMajor, CblasUpper, cblasTranspose(transpose), n, k, alpha, a, lda, beta, c, ldc)
+    cblas_dsyrk(
+      CblasRowMajor, CblasUpper, cblasTranspose(transpose), n, k, alpha, a, lda, beta, c, ldc)
   }
 
   public static func _trsmLeftLower(
@@ -232,7 +235,8 @@ extension Double: LinalgScalar {
     b: UnsafeMutablePointer<Double>?, ldb: Int32
   ) {
     cblas_dtrsm(
-      CblasRowMajor, CblasLeft, CblasLower, cblasTranspose(transpose), CblasNonUnit, m, n, 1, a, lda,
+      CblasRowMajor, CblasLeft, CblasLower, cblasTranspose(transpose), CblasNonUnit, m, n, 1, a,
+      lda,
       b, ldb)
   }
 

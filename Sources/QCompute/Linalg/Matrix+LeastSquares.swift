@@ -121,7 +121,8 @@ extension Matrix {
   ) throws(ComputeError) {
     guard a.rows == b.rows else {
       throw .shapeMismatch(
-        operation: operation, detail: "A is \(a.rows) x \(a.columns), B is \(b.rows) x \(b.columns)")
+        operation: operation, detail: "A is \(a.rows) x \(a.columns), B is \(b.rows) x \(b.columns)"
+      )
     }
   }
 

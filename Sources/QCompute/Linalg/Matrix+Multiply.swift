@@ -7,8 +7,10 @@ public enum Linalg {
   /// - Throws: `ComputeError.shapeMismatch` when the shapes or buffer sizes disagree,
   ///   `ComputeError.dimensionTooLarge` when a dimension does not fit `Int32`.
   public static func gemm<Scalar: LinalgScalar>(
-    _ a: UnsafeBufferPointer<Scalar>, rows aRows: Int, columns aColumns: Int, transposeA: Bool = false,
-    _ b: UnsafeBufferPointer<Scalar>, rows bRows: Int, columns bColumns: Int, transposeB: Bool = false,
+    _ a: UnsafeBufferPointer<Scalar>, rows aRows: Int, columns aColumns: Int,
+    transposeA: Bool = false,
+    _ b: UnsafeBufferPointer<Scalar>, rows bRows: Int, columns bColumns: Int,
+    transposeB: Bool = false,
     into c: UnsafeMutableBufferPointer<Scalar>, alpha: Scalar = 1, beta: Scalar = 0
   ) throws(ComputeError) {
     let operation = "gemm"
@@ -22,7 +24,9 @@ public enum Linalg {
     else {
       throw .shapeMismatch(
         operation: operation,
-        detail: "buffers of \(a.count) and \(b.count) elements for \(aRows) x \(aColumns) and \(bRows) x \(bColumns)")
+        detail:
+          "buffers of \(a.count) and \(b.count) elements for \(aRows) x \(aColumns) and \(bRows) x \(bColumns)"
+      )
     }
     guard k == kB else {
       throw .shapeMismatch(
@@ -56,7 +60,8 @@ extension Matrix {
   ) throws(ComputeError) -> Matrix {
     var result = Matrix(
       rows: transposeA ? a.columns : a.rows, columns: transposeB ? b.rows : b.columns)
-    try result.addProduct(a, b, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: 0)
+    try result.addProduct(
+      a, b, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: 0)
     return result
   }
 
@@ -81,7 +86,8 @@ extension Matrix {
     guard rows == expectedRows, columns == expectedColumns else {
       throw .shapeMismatch(
         operation: "matmul",
-        detail: "result is \(rows) x \(columns), op(A) op(B) is \(expectedRows) x \(expectedColumns)")
+        detail:
+          "result is \(rows) x \(columns), op(A) op(B) is \(expectedRows) x \(expectedColumns)")
     }
     try a.storage.withUnsafeBufferPointer { (aBuffer) throws(ComputeError) in
       try b.storage.withUnsafeBufferPointer { (bBuffer) throws(ComputeError) in
@@ -103,7 +109,9 @@ extension Matrix {
     guard x.count == inputLength else {
       throw .shapeMismatch(
         operation: operation,
-        detail: "vector of \(x.count) elements for a \(transpose ? "transposed " : "")\(rows) x \(columns) matrix")
+        detail:
+          "vector of \(x.count) elements for a \(transpose ? "transposed " : "")\(rows) x \(columns) matrix"
+      )
     }
     var y = [Scalar](repeating: 0, count: outputLength)
     if isEmpty { return y }
