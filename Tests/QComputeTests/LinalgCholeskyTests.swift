@@ -7,7 +7,7 @@ import Testing
     let a = try Matrix<Double>([[4, 2], [2, 3]])
     let l = try a.cholesky()
     #expect(l[0, 0] == 2 && l[0, 1] == 0 && l[1, 0] == 1)
-    #expect(l[1, 1].isApproximatelyEqual(to: 2.0.squareRoot(), relativeTolerance: 1e-15))
+    #expect(l[1, 1].isClose(to: 2.0.squareRoot(), relativeTolerance: 1e-15))
     expectClose(
       try a.inverseSPD().elements, [0.375, -0.25, -0.25, 0.5], tolerance: 1e-15, "inverse")
     // [[4, 2], [2, 3]] x = [8, 7] has x = [1.25, 1.5].

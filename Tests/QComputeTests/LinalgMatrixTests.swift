@@ -52,13 +52,13 @@ import Testing
 
   @Test func frobeniusNormDoesNotOverflow() throws {
     let m = try Matrix<Float>([[3e30, 4e30]])
-    #expect(m.frobeniusNorm.isApproximatelyEqual(to: 5e30, relativeTolerance: 1e-6))
+    #expect(m.frobeniusNorm.isClose(to: 5e30, relativeTolerance: 1e-6))
   }
 }
 
 extension BinaryFloatingPoint {
   /// `|self - other| <= relativeTolerance * max(|self|, |other|)`.
-  func isApproximatelyEqual(to other: Self, relativeTolerance: Self) -> Bool {
+  func isClose(to other: Self, relativeTolerance: Self) -> Bool {
     abs(self - other) <= relativeTolerance * Swift.max(abs(self), abs(other))
   }
 }
