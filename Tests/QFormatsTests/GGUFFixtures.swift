@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import QFormats
 
 /// Locates and decodes the fixtures written by `Fixtures/make_gguf_fixtures.py`.
@@ -12,12 +13,22 @@ enum GGUFFixtures {
 
   static func expected(_ name: String) throws -> GGUFExpectedFile {
     let data = try Data(contentsOf: directory.appending(path: name + ".json"))
-    return try JSONDecoder().decode(GGUFExpectedFile.self, from: data)
+    return try decoder.decode(GGUFExpectedFile.self, from: data)
+  }
+
+  /// The script writes snake_case keys.
+  static var decoder: JSONDecoder {
+    let decoder = JSONDecoder()
+    decoder.keyDecodingStrategy = .convertFromSnakeCase
+    return decoder
   }
 
   /// The malformed files and the substring each one's error must contain.
   static func malformedCases() -> [GGUFMalformedCase] {
-    guard let text = try? String(contentsOf: directory.appending(path: "malformed.tsv"), encoding: .utf8) else {
+    guard
+      let text = try? String(
+        contentsOf: directory.appending(path: "malformed.tsv"), encoding: .utf8)
+    else {
       return []
     }
     return text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
@@ -48,8 +59,8 @@ struct GGUFMalformedCase: Sendable, CustomTestStringConvertible {
 struct GGUFExpectedFile: Decodable {
   var version: UInt32
   var alignment: Int
-  var data_start: Int
-  var file_size: Int
+  var dataStart: Int
+  var fileSize: Int
   var kvs: [GGUFExpectedKV]
   var tensors: [GGUFExpectedTensor]
 }
@@ -62,9 +73,9 @@ struct GGUFExpectedKV: Decodable {
 struct GGUFExpectedTensor: Decodable {
   var name: String
   var type: String
-  var type_id: UInt32
+  var typeId: UInt32
   var shape: [Int]
-  var byte_count: Int
+  var byteCount: Int
   var offset: Int
   var hex: String
 }
@@ -72,15 +83,15 @@ struct GGUFExpectedTensor: Decodable {
 struct GGUFTypeRow: Decodable {
   var name: String
   var id: UInt32
-  var block_size: Int
-  var bytes_per_block: Int
+  var blockSize: Int
+  var bytesPerBlock: Int
 }
 
 /// A metadata value as the fixture script spells it: integers as decimal strings, floats as bits.
 struct GGUFJSONValue: Decodable {
   var value: GGUFValue
 
-  enum Keys: String, CodingKey { case type, value, bits, element_type, items }
+  enum Keys: String, CodingKey { case type, value, bits, elementType, items }
 
   struct Unexpected: Error { var what: String }
 
@@ -109,11 +120,12 @@ struct GGUFJSONValue: Decodable {
     case "bool": value = .bool(try c.decode(Bool.self, forKey: .value))
     case "string": value = .string(try c.decode(String.self, forKey: .value))
     case "array":
-      let elementName = try c.decode(String.self, forKey: .element_type)
+      let elementName = try c.decode(String.self, forKey: .elementType)
       guard let elementType = GGUFValueType.allCases.first(where: { $0.name == elementName }) else {
         throw Unexpected(what: "element type \(elementName)")
       }
-      value = .array(elementType: elementType, try c.decode([GGUFJSONValue].self, forKey: .items).map(\.value))
+      value = .array(
+        elementType: elementType, try c.decode([GGUFJSONValue].self, forKey: .items).map(\.value))
     default: throw Unexpected(what: type)
     }
   }
@@ -134,7 +146,8 @@ extension GGUFValue {
 
 /// A fresh directory for files the writer tests create, removed by the caller.
 func makeGGUFScratchDirectory() throws -> URL {
-  let url = FileManager.default.temporaryDirectory.appending(path: "gguf-tests-\(UUID().uuidString)")
+  let url = FileManager.default.temporaryDirectory.appending(
+    path: "gguf-tests-\(UUID().uuidString)")
   try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
   return url
 }

@@ -1,17 +1,18 @@
 import Foundation
 import Testing
+
 @testable import QFormats
 
 @Suite struct GGUFReaderTests {
   @Test func typeTableMatchesGGML() throws {
     let data = try Data(contentsOf: GGUFFixtures.directory.appending(path: "ggml_types.json"))
-    let rows = try JSONDecoder().decode([GGUFTypeRow].self, from: data)
+    let rows = try GGUFFixtures.decoder.decode([GGUFTypeRow].self, from: data)
     #expect(rows.count == GGMLType.allCases.count)
     for row in rows {
       let type = try #require(GGMLType(rawValue: row.id), "ggml type \(row.name)")
       #expect(type.name == row.name)
-      #expect(type.blockSize == row.block_size, "\(row.name)")
-      #expect(type.bytesPerBlock == row.bytes_per_block, "\(row.name)")
+      #expect(type.blockSize == row.blockSize, "\(row.name)")
+      #expect(type.bytesPerBlock == row.bytesPerBlock, "\(row.name)")
       #expect(GGMLType(name: row.name) == type)
     }
   }
@@ -22,22 +23,23 @@ import Testing
     let file = try GGUFFile(path: GGUFFixtures.path(name + ".gguf"))
     #expect(file.version == expected.version)
     #expect(file.alignment == expected.alignment)
-    #expect(file.dataStart == expected.data_start)
-    #expect(file.fileSize == expected.file_size)
+    #expect(file.dataStart == expected.dataStart)
+    #expect(file.fileSize == expected.fileSize)
 
     #expect(file.keyValues.map(\.key) == expected.kvs.map(\.key))
     for (actual, wanted) in zip(file.keyValues, expected.kvs) {
-      #expect(actual.value.isBitwiseEqual(to: wanted.value.value), "key \(wanted.key): \(actual.value)")
+      #expect(
+        actual.value.isBitwiseEqual(to: wanted.value.value), "key \(wanted.key): \(actual.value)")
       #expect(file.values[wanted.key]?.isBitwiseEqual(to: wanted.value.value) == true)
       #expect(file.metadata[wanted.key] == wanted.value.value.rendered)
     }
 
     #expect(file.allTensors.map(\.name) == expected.tensors.map(\.name))
     for (actual, wanted) in zip(file.allTensors, expected.tensors) {
-      #expect(actual.type.rawValue == wanted.type_id, "\(wanted.name)")
+      #expect(actual.type.rawValue == wanted.typeId, "\(wanted.name)")
       #expect(actual.type.name == wanted.type)
       #expect(actual.shape == wanted.shape, "\(wanted.name)")
-      #expect(actual.byteCount == wanted.byte_count, "\(wanted.name)")
+      #expect(actual.byteCount == wanted.byteCount, "\(wanted.name)")
       #expect(actual.offset == wanted.offset, "\(wanted.name)")
       let bytes = try file.withRawBytes(of: wanted.name) { Array($0) }
       #expect(bytes == GGUFFixtures.bytes(hex: wanted.hex), "\(wanted.name)")
@@ -50,9 +52,11 @@ import Testing
       let wanted = try #require(expected.tensors.first { $0.name == info.name })
       #expect(info.dtype == GGMLType(name: wanted.type)?.dtype)
       #expect(info.shape == wanted.shape)
-      #expect(info.byteCount == wanted.byte_count)
+      #expect(info.byteCount == wanted.byteCount)
     }
-    #expect(file.quantizedTensors.map(\.name) == expected.tensors.filter { GGMLType(name: $0.type)?.dtype == nil }.map(\.name))
+    #expect(
+      file.quantizedTensors.map(\.name)
+        == expected.tensors.filter { GGMLType(name: $0.type)?.dtype == nil }.map(\.name))
   }
 
   @Test func quantizedTensorsAreSeparate() throws {
@@ -76,9 +80,14 @@ import Testing
     #expect(file.metadata["test.array_long"] == "[20 x i32]")
     #expect(file.metadata["test.array_string"] == #"["a", "ü", "", "<0x0A>"]"#)
     #expect(file.metadata["test.nested"] == "[[1, 2], [3], [[4.5], [5.5, 6.5]]]")
-    #expect(file.values["test.nested_strings"]
-      == .array(elementType: .array, [.array(elementType: .string, [.string("x"), .string("ÿ")]),
-                                      .array(elementType: .string, [.string("z")])]))
+    #expect(
+      file.values["test.nested_strings"]
+        == .array(
+          elementType: .array,
+          [
+            .array(elementType: .string, [.string("x"), .string("ÿ")]),
+            .array(elementType: .string, [.string("z")]),
+          ]))
   }
 
   @Test func emptyTensorHasNoBytes() throws {
@@ -115,7 +124,10 @@ import Testing
   }
 
   @Test func rejectsDirectoriesAndMissingFiles() {
-    #expect(throws: GGUFError.badHeader(path: GGUFFixtures.path("malformed"), defect: "is not a regular file")) {
+    #expect(
+      throws: GGUFError.badHeader(
+        path: GGUFFixtures.path("malformed"), defect: "is not a regular file")
+    ) {
       try GGUFFile(path: GGUFFixtures.path("malformed"))
     }
     #expect(throws: GGUFError.system(path: "/nonexistent/x.gguf", call: "open", errno: ENOENT)) {

@@ -1,12 +1,14 @@
 import Foundation
 import Testing
+
 @testable import QFormats
 
 @Suite struct GGUFWriterTests {
   /// Writes the plan described by a fixture's JSON with our writer.
   private func write(_ expected: GGUFExpectedFile, to path: String) throws {
     let plan = try expected.tensors.map { tensor in
-      GGUFTensorPlan(name: tensor.name, type: try #require(GGMLType(name: tensor.type)), shape: tensor.shape)
+      GGUFTensorPlan(
+        name: tensor.name, type: try #require(GGMLType(name: tensor.type)), shape: tensor.shape)
     }
     let writer = try GGUFWriter(
       path: path, kvs: expected.kvs.map { ($0.key, $0.value.value) }, tensors: plan)
@@ -39,7 +41,9 @@ import Testing
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appending(path: "q.gguf").path
     let q8 = [UInt8](repeating: 0x11, count: 2 * 34)
-    let f32 = (0..<3).flatMap { i in withUnsafeBytes(of: Float(i).bitPattern.littleEndian, Array.init) }
+    let f32 = (0..<3).flatMap { i in
+      withUnsafeBytes(of: Float(i).bitPattern.littleEndian, Array.init)
+    }
     let writer = try GGUFWriter(
       path: path, kvs: [("general.architecture", .string("llama"))],
       tensors: [
@@ -52,7 +56,10 @@ import Testing
     try writer.finish()
 
     let file = try GGUFFile(path: path)
-    #expect(file.keyValues.map(\.key) == ["general.architecture", "general.alignment", "general.quantization_version"])
+    #expect(
+      file.keyValues.map(\.key) == [
+        "general.architecture", "general.alignment", "general.quantization_version",
+      ])
     #expect(file.values["general.alignment"] == .uint32(128))
     #expect(file.values["general.quantization_version"] == .uint32(2))
     #expect(file.alignment == 128)
@@ -84,11 +91,14 @@ import Testing
     let path = directory.appending(path: "bad.gguf").path
     for shape in [[2, 33], [32, 2], []] {
       #expect(throws: GGUFError.self) {
-        try GGUFWriter(path: path, kvs: [], tensors: [GGUFTensorPlan(name: "w", type: .q4_0, shape: shape)])
+        try GGUFWriter(
+          path: path, kvs: [], tensors: [GGUFTensorPlan(name: "w", type: .q4_0, shape: shape)])
       }
     }
     #expect(throws: GGUFError.self) {
-      try GGUFWriter(path: path, kvs: [], tensors: [GGUFTensorPlan(name: "w", type: .f32, shape: [1, 1, 1, 1, 1])])
+      try GGUFWriter(
+        path: path, kvs: [],
+        tensors: [GGUFTensorPlan(name: "w", type: .f32, shape: [1, 1, 1, 1, 1])])
     }
     #expect(try contents(directory).isEmpty)
   }
@@ -104,8 +114,10 @@ import Testing
     #expect(throws: GGUFError.badPlan(path: path, defect: "tensor 'f' appears twice")) {
       try GGUFWriter(path: path, kvs: [], tensors: [f, f])
     }
-    #expect(throws: GGUFError.badPlan(path: path, defect: "key 'a' is an array of u8 holding a i8")) {
-      try GGUFWriter(path: path, kvs: [("a", .array(elementType: .uint8, [.uint8(1), .int8(2)]))], tensors: [])
+    #expect(throws: GGUFError.badPlan(path: path, defect: "key 'a' is an array of u8 holding a i8"))
+    {
+      try GGUFWriter(
+        path: path, kvs: [("a", .array(elementType: .uint8, [.uint8(1), .int8(2)]))], tensors: [])
     }
     #expect(throws: GGUFError.badPlan(path: path, defect: "alignment 48 is not a power of 2")) {
       try GGUFWriter(path: path, kvs: [], tensors: [], alignment: 48)
@@ -121,23 +133,32 @@ import Testing
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appending(path: "out.gguf").path
     try Data("old".utf8).write(to: URL(fileURLWithPath: path))
-    let plan = [GGUFTensorPlan(name: "a", type: .f16, shape: [2]), GGUFTensorPlan(name: "b", type: .f16, shape: [1])]
+    let plan = [
+      GGUFTensorPlan(name: "a", type: .f16, shape: [2]),
+      GGUFTensorPlan(name: "b", type: .f16, shape: [1]),
+    ]
 
     let wrongSize = try GGUFWriter(path: path, kvs: [], tensors: plan)
     #expect(try contents(directory) == [".out.gguf.tmp-\(getpid())", "out.gguf"])
-    #expect(throws: GGUFError.badPlan(path: path, defect: "tensor 'a' has 3 bytes, F16 [2] needs 4")) {
+    #expect(
+      throws: GGUFError.badPlan(path: path, defect: "tensor 'a' has 3 bytes, F16 [2] needs 4")
+    ) {
       try wrongSize.append(name: "a", bytes: [1, 2, 3])
     }
     #expect(try contents(directory) == ["out.gguf"])
     #expect(throws: GGUFError.self) { try wrongSize.finish() }
 
     let wrongOrder = try GGUFWriter(path: path, kvs: [], tensors: plan)
-    #expect(throws: GGUFError.badPlan(path: path, defect: "tensor 'b' appended where the plan has 'a'")) {
+    #expect(
+      throws: GGUFError.badPlan(path: path, defect: "tensor 'b' appended where the plan has 'a'")
+    ) {
       try wrongOrder.append(name: "b", bytes: [1, 2])
     }
     let early = try GGUFWriter(path: path, kvs: [], tensors: plan)
     try early.append(name: "a", bytes: [1, 2, 3, 4])
-    #expect(throws: GGUFError.badPlan(path: path, defect: "finished after 1 of 2 tensors, next is 'b'")) {
+    #expect(
+      throws: GGUFError.badPlan(path: path, defect: "finished after 1 of 2 tensors, next is 'b'")
+    ) {
       try early.finish()
     }
     #expect(try contents(directory) == ["out.gguf"])
@@ -149,7 +170,8 @@ import Testing
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appending(path: "out.gguf").path
     do {
-      let writer = try GGUFWriter(path: path, kvs: [], tensors: [GGUFTensorPlan(name: "a", type: .i8, shape: [1])])
+      let writer = try GGUFWriter(
+        path: path, kvs: [], tensors: [GGUFTensorPlan(name: "a", type: .i8, shape: [1])])
       try writer.append(name: "a", bytes: [7])
       #expect(try contents(directory).count == 1)
     }
@@ -166,7 +188,12 @@ import Testing
       ("bool", .bool(true)), ("string", .string("ünïcödé")), ("u64", .uint64(.max)),
       ("i64", .int64(.min)), ("f64", .float64(.pi)),
       ("empty", .array(elementType: .float64, [])),
-      ("nested", .array(elementType: .array, [.array(elementType: .uint16, [.uint16(1)]), .array(elementType: .bool, [])])),
+      (
+        "nested",
+        .array(
+          elementType: .array,
+          [.array(elementType: .uint16, [.uint16(1)]), .array(elementType: .bool, [])])
+      ),
     ]
     let writer = try GGUFWriter(path: path, kvs: kvs, tensors: [])
     try writer.finish()

@@ -45,7 +45,8 @@ struct GGUFCursor {
 
   mutating func take(_ count: Int, _ context: GGUFContext) throws -> UnsafeRawBufferPointer {
     guard count <= remaining else {
-      throw GGUFError.truncated(path: path, what: context.label, offset: offset, fileSize: bytes.count)
+      throw GGUFError.truncated(
+        path: path, what: context.label, offset: offset, fileSize: bytes.count)
     }
     let slice = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
     offset += count
@@ -66,7 +67,8 @@ struct GGUFCursor {
     let raw = try u64(context)
     guard raw <= UInt64(remaining / max(minimumSize, 1)) else {
       throw context.error(
-        path, "has \(what) \(raw) beyond the end of the file (offset \(start), file size \(bytes.count))")
+        path,
+        "has \(what) \(raw) beyond the end of the file (offset \(start), file size \(bytes.count))")
     }
     return Int(raw)
   }
@@ -95,7 +97,9 @@ struct GGUFCursor {
   }
 
   /// One metadata value of `type`; string values that are not UTF-8 are repaired, not rejected.
-  mutating func value(of type: GGUFValueType, _ context: GGUFContext, depth: Int = 0) throws -> GGUFValue {
+  mutating func value(of type: GGUFValueType, _ context: GGUFContext, depth: Int = 0) throws
+    -> GGUFValue
+  {
     switch type {
     case .uint8: return .uint8(try scalar(UInt8.self, context))
     case .int8: return .int8(try scalar(Int8.self, context))

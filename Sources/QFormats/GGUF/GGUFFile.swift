@@ -45,7 +45,9 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
     guard fd >= 0 else { throw GGUFError.system(path: path, call: "open", errno: errno) }
     defer { close(fd) }
     var info = stat()
-    guard fstat(fd, &info) == 0 else { throw GGUFError.system(path: path, call: "fstat", errno: errno) }
+    guard fstat(fd, &info) == 0 else {
+      throw GGUFError.system(path: path, call: "fstat", errno: errno)
+    }
     guard (info.st_mode & S_IFMT) == S_IFREG else {
       throw GGUFError.badHeader(path: path, defect: "is not a regular file")
     }
@@ -72,7 +74,8 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
     }
     base = mapped
     fileSize = size
-    values = Dictionary(keyValues.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+    values = Dictionary(
+      keyValues.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
     metadata = values.mapValues(\.rendered)
     tensors = allTensors.compactMap { tensor in
       tensor.type.dtype.map { TensorInfo(name: tensor.name, dtype: $0, shape: tensor.shape) }
@@ -93,11 +96,16 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
 
   /// Calls `body` with the tensor's raw bytes as stored (little-endian elements, or whole blocks
   /// for quantized types); the buffer is valid only inside `body`.
-  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-    guard let index = indexByName[name] else { throw GGUFError.noSuchTensor(path: location, tensor: name) }
+  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws
+    -> R
+  {
+    guard let index = indexByName[name] else {
+      throw GGUFError.noSuchTensor(path: location, tensor: name)
+    }
     let tensor = allTensors[index]
     // Ranges were checked against the file size when the header was parsed.
     let start = base.map { $0 + dataStart + tensor.offset }
-    return try body(UnsafeRawBufferPointer(start: tensor.byteCount == 0 ? nil : start, count: tensor.byteCount))
+    return try body(
+      UnsafeRawBufferPointer(start: tensor.byteCount == 0 ? nil : start, count: tensor.byteCount))
   }
 }

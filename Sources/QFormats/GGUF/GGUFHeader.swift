@@ -25,19 +25,27 @@ struct GGUFHeader {
         throw GGUFError.badHeader(
           path: path, defect: "is a big-endian GGUF file, only little-endian files are supported")
       }
-      throw GGUFError.badHeader(path: path, defect: "has unsupported GGUF version \(version) (2 and 3 are supported)")
+      throw GGUFError.badHeader(
+        path: path, defect: "has unsupported GGUF version \(version) (2 and 3 are supported)")
     }
     let tensorCount = try cursor.u64(.header)
     let entryCount = try cursor.u64(.header)
     let left = UInt64(cursor.remaining)
     guard entryCount <= left / UInt64(Self.minimumEntrySize) else {
       throw GGUFError.badHeader(
-        path: path, defect: "declares \(entryCount) metadata entries, more than the \(left) bytes after the header can hold")
+        path: path,
+        defect:
+          "declares \(entryCount) metadata entries, more than the \(left) bytes after the header can hold"
+      )
     }
-    guard tensorCount <= (left - entryCount * UInt64(Self.minimumEntrySize)) / UInt64(Self.minimumTensorInfoSize)
+    guard
+      tensorCount <= (left - entryCount * UInt64(Self.minimumEntrySize))
+        / UInt64(Self.minimumTensorInfoSize)
     else {
       throw GGUFError.badHeader(
-        path: path, defect: "declares \(tensorCount) tensors, more than the \(left) bytes after the header can hold")
+        path: path,
+        defect:
+          "declares \(tensorCount) tensors, more than the \(left) bytes after the header can hold")
     }
 
     var keyValues: [(key: String, value: GGUFValue)] = []
@@ -58,7 +66,8 @@ struct GGUFHeader {
       guard case .uint32(let value) = entry.value, value > 0, value & (value - 1) == 0 else {
         throw GGUFError.badKey(
           path: path, key: entry.key,
-          defect: "must be a u32 power of 2, found \(entry.value.type.name) \(entry.value.rendered)")
+          defect: "must be a u32 power of 2, found \(entry.value.type.name) \(entry.value.rendered)"
+        )
       }
       alignment = Int(value)
     }
@@ -75,26 +84,31 @@ struct GGUFHeader {
       let dimensionCount = try cursor.u32(context)
       guard dimensionCount <= Self.maximumDimensions else {
         throw GGUFError.badTensor(
-          path: path, tensor: name, defect: "has n_dims \(dimensionCount), more than \(Self.maximumDimensions)")
+          path: path, tensor: name,
+          defect: "has n_dims \(dimensionCount), more than \(Self.maximumDimensions)")
       }
       var ne: [Int] = []
       for _ in 0..<Int(dimensionCount) {
         let raw = try cursor.u64(context)
         guard raw <= UInt64(Int64.max) else {
-          throw GGUFError.badTensor(path: path, tensor: name, defect: "has dimension \(raw), too large")
+          throw GGUFError.badTensor(
+            path: path, tensor: name, defect: "has dimension \(raw), too large")
         }
         ne.append(Int(raw))
       }
       let rawType = try cursor.u32(context)
       guard let type = GGMLType(rawValue: rawType) else {
-        throw GGUFError.badTensor(path: path, tensor: name, defect: "has unknown ggml type \(rawType)")
+        throw GGUFError.badTensor(
+          path: path, tensor: name, defect: "has unknown ggml type \(rawType)")
       }
       let shape = Array(ne.reversed())
       guard let byteCount = type.byteCount(shape: shape) else {
         if let rowLength = ne.first, rowLength % type.blockSize != 0 {
           throw GGUFError.badTensor(
             path: path, tensor: name,
-            defect: "has row length \(rowLength), not a multiple of the \(type.name) block size \(type.blockSize)")
+            defect:
+              "has row length \(rowLength), not a multiple of the \(type.name) block size \(type.blockSize)"
+          )
         }
         throw GGUFError.badTensor(
           path: path, tensor: name, defect: "has dimensions \(ne) whose size overflows")
@@ -106,9 +120,12 @@ struct GGUFHeader {
       }
       guard rawOffset <= UInt64(bytes.count) else {
         throw GGUFError.badTensor(
-          path: path, tensor: name, defect: "has offset \(rawOffset) past the end of the file (file size \(bytes.count))")
+          path: path, tensor: name,
+          defect: "has offset \(rawOffset) past the end of the file (file size \(bytes.count))")
       }
-      tensors.append(GGUFTensorInfo(name: name, type: type, shape: shape, byteCount: byteCount, offset: Int(rawOffset)))
+      tensors.append(
+        GGUFTensorInfo(
+          name: name, type: type, shape: shape, byteCount: byteCount, offset: Int(rawOffset)))
     }
 
     // The data section starts at the next multiple of the alignment; a file without tensors
@@ -123,12 +140,14 @@ struct GGUFHeader {
       guard !overflowStart, !overflowEnd, end <= bytes.count else {
         throw GGUFError.badTensor(
           path: path, tensor: tensor.name,
-          defect: "has data at offset \(tensor.offset) + \(tensor.byteCount) bytes past the end of the file "
+          defect:
+            "has data at offset \(tensor.offset) + \(tensor.byteCount) bytes past the end of the file "
             + "(data section starts at \(dataStart), file size \(bytes.count))")
       }
     }
     let byOffset = tensors.filter { $0.byteCount > 0 }.sorted { $0.offset < $1.offset }
-    for (previous, next) in zip(byOffset, byOffset.dropFirst()) where next.offset < previous.offset + previous.byteCount {
+    for (previous, next) in zip(byOffset, byOffset.dropFirst())
+    where next.offset < previous.offset + previous.byteCount {
       throw GGUFError.badTensor(
         path: path, tensor: next.name,
         defect: "has data at offset \(next.offset) overlapping tensor '\(previous.name)' "

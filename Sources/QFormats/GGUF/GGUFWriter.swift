@@ -45,7 +45,8 @@ public final class GGUFWriter {
   ///   - alignment: Data alignment, a power of 2; a `general.alignment` entry in `kvs` wins.
   /// - Throws: `GGUFError.badPlan` for an unwritable plan, `GGUFError.system` for I/O failures.
   public init(
-    path: String, kvs: [(key: String, value: GGUFValue)], tensors: [GGUFTensorPlan], alignment: Int = 32
+    path: String, kvs: [(key: String, value: GGUFValue)], tensors: [GGUFTensorPlan],
+    alignment: Int = 32
   ) throws {
     self.path = path
     self.tensors = tensors
@@ -62,7 +63,8 @@ public final class GGUFWriter {
     var effectiveAlignment = alignment
     if let entry = kvs.first(where: { $0.key == GGUFFile.alignmentKey }) {
       guard case .uint32(let value) = entry.value else {
-        throw GGUFError.badPlan(path: path, defect: "key '\(entry.key)' must be a u32, not \(entry.value.type.name)")
+        throw GGUFError.badPlan(
+          path: path, defect: "key '\(entry.key)' must be a u32, not \(entry.value.type.name)")
       }
       effectiveAlignment = Int(value)
     } else if alignment != GGUFFile.defaultAlignment, let value = UInt32(exactly: alignment) {
@@ -71,7 +73,8 @@ public final class GGUFWriter {
     guard effectiveAlignment > 0, effectiveAlignment <= Int(UInt32.max),
       effectiveAlignment & (effectiveAlignment - 1) == 0
     else {
-      throw GGUFError.badPlan(path: path, defect: "alignment \(effectiveAlignment) is not a power of 2")
+      throw GGUFError.badPlan(
+        path: path, defect: "alignment \(effectiveAlignment) is not a power of 2")
     }
     self.alignment = effectiveAlignment
     if tensors.contains(where: { $0.type.isBlockQuantized }),
@@ -89,19 +92,23 @@ public final class GGUFWriter {
       }
       guard tensor.shape.count <= GGUFHeader.maximumDimensions else {
         throw GGUFError.badPlan(
-          path: path, defect: "tensor '\(tensor.name)' has \(tensor.shape.count) dimensions, more than 4")
+          path: path,
+          defect: "tensor '\(tensor.name)' has \(tensor.shape.count) dimensions, more than 4")
       }
       guard let count = tensor.type.byteCount(shape: tensor.shape) else {
         throw GGUFError.badPlan(
           path: path,
-          defect: "tensor '\(tensor.name)' of shape \(tensor.shape) cannot be stored as \(tensor.type.name) "
-            + "(row length must be a multiple of \(tensor.type.blockSize), dimensions non-negative)")
+          defect:
+            "tensor '\(tensor.name)' of shape \(tensor.shape) cannot be stored as \(tensor.type.name) "
+            + "(row length must be a multiple of \(tensor.type.blockSize), dimensions non-negative)"
+        )
       }
       byteCounts.append(count)
     }
     self.byteCounts = byteCounts
 
-    let header = GGUFWriter.header(keyValues: keyValues, tensors: tensors, byteCounts: byteCounts, alignment: effectiveAlignment)
+    let header = GGUFWriter.header(
+      keyValues: keyValues, tensors: tensors, byteCounts: byteCounts, alignment: effectiveAlignment)
 
     let slash = path.lastIndex(of: "/")
     let directory = slash.map { String(path[...$0]) } ?? ""
@@ -123,19 +130,25 @@ public final class GGUFWriter {
   /// Appends the next tensor's data; `name` must be the next tensor of the plan and `bytes`
   /// exactly its size (whole blocks for quantized types).
   public func append(name: String, bytes: UnsafeRawBufferPointer) throws {
-    guard !done, fd >= 0 else { throw GGUFError.badPlan(path: path, defect: "writer is already closed") }
+    guard !done, fd >= 0 else {
+      throw GGUFError.badPlan(path: path, defect: "writer is already closed")
+    }
     do {
       guard nextTensor < tensors.count else {
-        throw GGUFError.badPlan(path: path, defect: "tensor '\(name)' is not in the plan (all \(tensors.count) written)")
+        throw GGUFError.badPlan(
+          path: path, defect: "tensor '\(name)' is not in the plan (all \(tensors.count) written)")
       }
       let planned = tensors[nextTensor]
       guard planned.name == name else {
-        throw GGUFError.badPlan(path: path, defect: "tensor '\(name)' appended where the plan has '\(planned.name)'")
+        throw GGUFError.badPlan(
+          path: path, defect: "tensor '\(name)' appended where the plan has '\(planned.name)'")
       }
       guard bytes.count == byteCounts[nextTensor] else {
         throw GGUFError.badPlan(
           path: path,
-          defect: "tensor '\(name)' has \(bytes.count) bytes, \(planned.type.name) \(planned.shape) needs \(byteCounts[nextTensor])")
+          defect:
+            "tensor '\(name)' has \(bytes.count) bytes, \(planned.type.name) \(planned.shape) needs \(byteCounts[nextTensor])"
+        )
       }
       try write(bytes)
       try writePadding(after: bytes.count)
@@ -153,17 +166,28 @@ public final class GGUFWriter {
 
   /// Syncs the file to disk and renames it over the destination.
   public func finish() throws {
-    guard !done, fd >= 0 else { throw GGUFError.badPlan(path: path, defect: "writer is already closed") }
+    guard !done, fd >= 0 else {
+      throw GGUFError.badPlan(path: path, defect: "writer is already closed")
+    }
     do {
       guard nextTensor == tensors.count else {
         throw GGUFError.badPlan(
-          path: path, defect: "finished after \(nextTensor) of \(tensors.count) tensors, next is '\(tensors[nextTensor].name)'")
+          path: path,
+          defect:
+            "finished after \(nextTensor) of \(tensors.count) tensors, next is '\(tensors[nextTensor].name)'"
+        )
       }
-      guard fsync(fd) == 0 else { throw GGUFError.system(path: temporaryPath, call: "fsync", errno: errno) }
+      guard fsync(fd) == 0 else {
+        throw GGUFError.system(path: temporaryPath, call: "fsync", errno: errno)
+      }
       let closed = close(fd)
       fd = -1
-      guard closed == 0 else { throw GGUFError.system(path: temporaryPath, call: "close", errno: errno) }
-      guard rename(temporaryPath, path) == 0 else { throw GGUFError.system(path: path, call: "rename", errno: errno) }
+      guard closed == 0 else {
+        throw GGUFError.system(path: temporaryPath, call: "close", errno: errno)
+      }
+      guard rename(temporaryPath, path) == 0 else {
+        throw GGUFError.system(path: path, call: "rename", errno: errno)
+      }
       done = true
     } catch {
       abandon()
@@ -215,7 +239,8 @@ public final class GGUFWriter {
 
   /// The bytes before the data section: magic, version, counts, metadata, tensor infos.
   static func header(
-    keyValues: [(key: String, value: GGUFValue)], tensors: [GGUFTensorPlan], byteCounts: [Int], alignment: Int
+    keyValues: [(key: String, value: GGUFValue)], tensors: [GGUFTensorPlan], byteCounts: [Int],
+    alignment: Int
   ) -> [UInt8] {
     var out: [UInt8] = GGUFFile.magic
     out.appendGGUFInteger(UInt32(3))
