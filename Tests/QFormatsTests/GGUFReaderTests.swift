@@ -135,3 +135,48 @@ import Testing
     }
   }
 }
+
+@Suite struct GGUFHostileInputTests {
+  private func fixtureBytes(_ name: String) throws -> [UInt8] {
+    Array(try Data(contentsOf: URL(fileURLWithPath: GGUFFixtures.path(name))))
+  }
+
+  /// Every prefix of a valid file either fails cleanly or, once all tensor data is present, parses.
+  @Test(arguments: ["all_types.gguf", "quantized.gguf"])
+  func everyTruncationFailsCleanly(name: String) throws {
+    let bytes = try fixtureBytes(name)
+    let file = try GGUFFile(path: GGUFFixtures.path(name))
+    let required = file.allTensors.map { file.dataStart + $0.offset + $0.byteCount }.max() ?? 0
+    for length in 0...bytes.count {
+      let parsed = bytes.withUnsafeBytes { raw in
+        Result {
+          try GGUFHeader(bytes: UnsafeRawBufferPointer(rebasing: raw[..<length]), path: name)
+        }
+      }
+      switch parsed {
+      case .success: #expect(length >= required, "prefix of \(length) bytes parsed")
+      case .failure(let error):
+        #expect(length < required, "prefix of \(length) bytes: \(error)")
+        #expect(error is GGUFError)
+      }
+    }
+  }
+
+  /// Overwriting any header byte with extreme values never crashes or over-allocates.
+  @Test(arguments: ["all_types.gguf", "quantized.gguf"])
+  func corruptHeaderBytesFailCleanly(name: String) throws {
+    var bytes = try fixtureBytes(name)
+    let dataStart = try GGUFFile(path: GGUFFixtures.path(name)).dataStart
+    for offset in 0..<dataStart {
+      let original = bytes[offset]
+      for replacement: UInt8 in [0x00, 0x7F, 0x80, 0xFF] where replacement != original {
+        bytes[offset] = replacement
+        let result = bytes.withUnsafeBytes { raw in
+          Result { try GGUFHeader(bytes: raw, path: name) }
+        }
+        if case .failure(let error) = result { #expect(error is GGUFError) }
+      }
+      bytes[offset] = original
+    }
+  }
+}
