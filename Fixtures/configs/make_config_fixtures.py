@@ -478,6 +478,42 @@ def phi3():
                   "model.layers.0.mlp.gate_up_proj.weight": "mlp"}})
 
 
+def vit():
+    config = {"architectures": ["ViTForImageClassification"], "attention_probs_dropout_prob": 0.0,
+              "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "hidden_size": 768,
+              "image_size": 224, "initializer_range": 0.02, "intermediate_size": 3072,
+              "layer_norm_eps": 1e-12, "model_type": "vit", "num_attention_heads": 12,
+              "num_channels": 3, "num_hidden_layers": 12, "patch_size": 16, "qkv_bias": True,
+              "transformers_version": "4.13.0.dev0"}  # the 1000-entry id2label/label2id left out
+    d = "F32"
+    t = [["vit.embeddings.cls_token", d, [1, 1, 768]],
+         ["vit.embeddings.position_embeddings", d, [1, 197, 768]],
+         ["vit.embeddings.patch_embeddings.projection.weight", d, [768, 3, 16, 16]],
+         ["vit.embeddings.patch_embeddings.projection.bias", d, [768]]]
+    for i in range(12):
+        p = f"vit.encoder.layer.{i}."
+        for name in ("query", "key", "value"):
+            t += [[p + f"attention.attention.{name}.weight", d, [768, 768]],
+                  [p + f"attention.attention.{name}.bias", d, [768]]]
+        t += [[p + "attention.output.dense.weight", d, [768, 768]],
+              [p + "attention.output.dense.bias", d, [768]],
+              [p + "intermediate.dense.weight", d, [3072, 768]],
+              [p + "intermediate.dense.bias", d, [3072]],
+              [p + "output.dense.weight", d, [768, 3072]], [p + "output.dense.bias", d, [768]],
+              [p + "layernorm_before.weight", d, [768]], [p + "layernorm_before.bias", d, [768]],
+              [p + "layernorm_after.weight", d, [768]], [p + "layernorm_after.bias", d, [768]]]
+    t += [["vit.layernorm.weight", d, [768]], ["vit.layernorm.bias", d, [768]],
+          ["classifier.weight", d, [1000, 768]], ["classifier.bias", d, [1000]]]
+    write("vit-base-patch16-224", "google/vit-base-patch16-224 (config.json and weight map)", config, t, {
+        "family": "vit", "kind": "vision-encoder", "vision_family": "vit",
+        "vision": sizes(768, 12, None, 3072, 12, None, 64),
+        "components": {"vit.encoder.layer.3.output.dense.weight": "vision-tower",
+                       "classifier.weight": "other"},
+        "roles": {"vit.encoder.layer.3.output.dense.weight": "mlp",
+                  "vit.encoder.layer.3.layernorm_before.weight": "norm",
+                  "vit.embeddings.cls_token": "position-embedding"}})
+
+
 if __name__ == "__main__":
     real_fixtures()
     qwen2_vl()
@@ -490,3 +526,4 @@ if __name__ == "__main__":
     gemma2()
     mistral()
     phi3()
+    vit()

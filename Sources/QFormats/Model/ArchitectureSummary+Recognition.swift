@@ -117,7 +117,7 @@ extension ArchitectureSummary {
     if names.anyContains("embeddings.patch_embedding.") && names.anyContains("encoder.layers.") {
       return .siglip
     }
-    if names.anyContains("attention.attention.query.") { return .dinov2 }
+    if names.anyContains("attention.attention.query.") { return .vit }
     return nil
   }
 }
