@@ -105,6 +105,31 @@ private func expectParts(_ summary: ArchitectureSummary, _ fixture: Architecture
     #expect(summary.component(of: "lm_head.weight") == .languageModel)
   }
 
+  /// Gemma 3 with vision uses LLaVA's prefixes and a bare projection matrix.
+  @Test func gemma3WithVision() {
+    let tensors = [
+      TensorInfo(name: "vision_tower.vision_model.embeddings.patch_embedding.weight", dtype: .bf16, shape: [1152, 3, 14, 14]),
+      TensorInfo(name: "vision_tower.vision_model.encoder.layers.26.mlp.fc1.weight", dtype: .bf16, shape: [4304, 1152]),
+      TensorInfo(name: "multi_modal_projector.mm_input_projection_weight", dtype: .bf16, shape: [1152, 2560]),
+      TensorInfo(name: "multi_modal_projector.mm_soft_emb_norm.weight", dtype: .bf16, shape: [1152]),
+      TensorInfo(name: "language_model.model.embed_tokens.weight", dtype: .bf16, shape: [262208, 2560]),
+      TensorInfo(name: "language_model.model.layers.33.pre_feedforward_layernorm.weight", dtype: .bf16, shape: [2560]),
+      TensorInfo(name: "language_model.model.layers.33.self_attn.q_norm.weight", dtype: .bf16, shape: [256]),
+      TensorInfo(name: "language_model.model.layers.33.self_attn.q_proj.weight", dtype: .bf16, shape: [2048, 2560]),
+      TensorInfo(name: "language_model.model.layers.33.self_attn.k_proj.weight", dtype: .bf16, shape: [1024, 2560]),
+    ]
+    let summary = ArchitectureSummary.recognise(config: nil, tensors: tensors)
+    #expect(summary.family == .gemma3)
+    #expect(summary.kind == .visionLanguage)
+    #expect(summary.languageFamily == .gemma3)
+    #expect(summary.visionFamily == .siglip)
+    #expect(summary.language?.layerCount == 34)
+    #expect(summary.language?.attentionHeads == 8)
+    #expect(summary.language?.keyValueHeads == 4)
+    #expect(summary.vision?.layerCount == 27)
+    #expect(summary.role(of: "multi_modal_projector.mm_soft_emb_norm.weight") == .projection)
+  }
+
   /// A per-head query norm (Qwen3, Gemma 3) gives the head size, and with it the head counts.
   @Test func headsFromQueryNorm() {
     let tensors = [
