@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+import Foundation
+
+/// A safetensors file, memory-mapped and validated on open; tensor data is read lazily.
+///
+/// Opening parses only the header: no data page is touched until `withRawBytes` is called,
+/// and that hands out the mapped bytes without copying. A path of `-` reads standard input
+/// into memory instead (a pipe cannot be mapped).
+public final class SafetensorsFile: TensorSource, @unchecked Sendable {
+  // Unchecked: the storage is immutable after init and only read; the pointer is owned here.
+  public let location: String
+  public let tensors: [TensorInfo]
+  public let metadata: [String: String]
+  /// Every tensor with its data offsets, in data order.
+  public let entries: [SafetensorsEntry]
+  /// Where the data section starts: 8 plus the header length.
+  public let dataStart: Int
+  /// The size of the whole file in bytes.
+  public let fileSize: Int
+
+  private enum Storage {
+    case mapped(UnsafeMutableRawPointer, Int)
+    case allocated(UnsafeMutableRawBufferPointer)
+    case empty
+  }
+
+  private let storage: Storage
+  private let indexByName: [String: Int]
+
+  /// Opens and validates the file at `path` (`-` for standard input).
+  ///
+  /// - Throws: `SafetensorsError` naming the defect.
+  public convenience init(path: String) throws {
+    if path == "-" {
+      try self.init(bytes: try Self.readStandardInput(), location: "-")
+      return
+    }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw SafetensorsError.system(location: path, operation: "open", errno: errno) }
+    defer { close(fd) }
+    var status = stat()
+    if fstat(fd, &status) != 0 { throw SafetensorsError.system(location: path, operation: "fstat", errno: errno) }
+    if (status.st_mode & S_IFMT) == S_IFDIR {
+      throw SafetensorsError.system(location: path, operation: "open", errno: EISDIR)
+    }
+    let size = Int(status.st_size)
+    if size == 0 { throw SafetensorsError.emptyFile(location: path) }
+    guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+      throw SafetensorsError.system(location: path, operation: "mmap", errno: errno)
+    }
+    try self.init(storage: .mapped(base, size), location: path)
+  }
+
+  /// Parses a file already in memory, e.g. read from standard input; the bytes are copied.
+  public convenience init(bytes: [UInt8], location: String = "-") throws {
+    try self.init(storage: Self.copy(bytes), location: location)
+  }
+
+  /// Parses a file already in memory, e.g. read from standard input; the bytes are copied.
+  public convenience init(stdinData data: Data, location: String = "-") throws {
+    try self.init(storage: Self.copy(data), location: location)
+  }
+
+  private static func copy<C: Collection<UInt8>>(_ bytes: C) -> Storage {
+    if bytes.isEmpty { return .empty }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+    _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
+    return .allocated(buffer)
+  }
+
+  private init(storage: Storage, location: String) throws {
+    self.storage = storage
+    self.location = location
+    let bytes: UnsafeRawBufferPointer =
+      switch storage {
+      case .mapped(let base, let size): UnsafeRawBufferPointer(start: base, count: size)
+      case .allocated(let buffer): UnsafeRawBufferPointer(buffer)
+      case .empty: UnsafeRawBufferPointer(start: nil, count: 0)
+      }
+    // On a throw the stored properties are not all set and deinit does not run: release here.
+    let header: SafetensorsHeader
+    do {
+      header = try SafetensorsHeader.read(bytes, location: location)
+    } catch {
+      Self.release(storage)
+      throw error
+    }
+    fileSize = bytes.count
+    entries = header.entries
+    tensors = header.entries.map(\.info)
+    metadata = header.metadata
+    dataStart = header.dataStart
+    var index: [String: Int] = [:]
+    index.reserveCapacity(entries.count)
+    for (i, entry) in entries.enumerated() { index[entry.info.name] = i }
+    indexByName = index
+  }
+
+  deinit { Self.release(storage) }
+
+  private static func release(_ storage: Storage) {
+    switch storage {
+    case .mapped(let base, let size): munmap(base, size)
+    case .allocated(let buffer): buffer.deallocate()
+    case .empty: break
+    }
+  }
+
+  /// The entry of `name`, or `nil`.
+  public func entry(named name: String) -> SafetensorsEntry? {
+    indexByName[name].map { entries[$0] }
+  }
+
+  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    guard let entry = entry(named: name) else {
+      throw SafetensorsError.tensorNotFound(location: location, tensor: name)
+    }
+    let base: UnsafeRawPointer? =
+      switch storage {
+      case .mapped(let base, _): UnsafeRawPointer(base)
+      case .allocated(let buffer): UnsafeRawPointer(buffer.baseAddress)
+      case .empty: nil
+      }
+    guard let base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+    return try body(UnsafeRawBufferPointer(start: base + dataStart + entry.dataRange.lowerBound, count: entry.dataRange.count))
+  }
+
+  /// All of standard input.
+  static func readStandardInput() throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw SafetensorsError.system(location: "-", operation: "read", errno: errno)
+      }
+      if count == 0 { return bytes }
+      bytes.append(contentsOf: chunk[0..<count])
+    }
+  }
+}
