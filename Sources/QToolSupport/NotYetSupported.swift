@@ -19,3 +19,11 @@ public struct StandardError: TextOutputStream {
     FileHandleOutput.writeStderr(string)
   }
 }
+
+/// A `TextOutputStream` over the standard output stream, for data.
+public struct StandardOutput: TextOutputStream {
+  public init() {}
+  public mutating func write(_ string: String) {
+    FileHandleOutput.write(string, to: 1)
+  }
+}

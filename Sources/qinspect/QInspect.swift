@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import QFormats
 import QToolSupport
 
 @main
@@ -6,12 +8,72 @@ struct QInspect: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "qinspect",
     abstract: "Show what is inside a checkpoint or pack.",
+    discussion: """
+      Lists every tensor (name, dtype, shape, parameters, bytes) with totals, a summary by model \
+      component (vision tower, projector, language model) and by layer pattern, and the \
+      recognised architecture. Inputs are model folders, safetensors files, shard index files, \
+      HDF5 files, or '-' for a safetensors stream on stdin.
+
+      The json, jsonl and tsv formats have stable fields, documented in Formats/qinspect-output.md. \
+      Exit status: 0 success, 1 an input could not be read, 64 usage error.
+      """,
     version: "0.1.0")
 
   @Argument(help: "Checkpoints to inspect; '-' reads a safetensors stream from stdin.")
   var paths: [String]
 
+  @Flag(help: "Compute per-tensor min, max, mean, std, absmax, zero fraction, NaN and Inf counts.")
+  var stats = false
+
+  @Flag(help: "Answer from the header alone, without reading any tensor data.")
+  var headerOnly = false
+
+  @Option(help: "Only tensors whose name matches this regular expression.")
+  var filter: String?
+
+  @Option(help: "Output format: table, json, jsonl or tsv.")
+  var format: OutputFormat = .table
+
+  func validate() throws {
+    if stats && headerOnly {
+      throw ValidationError("'--stats' reads tensor data; it cannot be combined with '--header-only'")
+    }
+    if let filter, (try? Regex(filter)) == nil {
+      throw ValidationError("'--filter' is not a valid regular expression: '\(filter)'")
+    }
+    if paths.filter({ $0 == "-" }).count > 1 {
+      throw ValidationError("stdin ('-') can be given only once")
+    }
+  }
+
   func run() throws {
-    exitNotYetSupported("qinspect", "inspection")
+    let options = InspectionOptions(
+      statistics: stats, filter: try filter.map { try Regex($0) })
+    var reports: [InspectionReport] = []
+    var failed = false
+    var stderr = StandardError()
+    var output = StandardOutput()
+    if format == .tsv { print(InspectionReport.tsvHeader(withStats: stats), terminator: "", to: &output) }
+    for path in paths {
+      let report: InspectionReport
+      do {
+        report = try InspectionReport.build(for: Checkpoint.open(path), options: options)
+      } catch {
+        print("qinspect: \(error)", to: &stderr)
+        failed = true
+        continue
+      }
+      switch format {
+      case .table:
+        if !reports.isEmpty { print("", to: &output) }
+        print(report.table(withStats: stats), terminator: "", to: &output)
+      case .jsonl: print(try report.jsonLines(), terminator: "", to: &output)
+      case .tsv: print(report.tsvRows(withStats: stats), terminator: "", to: &output)
+      case .json: break
+      }
+      reports.append(report)
+    }
+    if format == .json { print(try InspectionReport.json(reports), terminator: "", to: &output) }
+    if failed { throw ExitCode.failure }
   }
 }
