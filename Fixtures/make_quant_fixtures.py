@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Make the quantizer fixtures under Fixtures/quant/.
+
+Reference outputs come from `mlx.core.quantize` / `mlx.core.dequantize` (pip install "mlx[cpu]")
+and from `gguf.quants` (pip install gguf). Every case is a slice of one little-endian blob per
+area, described by a JSON manifest: each array is `[byte offset, element count]` into the blob.
+
+Run from the repository root: python3 Fixtures/make_quant_fixtures.py
+"""
+import json
+import os
+
+import numpy as np
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quant")
+
+
+class Blob:
+    def __init__(self):
+        self.parts = []
+        self.size = 0
+
+    def add(self, array):
+        raw = np.ascontiguousarray(array).tobytes()
+        offset = self.size
+        self.parts.append(raw)
+        self.size += len(raw)
+        return [offset, int(np.asarray(array).size)]
+
+    def write(self, path):
+        with open(path, "wb") as f:
+            for part in self.parts:
+                f.write(part)
+
+
+def special_matrix():
+    """Rows that hit MLX's corner cases: a zero row, a constant row, exact halves, mixed signs."""
+    rows = np.zeros((4, 64), dtype=np.float32)
+    rows[1, :] = 0.5
+    rows[2, :] = (np.arange(64) % 16 - 7.5).astype(np.float32) / 4
+    rows[3, :32] = np.linspace(0.25, 3.0, 32, dtype=np.float32)
+    rows[3, 32:] = -np.linspace(0.5, 1.0, 32, dtype=np.float32)
+    return rows
+
+
+def make_mlx(rng):
+    import mlx.core as mx
+
+    blob = Blob()
+    cases = []
+    matrices = {
+        "rand4x128": rng.standard_normal((4, 128)).astype(np.float32) * 0.05,
+        "rand3x256": rng.standard_normal((3, 256)).astype(np.float32),
+        "special4x64": special_matrix(),
+    }
+    for name, w in matrices.items():
+        for bits in (2, 3, 4, 8):
+            for group in (32, 64, 128):
+                if w.shape[1] % group:
+                    continue
+                for dtype in ("F32", "F16"):
+                    if dtype == "F16" and not (name == "rand4x128" and group == 64):
+                        continue
+                    wd = mx.array(w).astype(mx.float16 if dtype == "F16" else mx.float32)
+                    wq, scales, biases = mx.quantize(wd, group_size=group, bits=bits)
+                    deq = mx.dequantize(wq, scales, biases, group_size=group, bits=bits)
+                    np_dtype = np.float16 if dtype == "F16" else np.float32
+                    cases.append({
+                        "name": f"{name}_b{bits}_g{group}_{dtype.lower()}",
+                        "rows": w.shape[0], "columns": w.shape[1],
+                        "bits": bits, "groupSize": group, "dtype": dtype,
+                        "weights": blob.add(np.array(wd).astype(np_dtype)),
+                        "words": blob.add(np.array(wq).astype(np.uint32)),
+                        "scales": blob.add(np.array(scales).astype(np_dtype)),
+                        "biases": blob.add(np.array(biases).astype(np_dtype)),
+                        "dequantized": blob.add(np.array(deq).astype(np_dtype)),
+                    })
+    blob.write(os.path.join(HERE, "mlx.bin"))
+    with open(os.path.join(HERE, "mlx.json"), "w") as f:
+        json.dump({"mlxVersion": mx.__version__, "cases": cases}, f, indent=1)
+
+
+def random_block_bytes(rng, n_blocks, type_size, f16_fields):
+    """Random raw blocks with small positive f16 values at the given byte offsets."""
+    raw = rng.integers(0, 256, size=(n_blocks, type_size), dtype=np.uint8)
+    for offset in f16_fields:
+        values = rng.uniform(0.001, 0.05, size=n_blocks).astype(np.float16)
+        raw[:, offset:offset + 2] = values.view(np.uint8).reshape(n_blocks, 2)
+    return raw
+
+
+def make_gguf(rng):
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    from gguf import quants
+
+    blob = Blob()
+    cases = []
+    w = rng.standard_normal((4, 256)).astype(np.float32)
+    w[0, :32] = 0.0  # an all-zero block
+    w[1, :32] = np.arange(32, dtype=np.float32) - 16.0  # the signed absmax is negative, exact halves
+    w[2, 32:64] = np.arange(32, dtype=np.float32) * 0.5  # positive absmax, ties at .5
+    for qtype in (T.Q8_0, T.Q4_0):
+        data = quants.quantize(w, qtype)
+        cases.append({
+            "name": f"{qtype.name}_encode", "type": qtype.name, "rows": 4, "columns": 256,
+            "weights": blob.add(w), "bytes": blob.add(data.astype(np.uint8)),
+            "dequantized": blob.add(quants.dequantize(data, qtype).astype(np.float32)),
+        })
+    # Decoding only: random but well-formed blocks (K-quant encoders are not in gguf-py).
+    layouts = {T.Q8_0: (34, [0]), T.Q4_0: (18, [0]), T.Q4_K: (144, [0, 2]), T.Q2_K: (84, [80, 82])}
+    for qtype, (type_size, f16_fields) in layouts.items():
+        n_blocks = 3
+        raw = random_block_bytes(rng, n_blocks, type_size, f16_fields)
+        block_size = gguf.GGML_QUANT_SIZES[qtype][0]
+        deq = quants.dequantize(raw.reshape(1, -1), qtype).astype(np.float32)
+        cases.append({
+            "name": f"{qtype.name}_decode", "type": qtype.name, "rows": 1,
+            "columns": n_blocks * block_size,
+            "bytes": blob.add(raw), "dequantized": blob.add(deq),
+        })
+    blob.write(os.path.join(HERE, "gguf.bin"))
+    with open(os.path.join(HERE, "gguf.json"), "w") as f:
+        json.dump({"ggufVersion": "gguf-py", "cases": cases}, f, indent=1)
+
+
+def main():
+    os.makedirs(HERE, exist_ok=True)
+    rng = np.random.default_rng(20250611)
+    make_mlx(rng)
+    make_gguf(rng)
+
+
+if __name__ == "__main__":
+    main()
