@@ -124,11 +124,95 @@ def make_gguf(rng):
         json.dump({"ggufVersion": "gguf-py", "cases": cases}, f, indent=1)
 
 
+def clip_reference(w, bits, group):
+    """SPEED-Q / BitDistiller auto_2clip with the identity in place of activations (float32)."""
+    levels = np.float32(2**bits - 1)
+    groups = w.reshape(-1, group)
+    codes = np.zeros_like(groups, dtype=np.uint8)
+    scales = np.zeros(len(groups), dtype=np.float32)
+    zeros = np.zeros(len(groups), dtype=np.float32)
+
+    def pseudo(cur):
+        scale = np.maximum(cur.max() - cur.min(), np.float32(1e-5)) / levels
+        zero = np.clip(-np.round(cur.min() / scale), 0, levels)
+        q = np.clip(np.round(cur / scale) + zero, 0, levels)
+        return q, (q - zero) * scale, scale, zero
+
+    for index, g in enumerate(groups):
+        best = np.inf
+        best_bounds = None
+        for i in range(10):
+            for j in range(10):
+                top = g.max() * np.float32(1 - i / 20)
+                bottom = g.min() * np.float32(1 - j / 20)
+                cur = np.minimum(np.maximum(g, bottom), top)
+                _, deq, _, _ = pseudo(cur)
+                err = ((deq - g).astype(np.float32) ** 2).astype(np.float64).sum()
+                if err < best:
+                    best = err
+                    best_bounds = (bottom, top)
+        cur = np.minimum(np.maximum(g, best_bounds[0]), best_bounds[1])
+        q, _, scales[index], zeros[index] = pseudo(cur)
+        codes[index] = q.astype(np.uint8)
+    return codes.reshape(w.shape), scales, zeros
+
+
+def hqq_reference(w, bits, group, p=0.7, beta=10.0, kappa=1.01, iters=20):
+    """mobiusml/hqq optimize_weights_proximal_legacy in float32, means taken in float64."""
+    W = w.reshape(-1, group).astype(np.float32)
+    levels = np.float32(2**bits - 1)
+    mn = W.min(axis=1, keepdims=True)
+    mx = W.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        scale = np.minimum(levels / (mx - mn), np.float32(2e4))
+    zero = -mn * scale
+    best = 1e4
+    for _ in range(iters):
+        Wq = np.clip(np.round(W * scale + zero), 0, levels)
+        Wr = (Wq - zero) / scale
+        d = W - Wr
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mag = np.abs(d)
+            reduced = mag - np.float32(1.0 / beta) * mag ** np.float32(p - 1)
+        We = np.sign(d) * np.maximum(reduced, np.float32(0))
+        zero = (Wq - (W - We) * scale).astype(np.float64).mean(axis=1, keepdims=True).astype(np.float32)
+        beta *= kappa
+        err = float(np.abs(d).astype(np.float64).mean())
+        if err < best:
+            best = err
+        else:
+            break
+    Wq = np.clip(np.round(W * scale + zero), 0, levels).astype(np.uint8)
+    return Wq.reshape(w.shape), (np.float32(1) / scale).reshape(-1), zero.reshape(-1)
+
+
+def make_reference_quantizers(rng):
+    blob = Blob()
+    cases = []
+    for rows, columns, group in ((4, 64, 32), (3, 128, 64), (2, 128, 128)):
+        w = rng.standard_normal((rows, columns)).astype(np.float32)
+        w[0, 5] = 6.0  # an outlier worth clipping
+        for bits in (2, 3, 4):
+            for method, reference in (("clip", clip_reference), ("hqq", hqq_reference)):
+                codes, scales, zeros = reference(w, bits, group)
+                cases.append({
+                    "name": f"{method}_{rows}x{columns}_b{bits}_g{group}", "method": method,
+                    "rows": rows, "columns": columns, "bits": bits, "groupSize": group,
+                    "weights": blob.add(w), "codes": blob.add(codes),
+                    "scales": blob.add(scales.astype(np.float32)),
+                    "zeros": blob.add(zeros.astype(np.float32)),
+                })
+    blob.write(os.path.join(HERE, "reference.bin"))
+    with open(os.path.join(HERE, "reference.json"), "w") as f:
+        json.dump({"cases": cases}, f, indent=1)
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     rng = np.random.default_rng(20250611)
     make_mlx(rng)
     make_gguf(rng)
+    make_reference_quantizers(rng)
 
 
 if __name__ == "__main__":

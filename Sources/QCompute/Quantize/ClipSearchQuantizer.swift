@@ -22,18 +22,17 @@ public enum ClipSearchQuantizer {
     let result = quantizeGroups(weights, rows: rows, columns: columns, groupLength: length) {
       group, codes in
       let (low, high) = minMax(group)
-      var bestError = Float.infinity
+      var bestError = Double.infinity
       var bestBounds = (low: low, high: high)
       for topFactor in factors {
         for bottomFactor in factors {
           let top = high * topFactor
           let bottom = low * bottomFactor
           let grid = gridFor(low: low, high: high, bottom: bottom, top: top, levels: levels)
-          var error: Float = 0
+          var error = 0.0
           for value in group {
-            let restored = grid.restore(min(max(value, bottom), top))
-            let difference = restored - value
-            error += difference * difference
+            let difference = grid.restore(min(max(value, bottom), top)) - value
+            error += Double(difference * difference)
           }
           if error < bestError {
             bestError = error
