@@ -75,6 +75,26 @@ extension GGUFBlocks {
     return (scale, -low)
   }
 
+  /// Stack scratch for one super-block: codes, trial codes, weights, and per-sub-block scales and mins.
+  private static func withKQuantScratch(
+    codes: Int, subBlock: Int, subBlocks: Int,
+    _ body: (
+      UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>,
+      UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
+    ) -> Void
+  ) {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: codes + subBlock) { bytes in
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: subBlock + 2 * subBlocks) { floats in
+        guard let byteBase = bytes.baseAddress, let floatBase = floats.baseAddress else { return }
+        byteBase.initialize(repeating: 0, count: codes + subBlock)
+        floatBase.initialize(repeating: 0, count: subBlock + 2 * subBlocks)
+        body(
+          byteBase, byteBase + codes, floatBase, floatBase + subBlock,
+          floatBase + subBlock + subBlocks)
+      }
+    }
+  }
+
   /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` from the 12 packed bytes.
   @inline(__always)
   static func scaleMinK4(_ j: Int, _ q: UnsafeRawBufferPointer, at offset: Int) -> (UInt8, UInt8) {
@@ -88,12 +108,18 @@ extension GGUFBlocks {
 
   /// `quantize_row_q4_K_ref`. Layout: f16 d, f16 dmin, scales[12], qs[128].
   static func encodeQ4_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    withKQuantScratch(codes: 256, subBlock: 32, subBlocks: 8) { L, Laux, weights, scales, mins in
+      encodeQ4_K(x, into: block, L, Laux, weights, scales, mins)
+    }
+  }
+
+  private static func encodeQ4_K(
+    _ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer,
+    _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
+    _ weights: UnsafeMutablePointer<Float>, _ scales: UnsafeMutablePointer<Float>,
+    _ mins: UnsafeMutablePointer<Float>
+  ) {
     guard let source = x.baseAddress else { return }
-    var L = [UInt8](repeating: 0, count: 256)
-    var Laux = [UInt8](repeating: 0, count: 32)
-    var weights = [Float](repeating: 0, count: 32)
-    var mins = [Float](repeating: 0, count: 8)
-    var scales = [Float](repeating: 0, count: 8)
     var maxScale: Float = 0
     var maxMin: Float = 0
     for j in 0..<8 {
@@ -101,16 +127,9 @@ extension GGUFBlocks {
       for l in 0..<32 { sumX2 += x[32 * j + l] * x[32 * j + l] }
       let average = (sumX2 / 32).squareRoot()
       for l in 0..<32 { weights[l] = average + abs(x[32 * j + l]) }
-      let (scale, minimum) = L.withUnsafeMutableBufferPointer { codes in
-        Laux.withUnsafeMutableBufferPointer { scratch in
-          weights.withUnsafeBufferPointer { w in
-            makeQKX2Quants(
-              count: 32, maxCode: 15, x: source + 32 * j, weights: w.baseAddress!,
-              codes: codes.baseAddress! + 32 * j, scratch: scratch.baseAddress!,
-              rangeMin: -1, rangeDelta: 0.1, steps: 20, useAbsoluteError: false)
-          }
-        }
-      }
+      let (scale, minimum) = makeQKX2Quants(
+        count: 32, maxCode: 15, x: source + 32 * j, weights: weights, codes: L + 32 * j,
+        scratch: Laux, rangeMin: -1, rangeDelta: 0.1, steps: 20, useAbsoluteError: false)
       scales[j] = scale
       mins[j] = minimum
       if scale > maxScale { maxScale = scale }
@@ -174,27 +193,26 @@ extension GGUFBlocks {
   /// `quantize_row_q2_K_ref`. Layout: scales[16] (low nibble scale, high nibble min), qs[64],
   /// f16 d, f16 dmin.
   static func encodeQ2_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    withKQuantScratch(codes: 256, subBlock: 16, subBlocks: 16) { L, Laux, weights, scales, mins in
+      encodeQ2_K(x, into: block, L, Laux, weights, scales, mins)
+    }
+  }
+
+  private static func encodeQ2_K(
+    _ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer,
+    _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
+    _ weights: UnsafeMutablePointer<Float>, _ scales: UnsafeMutablePointer<Float>,
+    _ mins: UnsafeMutablePointer<Float>
+  ) {
     guard let source = x.baseAddress else { return }
-    var L = [UInt8](repeating: 0, count: 256)
-    var Laux = [UInt8](repeating: 0, count: 16)
-    var weights = [Float](repeating: 0, count: 16)
-    var mins = [Float](repeating: 0, count: 16)
-    var scales = [Float](repeating: 0, count: 16)
     let q4scale: Float = 15
     var maxScale: Float = 0
     var maxMin: Float = 0
     for j in 0..<16 {
       for l in 0..<16 { weights[l] = abs(x[16 * j + l]) }
-      let (scale, minimum) = L.withUnsafeMutableBufferPointer { codes in
-        Laux.withUnsafeMutableBufferPointer { scratch in
-          weights.withUnsafeBufferPointer { w in
-            makeQKX2Quants(
-              count: 16, maxCode: 3, x: source + 16 * j, weights: w.baseAddress!,
-              codes: codes.baseAddress! + 16 * j, scratch: scratch.baseAddress!,
-              rangeMin: -0.5, rangeDelta: 0.1, steps: 15, useAbsoluteError: true)
-          }
-        }
-      }
+      let (scale, minimum) = makeQKX2Quants(
+        count: 16, maxCode: 3, x: source + 16 * j, weights: weights, codes: L + 16 * j,
+        scratch: Laux, rangeMin: -0.5, rangeDelta: 0.1, steps: 15, useAbsoluteError: true)
       scales[j] = scale
       mins[j] = minimum
       if scale > maxScale { maxScale = scale }
