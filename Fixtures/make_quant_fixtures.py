@@ -6,6 +6,21 @@ and from `gguf.quants` (pip install gguf). Every case is a slice of one little-e
 area, described by a JSON manifest: each array is `[byte offset, element count]` into the blob.
 
 Run from the repository root: python3 Fixtures/make_quant_fixtures.py
+
+gguf-py has no encoder for the K-quants, so Q4_K/Q2_K encoder fixtures (kquants.*) come from
+ggml's own `quantize_row_q4_K_ref` / `quantize_row_q2_K_ref`, called through ctypes, and are only
+rewritten when GGML_QUANTS_LIB names a shared library built from ggml's sources:
+
+    git clone https://github.com/ggml-org/ggml && cd ggml
+    printf '%s\n' '#include <stdlib.h>' '#include <stdint.h>' \
+      'void ggml_abort(const char *f, int l, const char *m, ...) { abort(); }' \
+      'size_t ggml_row_size(int t, int64_t n) { abort(); }' \
+      'const char *ggml_type_name(int t) { return "?"; }' \
+      'size_t ggml_type_size(int t) { abort(); }' > stubs.c
+    gcc -O2 -std=gnu11 -fPIC -shared -Iinclude -Isrc src/ggml-quants.c stubs.c -lm -o libggml-quants.so
+    GGML_QUANTS_LIB=$PWD/libggml-quants.so python3 Fixtures/make_quant_fixtures.py
+
+(Build for plain x86-64, without -march=native, so the compiler does not contract into FMA.)
 """
 import json
 import os
@@ -207,12 +222,43 @@ def make_reference_quantizers(rng):
         json.dump({"cases": cases}, f, indent=1)
 
 
+def make_kquants(rng, library_path):
+    import ctypes
+
+    from gguf import GGMLQuantizationType as T
+    from gguf import quants
+
+    library = ctypes.CDLL(library_path)
+    blob = Blob()
+    cases = []
+    w = (rng.standard_normal((3, 512)) * 0.05).astype(np.float32)
+    w[2] *= 20  # unit-scale values next to typical weight magnitudes
+    w[0, :256] = 0.0  # an all-zero super-block
+    w[1, 256:272] = np.abs(w[1, 256:272])  # a sub-block with no negative values
+    for qtype, function, type_size in ((T.Q4_K, "quantize_row_q4_K_ref", 144),
+                                       (T.Q2_K, "quantize_row_q2_K_ref", 84)):
+        out = np.zeros(w.size // 256 * type_size, dtype=np.uint8)
+        getattr(library, function)(
+            w.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int64(w.size))
+        cases.append({
+            "name": f"{qtype.name}_encode", "type": qtype.name, "rows": 3, "columns": 512,
+            "weights": blob.add(w), "bytes": blob.add(out),
+            "dequantized": blob.add(quants.dequantize(out.reshape(1, -1), qtype).astype(np.float32)),
+        })
+    blob.write(os.path.join(HERE, "kquants.bin"))
+    with open(os.path.join(HERE, "kquants.json"), "w") as f:
+        json.dump({"source": "ggml quantize_row_*_ref via ctypes", "cases": cases}, f, indent=1)
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     rng = np.random.default_rng(20250611)
     make_mlx(rng)
     make_gguf(rng)
     make_reference_quantizers(rng)
+    library = os.environ.get("GGML_QUANTS_LIB")
+    if library:
+        make_kquants(np.random.default_rng(7), library)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ private func ggufCases() -> [GGUFCase] {
   (try? QuantFixtures.manifest("gguf.json", as: GGUFManifest.self).cases) ?? []
 }
 
+private func kQuantCases() -> [GGUFCase] {
+  (try? QuantFixtures.manifest("kquants.json", as: GGUFManifest.self).cases) ?? []
+}
+
 /// Deterministic normal-ish values (sum of uniforms), so failures reproduce.
 private func sampleValues(count: Int, seed: UInt64) -> [Float] {
   var state = seed | 1
@@ -51,6 +55,22 @@ struct QuantizeGGUFTests {
     let decoded = try expectedBytes.withUnsafeBytes { try GGUFBlocks.decode($0, type: type) }
     let expected = data.values(fixture.dequantized, as: Float.self)
     #expect(decoded.map(\.bitPattern) == expected.map(\.bitPattern))
+  }
+
+  /// Encoder output against ggml's own quantize_row_q4_K_ref / quantize_row_q2_K_ref.
+  @Test(arguments: kQuantCases())
+  func kQuantEncodersMatchGGML(_ fixture: GGUFCase) throws {
+    let data = try QuantFixtures(blobNamed: "kquants.bin")
+    let type = try #require(GGUFBlockType(rawValue: fixture.type))
+    let weights = data.values(try #require(fixture.weights), as: Float.self)
+    let encoded = try weights.withUnsafeBufferPointer { try GGUFBlocks.encode($0, type: type) }
+    #expect(encoded == data.bytes(fixture.bytes))
+    let decoded = try encoded.withUnsafeBytes { try GGUFBlocks.decode($0, type: type) }
+    #expect(decoded == data.values(fixture.dequantized, as: Float.self))
+  }
+
+  @Test func kQuantFixturesArePresent() {
+    #expect(kQuantCases().count == 2)
   }
 
   @Test(arguments: GGUFBlockType.allCases)
