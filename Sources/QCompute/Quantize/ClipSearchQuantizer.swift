@@ -4,6 +4,8 @@
 /// Candidates are max * (1 - i/20) and min * (1 - j/20) for i, j in 0..<10 (down to 0.55); each
 /// is scored with BitDistiller's plain asymmetric quantizer on the clamped group, against the
 /// unclamped weights. The first best candidate wins (top shrink outer, bottom shrink inner).
+/// Like the reference, a constant group gets a 1e-5-wide grid whose clamped zero cannot represent
+/// it; callers quantizing per-channel rows of length 1 should use another quantizer.
 public enum ClipSearchQuantizer {
   public static let supportedBits: Set<Int> = [2, 3, 4, 8]
   /// Grid resolution and the number of steps tried, as the reference's n_grid=20, max_shrink=0.5.

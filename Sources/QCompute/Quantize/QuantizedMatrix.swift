@@ -101,6 +101,27 @@ public struct QuantizedMatrix: Sendable, Equatable {
     return out
   }
 
+  /// The codes packed LSB-first, each row its own stream padded to a whole byte.
+  public func packedBytes() throws(QuantizeError) -> [UInt8] {
+    guard BitPacking.supportedBits.contains(bits) else {
+      throw .unsupportedBits(quantizer: "BitPacking", bits: bits)
+    }
+    let bytesPerRow = BitPacking.byteCount(codes: columns, bits: bits)
+    var out = [UInt8](repeating: 0, count: rows * bytesPerRow)
+    codes.withUnsafeBufferPointer { codes in
+      out.withUnsafeMutableBytes { raw in
+        for row in 0..<rows {
+          BitPacking.packStream(
+            UnsafeBufferPointer(rebasing: codes[(row * columns)..<((row + 1) * columns)]),
+            bits: bits,
+            into: UnsafeMutableRawBufferPointer(
+              rebasing: raw[(row * bytesPerRow)..<((row + 1) * bytesPerRow)]))
+        }
+      }
+    }
+    return out
+  }
+
   /// The codes packed as MLX's U32 weight, [rows, columns * bits / 32].
   public func packedWords() throws(QuantizeError) -> [UInt32] {
     let codes = self.codes
