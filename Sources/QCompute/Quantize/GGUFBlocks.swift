@@ -1,0 +1,128 @@
+/// The ggml block types we write and read, with their tensor type ids from ggml.h.
+public enum GGUFBlockType: String, Sendable, CaseIterable {
+  case q8_0 = "Q8_0"
+  case q4_0 = "Q4_0"
+  case q4_K = "Q4_K"
+  case q2_K = "Q2_K"
+
+  /// The `ggml_type` value stored in a GGUF tensor info.
+  public var ggmlTypeID: UInt32 {
+    switch self {
+    case .q4_0: 2
+    case .q8_0: 8
+    case .q2_K: 10
+    case .q4_K: 12
+    }
+  }
+
+  /// Elements per block; rows must be a whole number of blocks.
+  public var blockElements: Int {
+    switch self {
+    case .q8_0, .q4_0: 32
+    case .q4_K, .q2_K: 256
+    }
+  }
+
+  /// Bytes per encoded block.
+  public var blockBytes: Int {
+    switch self {
+    case .q8_0: 34
+    case .q4_0: 18
+    case .q4_K: 144
+    case .q2_K: 84
+    }
+  }
+}
+
+/// Encoders and decoders for ggml's block formats, following ggml's `quantize_row_*_ref` and
+/// `dequantize_row_*` step for step (f32 arithmetic in the same order, f16 rounded to nearest even).
+public enum GGUFBlocks {
+  /// Bytes needed to encode `elements` values.
+  public static func encodedByteCount(elements: Int, type: GGUFBlockType) -> Int {
+    elements / type.blockElements * type.blockBytes
+  }
+
+  /// Encodes values, a whole number of blocks, in order.
+  public static func encode(_ values: UnsafeBufferPointer<Float>, type: GGUFBlockType)
+    throws(QuantizeError) -> [UInt8]
+  {
+    guard values.count % type.blockElements == 0 else {
+      throw .columnsNotDivisible(
+        quantizer: "GGUF \(type.rawValue)", columns: values.count, by: type.blockElements)
+    }
+    let blocks = values.count / type.blockElements
+    var out = [UInt8](repeating: 0, count: blocks * type.blockBytes)
+    out.withUnsafeMutableBytes { raw in
+      let base = SendableMutablePointer(raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+      forEachRowBlock(rows: blocks, elementsPerRow: type.blockElements) { range in
+        guard let target = base.pointer, let source = values.baseAddress else { return }
+        for block in range {
+          let input = UnsafeBufferPointer(
+            start: source + block * type.blockElements, count: type.blockElements)
+          let output = UnsafeMutableRawBufferPointer(
+            start: target + block * type.blockBytes, count: type.blockBytes)
+          switch type {
+          case .q8_0: encodeQ8_0(input, into: output)
+          case .q4_0: encodeQ4_0(input, into: output)
+          case .q4_K: encodeQ4_K(input, into: output)
+          case .q2_K: encodeQ2_K(input, into: output)
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  /// Decodes whole blocks back to floats.
+  public static func decode(_ bytes: UnsafeRawBufferPointer, type: GGUFBlockType)
+    throws(QuantizeError) -> [Float]
+  {
+    guard bytes.count % type.blockBytes == 0 else {
+      throw .truncatedBlocks(type: type.rawValue, bytes: bytes.count, blockBytes: type.blockBytes)
+    }
+    let blocks = bytes.count / type.blockBytes
+    var out = [Float](repeating: 0, count: blocks * type.blockElements)
+    out.withUnsafeMutableBufferPointer { buffer in
+      let base = SendableMutablePointer(buffer.baseAddress)
+      forEachRowBlock(rows: blocks, elementsPerRow: type.blockElements) { range in
+        guard let target = base.pointer, let source = bytes.baseAddress else { return }
+        for block in range {
+          let input = UnsafeRawBufferPointer(
+            start: source + block * type.blockBytes, count: type.blockBytes)
+          let output = UnsafeMutableBufferPointer(
+            start: target + block * type.blockElements, count: type.blockElements)
+          switch type {
+          case .q8_0: decodeQ8_0(input, into: output)
+          case .q4_0: decodeQ4_0(input, into: output)
+          case .q4_K: decodeQ4_K(input, into: output)
+          case .q2_K: decodeQ2_K(input, into: output)
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  // MARK: - Shared helpers
+
+  /// ggml's `nearest_int`: round half to even through the 1.5 * 2^23 trick, bit for bit.
+  @inline(__always)
+  static func nearestInt(_ value: Float) -> Int32 {
+    let shifted = value + 12_582_912
+    return Int32(bitPattern: shifted.bitPattern & 0x007F_FFFF) - 0x0040_0000
+  }
+
+  @inline(__always)
+  static func storeHalf(_ value: Float, into block: UnsafeMutableRawBufferPointer, at offset: Int) {
+    block.storeBytes(
+      of: Float16(value).bitPattern.littleEndian, toByteOffset: offset, as: UInt16.self)
+  }
+
+  @inline(__always)
+  static func loadHalf(_ block: UnsafeRawBufferPointer, at offset: Int) -> Float {
+    Float(
+      Float16(
+        bitPattern: UInt16(
+          littleEndian: block.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
+  }
+}

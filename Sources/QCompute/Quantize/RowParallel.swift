@@ -1,0 +1,34 @@
+import Dispatch
+
+/// A pointer handed to concurrent row blocks that each write disjoint rows.
+struct SendableMutablePointer<Element>: @unchecked Sendable {
+  let pointer: UnsafeMutablePointer<Element>?
+  init(_ pointer: UnsafeMutablePointer<Element>?) { self.pointer = pointer }
+}
+
+/// Runs `body` over blocks of rows, concurrently once the matrix is large enough to pay for it.
+func forEachRowBlock(
+  rows: Int, elementsPerRow: Int, _ body: (Range<Int>) -> Void
+) {
+  let minimumElementsPerBlock = 1 << 16
+  let elements = rows * max(elementsPerRow, 1)
+  guard rows > 1, elements >= 2 * minimumElementsPerBlock else {
+    body(0..<rows)
+    return
+  }
+  let blockCount = min(rows, max(2, min(elements / minimumElementsPerBlock, 256)))
+  let rowsPerBlock = (rows + blockCount - 1) / blockCount
+  let blocks = (rows + rowsPerBlock - 1) / rowsPerBlock
+  withoutActuallyEscaping(body) { body in
+    let box = UncheckedSendableClosure(body)
+    DispatchQueue.concurrentPerform(iterations: blocks) { block in
+      let start = block * rowsPerBlock
+      box.body(start..<min(rows, start + rowsPerBlock))
+    }
+  }
+}
+
+private struct UncheckedSendableClosure: @unchecked Sendable {
+  let body: (Range<Int>) -> Void
+  init(_ body: @escaping (Range<Int>) -> Void) { self.body = body }
+}
