@@ -136,3 +136,28 @@ def tiny_llava():
 if __name__ == "__main__":
     tiny_llama()
     tiny_llava()
+
+
+def write_expected(name):
+    """Numpy's view of a fixture, for the end-to-end tests of qinspect."""
+    from safetensors import safe_open
+
+    folder = os.path.join(HERE, name)
+    tensors = []
+    with safe_open(os.path.join(folder, "model.safetensors"), "np") as f:
+        for key in f.keys():
+            a = f.get_tensor(key)
+            x = a.astype(np.float64).ravel()
+            tensors.append({
+                "name": key, "dtype": {"float16": "F16", "float32": "F32"}[str(a.dtype)],
+                "shape": list(a.shape), "min": x.min(), "max": x.max(), "mean": x.mean(),
+                "std": x.std(), "absmax": np.abs(x).max(), "zero_fraction": (x == 0).mean(),
+            })
+    with open(os.path.join(HERE, f"{name}.expected.json"), "w") as out:
+        json.dump({"tensors": tensors}, out, indent=1)
+        out.write("\n")
+
+
+if __name__ == "__main__":
+    write_expected("tiny-llama")
+    write_expected("tiny-llava")
