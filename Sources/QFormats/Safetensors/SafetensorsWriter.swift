@@ -34,7 +34,8 @@ public final class SafetensorsWriter {
 
   private enum Sink {
     case file(AtomicFile)
-    case standardOutput
+    /// A stream the caller owns (standard output, a pipe): written in order, not atomic.
+    case descriptor(Int32)
   }
 
   /// Validates the plan, creates the (temporary) file and writes the header.
@@ -49,7 +50,24 @@ public final class SafetensorsWriter {
     let (header, ordered) = try Self.header(plan: plan, metadata: metadata, order: order, location: path)
     self.order = ordered
     fileSize = header.count + ordered.reduce(0) { $0 + $1.byteCount }
-    sink = path == "-" ? .standardOutput : .file(try AtomicFile(destination: path))
+    sink = path == "-" ? .descriptor(STDOUT_FILENO) : .file(try AtomicFile(destination: path))
+    buffer = header
+    if buffer.count >= Self.bufferLimit { try flush() }
+  }
+
+  /// Streams the file to an open descriptor the caller owns (a pipe, a socket); not atomic,
+  /// and the descriptor is left open.
+  ///
+  /// - Parameter location: how messages name the stream.
+  public init(
+    streamingTo descriptor: Int32, location: String, plan: [TensorInfo], metadata: [String: String] = [:],
+    order: Order = .reference
+  ) throws {
+    self.location = location
+    let (header, ordered) = try Self.header(plan: plan, metadata: metadata, order: order, location: location)
+    self.order = ordered
+    fileSize = header.count + ordered.reduce(0) { $0 + $1.byteCount }
+    sink = .descriptor(descriptor)
     buffer = header
     if buffer.count >= Self.bufferLimit { try flush() }
   }
@@ -99,9 +117,9 @@ public final class SafetensorsWriter {
     for tensor in ordered {
       json.append(UInt8(ascii: ","))
       _appendJSONString(tensor.name, to: &json)
-      json += Array(":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[".utf8)
-      json += Array(tensor.shape.map(String.init).joined(separator: ",").utf8)
-      json += Array("],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}".utf8)
+      json.append(contentsOf: ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[".utf8)
+      json.append(contentsOf: tensor.shape.map(String.init).joined(separator: ",").utf8)
+      json.append(contentsOf: "],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}".utf8)
       offset += tensor.byteCount
     }
     json.append(UInt8(ascii: "}"))
@@ -185,7 +203,7 @@ public final class SafetensorsWriter {
   private func write(_ bytes: UnsafeRawBufferPointer) throws(SafetensorsError) {
     switch sink {
     case .file(let file): try file.write(bytes)
-    case .standardOutput: try _writeAll(STDOUT_FILENO, bytes, location: "-")
+    case .descriptor(let descriptor): try _writeAll(descriptor, bytes, location: location)
     }
   }
 }
