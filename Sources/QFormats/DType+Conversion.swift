@@ -138,45 +138,37 @@ public enum DTypeConversion {
   }
 
   /// The F8_E4M3 (E4M3FN) bits nearest to `value`; see the type's notes on overflow.
+  @inline(__always)
   public static func f8E4M3Bits(from value: Float, saturating: Bool = false) -> UInt8 {
     let bits = value.bitPattern
-    let sign = UInt8(truncatingIfNeeded: (bits >> 24) & 0x80)
+    let sign = (bits >> 24) & 0x80
     let magnitude = bits & 0x7FFF_FFFF
-    let result: UInt32
-    if magnitude > 0x7F80_0000 {
-      result = 0x7F
-    } else if magnitude >= 0x43F0_0000 {  // 480: beyond the rounding range of 448
-      result = saturating ? 0x7E : 0x7F
-    } else if magnitude < 0x3C80_0000 {  // below 2^-6: subnormal or zero
-      let shifted = Float(bitPattern: magnitude) + Float(bitPattern: 141 << 23)
-      result = shifted.bitPattern &- (141 << 23)
-    } else {
-      let odd = (magnitude >> 20) & 1
-      let rounded = (magnitude &+ 0xC407_FFFF &+ odd) >> 20  // rebias exponent by -120
-      result = rounded == 0x7F && saturating ? 0x7E : rounded
-    }
-    return sign | UInt8(truncatingIfNeeded: result)
+    // Normal: rebias the exponent by -120 and round the 20 dropped bits to nearest even.
+    let normal = (magnitude &+ 0xC407_FFFF &+ ((magnitude >> 20) & 1)) >> 20
+    // Below 2^-6: adding 2^14 makes the FPU round the subnormal mantissa into the low bits.
+    let subnormal = (Float(bitPattern: magnitude) + 0x1p14).bitPattern &- (141 << 23)
+    let largest: UInt32 = saturating ? 0x7E : 0x7F
+    var result = magnitude < 0x3C80_0000 ? subnormal : min(normal, largest)
+    result = magnitude >= 0x43F0_0000 ? largest : result  // 480 and up: beyond 448's rounding range
+    result = magnitude > 0x7F80_0000 ? 0x7F : result
+    return UInt8(truncatingIfNeeded: sign | result)
   }
 
   /// The F8_E5M2 bits nearest to `value`; overflow is infinity unless `saturating`.
+  @inline(__always)
   public static func f8E5M2Bits(from value: Float, saturating: Bool = false) -> UInt8 {
     let bits = value.bitPattern
-    let sign = UInt8(truncatingIfNeeded: (bits >> 24) & 0x80)
+    let sign = (bits >> 24) & 0x80
     let magnitude = bits & 0x7FFF_FFFF
-    let result: UInt32
-    if magnitude > 0x7F80_0000 {
-      result = 0x7E
-    } else if magnitude >= 0x4780_0000 {  // 65536: rounds to infinity
-      result = saturating ? 0x7B : 0x7C
-    } else if magnitude < 0x3880_0000 {  // below 2^-14: subnormal or zero
-      let shifted = Float(bitPattern: magnitude) + Float(bitPattern: 134 << 23)
-      result = shifted.bitPattern &- (134 << 23)
-    } else {
-      let odd = (magnitude >> 21) & 1
-      let rounded = (magnitude &+ 0xC80F_FFFF &+ odd) >> 21  // rebias exponent by -112
-      result = rounded == 0x7C && saturating ? 0x7B : rounded
-    }
-    return sign | UInt8(truncatingIfNeeded: result)
+    // Normal: rebias the exponent by -112 and round the 21 dropped bits to nearest even.
+    let normal = (magnitude &+ 0xC80F_FFFF &+ ((magnitude >> 21) & 1)) >> 21
+    // Below 2^-14: adding 2^7 makes the FPU round the subnormal mantissa into the low bits.
+    let subnormal = (Float(bitPattern: magnitude) + Float(bitPattern: 134 << 23)).bitPattern &- (134 << 23)
+    let largest: UInt32 = saturating ? 0x7B : 0x7C
+    var result = magnitude < 0x3880_0000 ? subnormal : min(normal, largest)
+    result = magnitude >= 0x4780_0000 ? largest : result  // 65536 and up (61440 rounds up above)
+    result = magnitude > 0x7F80_0000 ? 0x7E : result
+    return UInt8(truncatingIfNeeded: sign | result)
   }
 
   /// The exact `Float` of F8_E4M3 (E4M3FN) `bits`.

@@ -165,4 +165,19 @@ import Testing
     let written = try Data(contentsOf: URL(fileURLWithPath: path))
     #expect(written == (try Data(contentsOf: URL(fileURLWithPath: source.location))))
   }
+
+  /// A failed write poisons the writer: nothing later can pretend the stream is whole.
+  @Test func writeErrorIsRepeatedByEveryLaterCall() throws {
+    let descriptor = open("/dev/full", O_WRONLY)
+    try #require(descriptor >= 0)
+    defer { close(descriptor) }
+    let writer = try SafetensorsWriter(
+      streamingTo: descriptor, location: "full", plan: [TensorInfo(name: "a", dtype: .u8, shape: [2 << 20])])
+    let first = try #require(throws: SafetensorsError.self) {
+      try writer.append(name: "a", bytes: [UInt8](repeating: 1, count: 2 << 20))
+    }
+    #expect(first.description == "full: write failed: No space left on device")
+    let again = try #require(throws: SafetensorsError.self) { try writer.finish() }
+    #expect(again == first)
+  }
 }

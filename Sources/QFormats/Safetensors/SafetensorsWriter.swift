@@ -30,6 +30,9 @@ public final class SafetensorsWriter {
   private var next = 0
   private var buffer: [UInt8] = []
   private var finished = false
+  /// The first write error; once set, every later call rethrows it, so a retried append can
+  /// never commit a file with a tensor half-written.
+  private var failure: SafetensorsError?
   private static let bufferLimit = 1 << 20
 
   private enum Sink {
@@ -137,6 +140,7 @@ public final class SafetensorsWriter {
   /// - Throws: `.unexpectedTensor` when `name` is not the next in `order`, `.wrongByteCount`
   ///   when the byte count does not match its dtype and shape; neither changes the file.
   public func append(name: String, bytes: UnsafeRawBufferPointer) throws {
+    if let failure { throw failure }
     guard next < order.count else {
       throw SafetensorsError.unexpectedTensor(location: location, tensor: name, expected: nil)
     }
@@ -186,11 +190,19 @@ public final class SafetensorsWriter {
   ///   then left untouched).
   public func finish() throws {
     guard !finished else { return }
+    if let failure { throw failure }
     if next < order.count {
       throw SafetensorsError.unfinished(location: location, missing: order[next...].map(\.name))
     }
     try flush()
-    if case .file(let file) = sink { try file.commit() }
+    if case .file(let file) = sink {
+      do {
+        try file.commit()
+      } catch {
+        failure = error
+        throw error
+      }
+    }
     finished = true
   }
 
@@ -201,9 +213,15 @@ public final class SafetensorsWriter {
   }
 
   private func write(_ bytes: UnsafeRawBufferPointer) throws(SafetensorsError) {
-    switch sink {
-    case .file(let file): try file.write(bytes)
-    case .descriptor(let descriptor): try _writeAll(descriptor, bytes, location: location)
+    do {
+      switch sink {
+      case .file(let file): try file.write(bytes)
+      case .descriptor(let descriptor): try _writeAll(descriptor, bytes, location: location)
+      }
+    } catch {
+      failure = error
+      if case .file(let file) = sink { file.abandon() }
+      throw error
     }
   }
 }
