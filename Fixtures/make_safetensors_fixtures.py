@@ -344,7 +344,7 @@ def make_malformed():
     st("end_before_begin.safetensors",
        '{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}', b"\x00" * 8, "end is before begin")
     st("size_mismatch.safetensors", '{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}',
-       two_floats, "need 12")
+       two_floats, "F32 [3] needs 12")
     st("trailing_bytes.safetensors", '{"a":{' + f32x2 + '}}', two_floats + b"extra", "5 trailing bytes")
     st("duplicate_name.safetensors",
        '{"a":{' + f32x2 + '},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}',

@@ -25,9 +25,30 @@ extension TensorSource {
   }
 
   private func _requireInfo(_ name: String) throws -> TensorInfo {
-    if let info = info(named: name) { return info }
+    let found = (self as? _NameIndexedTensorSource)?._indexedInfo(named: name) ?? info(named: name)
+    if let info = found { return info }
     // Let the source report a missing tensor in its own words.
     try withRawBytes(of: name) { _ in }
     throw SafetensorsError.tensorNotFound(location: location, tensor: name)
   }
+}
+
+/// A source that finds a tensor by name in constant time (the protocol's `info(named:)` is a
+/// linear scan, quadratic over a file with 100,000 tensors).
+protocol _NameIndexedTensorSource {
+  func _indexedInfo(named name: String) -> TensorInfo?
+}
+
+extension SafetensorsFile: _NameIndexedTensorSource {
+  func _indexedInfo(named name: String) -> TensorInfo? { entry(named: name)?.info }
+
+  /// The tensor's description, or `nil`; constant time.
+  public func info(named name: String) -> TensorInfo? { entry(named: name)?.info }
+}
+
+extension ShardedCheckpoint: _NameIndexedTensorSource {
+  func _indexedInfo(named name: String) -> TensorInfo? { shard(holding: name)?.entry(named: name)?.info }
+
+  /// The tensor's description, or `nil`; constant time.
+  public func info(named name: String) -> TensorInfo? { _indexedInfo(named: name) }
 }

@@ -87,7 +87,41 @@ import Testing
     #expect(buffer == [1.5, -2.0])
   }
 
+  /// `-` reads standard input; here a pipe stands in for it.
+  @Test func readsStandardInput() throws {
+    let bytes = try SafetensorsFixtures.data("safetensors", "files", "scalars_and_empty.safetensors")
+    var pipeEnds: [Int32] = [0, 0]
+    try #require(pipe(&pipeEnds) == 0)
+    let written = bytes.withUnsafeBytes { write(pipeEnds[1], $0.baseAddress, $0.count) }
+    #expect(written == bytes.count)
+    close(pipeEnds[1])
+    let savedStandardInput = dup(STDIN_FILENO)
+    dup2(pipeEnds[0], STDIN_FILENO)
+    close(pipeEnds[0])
+    defer {
+      dup2(savedStandardInput, STDIN_FILENO)
+      close(savedStandardInput)
+    }
+    let file = try SafetensorsFile(path: "-")
+    #expect(file.location == "-")
+    let expected = try Expected("safetensors", "files", "scalars_and_empty.expected.json")
+    try Self.check(file, against: expected.tensors)
+  }
+
   #if !DEBUG
+  /// A header with 100,000 tensors (about 8 MB of JSON) still opens quickly.
+  @Test func manyTensorsOpenQuickly() throws {
+    let plan = (0..<100_000).map { TensorInfo(name: "model.layers.\($0 / 10).block.\($0 % 10).weight", dtype: .u8, shape: [1]) }
+    let (header, order) = try SafetensorsWriter.header(plan: plan)
+    let bytes = header + [UInt8](repeating: 7, count: order.count)
+    let start = DispatchTime.now().uptimeNanoseconds
+    let file = try SafetensorsFile(bytes: bytes)
+    let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+    print("parsed \(header.count)-byte header of \(file.tensors.count) tensors in \(milliseconds) ms")
+    #expect(file.tensors.count == 100_000)
+    #expect(milliseconds < 1000)
+  }
+
   /// Opening parses the header only: a 1 GB file opens in well under 20 ms.
   @Test func headerOnlyOpenOfLargeFileIsFast() throws {
     let directory = try SafetensorsFixtures.temporaryDirectory()

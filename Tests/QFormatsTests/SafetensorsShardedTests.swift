@@ -70,6 +70,11 @@ import Testing
     #expect(error.description.contains("holds tensor 'model.layers.0.mlp.bias' that the weight map does not list"))
   }
 
+  @Test func missingIndexIsASystemError() throws {
+    let error = try #require(throws: SafetensorsError.self) { try ShardedCheckpoint(indexPath: "/nonexistent/model.safetensors.index.json") }
+    #expect(error.description == "/nonexistent/model.safetensors.index.json: open failed: No such file or directory")
+  }
+
   @Test func pathOutsideFolderIsRefused() throws {
     let (directory, index) = try Self.brokenCopy { $0["lm_head.weight"] = "../elsewhere.safetensors" }
     defer { try? FileManager.default.removeItem(at: directory) }

@@ -148,4 +148,36 @@ import Testing
       #expect(bytes[8] == UInt8(ascii: "{"))
     }
   }
+
+  @Test func streamsToDescriptor() throws {
+    let directory = try SafetensorsFixtures.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let path = directory.appendingPathComponent("stream.safetensors").path
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    try #require(descriptor >= 0)
+    let source = try SafetensorsFile(path: SafetensorsFixtures.path("safetensors", "files", "numpy_dtypes.safetensors"))
+    let writer = try SafetensorsWriter(streamingTo: descriptor, location: "-", plan: source.tensors)
+    for tensor in writer.order {
+      try source.withRawBytes(of: tensor.name) { try writer.append(name: tensor.name, bytes: $0) }
+    }
+    try writer.finish()
+    close(descriptor)
+    let written = try Data(contentsOf: URL(fileURLWithPath: path))
+    #expect(written == (try Data(contentsOf: URL(fileURLWithPath: source.location))))
+  }
+
+  /// A failed write poisons the writer: nothing later can pretend the stream is whole.
+  @Test func writeErrorIsRepeatedByEveryLaterCall() throws {
+    let descriptor = open("/dev/full", O_WRONLY)
+    try #require(descriptor >= 0)
+    defer { close(descriptor) }
+    let writer = try SafetensorsWriter(
+      streamingTo: descriptor, location: "full", plan: [TensorInfo(name: "a", dtype: .u8, shape: [2 << 20])])
+    let first = try #require(throws: SafetensorsError.self) {
+      try writer.append(name: "a", bytes: [UInt8](repeating: 1, count: 2 << 20))
+    }
+    #expect(first.description == "full: write failed: No space left on device")
+    let again = try #require(throws: SafetensorsError.self) { try writer.finish() }
+    #expect(again == first)
+  }
 }

@@ -2,7 +2,7 @@
 ///
 /// Objects keep their keys in file order; integers that fit in `Int` are kept exactly, and any
 /// other number keeps its text so messages can quote it.
-indirect enum HeaderJSON {
+enum HeaderJSON {
   case object([HeaderJSONMember])
   case array([HeaderJSON])
   case string(String)
@@ -123,7 +123,15 @@ struct HeaderJSONParser {
       }
       let keyOffset = position
       let key = try parseString()
-      if !seen.insert(key).inserted {
+      // Small objects (every tensor entry) are checked by a scan, large ones by a set.
+      let duplicate: Bool
+      if members.count < 16 {
+        duplicate = members.contains { $0.key == key }
+        if !duplicate && members.count == 15 { seen = Set(members.map(\.key) + [key]) }
+      } else {
+        duplicate = !seen.insert(key).inserted
+      }
+      if duplicate {
         throw HeaderJSONError(offset: keyOffset, kind: .duplicateKey(key))
       }
       skipWhitespace()

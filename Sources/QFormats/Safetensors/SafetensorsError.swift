@@ -27,7 +27,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
   case unknownDType(location: String, tensor: String, dtype: String)
   case shapeOverflow(location: String, tensor: String, shape: [Int])
   case invalidOffsets(location: String, tensor: String, begin: Int, end: Int, reason: String)
-  case sizeMismatch(location: String, tensor: String, expected: Int, actual: Int)
+  case sizeMismatch(location: String, tensor: String, dtype: DType, shape: [Int], expected: Int, actual: Int)
   case truncated(location: String, expectedSize: Int, actualSize: Int)
   case trailingBytes(location: String, count: Int)
   case tensorNotFound(location: String, tensor: String)
@@ -77,8 +77,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
       "\(location): tensor '\(tensor)' has shape \(shape) whose size overflows"
     case .invalidOffsets(let location, let tensor, let begin, let end, let reason):
       "\(location): tensor '\(tensor)' has data_offsets [\(begin), \(end)]: \(reason)"
-    case .sizeMismatch(let location, let tensor, let expected, let actual):
-      "\(location): tensor '\(tensor)' occupies \(actual) bytes but its dtype and shape need \(expected)"
+    case .sizeMismatch(let location, let tensor, let dtype, let shape, let expected, let actual):
+      "\(location): tensor '\(tensor)' occupies \(actual) bytes but \(dtype.rawValue) \(shape) needs \(expected)"
     case .truncated(let location, let expectedSize, let actualSize):
       "\(location): file is truncated: the header describes \(expectedSize) bytes but the file has \(actualSize) (incomplete download?)"
     case .trailingBytes(let location, let count):

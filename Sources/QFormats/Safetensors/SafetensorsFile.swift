@@ -47,6 +47,11 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     if (status.st_mode & S_IFMT) == S_IFDIR {
       throw SafetensorsError.system(location: path, operation: "open", errno: EISDIR)
     }
+    if (status.st_mode & S_IFMT) != S_IFREG {
+      // A named pipe or device (e.g. /dev/stdin, <(…)) cannot be mapped: read it whole.
+      try self.init(bytes: try Self.readAll(fd, location: path), location: path)
+      return
+    }
     let size = Int(status.st_size)
     if size == 0 { throw SafetensorsError.emptyFile(location: path) }
     guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
@@ -131,13 +136,18 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
 
   /// All of standard input.
   static func readStandardInput() throws -> [UInt8] {
+    try readAll(STDIN_FILENO, location: "-")
+  }
+
+  /// Everything `descriptor` yields until end of file.
+  static func readAll(_ descriptor: Int32, location: String) throws -> [UInt8] {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     while true {
-      let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+      let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
       if count < 0 {
         if errno == EINTR { continue }
-        throw SafetensorsError.system(location: "-", operation: "read", errno: errno)
+        throw SafetensorsError.system(location: location, operation: "read", errno: errno)
       }
       if count == 0 { return bytes }
       bytes.append(contentsOf: chunk[0..<count])

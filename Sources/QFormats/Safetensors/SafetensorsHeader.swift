@@ -81,7 +81,8 @@ struct SafetensorsHeader {
       }
       if entry.dataRange.count != entry.info.byteCount {
         throw .sizeMismatch(
-          location: location, tensor: name, expected: entry.info.byteCount, actual: entry.dataRange.count)
+          location: location, tensor: name, dtype: entry.info.dtype, shape: entry.info.shape,
+          expected: entry.info.byteCount, actual: entry.dataRange.count)
       }
       expectedBegin = end
     }

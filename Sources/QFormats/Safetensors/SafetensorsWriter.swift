@@ -30,11 +30,15 @@ public final class SafetensorsWriter {
   private var next = 0
   private var buffer: [UInt8] = []
   private var finished = false
+  /// The first write error; once set, every later call rethrows it, so a retried append can
+  /// never commit a file with a tensor half-written.
+  private var failure: SafetensorsError?
   private static let bufferLimit = 1 << 20
 
   private enum Sink {
     case file(AtomicFile)
-    case standardOutput
+    /// A stream the caller owns (standard output, a pipe): written in order, not atomic.
+    case descriptor(Int32)
   }
 
   /// Validates the plan, creates the (temporary) file and writes the header.
@@ -49,7 +53,24 @@ public final class SafetensorsWriter {
     let (header, ordered) = try Self.header(plan: plan, metadata: metadata, order: order, location: path)
     self.order = ordered
     fileSize = header.count + ordered.reduce(0) { $0 + $1.byteCount }
-    sink = path == "-" ? .standardOutput : .file(try AtomicFile(destination: path))
+    sink = path == "-" ? .descriptor(STDOUT_FILENO) : .file(try AtomicFile(destination: path))
+    buffer = header
+    if buffer.count >= Self.bufferLimit { try flush() }
+  }
+
+  /// Streams the file to an open descriptor the caller owns (a pipe, a socket); not atomic,
+  /// and the descriptor is left open.
+  ///
+  /// - Parameter location: how messages name the stream.
+  public init(
+    streamingTo descriptor: Int32, location: String, plan: [TensorInfo], metadata: [String: String] = [:],
+    order: Order = .reference
+  ) throws {
+    self.location = location
+    let (header, ordered) = try Self.header(plan: plan, metadata: metadata, order: order, location: location)
+    self.order = ordered
+    fileSize = header.count + ordered.reduce(0) { $0 + $1.byteCount }
+    sink = .descriptor(descriptor)
     buffer = header
     if buffer.count >= Self.bufferLimit { try flush() }
   }
@@ -99,9 +120,9 @@ public final class SafetensorsWriter {
     for tensor in ordered {
       json.append(UInt8(ascii: ","))
       _appendJSONString(tensor.name, to: &json)
-      json += Array(":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[".utf8)
-      json += Array(tensor.shape.map(String.init).joined(separator: ",").utf8)
-      json += Array("],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}".utf8)
+      json.append(contentsOf: ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[".utf8)
+      json.append(contentsOf: tensor.shape.map(String.init).joined(separator: ",").utf8)
+      json.append(contentsOf: "],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}".utf8)
       offset += tensor.byteCount
     }
     json.append(UInt8(ascii: "}"))
@@ -119,6 +140,7 @@ public final class SafetensorsWriter {
   /// - Throws: `.unexpectedTensor` when `name` is not the next in `order`, `.wrongByteCount`
   ///   when the byte count does not match its dtype and shape; neither changes the file.
   public func append(name: String, bytes: UnsafeRawBufferPointer) throws {
+    if let failure { throw failure }
     guard next < order.count else {
       throw SafetensorsError.unexpectedTensor(location: location, tensor: name, expected: nil)
     }
@@ -168,11 +190,19 @@ public final class SafetensorsWriter {
   ///   then left untouched).
   public func finish() throws {
     guard !finished else { return }
+    if let failure { throw failure }
     if next < order.count {
       throw SafetensorsError.unfinished(location: location, missing: order[next...].map(\.name))
     }
     try flush()
-    if case .file(let file) = sink { try file.commit() }
+    if case .file(let file) = sink {
+      do {
+        try file.commit()
+      } catch {
+        failure = error
+        throw error
+      }
+    }
     finished = true
   }
 
@@ -183,9 +213,15 @@ public final class SafetensorsWriter {
   }
 
   private func write(_ bytes: UnsafeRawBufferPointer) throws(SafetensorsError) {
-    switch sink {
-    case .file(let file): try file.write(bytes)
-    case .standardOutput: try _writeAll(STDOUT_FILENO, bytes, location: "-")
+    do {
+      switch sink {
+      case .file(let file): try file.write(bytes)
+      case .descriptor(let descriptor): try _writeAll(descriptor, bytes, location: location)
+      }
+    } catch {
+      failure = error
+      if case .file(let file) = sink { file.abandon() }
+      throw error
     }
   }
 }

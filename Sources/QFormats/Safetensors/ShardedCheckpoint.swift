@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
 import Foundation
 
 /// A checkpoint split over several safetensors files by `model.safetensors.index.json`.
@@ -25,12 +30,10 @@ public final class ShardedCheckpoint: TensorSource, @unchecked Sendable {
   ///   the error of a shard that does not open.
   public init(indexPath: String) throws {
     location = indexPath
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: indexPath))
-    } catch {
-      throw SafetensorsError.system(location: indexPath, operation: "open", errno: ENOENT)
-    }
+    let descriptor = open(indexPath, O_RDONLY | O_CLOEXEC)
+    if descriptor < 0 { throw SafetensorsError.system(location: indexPath, operation: "open", errno: errno) }
+    defer { close(descriptor) }
+    let data = try SafetensorsFile.readAll(descriptor, location: indexPath)
     let json: HeaderJSON
     do {
       json = try data.withUnsafeBytes { (raw) throws(HeaderJSONError) in try HeaderJSONParser.parse(raw) }

@@ -129,23 +129,23 @@ public final class ShardedWriter {
   public func indexBytes() -> [UInt8] {
     var json = Array("{\n  \"metadata\": {\n    \"total_size\": \(order.reduce(0) { $0 + $1.byteCount })".utf8)
     for key in metadata.keys.sorted() where key != "total_size" {
-      json += Array(",\n    ".utf8)
+      json.append(contentsOf: ",\n    ".utf8)
       _appendJSONString(key, to: &json)
-      json += Array(": ".utf8)
+      json.append(contentsOf: ": ".utf8)
       _appendJSONString(metadata[key] ?? "", to: &json)
     }
-    json += Array("\n  },\n  \"weight_map\": {".utf8)
+    json.append(contentsOf: "\n  },\n  \"weight_map\": {".utf8)
     var first = true
     for (shard, name) in zip(splitInPlanOrder, shardNames) {
       for tensor in shard {
-        json += Array((first ? "\n    " : ",\n    ").utf8)
+        json.append(contentsOf: (first ? "\n    " : ",\n    ").utf8)
         first = false
         _appendJSONString(tensor.name, to: &json)
-        json += Array(": ".utf8)
+        json.append(contentsOf: ": ".utf8)
         _appendJSONString(name, to: &json)
       }
     }
-    json += Array("\n  }\n}\n".utf8)
+    json.append(contentsOf: "\n  }\n}\n".utf8)
     return json
   }
 
