@@ -51,3 +51,20 @@ printf "%-28s %9s %12d\n" "qinspect --stats" "$ours_s" $((ours_kb / 1024))
 printf "%-28s %9s %12d\n" "numpy (float64)" "$numpy_s" $((numpy_kb / 1024))
 printf "%-28s %9s %12d\n" "qinspect --header-only" "$head_s" $((head_kb / 1024))
 "$PY" -c "print('speed ratio numpy/qinspect: %.2fx' % ($numpy_s / max($ours_s, 0.001)))"
+
+# Header-only listing of the largest model (about 1 GB): median wall time of 11 runs.
+BIG=${BIG:-$MODELS/qwen2.5-coder-0.5b-instruct-hf/model.safetensors}
+if [ -f "$BIG" ]; then
+  "$PY" - "$BIN" "$BIG" <<'PYEOF'
+import os, subprocess, sys, time
+binary, path = sys.argv[1], sys.argv[2]
+times = []
+for _ in range(11):
+    t = time.perf_counter()
+    subprocess.run([binary, "--header-only", "--format", "json", path], check=True, stdout=subprocess.DEVNULL)
+    times.append(time.perf_counter() - t)
+times.sort()
+print(f"header-only listing of {path} ({os.path.getsize(path) / 1e9:.2f} GB): "
+      f"median {times[5] * 1000:.1f} ms, best {times[0] * 1000:.1f} ms (whole process)")
+PYEOF
+fi

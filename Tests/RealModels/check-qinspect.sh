@@ -26,6 +26,7 @@ ours = {t["name"]: t for t in report["tensors"]}
 path = os.path.join(folder, "model.safetensors")
 worst = 0.0
 checked = 0
+raw_cache = {}
 with safe_open(path, "np") as f:
     names = list(f.keys())
     assert len(names) == expected, f"reference lists {len(names)} tensors, expected {expected}"
@@ -37,7 +38,7 @@ with safe_open(path, "np") as f:
         assert list(sl.get_shape()) == t["shape"], (name, sl.get_shape(), t["shape"])
         assert int(np.prod(sl.get_shape())) == t["parameters"], name
         if a is None:  # numpy has no bfloat16: widen the raw bits ourselves
-            raw = open(path, "rb").read()
+            raw = raw_cache.setdefault(path, open(path, "rb").read())
             n = int.from_bytes(raw[:8], "little")
             hdr = json.loads(raw[8:8 + n])
             b, e = hdr[name]["data_offsets"]

@@ -31,8 +31,10 @@ extension TensorStatistics {
       finiteLanes &+= SIMD8<Int32>().replacing(with: one, where: finite)
       zeroLanes &+= SIMD8<Int32>().replacing(with: one, where: v .== 0)
       nanLanes &+= SIMD8<Int32>().replacing(with: one, where: v .!= v)
-      minLanes = pointwiseMin(minLanes, v.replacing(with: .infinity, where: .!finite))
-      maxLanes = pointwiseMax(maxLanes, v.replacing(with: -.infinity, where: .!finite))
+      // Compare-and-select rather than the generic pointwiseMin/Max, which are not inlined.
+      // Non-finite lanes fail both comparisons (NaN) or are excluded by the mask (infinities).
+      minLanes.replace(with: v, where: finite .& (v .< minLanes))
+      maxLanes.replace(with: v, where: finite .& (v .> maxLanes))
       let d = SIMD8<Double>(v.replacing(with: 0, where: .!finite))
       if i & 1 == 0 { sum0 += d } else { sum1 += d }
       i &+= 1

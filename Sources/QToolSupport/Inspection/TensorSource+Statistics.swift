@@ -10,7 +10,7 @@ extension TensorSource {
   /// answer does not depend on the number of cores.
   public func statistics(of info: TensorInfo) throws -> TensorStatistics {
     let total = info.elementCount
-    let chunk = 1 << 20
+    let chunk = 1 << 16
     let chunks = (total + chunk - 1) / chunk
     if chunks == 0 { return TensorStatistics() }
     let byteSize = info.dtype.byteSize
