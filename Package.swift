@@ -10,6 +10,7 @@ let package = Package(
     .executable(name: "lora-rebase", targets: ["lora-rebase"]),
     .library(name: "QFormats", targets: ["QFormats"]),
     .library(name: "QCompute", targets: ["QCompute"]),
+    .library(name: "QEngine", targets: ["QEngine"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,16 +25,23 @@ let package = Package(
       name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(
       name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+    .systemLibrary(
+      name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(
+      name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
 
     // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders.
     .target(name: "QFormats", dependencies: ["CZstd", "CHDF5"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
     .target(name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK"]),
+    // The model engine: tokenizer, data, transformer forward and backward passes, images.
+    .target(name: "QEngine", dependencies: ["QFormats", "QCompute", "CPNG", "CJPEG"]),
     // What the four tools share: input handling, output formats, errors.
     .target(
       name: "QToolSupport",
       dependencies: [
-        "QFormats", "QCompute", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "QFormats", "QCompute", "QEngine",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
     .executableTarget(
@@ -59,6 +67,7 @@ let package = Package(
 
     .testTarget(name: "QFormatsTests", dependencies: ["QFormats"]),
     .testTarget(name: "QComputeTests", dependencies: ["QCompute"]),
+    .testTarget(name: "QEngineTests", dependencies: ["QEngine"]),
     .testTarget(
       name: "QToolTests",
       dependencies: ["QToolSupport", "qconvert", "qinspect", "qdiff", "lora-rebase"]),
