@@ -1,4 +1,7 @@
 import ArgumentParser
+import Foundation
+import QCompute
+import QFormats
 import QToolSupport
 
 @main
@@ -6,15 +9,123 @@ struct QConvert: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "qconvert",
     abstract: "Convert FP16/BF16/FP32 checkpoints to packed low-bit checkpoints, and back.",
+    discussion: """
+      Writes a model folder: model.safetensors (a qpack, see Formats/qpack.md), config.json with a
+      'quantization' block, and the input's side files. Rules REGEX=SPEC pick a spec per tensor,
+      first match wins; SPEC is keep, bilevel2, bilevel4 or BITS[gGROUP][:sym|:affine][:rtn|:clip|:hqq].
+      """,
     version: "0.1.0")
 
-  @Argument(help: "The checkpoint to convert: a model folder, safetensors file or HDF5 file.")
+  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel }
+  enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
+  enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
+
+  @Argument(help: "The checkpoint to convert: a model folder, safetensors file, shard index or HDF5 file.")
   var input: String
 
-  @Option(name: .shortAndLong, help: "Where to write the converted checkpoint.")
-  var output: String?
+  @Option(name: .shortAndLong, help: "The model folder to write.")
+  var output: String
+
+  @Option(help: "Bits per weight code: 2, 3, 4 or 8.")
+  var bits: Int = 4
+
+  @Option(help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel.")
+  var groupSize: Int = 64
+
+  @Option(help: "How codes are found: rtn, clip, hqq, or bilevel (SPEED-Q w2g16g16 / w4g32g128).")
+  var method: Method = .rtn
+
+  @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
+  var rules: [String] = []
+
+  @Option(help: "A JSON file with more rules: {\"rules\": [\"REGEX=SPEC\", ...]}.")
+  var recipe: String?
+
+  @Option(help: "Output layout: native, mlx or gguf.")
+  var layout: Layout = .native
+
+  @Option(help: "Dequantize a pack into a plain checkpoint of this dtype: f16, bf16 or f32.")
+  var to: PlainDType?
+
+  @Flag(help: "Print the per-tensor plan and totals without converting.")
+  var dryRun = false
+
+  @Flag(help: "Replace an existing output.")
+  var force = false
+
+  @Flag(help: "Print no progress.")
+  var quiet = false
 
   func run() throws {
-    exitNotYetSupported("qconvert", "conversion")
+    var stderr = StandardError()
+    do {
+      try convert()
+    } catch let error as ConvertError {
+      print("qconvert: \(error)", to: &stderr)
+      throw ExitCode(error.isUsageError ? 64 : 1)
+    } catch let error as ExitCode {
+      throw error
+    } catch {
+      print("qconvert: \(error)", to: &stderr)
+      throw ExitCode(1)
+    }
+  }
+
+  func convert() throws {
+    if layout != .native {
+      exitNotYetSupported("qconvert", "--layout \(layout.rawValue)")
+    }
+    let settings = try ConvertSettings(
+      bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
+      method: ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
+    var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
+    if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
+
+    let checkpoint = try Checkpoint.open(input)
+    let source: any TensorSource =
+      PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source
+
+    if let to {
+      let dtype: DType = to == .f16 ? .f16 : to == .bf16 ? .bf16 : .f32
+      if dryRun {
+        let bytes = source.tensors.reduce(0) { $0 + ($1.dtype.isFloatingPoint ? $1.elementCount * dtype.byteSize : $1.byteCount) }
+        print("\(source.tensors.count) tensors -> \(bytes) bytes of \(dtype.rawValue)")
+        return
+      }
+      let stage = try StagedFolder(destination: output, force: force)
+      do {
+        try ConvertJob.writePlain(source: source, dtype: dtype, to: stage.path("model.safetensors"), quiet: quiet)
+        try ConvertJob.writeSideFiles(checkpoint: checkpoint, into: stage, quantization: nil)
+        try stage.commit()
+      } catch {
+        stage.abandon()
+        throw error
+      }
+      return
+    }
+
+    guard !(source is PackedCheckpoint) else {
+      throw ConvertError.invalidOption(option: input, reason: "is already a qpack; use '--to f16' to dequantize it")
+    }
+    let config = try checkpoint.configData.map {
+      try ModelConfig(data: $0, location: checkpoint.configPath ?? checkpoint.location)
+    }
+    let architecture = ArchitectureSummary.recognise(config: config, tensors: source.tensors)
+    let plan = try ConvertPlan(
+      tensors: source.tensors, architecture: architecture, settings: settings, rules: parsedRules,
+      location: source.location)
+    if dryRun {
+      print(try ConvertJob.planTable(plan), terminator: "")
+      return
+    }
+    let stage = try StagedFolder(destination: output, force: force)
+    do {
+      try ConvertJob.writePack(plan: plan, source: source, to: stage.path("model.safetensors"), quiet: quiet)
+      try ConvertJob.writeSideFiles(checkpoint: checkpoint, into: stage, quantization: ConvertJob.quantizationBlock(plan: plan))
+      try stage.commit()
+    } catch {
+      stage.abandon()
+      throw error
+    }
   }
 }

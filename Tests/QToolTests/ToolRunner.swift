@@ -41,7 +41,6 @@ let fixturesDirectory = URL(fileURLWithPath: #filePath)
 
 @Suite struct UnfinishedToolsTests {
   @Test(arguments: [
-    ("qconvert", ["model.safetensors"]),
     ("qdiff", ["a.safetensors", "b.safetensors"]),
     ("lora-rebase", ["old", "new", "adapter"]),
   ])

@@ -19,7 +19,11 @@ extension InspectionReport {
   public static func build(for checkpoint: Checkpoint, options: InspectionOptions) throws
     -> InspectionReport
   {
-    let source = checkpoint.source
+    // A qpack lists its original tensors, dequantized on read.
+    let source: any TensorSource =
+      PackedCheckpoint.isPack(checkpoint.source)
+      ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source
+    let pack = source as? PackedCheckpoint
     let config = try checkpoint.configData.map {
       try ModelConfig(data: $0, location: checkpoint.configPath ?? checkpoint.location)
     }
@@ -37,6 +41,15 @@ extension InspectionReport {
         name: info.name, dtype: info.dtype.rawValue, shape: info.shape,
         parameters: info.elementCount, bytes: info.byteCount,
         component: architecture.component(of: info.name).rawValue)
+      if let description = pack?.packDescriptions[info.name] {
+        let stored = description.companions(of: info.name).reduce(0) { $0 + $1.byteCount }
+        entry.bytes = stored
+        entry.bits = description.bits
+        entry.groupSize = description.groupSize
+        entry.grid = description.grid.rawValue
+        entry.method = description.method.rawValue
+        entry.bitsPerWeight = description.bitsPerWeight(name: info.name)
+      }
       if options.statistics {
         entry.stats = StatsEntry(try source.statistics(of: info))
       }

@@ -45,6 +45,19 @@ public struct TensorEntry: Codable, Sendable {
   public var bytes: Int
   public var component: String
   public var stats: StatsEntry?
+  /// For a tensor of a qpack: its code width, group, grid, method and bits per weight.
+  public var bits: Int?
+  public var groupSize: Int?
+  public var grid: String?
+  public var method: String?
+  public var bitsPerWeight: Double?
+
+  enum CodingKeys: String, CodingKey {
+    case name, dtype, shape, parameters, bytes, component, stats, bits
+    case groupSize = "group_size"
+    case grid, method
+    case bitsPerWeight = "bits_per_weight"
+  }
 }
 
 public struct StatsEntry: Codable, Sendable {

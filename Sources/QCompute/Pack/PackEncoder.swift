@@ -1,0 +1,163 @@
+import QFormats
+
+/// One weight packed: its description, its companion tensors and the matrix they encode.
+public struct PackedTensor: Sendable {
+  public var name: String
+  public var description: PackDescription
+  /// Companion tensors in `description.companions(of:)` order, each with its bytes.
+  public var companions: [(info: TensorInfo, bytes: [UInt8])]
+  /// The quantized matrix as stored: scales and float offsets rounded to the scale dtype, so
+  /// `matrix.dequantize()` is exactly what a reader reconstructs.
+  public var matrix: QuantizedMatrix
+
+  /// The `__metadata__` entry describing this tensor.
+  public var metadataEntry: (key: String, value: String) {
+    (PackDescription.keyPrefix + name, description.jsonString())
+  }
+}
+
+/// Quantizes weights into qpack companion tensors.
+public enum PackEncoder {
+  /// The companions `info` gets under `spec`, computed without reading any data, so a streaming
+  /// writer can lay out its header first.
+  public static func companions(of info: TensorInfo, spec: PackSpec, location: String) throws(PackError)
+    -> (description: PackDescription, companions: [TensorInfo])
+  {
+    let description = try PackDescription(for: info, spec: spec, location: location)
+    return (description, description.companions(of: info.name))
+  }
+
+  /// Finds the first NaN or infinity, as coordinates in the tensor's shape.
+  public static func firstNonFinite(_ weights: UnsafeBufferPointer<Float>, shape: [Int]) -> (index: [Int], value: Float)? {
+    for position in 0..<weights.count where !weights[position].isFinite {
+      var coordinates = [Int](repeating: 0, count: shape.count)
+      var rest = position
+      for axis in stride(from: shape.count - 1, through: 0, by: -1) where shape[axis] > 0 {
+        coordinates[axis] = rest % shape[axis]
+        rest /= shape[axis]
+      }
+      return (coordinates, weights[position])
+    }
+    return nil
+  }
+
+  /// Quantizes one weight (widened to floats, row-major) into its companions.
+  ///
+  /// - Throws: `PackError.cannotPack` when the spec does not apply, `.nonFinite` for NaN or
+  ///   infinity in the weight.
+  public static func pack(
+    _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
+  ) throws(PackError) -> PackedTensor {
+    let (description, infos) = try companions(of: info, spec: spec, location: location)
+    guard weights.count == info.elementCount else {
+      throw .cannotPack(
+        location: location, tensor: info.name,
+        reason: "\(weights.count) values were given for \(info.elementCount) elements")
+    }
+    if let (index, value) = firstNonFinite(weights, shape: info.shape) {
+      throw .nonFinite(location: location, tensor: info.name, index: index, value: value)
+    }
+    let rows = description.rows
+    let columns = description.columns
+    var matrix: QuantizedMatrix
+    do {
+      switch (spec.grid, spec.method) {
+      case (.affine, .rtn):
+        matrix = try AffineQuantizer.quantize(weights, rows: rows, columns: columns, bits: spec.bits, groupSize: spec.groupSize)
+      case (.affine, .clip):
+        matrix = try ClipSearchQuantizer.quantize(weights, rows: rows, columns: columns, bits: spec.bits, groupSize: spec.groupSize)
+      case (.affine, .hqq):
+        matrix = try HQQQuantizer.quantize(weights, rows: rows, columns: columns, bits: spec.bits, groupSize: spec.groupSize)
+      case (.symmetric, _):
+        matrix = try SymmetricQuantizer.quantize(
+          weights, rows: rows, columns: columns, bits: spec.bits, groupSize: spec.groupSize,
+          variant: spec.embeddingPolicy ? .embedding : .signed)
+      case (.bilevel, _):
+        matrix = try BilevelQuantizer.quantize(
+          weights, rows: rows, columns: columns,
+          configuration: .init(bits: spec.bits, groupSize: description.groupSize, scaleGroupSize: spec.scaleGroupSize))
+      default:
+        throw QuantizeError.unsupportedBits(quantizer: spec.method.rawValue, bits: spec.bits)
+      }
+    } catch {
+      throw .cannotPack(location: location, tensor: info.name, reason: "\(error)")
+    }
+
+    // Round what is stored in the scale dtype, so the matrix is what a reader will see.
+    let scaleDType = description.scaleDType
+    if description.grid != .bilevel {
+      matrix.scales = roundTrip(matrix.scales, through: scaleDType)
+    }
+    switch description.zero {
+    case .bias, .float: matrix.offsets = roundTrip(matrix.offsets, through: scaleDType)
+    case .fixed:
+      let zeroPoint = Float(description.zeroPoint ?? 0)
+      guard matrix.offsets.allSatisfy({ $0 == zeroPoint }) else {
+        throw .cannotPack(location: location, tensor: info.name, reason: "the symmetric grid did not use zero point \(zeroPoint)")
+      }
+    case .int: break
+    }
+
+    var companions: [(info: TensorInfo, bytes: [UInt8])] = []
+    for companion in infos {
+      let suffix = companion.name.dropFirst(info.name.count + 1)
+      let bytes: [UInt8]
+      switch suffix {
+      case "scales": bytes = narrowed(matrix.scales, to: scaleDType)
+      case "biases", "zeros": bytes = narrowed(matrix.offsets, to: scaleDType)
+      case "qweight":
+        do { bytes = try matrix.packedBytes() } catch {
+          throw .cannotPack(location: location, tensor: info.name, reason: error.description)
+        }
+      case "qzeros":
+        let codes = matrix.offsets.map { UInt8(clamping: Int($0)) }
+        bytes = packRows(codes, rows: rows, columns: description.groupsPerRow, bits: description.bits)
+      case "qscales":
+        let codes = matrix.secondLevel?.codes ?? []
+        bytes = packRows(codes, rows: 1, columns: codes.count, bits: 4)
+      case "scale_step": bytes = narrowed(matrix.secondLevel?.chunkScales ?? [], to: .f32)
+      case "scale_zero": bytes = narrowed(matrix.secondLevel?.chunkZeros ?? [], to: .f32)
+      default: bytes = []
+      }
+      guard bytes.count == companion.byteCount else {
+        throw .cannotPack(
+          location: location, tensor: info.name,
+          reason: "companion '\(companion.name)' came out as \(bytes.count) bytes, not \(companion.byteCount)")
+      }
+      companions.append((companion, bytes))
+    }
+    return PackedTensor(name: info.name, description: description, companions: companions, matrix: matrix)
+  }
+
+  static func narrowed(_ values: [Float], to dtype: DType) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: values.count * dtype.byteSize)
+    values.withUnsafeBufferPointer { source in
+      out.withUnsafeMutableBytes { DTypeConversion.narrow(source, to: dtype, into: $0) }
+    }
+    return out
+  }
+
+  static func roundTrip(_ values: [Float], through dtype: DType) -> [Float] {
+    guard dtype != .f32 else { return values }
+    let bytes = narrowed(values, to: dtype)
+    var out = [Float](repeating: 0, count: values.count)
+    bytes.withUnsafeBytes { raw in
+      out.withUnsafeMutableBufferPointer { DTypeConversion.widen(raw, from: dtype, into: $0) }
+    }
+    return out
+  }
+
+  /// Packs a [rows, columns] code matrix, each row its own LSB-first stream.
+  static func packRows(_ codes: [UInt8], rows: Int, columns: Int, bits: Int) -> [UInt8] {
+    let perRow = BitPacking.byteCount(codes: columns, bits: bits)
+    var out: [UInt8] = []
+    out.reserveCapacity(rows * perRow)
+    codes.withUnsafeBufferPointer { buffer in
+      for row in 0..<rows {
+        let slice = UnsafeBufferPointer(rebasing: buffer[(row * columns)..<((row + 1) * columns)])
+        out.append(contentsOf: (try? BitPacking.pack(slice, bits: bits)) ?? [UInt8](repeating: 0, count: perRow))
+      }
+    }
+    return out
+  }
+}

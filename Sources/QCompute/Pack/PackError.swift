@@ -1,0 +1,28 @@
+/// What can go wrong reading or writing a qpack, each naming the file and the tensor.
+public enum PackError: Error, CustomStringConvertible, Equatable {
+  /// The file's `qpack.version` is not one this reader knows.
+  case unsupportedVersion(location: String, version: String)
+  /// A `qpack.tensor.<N>` entry that is not valid JSON or lacks a field.
+  case invalidDescription(location: String, tensor: String, reason: String)
+  /// A companion tensor named by a description is absent or has the wrong dtype or shape.
+  case badCompanion(location: String, tensor: String, reason: String)
+  /// The weight cannot be packed with the requested spec.
+  case cannotPack(location: String, tensor: String, reason: String)
+  /// A weight holds NaN or infinity; `index` is the first offending element's coordinates.
+  case nonFinite(location: String, tensor: String, index: [Int], value: Float)
+
+  public var description: String {
+    switch self {
+    case .unsupportedVersion(let location, let version):
+      "\(location): qpack version '\(version)' is not supported (this reader knows version 1)"
+    case .invalidDescription(let location, let tensor, let reason):
+      "\(location): description of tensor '\(tensor)' \(reason)"
+    case .badCompanion(let location, let tensor, let reason):
+      "\(location): tensor '\(tensor)' \(reason)"
+    case .cannotPack(let location, let tensor, let reason):
+      "\(location): tensor '\(tensor)' cannot be packed: \(reason)"
+    case .nonFinite(let location, let tensor, let index, let value):
+      "\(location): tensor '\(tensor)' holds \(value) at index \(index)"
+    }
+  }
+}

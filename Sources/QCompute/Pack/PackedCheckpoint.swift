@@ -1,0 +1,92 @@
+import QFormats
+
+/// A qpack seen as the checkpoint it was made from: the original tensors, dequantized on read.
+///
+/// Companion tensors are hidden; each packed tensor appears once, with its original dtype and
+/// shape, where its first companion was. Tensors that were not packed pass through.
+public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
+  public let base: any TensorSource
+  public let location: String
+  public let tensors: [TensorInfo]
+  public let metadata: [String: String]
+  /// The description of every packed tensor, by original name.
+  public let packDescriptions: [String: PackDescription]
+
+  /// Whether a source's metadata marks it as a qpack.
+  public static func isPack(_ source: any TensorSource) -> Bool {
+    source.metadata[PackDescription.versionKey] != nil
+  }
+
+  /// Wraps a source whose `__metadata__` has `qpack.version`.
+  ///
+  /// - Throws: `PackError.unsupportedVersion` for a version other than 1, `.invalidDescription`
+  ///   for a malformed description, `.badCompanion` for a missing or misshapen companion.
+  public init(wrapping base: any TensorSource) throws(PackError) {
+    self.base = base
+    location = base.location
+    metadata = base.metadata
+    let version = base.metadata[PackDescription.versionKey] ?? "none"
+    guard version == PackDescription.version else {
+      throw .unsupportedVersion(location: base.location, version: version)
+    }
+    var descriptions: [String: PackDescription] = [:]
+    for (key, value) in base.metadata where key.hasPrefix(PackDescription.keyPrefix) {
+      let name = String(key.dropFirst(PackDescription.keyPrefix.count))
+      descriptions[name] = try PackDescription(json: value, location: base.location, tensor: name)
+    }
+    let byName = Dictionary(base.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    var owner: [String: String] = [:]
+    for (name, description) in descriptions {
+      if byName[name] != nil {
+        throw .badCompanion(location: base.location, tensor: name, reason: "is both described as packed and stored as is")
+      }
+      for companion in description.companions(of: name) {
+        guard let stored = byName[companion.name] else {
+          throw .badCompanion(location: base.location, tensor: name, reason: "has no companion '\(companion.name)'")
+        }
+        guard stored.dtype == companion.dtype, stored.shape == companion.shape else {
+          throw .badCompanion(
+            location: base.location, tensor: name,
+            reason: "has companion '\(companion.name)' of \(stored.dtype.rawValue) \(stored.shape), expected \(companion.dtype.rawValue) \(companion.shape)")
+        }
+        owner[companion.name] = name
+      }
+    }
+    var listed: [TensorInfo] = []
+    var seen: Set<String> = []
+    for info in base.tensors {
+      if let name = owner[info.name] {
+        if seen.insert(name).inserted, let description = descriptions[name] {
+          listed.append(TensorInfo(name: name, dtype: description.dtype, shape: description.shape))
+        }
+      } else {
+        listed.append(info)
+      }
+    }
+    tensors = listed
+    packDescriptions = descriptions
+  }
+
+  /// The original tensor's values as float32, dequantized when it is packed.
+  public func dequantizedFloats(of name: String) throws -> [Float] {
+    guard let description = packDescriptions[name] else { return try base.floats(of: name) }
+    return try PackDecoder.dequantize(name: name, description: description, location: location) { companion in
+      guard let info = base.info(named: companion) else { return nil }
+      let bytes = try base.withRawBytes(of: companion) { [UInt8]($0) }
+      return (info, bytes)
+    }
+  }
+
+  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    guard let description = packDescriptions[name] else { return try base.withRawBytes(of: name, body) }
+    let values = try dequantizedFloats(of: name)
+    if description.dtype == .f32 {
+      return try values.withUnsafeBytes(body)
+    }
+    let scratch = UnsafeMutableRawBufferPointer.allocate(
+      byteCount: values.count * description.dtype.byteSize, alignment: 16)
+    defer { scratch.deallocate() }
+    values.withUnsafeBufferPointer { DTypeConversion.narrow($0, to: description.dtype, into: scratch) }
+    return try body(UnsafeRawBufferPointer(scratch))
+  }
+}

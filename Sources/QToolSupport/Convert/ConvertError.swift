@@ -1,0 +1,35 @@
+/// Conversion requests that cannot be honoured, each naming the rule, file or tensor at fault.
+public enum ConvertError: Error, CustomStringConvertible, Equatable {
+  /// A `--rule` or recipe rule that does not parse or contradicts itself.
+  case invalidRule(rule: String, reason: String)
+  /// A recipe file that cannot be read or is not the expected JSON.
+  case invalidRecipe(path: String, reason: String)
+  /// A main option (`--bits`, `--group-size`, `--method`) outside what packs support.
+  case invalidOption(option: String, reason: String)
+  /// A rule asks to quantize a tensor the spec cannot apply to.
+  case ruleCannotApply(rule: String, tensor: String, reason: String)
+  /// The output exists and `--force` was not given.
+  case outputExists(path: String)
+  /// A file system operation failed.
+  case fileSystem(path: String, reason: String)
+
+  /// Usage errors exit with 64; the rest with 1.
+  public var isUsageError: Bool {
+    switch self {
+    case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
+    case .outputExists, .fileSystem: false
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .invalidRule(let rule, let reason): "rule '\(rule)': \(reason)"
+    case .invalidRecipe(let path, let reason): "\(path): \(reason)"
+    case .invalidOption(let option, let reason): "\(option): \(reason)"
+    case .ruleCannotApply(let rule, let tensor, let reason):
+      "rule '\(rule)' cannot apply to tensor '\(tensor)': \(reason)"
+    case .outputExists(let path): "\(path): output exists (use '--force' to replace it)"
+    case .fileSystem(let path, let reason): "\(path): \(reason)"
+    }
+  }
+}
