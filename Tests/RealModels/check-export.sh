@@ -7,6 +7,7 @@
 #   against the source weights (after llama.cpp's Q/K permutation), within the block type's error.
 #
 # Needs: pip install "mlx[cpu]" mlx-lm gguf numpy safetensors
+# mlx on the Linux CPU is slow at generation; LD_PRELOAD of an OpenBLAS may help.
 # Usage: Tests/RealModels/check-export.sh     (MODELS_DIR defaults to ~/.cache/qtoolchain-models)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

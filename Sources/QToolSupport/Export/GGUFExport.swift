@@ -25,8 +25,8 @@ public enum GGUFExport {
   ///
   /// - Parameters:
   ///   - configData: the model's config.json; its hyper-parameters become the `llama.*` keys.
-  ///   - tokenizerJSON: a Hugging Face tokenizer.json; with it the file gets the
-  ///     `tokenizer.ggml.*` keys of a BPE (gpt2) vocabulary.
+  ///   - tokenizerJSON: a Hugging Face tokenizer.json, for the `tokenizer.ggml.*` keys; not yet
+  ///     converted (the file is a valid GGUF without them, but llama.cpp needs them to run it).
   /// - Throws: `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
     source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to path: String,
