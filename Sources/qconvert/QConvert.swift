@@ -11,7 +11,8 @@ struct QConvert: ParsableCommand {
     abstract: "Convert FP16/BF16/FP32 checkpoints to packed low-bit checkpoints, and back.",
     discussion: """
       Writes a model folder: model.safetensors (a qpack, see Formats/qpack.md), config.json with a
-      'quantization' block, and the input's side files. Rules REGEX=SPEC pick a spec per tensor,
+      'quantization' block, and the input's side files. With '--layout mlx' the folder is what \
+      mlx_lm loads (uint32 codes, scales and biases); with '--layout gguf' OUTPUT is one GGUF file. Rules REGEX=SPEC pick a spec per tensor,
       first match wins; SPEC is keep, bilevel2, bilevel4 or BITS[gGROUP][:sym|:affine][:rtn|:clip|:hqq].
       """,
     version: "0.1.0")
@@ -44,6 +45,9 @@ struct QConvert: ParsableCommand {
   @Option(help: "Output layout: native, mlx or gguf.")
   var layout: Layout = .native
 
+  @Option(help: "GGUF block type for '--layout gguf': q8_0, q4_0, q4_k or q2_k.")
+  var ggufType: GGUFType = .q8_0
+
   @Option(help: "Dequantize a pack into a plain checkpoint of this dtype: f16, bf16 or f32.")
   var to: PlainDType?
 
@@ -72,9 +76,6 @@ struct QConvert: ParsableCommand {
   }
 
   func convert() throws {
-    if layout != .native {
-      exitNotYetSupported("qconvert", "--layout \(layout.rawValue)")
-    }
     let settings = try ConvertSettings(
       bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
       method: ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
@@ -104,6 +105,13 @@ struct QConvert: ParsableCommand {
       return
     }
 
+    if layout != .native {
+      guard !(source is PackedCheckpoint) else {
+        throw ConvertError.invalidOption(option: input, reason: "is a qpack; dequantize it with '--to f16' first")
+      }
+      try exportLayout(checkpoint: checkpoint, source: source)
+      return
+    }
     guard !(source is PackedCheckpoint) else {
       throw ConvertError.invalidOption(option: input, reason: "is already a qpack; use '--to f16' to dequantize it")
     }

@@ -60,7 +60,7 @@ PYEOF
 
 for TYPE in q8_0 q4_k; do
   echo "== GGUF $TYPE"
-  "$BIN" "$MODEL" -o "$WORK/ours-$TYPE.gguf" --layout gguf --type "$TYPE"
+  "$BIN" "$MODEL" -o "$WORK/ours-$TYPE.gguf" --layout gguf --gguf-type "$TYPE"
   "$PY" - "$MODEL" "$WORK/ours-$TYPE.gguf" <<'PYEOF'
 import json, os, sys
 import numpy as np

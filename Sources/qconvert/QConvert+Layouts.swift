@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import QCompute
+import QFormats
+import QToolSupport
+
+extension QConvert {
+  /// GGUF block types `--gguf-type` accepts.
+  enum GGUFType: String, ExpressibleByArgument, CaseIterable {
+    case q8_0, q4_0, q4_k, q2_k
+
+    var blockType: GGUFBlockType {
+      switch self {
+      case .q8_0: .q8_0
+      case .q4_0: .q4_0
+      case .q4_k: .q4_K
+      case .q2_k: .q2_K
+      }
+    }
+  }
+
+  /// Writes the input in a runtime's own layout instead of a qpack.
+  ///
+  /// MLX stores affine round-to-nearest codes (`mlx.core.quantize`'s grid), so only `--method rtn`
+  /// applies; GGUF's block types carry their own grids and ignore `--bits` and `--group-size`.
+  func exportLayout(checkpoint: Checkpoint, source: any TensorSource) throws {
+    var stderr = StandardError()
+    let progress: (ExportProgress) -> Void = { step in
+      if !quiet { print("[\(step.index + 1)/\(step.count)] \(step.tensor)", to: &stderr) }
+    }
+    switch layout {
+    case .native:
+      return
+    case .mlx:
+      guard method == .rtn else {
+        throw ConvertError.invalidOption(
+          option: "--method", reason: "'\(method.rawValue)' cannot be stored in MLX's layout; use rtn")
+      }
+      guard rules.isEmpty, recipe == nil else {
+        throw ConvertError.invalidOption(
+          option: "--rule", reason: "per-tensor rules are not supported with '--layout mlx'")
+      }
+      if dryRun {
+        throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
+      }
+      let stage = try StagedFolder(destination: output, force: force)
+      do {
+        try MLXExport.exportMLX(
+          source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
+          to: stage.temporary, bits: bits, groupSize: groupSize, progress: progress)
+        try stage.commit()
+      } catch {
+        stage.abandon()
+        throw error
+      }
+    case .gguf:
+      guard let configData = checkpoint.configData else {
+        throw ConvertError.invalidOption(
+          option: input, reason: "has no config.json beside it, which GGUF's hyper-parameters come from")
+      }
+      if dryRun {
+        throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
+      }
+      if FileManager.default.fileExists(atPath: output), !force {
+        throw ConvertError.outputExists(path: output)
+      }
+      let tokenizer = checkpoint.folder.flatMap {
+        FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
+      }
+      try GGUFExport.exportGGUF(
+        source: source, configData: configData, tokenizerJSON: tokenizer, to: output,
+        type: ggufType.blockType, progress: progress)
+    }
+  }
+}
