@@ -25,8 +25,8 @@ public enum GGUFExport {
   ///
   /// - Parameters:
   ///   - configData: the model's config.json; its hyper-parameters become the `llama.*` keys.
-  ///   - tokenizerJSON: a Hugging Face tokenizer.json, for the `tokenizer.ggml.*` keys; not yet
-  ///     converted (the file is a valid GGUF without them, but llama.cpp needs them to run it).
+  ///   - tokenizerJSON: a Hugging Face tokenizer.json, for the `tokenizer.ggml.*` keys that
+  ///     llama.cpp needs to run the file (byte-level BPE only).
   /// - Throws: `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
     source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to path: String,
@@ -41,7 +41,8 @@ public enum GGUFExport {
     keyValues.append(("general.file_type", .uint32(fileType(type))))
     keyValues.append((GGUFFile.quantizationVersionKey, .uint32(2)))
     if let tokenizerJSON {
-      keyValues += try tokenizerKeyValues(tokenizerJSON, location: source.location)
+      keyValues += try tokenizerKeyValues(
+        tokenizerJSON, vocabSize: hyper.vocabSize, location: source.location)
     }
 
     let mapped = try mapTensors(source: source, hyper: hyper)
