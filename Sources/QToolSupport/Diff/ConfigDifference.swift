@@ -15,14 +15,17 @@ extension ConfigChange {
   /// The differences in vocabulary, sizes, heads, rope settings, tying and model type.
   ///
   /// Sizes come from the recognised architecture (the config where there is one, else the
-  /// tensor shapes); rope settings, tying and the model type only from a config.
+  /// tensor shapes); rope settings, tying and the model type only from a config. A value one
+  /// side does not state is not reported, except rope scaling when both sides have a config
+  /// (there, absent means none).
   public static func changes(
     old: (config: ModelConfig?, architecture: ArchitectureSummary),
     new: (config: ModelConfig?, architecture: ArchitectureSummary)
   ) -> [ConfigChange] {
     var out: [ConfigChange] = []
-    func add(_ field: String, _ words: String, _ a: String?, _ b: String?) {
-      guard a != b else { return }
+    /// Only values both sides state: an absent value is unknown, not different.
+    func add(_ field: String, _ words: String, _ a: String?, _ b: String?, absentIsNone: Bool = false) {
+      guard a != b, absentIsNone || (a != nil && b != nil) else { return }
       out.append(ConfigChange(field: field, old: a, new: b, text: "\(words) \(a ?? "none") -> \(b ?? "none")"))
     }
     let visionLanguage =
@@ -50,11 +53,14 @@ extension ConfigChange {
           part.new?[keyPath: path].map(String.init))
       }
     }
-    guard old.config != nil || new.config != nil else { return out }
     let a = old.config.map { visionLanguage ? ($0.textConfig ?? $0) : $0 }
     let b = new.config.map { visionLanguage ? ($0.textConfig ?? $0) : $0 }
     add("rope_theta", "rope theta", a?.ropeTheta.map(numberText), b?.ropeTheta.map(numberText))
-    add("rope_scaling", "rope scaling", a?.ropeScaling.flatMap(jsonText), b?.ropeScaling.flatMap(jsonText))
+    if a != nil && b != nil {
+      add(
+        "rope_scaling", "rope scaling", a?.ropeScaling.flatMap(jsonText), b?.ropeScaling.flatMap(jsonText),
+        absentIsNone: true)
+    }
     add(
       "tie_word_embeddings", "tied word embeddings",
       (old.config?.tieWordEmbeddings ?? a?.tieWordEmbeddings).map { $0 ? "yes" : "no" },

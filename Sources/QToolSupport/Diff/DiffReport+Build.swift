@@ -176,7 +176,8 @@ extension DiffReport {
       relativeL2: compared.isEmpty ? nil : all.relativeL2,
       maxAbsDiff: compared.isEmpty ? nil : all.maxAbsDifference,
       snrDB: all.snrDecibels)
-    let same = config.isEmpty && entries.allSatisfy { $0.status == .equal }
+    // A filter narrows the question to the tensors it selects.
+    let same = (config.isEmpty || options.filter != nil) && entries.allSatisfy { $0.status == .equal }
     return DiffReport(
       old: old.entry(), new: new.entry(), tolerance: options.tolerance, same: same, config: config,
       layerMoves: matching.layerMoves, summary: summary,

@@ -11,7 +11,8 @@ public struct DiffReport: Codable, Sendable {
   public var new: SideEntry
   /// Relative L2 error at or below which a tensor counts as equal; 0 asks for identical bytes.
   public var tolerance: Double
-  /// Whether the checkpoints are the same within tolerance (exit status 0).
+  /// Whether the checkpoints are the same within tolerance (exit status 0): every tensor
+  /// `equal` and, without a filter, no config change.
   public var same: Bool
   public var config: [ConfigChange]
   public var layerMoves: [DiffMatching.LayerMove]
