@@ -1,0 +1,107 @@
+import Foundation
+
+/// Float64 sums over the element pairs (a, b) of two tensors of the same shape, from which every
+/// per-tensor metric follows; sums of several tensors merge into per-layer and per-component totals.
+public struct DifferenceSums: Sendable, Hashable {
+  /// Pairs where both elements are finite (the others are counted in `nonFinite`).
+  public var count = 0
+  /// Pairs where either element is NaN or infinite; they are left out of the sums.
+  public var nonFinite = 0
+  /// Sum of a^2 (the old tensor's squared norm).
+  public var oldSquares = 0.0
+  /// Sum of b^2.
+  public var newSquares = 0.0
+  /// Sum of a * b.
+  public var dot = 0.0
+  /// Sum of (a - b)^2.
+  public var differenceSquares = 0.0
+  /// Largest |a - b|.
+  public var maxAbsDifference = 0.0
+
+  public init() {}
+
+  public mutating func merge(_ other: DifferenceSums) {
+    count += other.count
+    nonFinite += other.nonFinite
+    oldSquares += other.oldSquares
+    newSquares += other.newSquares
+    dot += other.dot
+    differenceSquares += other.differenceSquares
+    if other.maxAbsDifference > maxAbsDifference { maxAbsDifference = other.maxAbsDifference }
+  }
+
+  /// ||a - b|| / ||a||; 0 when both are 0, `nil` when only ||a|| is (the error is unbounded).
+  public var relativeL2: Double? {
+    if differenceSquares == 0 { return 0 }
+    guard oldSquares > 0 else { return nil }
+    return (differenceSquares / oldSquares).squareRoot()
+  }
+
+  /// a . b / (||a|| ||b||); `nil` when either norm is 0.
+  public var cosine: Double? {
+    guard oldSquares > 0, newSquares > 0 else { return nil }
+    return dot / (oldSquares.squareRoot() * newSquares.squareRoot())
+  }
+
+  /// 10 log10(||a||^2 / ||a - b||^2); `nil` when the difference or the signal is 0 (infinite).
+  public var snrDecibels: Double? {
+    guard differenceSquares > 0, oldSquares > 0 else { return nil }
+    return 10 * log10(oldSquares / differenceSquares)
+  }
+
+  /// Adds the pairs of two equally long buffers.
+  ///
+  /// Four independent accumulator sets keep the additions pipelined; a chunk whose sums come out
+  /// non-finite is summed again pair by pair, leaving out the non-finite pairs.
+  mutating func add(old a: UnsafeBufferPointer<Float>, new b: UnsafeBufferPointer<Float>) {
+    let n = min(a.count, b.count)
+    var aa = SIMD4<Double>(), bb = SIMD4<Double>(), ab = SIMD4<Double>(), dd = SIMD4<Double>()
+    var largest = 0.0
+    var i = 0
+    while i &+ 4 <= n {
+      let x = SIMD4<Double>(Double(a[i]), Double(a[i &+ 1]), Double(a[i &+ 2]), Double(a[i &+ 3]))
+      let y = SIMD4<Double>(Double(b[i]), Double(b[i &+ 1]), Double(b[i &+ 2]), Double(b[i &+ 3]))
+      let d = x - y
+      aa += x * x
+      bb += y * y
+      ab += x * y
+      dd += d * d
+      let m = pointwiseMax(d, -d).max()
+      if m > largest { largest = m }
+      i &+= 4
+    }
+    var sa = aa.sum(), sb = bb.sum(), sab = ab.sum(), sd = dd.sum()
+    while i < n {
+      let x = Double(a[i]), y = Double(b[i]), d = x - y
+      sa += x * x
+      sb += y * y
+      sab += x * y
+      sd += d * d
+      if abs(d) > largest { largest = abs(d) }
+      i &+= 1
+    }
+    if sa.isFinite && sb.isFinite && sab.isFinite && sd.isFinite {
+      count += n
+      oldSquares += sa
+      newSquares += sb
+      dot += sab
+      differenceSquares += sd
+      if largest > maxAbsDifference { maxAbsDifference = largest }
+      return
+    }
+    for j in 0..<n {
+      let x = Double(a[j]), y = Double(b[j])
+      guard x.isFinite, y.isFinite else {
+        nonFinite += 1
+        continue
+      }
+      let d = x - y
+      count += 1
+      oldSquares += x * x
+      newSquares += y * y
+      dot += x * y
+      differenceSquares += d * d
+      if abs(d) > maxAbsDifference { maxAbsDifference = abs(d) }
+    }
+  }
+}
