@@ -12,8 +12,9 @@ public struct TokenWindow: Sendable, Equatable {
 }
 
 /// The sliding windows of Hugging Face's strided perplexity: windows of `context` ids starting
-/// every `stride` ids, each scoring only the targets no earlier window scored, so every id after
-/// the first is scored exactly once.
+/// every `stride` ids, each scoring only the targets no earlier window scored. With
+/// `stride == context` the windows are the reference's disjoint chunks (`np_llm.py --ppl`), whose
+/// first ids have no context and are not scored; a smaller stride scores them with overlap.
 public struct TokenWindows: Sequence, Sendable {
   public let ids: [Int]
   public let context: Int
@@ -48,6 +49,6 @@ public struct TokenWindows: Sequence, Sendable {
     }
   }
 
-  /// Number of targets scored over all windows: every id but the first.
-  public var scoredTargetCount: Int { Swift.max(ids.count - 1, 0) }
+  /// Number of targets scored over all windows.
+  public var scoredTargetCount: Int { reduce(0) { $0 + $1.scoredCount } }
 }

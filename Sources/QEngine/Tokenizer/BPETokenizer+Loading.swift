@@ -62,18 +62,8 @@ extension BPETokenizer {
     let (steps, prefixSpace) = try Self.readPreTokenizer(root["pre_tokenizer"], file: file)
     try Self.checkDecoder(root["decoder"], file: file)
 
-    var addedTokens: [AddedToken] = []
-    for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
-      guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id < Int(Int32.max),
-        let content = entry["content"] as? String
-      else { throw TokenizerError.missingKey(file: file, key: "added_tokens.id/content") }
-      addedTokens.append(
-        AddedToken(
-          id: id, content: content, singleWord: entry["single_word"] as? Bool ?? false,
-          leftStrip: entry["lstrip"] as? Bool ?? false, rightStrip: entry["rstrip"] as? Bool ?? false,
-          normalized: entry["normalized"] as? Bool ?? false, special: entry["special"] as? Bool ?? false))
-      maximumID = max(maximumID, id)
-    }
+    let addedTokens = try Self.readAddedTokens(root["added_tokens"], vocabulary: vocabulary, file: file)
+    for token in addedTokens { maximumID = max(maximumID, token.id) }
 
     var idToToken = [String?](repeating: nil, count: maximumID + 1)
     for (token, id) in vocabulary { idToToken[id] = token }
@@ -113,6 +103,46 @@ extension BPETokenizer {
       throw TokenizerError.unreadable(file: url.path, reason: "is not a JSON object")
     }
     return object
+  }
+
+  /// Added tokens with the ids `tokenizers` gives them when loading: the vocabulary's id when
+  /// the content is in it, else the next id after the vocabulary or the last added token (the
+  /// `id` written in the file is not used, as there).
+  static func readAddedTokens(_ value: Any?, vocabulary: [String: Int], file: String) throws -> [AddedToken] {
+    var tokens: [AddedToken] = []
+    var idOfContent: [String: Int] = [:]
+    var indexOfID: [Int: Int] = [:]
+    for entry in value as? [[String: Any]] ?? [] {
+      guard let content = entry["content"] as? String else {
+        throw TokenizerError.missingKey(file: file, key: "added_tokens.content")
+      }
+      var token = AddedToken(
+        id: 0, content: content, singleWord: entry["single_word"] as? Bool ?? false,
+        leftStrip: entry["lstrip"] as? Bool ?? false, rightStrip: entry["rstrip"] as? Bool ?? false,
+        normalized: entry["normalized"] as? Bool ?? !(entry["special"] as? Bool ?? false),
+        special: entry["special"] as? Bool ?? false)
+      if content.isEmpty { continue }
+      if let existing = idOfContent[content], let index = indexOfID[existing] {
+        token.id = existing
+        tokens[index] = token
+        continue
+      }
+      if let id = vocabulary[content] {
+        token.id = id
+      } else if let last = idOfContent.values.max(), last >= vocabulary.count || vocabulary.isEmpty {
+        token.id = last + 1
+      } else {
+        token.id = vocabulary.count
+      }
+      idOfContent[content] = token.id
+      if let index = indexOfID[token.id] {
+        tokens[index] = token
+      } else {
+        indexOfID[token.id] = tokens.count
+        tokens.append(token)
+      }
+    }
+    return tokens
   }
 
   static func readMerges(_ value: Any?, vocabulary: [String: Int], file: String) throws -> [UInt64: UInt64] {
