@@ -1,0 +1,285 @@
+import Foundation
+
+extension BPETokenizer {
+  /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a model folder.
+  /// - Throws: `TokenizerError` naming the file and the unsupported part.
+  public convenience init(folder: URL) throws {
+    let config = folder.appending(path: "tokenizer_config.json")
+    try self.init(
+      tokenizerJSON: folder.appending(path: "tokenizer.json"),
+      config: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+  }
+
+  /// Reads a `tokenizer.json` and an optional `tokenizer_config.json`.
+  /// - Throws: `TokenizerError` naming the file and the unsupported part.
+  public convenience init(tokenizerJSON: URL, config: URL?) throws {
+    let file = tokenizerJSON.path
+    let root = try Self.readObject(tokenizerJSON)
+    let configObject = try config.map { try Self.readObject($0) } ?? [:]
+    let configFile = config?.path ?? file
+
+    guard let modelObject = root["model"] as? [String: Any] else {
+      throw TokenizerError.missingKey(file: file, key: "model")
+    }
+    let modelType = modelObject["type"] as? String ?? (modelObject["merges"] != nil ? "BPE" : "unknown")
+    guard modelType == "BPE" else { throw TokenizerError.unsupportedModel(file: file, type: modelType) }
+    if modelObject["continuing_subword_prefix"] as? String != nil
+      || modelObject["end_of_word_suffix"] as? String != nil
+    {
+      throw TokenizerError.unsupportedComponent(file: file, component: "model", type: "BPE with subword affixes")
+    }
+    if modelObject["byte_fallback"] as? Bool == true {
+      throw TokenizerError.unsupportedComponent(file: file, component: "model", type: "BPE with byte_fallback")
+    }
+    if let dropout = modelObject["dropout"] as? Double, dropout > 0 {
+      throw TokenizerError.unsupportedComponent(file: file, component: "model", type: "BPE with dropout")
+    }
+    guard let vocabObject = modelObject["vocab"] as? [String: Any] else {
+      throw TokenizerError.missingKey(file: file, key: "model.vocab")
+    }
+    var vocabulary: [String: Int] = [:]
+    vocabulary.reserveCapacity(vocabObject.count)
+    var maximumID = -1
+    for (token, value) in vocabObject {
+      guard let id = (value as? NSNumber)?.intValue, id >= 0, id < Int(Int32.max) else {
+        throw TokenizerError.missingKey(file: file, key: "model.vocab.\(token)")
+      }
+      vocabulary[token] = id
+      maximumID = max(maximumID, id)
+    }
+
+    var byteSymbols = [Int32](repeating: 0, count: 256)
+    for byte in 0..<256 {
+      byteSymbols[byte] = vocabulary[String(ByteLevel.scalarForByte[byte])].map { Int32($0) } ?? -1
+    }
+
+    let merges = try Self.readMerges(modelObject["merges"], vocabulary: vocabulary, file: file)
+    let model = BPEModel(
+      byteSymbols: byteSymbols, merges: merges, vocabulary: vocabulary,
+      ignoreMerges: modelObject["ignore_merges"] as? Bool ?? false)
+
+    let normalizers = try Self.readNormalizers(root["normalizer"], file: file)
+    let (steps, prefixSpace) = try Self.readPreTokenizer(root["pre_tokenizer"], file: file)
+    try Self.checkDecoder(root["decoder"], file: file)
+
+    let addedTokens = try Self.readAddedTokens(root["added_tokens"], vocabulary: vocabulary, file: file)
+    for token in addedTokens { maximumID = max(maximumID, token.id) }
+
+    var idToToken = [String?](repeating: nil, count: maximumID + 1)
+    for (token, id) in vocabulary { idToToken[id] = token }
+    var lookup = vocabulary
+    for token in addedTokens { lookup[token.content] = token.id }
+
+    var (prefix, suffix) = try Self.readPostProcessor(root["post_processor"], file: file, lookup: lookup)
+    func tokenID(_ key: String) throws -> Int? {
+      let value = configObject[key]
+      let content = value as? String ?? (value as? [String: Any])?["content"] as? String
+      guard let content else { return nil }
+      guard let id = lookup[content] else {
+        throw TokenizerError.missingKey(file: configFile, key: "\(key) '\(content)' in the vocabulary")
+      }
+      return id
+    }
+    let bos = try tokenID("bos_token") ?? prefix.first
+    let eos = try tokenID("eos_token")
+    if configObject["add_bos_token"] as? Bool == true, let bos, prefix.first != bos { prefix.insert(bos, at: 0) }
+    if configObject["add_eos_token"] as? Bool == true, let eos, suffix.last != eos { suffix.append(eos) }
+
+    self.init(
+      location: file, model: model, normalizers: normalizers, preTokenizerSteps: steps,
+      addPrefixSpace: prefixSpace, addedTokens: addedTokens, idToToken: idToToken,
+      prefixIDs: prefix, suffixIDs: suffix, bosTokenID: bos, eosTokenID: eos,
+      chatTemplate: configObject["chat_template"] as? String)
+  }
+
+  static func readObject(_ url: URL) throws -> [String: Any] {
+    let data: Data
+    do {
+      data = try Data(contentsOf: url, options: .mappedIfSafe)
+    } catch {
+      throw TokenizerError.unreadable(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
+    }
+    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+      throw TokenizerError.unreadable(file: url.path, reason: "is not a JSON object")
+    }
+    return object
+  }
+
+  /// Added tokens with the ids `tokenizers` gives them when loading: the vocabulary's id when
+  /// the content is in it, else the next id after the vocabulary or the last added token (the
+  /// `id` written in the file is not used, as there).
+  static func readAddedTokens(_ value: Any?, vocabulary: [String: Int], file: String) throws -> [AddedToken] {
+    var tokens: [AddedToken] = []
+    var idOfContent: [String: Int] = [:]
+    var indexOfID: [Int: Int] = [:]
+    for entry in value as? [[String: Any]] ?? [] {
+      guard let content = entry["content"] as? String else {
+        throw TokenizerError.missingKey(file: file, key: "added_tokens.content")
+      }
+      var token = AddedToken(
+        id: 0, content: content, singleWord: entry["single_word"] as? Bool ?? false,
+        leftStrip: entry["lstrip"] as? Bool ?? false, rightStrip: entry["rstrip"] as? Bool ?? false,
+        normalized: entry["normalized"] as? Bool ?? !(entry["special"] as? Bool ?? false),
+        special: entry["special"] as? Bool ?? false)
+      if content.isEmpty { continue }
+      if let existing = idOfContent[content], let index = indexOfID[existing] {
+        token.id = existing
+        tokens[index] = token
+        continue
+      }
+      if let id = vocabulary[content] {
+        token.id = id
+      } else if let last = idOfContent.values.max(), last >= vocabulary.count || vocabulary.isEmpty {
+        token.id = last + 1
+      } else {
+        token.id = vocabulary.count
+      }
+      idOfContent[content] = token.id
+      if let index = indexOfID[token.id] {
+        tokens[index] = token
+      } else {
+        indexOfID[token.id] = tokens.count
+        tokens.append(token)
+      }
+    }
+    return tokens
+  }
+
+  static func readMerges(_ value: Any?, vocabulary: [String: Int], file: String) throws -> [UInt64: UInt64] {
+    guard let list = value as? [Any] else { throw TokenizerError.missingKey(file: file, key: "model.merges") }
+    var merges: [UInt64: UInt64] = [:]
+    merges.reserveCapacity(list.count)
+    for (rank, entry) in list.enumerated() {
+      let left: String
+      let right: String
+      if let pair = entry as? String {
+        let parts = pair.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw TokenizerError.mergeOutOfVocabulary(file: file, merge: pair) }
+        left = String(parts[0])
+        right = String(parts[1])
+      } else if let pair = entry as? [String], pair.count == 2 {
+        left = pair[0]
+        right = pair[1]
+      } else {
+        throw TokenizerError.missingKey(file: file, key: "model.merges[\(rank)]")
+      }
+      guard let leftID = vocabulary[left], let rightID = vocabulary[right],
+        let mergedID = vocabulary[left + right]
+      else { throw TokenizerError.mergeOutOfVocabulary(file: file, merge: "\(left) \(right)") }
+      merges[BPEModel.pairKey(Int32(leftID), Int32(rightID))] = UInt64(rank) << 32 | UInt64(mergedID)
+    }
+    return merges
+  }
+
+  static func readNormalizers(_ value: Any?, file: String) throws -> [TextNormalizer] {
+    guard let object = value as? [String: Any] else { return [] }
+    let type = object["type"] as? String ?? "unknown"
+    switch type {
+    case "NFC": return [.nfc]
+    case "NFD": return [.nfd]
+    case "NFKC": return [.nfkc]
+    case "NFKD": return [.nfkd]
+    case "Sequence":
+      return try (object["normalizers"] as? [Any] ?? []).flatMap { try readNormalizers($0, file: file) }
+    default:
+      throw TokenizerError.unsupportedComponent(file: file, component: "normalizer", type: type)
+    }
+  }
+
+  static func readPreTokenizer(_ value: Any?, file: String) throws -> ([PreTokenizerStep], Bool) {
+    guard let object = value as? [String: Any] else {
+      throw TokenizerError.unsupportedComponent(file: file, component: "pre_tokenizer", type: "none")
+    }
+    let parts = object["type"] as? String == "Sequence" ? object["pretokenizers"] as? [Any] ?? [] : [object]
+    var steps: [PreTokenizerStep] = []
+    var prefixSpace = false
+    var sawByteLevel = false
+    for part in parts {
+      let part = part as? [String: Any] ?? [:]
+      let type = part["type"] as? String ?? "unknown"
+      switch type {
+      case "ByteLevel":
+        if part["add_prefix_space"] as? Bool == true {
+          // Applied per piece; only equivalent to one space per text segment when it comes first.
+          guard steps.isEmpty else {
+            throw TokenizerError.unsupportedComponent(
+              file: file, component: "pre_tokenizer", type: "ByteLevel with add_prefix_space after another step")
+          }
+          prefixSpace = true
+        }
+        if part["use_regex"] as? Bool ?? true { steps.append(.gpt2) }
+        sawByteLevel = true
+      case "Digits":
+        steps.append(.digits(individual: part["individual_digits"] as? Bool ?? false))
+      case "Split":
+        let pattern = part["pattern"] as? [String: Any]
+        let regex = pattern?["Regex"] as? String ?? pattern?["String"] as? String ?? ""
+        let behavior = part["behavior"] as? String ?? ""
+        guard behavior == "Isolated", part["invert"] as? Bool != true else {
+          throw TokenizerError.unsupportedComponent(file: file, component: "pre_tokenizer", type: "Split \(behavior)")
+        }
+        switch regex {
+        case qwen2SplitPattern: steps.append(.llama3(maxDigits: 1))
+        case llama3SplitPattern: steps.append(.llama3(maxDigits: 3))
+        default: throw TokenizerError.unsupportedPattern(file: file, pattern: regex)
+        }
+      default:
+        throw TokenizerError.unsupportedComponent(file: file, component: "pre_tokenizer", type: type)
+      }
+    }
+    guard sawByteLevel else {
+      throw TokenizerError.unsupportedComponent(file: file, component: "pre_tokenizer", type: "without ByteLevel")
+    }
+    return (steps, prefixSpace)
+  }
+
+  static func checkDecoder(_ value: Any?, file: String) throws {
+    let type = (value as? [String: Any])?["type"] as? String ?? "none"
+    guard type == "ByteLevel" else {
+      throw TokenizerError.unsupportedComponent(file: file, component: "decoder", type: type)
+    }
+  }
+
+  /// Ids before and after a single sequence: `TemplateProcessing`'s `single`, nothing for `ByteLevel`.
+  static func readPostProcessor(_ value: Any?, file: String, lookup: [String: Int]) throws -> ([Int], [Int]) {
+    guard let object = value as? [String: Any] else { return ([], []) }
+    let type = object["type"] as? String ?? "unknown"
+    switch type {
+    case "ByteLevel":
+      return ([], [])
+    case "Sequence":
+      var prefix: [Int] = []
+      var suffix: [Int] = []
+      for part in object["processors"] as? [Any] ?? [] {
+        let (before, after) = try readPostProcessor(part, file: file, lookup: lookup)
+        prefix += before
+        suffix += after
+      }
+      return (prefix, suffix)
+    case "TemplateProcessing":
+      guard let single = object["single"] as? [[String: Any]] else {
+        throw TokenizerError.missingKey(file: file, key: "post_processor.single")
+      }
+      let specials = object["special_tokens"] as? [String: Any] ?? [:]
+      var prefix: [Int] = []
+      var suffix: [Int] = []
+      var seenSequence = false
+      for item in single {
+        if item["Sequence"] != nil {
+          seenSequence = true
+          continue
+        }
+        guard let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String else {
+          throw TokenizerError.missingKey(file: file, key: "post_processor.single item")
+        }
+        let ids = ((specials[name] as? [String: Any])?["ids"] as? [NSNumber])?.map(\.intValue)
+          ?? lookup[name].map { [$0] }
+        guard let ids else { throw TokenizerError.missingKey(file: file, key: "post_processor.special_tokens.\(name)") }
+        if seenSequence { suffix += ids } else { prefix += ids }
+      }
+      return (prefix, suffix)
+    default:
+      throw TokenizerError.unsupportedComponent(file: file, component: "post_processor", type: type)
+    }
+  }
+}
