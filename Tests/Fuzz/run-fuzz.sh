@@ -49,7 +49,8 @@ for target in "${targets[@]}"; do
   set -e
   elapsed=$(( $(date +%s) - start ))
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  crashes=$(ls "$work"/crash-* "$work"/timeout-* "$work"/oom-* "$work"/leak-* 2>/dev/null | wc -l)
+  crashes=$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) \
+    ! -name '*.min' | wc -l)
   if [ "$code" -ne 0 ]; then
     status=1
     for artifact in "$work"/crash-* "$work"/timeout-*; do
