@@ -4,9 +4,13 @@ extension TensorSource {
   /// - Throws: the source's error for an unknown name.
   public func floats(of name: String) throws -> [Float] {
     let info = try _requireInfo(name)
-    return try [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, count in
-      try floats(of: name, into: buffer)
-      count = info.elementCount
+    // Allocated only once the source has produced the bytes, so a header's claim alone
+    // (an HDF5 dataset of 2^40 elements in a 2 KB file) allocates nothing.
+    return try withRawBytes(of: name) { raw in
+      [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, count in
+        DTypeConversion.widen(raw, from: info.dtype, into: buffer)
+        count = info.elementCount
+      }
     }
   }
 

@@ -72,6 +72,7 @@ public final class HDF5File: TensorSource {
       throw HDF5Error.noSuchTensor(path: location, name: name)
     }
     let byteCount = plan.info.byteCount
+    try checkPlausibleSize(byteCount, of: name)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
     defer { buffer.deallocate() }
     if byteCount > 0 {
@@ -80,6 +81,23 @@ public final class HDF5File: TensorSource {
       }
     }
     return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<byteCount]))
+  }
+
+  /// Deflate, the densest filter in use, expands at most 1032-fold.
+  static let maximumExpansion = 1032
+
+  /// Refuses a dataset that claims more bytes than the whole file could hold compressed,
+  /// before anything is allocated: a chunked dataset whose chunks were never written reads
+  /// as fill values, so a 2 KB file can otherwise ask for terabytes.
+  private func checkPlausibleSize(_ byteCount: Int, of name: String) throws(HDF5Error) {
+    var status = stat()
+    guard stat(location, &status) == 0 else { throw HDF5Error.io(path: location, operation: "stat", errno: errno) }
+    let (limit, overflow) = Int(status.st_size).multipliedReportingOverflow(by: Self.maximumExpansion)
+    if !overflow, byteCount > limit {
+      throw HDF5Error.unsupportedDataset(
+        path: location, name: name,
+        reason: "claims \(byteCount) bytes, more than a \(status.st_size)-byte file holds even compressed")
+    }
   }
 
   /// The corresponding C function is `H5Dread`.

@@ -142,7 +142,9 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
   /// Everything `descriptor` yields until end of file.
   static func readAll(_ descriptor: Int32, location: String) throws -> [UInt8] {
     var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    // 64 KiB, a pipe's buffer: a larger zero-filled chunk costs more than it saves on a small
+    // index file, which is read this way too.
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
       let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
       if count < 0 {

@@ -17,6 +17,7 @@ public final class StagedFolder: @unchecked Sendable {
   public init(destination: String, force: Bool) throws(ConvertError) {
     let url = URL(fileURLWithPath: destination).standardizedFileURL
     self.destination = url.path
+    Self.removeStaleTemporaries(of: url)
     if FileManager.default.fileExists(atPath: url.path), !force { throw .outputExists(path: destination) }
     let parent = url.deletingLastPathComponent().path
     temporary = parent + "/." + url.lastPathComponent + ".tmp-\(getpid())"

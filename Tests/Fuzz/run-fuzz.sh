@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets and runs each for a fixed number of executions.
+#
+#   Tests/Fuzz/run-fuzz.sh [RUNS] [TARGET...]
+#
+# RUNS defaults to 1,000,000 per target. Seeds come from corpus/<target>/; new inputs go to a
+# scratch corpus under .fuzz-work/ (not committed). A crash, timeout (> 1 s) or sanitizer
+# report stops that target; its input is minimised into .fuzz-work/<target>/ and the script
+# exits 1 after the summary. Crashers worth keeping go to Fixtures/malformed-found/ by hand,
+# with a test that expects the error.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+runs="${1:-1000000}"
+shift || true
+all_targets=(safetensors sharded-index hdf5 gguf config pack)
+targets=("${@:-${all_targets[@]}}")
+
+# Input size bound per target: enough for the seeds that matter, small enough to stay fast.
+max_len() {
+  case "$1" in
+    hdf5) echo 32768 ;;
+    pack) echo 65536 ;;
+    config) echo 8192 ;;
+    *) echo 4096 ;;
+  esac
+}
+
+cd "$here"
+swift build -c release -Xswiftc -sanitize=fuzzer,address --scratch-path .build-fuzz >&2
+
+# libhdf5 keeps global caches for the life of the process; leaks are not ours to report there.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1}"
+
+status=0
+summary=()
+for target in "${targets[@]}"; do
+  work=".fuzz-work/$target"
+  mkdir -p "$work/corpus"
+  log="$work/fuzz.log"
+  start=$(date +%s)
+  extra=()
+  if [ "$target" = hdf5 ]; then extra=(-detect_leaks=0); fi
+  set +e
+  ".build-fuzz/release/fuzz-$target" -runs="$runs" -timeout=1 -rss_limit_mb=2048 \
+    -max_len="$(max_len "$target")" -artifact_prefix="$work/" -print_final_stats=1 \
+    "${extra[@]}" "$work/corpus" "corpus/$target" >"$log" 2>&1
+  code=$?
+  set -e
+  elapsed=$(( $(date +%s) - start ))
+  executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  crashes=$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) \
+    ! -name '*.min' | wc -l)
+  if [ "$code" -ne 0 ]; then
+    status=1
+    for artifact in "$work"/crash-* "$work"/timeout-*; do
+      [ -e "$artifact" ] || continue
+      ".build-fuzz/release/fuzz-$target" -minimize_crash=1 -runs=10000 -timeout=1 \
+        -exact_artifact_path="$artifact.min" "$artifact" >"$work/minimise.log" 2>&1 || true
+    done
+  fi
+  line=$(printf '%-14s executions %10s  crashes %2s  exit %3s  time %5ss' \
+    "$target" "${executions:-?}" "$crashes" "$code" "$elapsed")
+  summary+=("$line")
+  echo "$line"
+done
+
+echo
+echo "summary ($runs runs requested per target):"
+printf '  %s\n' "${summary[@]}"
+exit "$status"
