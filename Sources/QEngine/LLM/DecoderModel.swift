@@ -52,6 +52,11 @@ public final class DecoderModel: Sendable {
   ) throws {
     self.configuration = configuration
     location = source.location
+    // A qpack opened as a plain file is read through its descriptions.
+    var source = source
+    if !(source is PackedCheckpoint), PackedCheckpoint.isPack(source) {
+      source = try PackedCheckpoint(wrapping: source)
+    }
     let loader = _WeightLoader(source: source, prefix: prefix, dequantizePacks: dequantizePacks)
     let c = configuration
     let hidden = c.hiddenSize
