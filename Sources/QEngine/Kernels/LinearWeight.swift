@@ -41,6 +41,11 @@ public enum LinearWeight: Sendable {
     }
     if tokens == 0 || rows == 0 { return }
     switch self {
+    case .dense(_, _, let values) where tokens == 1:
+      // One token (generation): a matrix-vector product reads the weight once, without the
+      // packing pass GEMM makes. The matrix shares the array's storage.
+      let product = try Matrix(rows: rows, columns: columns, elements: values).matvec(Array(input))
+      product.withUnsafeBufferPointer { output.baseAddress!.update(from: $0.baseAddress!, count: rows) }
     case .dense(_, _, let values):
       try values.withUnsafeBufferPointer { weight in
         try Linalg.gemm(
