@@ -1,0 +1,107 @@
+import QFormats
+
+/// How rotary frequencies are stretched for contexts longer than training (`rope_scaling`).
+public enum RopeScaling: Sendable, Equatable {
+  case none
+  /// Positions divided by `factor` (`type: linear`).
+  case linear(factor: Double)
+  /// Llama 3.1's per-frequency blend of scaled and unscaled wavelengths.
+  case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalContext: Int)
+  /// Dynamic NTK: the base grows once the sequence exceeds the trained context.
+  case dynamic(factor: Double, originalContext: Int)
+}
+
+/// The shape of a decoder-only language model, read from its `config.json`.
+public struct DecoderConfiguration: Sendable, Equatable {
+  public var vocabularySize: Int
+  public var hiddenSize: Int
+  public var layerCount: Int
+  public var headCount: Int
+  public var keyValueHeadCount: Int
+  public var headDimension: Int
+  public var intermediateSize: Int
+  public var normEpsilon: Float
+  public var ropeTheta: Double
+  public var ropeScaling: RopeScaling
+  public var tiedEmbeddings: Bool
+
+  /// Reads the language model's settings; a multimodal config's `text_config` is used when present.
+  /// - Throws: `EngineError.missingConfig` for an absent size, `DecoderError.invalidConfig`
+  ///   for values that do not fit together.
+  public init(_ config: ModelConfig) throws {
+    let text = config.textConfig ?? config
+    let location = config.location
+    func require(_ value: Int?, _ key: String) throws -> Int {
+      guard let value else { throw EngineError.missingConfig(location: location, key: key) }
+      guard value > 0 else {
+        throw DecoderError.invalidConfig(location: location, key: key, reason: "is \(value), not positive")
+      }
+      return value
+    }
+    vocabularySize = try require(text.vocabSize, "vocab_size")
+    hiddenSize = try require(text.hiddenSize, "hidden_size")
+    layerCount = try require(text.numHiddenLayers, "num_hidden_layers")
+    headCount = try require(text.numAttentionHeads, "num_attention_heads")
+    keyValueHeadCount = try require(text.numKeyValueHeads ?? text.numAttentionHeads, "num_key_value_heads")
+    headDimension = try require(text.headDim ?? hiddenSize / headCount, "head_dim")
+    intermediateSize = try require(text.intermediateSize, "intermediate_size")
+    guard headCount % keyValueHeadCount == 0 else {
+      throw DecoderError.invalidConfig(
+        location: location, key: "num_key_value_heads",
+        reason: "is \(keyValueHeadCount), which does not divide \(headCount) attention heads")
+    }
+    guard headDimension % 2 == 0 else {
+      throw DecoderError.invalidConfig(location: location, key: "head_dim", reason: "is \(headDimension), not even")
+    }
+    let epsilon = text.raw["rms_norm_eps"]?.doubleValue ?? 1e-6
+    normEpsilon = Float(epsilon)
+    ropeTheta = text.ropeTheta ?? 10_000
+    tiedEmbeddings = text.tieWordEmbeddings ?? false
+    ropeScaling = try Self.scaling(
+      text.ropeScaling, trainedContext: text.maxPositionEmbeddings ?? 0, location: location)
+  }
+
+  public init(
+    vocabularySize: Int, hiddenSize: Int, layerCount: Int, headCount: Int, keyValueHeadCount: Int,
+    headDimension: Int, intermediateSize: Int, normEpsilon: Float = 1e-5, ropeTheta: Double = 10_000,
+    ropeScaling: RopeScaling = .none, tiedEmbeddings: Bool = true
+  ) {
+    self.vocabularySize = vocabularySize
+    self.hiddenSize = hiddenSize
+    self.layerCount = layerCount
+    self.headCount = headCount
+    self.keyValueHeadCount = keyValueHeadCount
+    self.headDimension = headDimension
+    self.intermediateSize = intermediateSize
+    self.normEpsilon = normEpsilon
+    self.ropeTheta = ropeTheta
+    self.ropeScaling = ropeScaling
+    self.tiedEmbeddings = tiedEmbeddings
+  }
+
+  static func scaling(_ value: JSONValue?, trainedContext: Int, location: String) throws -> RopeScaling {
+    guard let value, let members = value.objectValue else { return .none }
+    let kind = members["rope_type"]?.stringValue ?? members["type"]?.stringValue ?? "default"
+    func number(_ key: String) throws -> Double {
+      guard let number = members[key]?.doubleValue else {
+        throw EngineError.missingConfig(location: location, key: "rope_scaling.\(key)")
+      }
+      return number
+    }
+    switch kind {
+    case "default": return .none
+    case "linear": return .linear(factor: try number("factor"))
+    case "dynamic":
+      return .dynamic(
+        factor: try number("factor"),
+        originalContext: members["original_max_position_embeddings"]?.intValue ?? trainedContext)
+    case "llama3":
+      return .llama3(
+        factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
+        highFrequencyFactor: try number("high_freq_factor"),
+        originalContext: Int(try number("original_max_position_embeddings")))
+    default:
+      throw DecoderError.invalidConfig(location: location, key: "rope_scaling.rope_type", reason: "is '\(kind)', not supported")
+    }
+  }
+}

@@ -1,0 +1,282 @@
+import Foundation
+import QCompute
+
+/// Keys and values of every layer for the positions seen so far, for incremental decoding.
+///
+/// Per layer and key-value head, rows of `headDimension` floats, one per position, so the
+/// first `length` rows of a head are contiguous and go to BLAS as they are.
+public final class KeyValueCache {
+  public let capacity: Int
+  public private(set) var length = 0
+  var keys: [[Float]]
+  var values: [[Float]]
+
+  /// An empty cache for up to `capacity` positions of `model`.
+  public init(model: DecoderModel, capacity: Int) {
+    let c = model.configuration
+    self.capacity = capacity
+    let size = c.keyValueHeadCount * capacity * c.headDimension
+    keys = Array(repeating: [Float](repeating: 0, count: size), count: c.layerCount)
+    values = keys
+  }
+
+  func advance(by count: Int) { length += count }
+}
+
+extension DecoderModel {
+  /// Runs `tokens` after the positions in `cache` (or from position 0 with none) and returns the
+  /// final normed hidden states, `[tokens.count, hiddenSize]` row-major.
+  ///
+  /// `observe` sees the embeddings (index 0) and each layer's output (index `i + 1`).
+  func forward(
+    tokens: [Int], cache: KeyValueCache?,
+    observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil
+  ) throws -> [Float] {
+    let c = configuration
+    let count = tokens.count
+    let hidden = c.hiddenSize
+    let headDimension = c.headDimension
+    let queryWidth = c.headCount * headDimension
+    let keyWidth = c.keyValueHeadCount * headDimension
+    let groupSize = c.headCount / c.keyValueHeadCount
+    let past = cache?.length ?? 0
+    let total = past + count
+    guard count > 0 else { throw DecoderError.invalidInput(operation: "forward", reason: "no tokens") }
+    if let cache, total > cache.capacity {
+      throw DecoderError.invalidInput(
+        operation: "forward", reason: "\(total) positions exceed the cache's \(cache.capacity)")
+    }
+    for token in tokens where token < 0 || token >= c.vocabularySize {
+      throw DecoderError.tokenOutOfRange(location: location, token: token, vocabularySize: c.vocabularySize)
+    }
+
+    var x = [Float](repeating: 0, count: count * hidden)
+    x.withUnsafeMutableBufferPointer { buffer in
+      for (row, token) in tokens.enumerated() {
+        embedding.row(token, into: UnsafeMutableBufferPointer(rebasing: buffer[(row * hidden)..<((row + 1) * hidden)]))
+      }
+    }
+    x.withUnsafeBufferPointer { observe?(0, $0) }
+
+    let (cosines, sines) = rotary.tables(positions: past..<total, totalLength: total)
+    var normed = [Float](repeating: 0, count: count * hidden)
+    var queries = [Float](repeating: 0, count: count * queryWidth)
+    var keys = [Float](repeating: 0, count: count * keyWidth)
+    var values = [Float](repeating: 0, count: count * keyWidth)
+    var headQueries = [Float](repeating: 0, count: count * headDimension)
+    var headOutput = [Float](repeating: 0, count: count * headDimension)
+    var attention = [Float](repeating: 0, count: count * queryWidth)
+    var scores = [Float](repeating: 0, count: count * total)
+    var projected = [Float](repeating: 0, count: count * hidden)
+    var gate = [Float](repeating: 0, count: count * c.intermediateSize)
+    var up = [Float](repeating: 0, count: count * c.intermediateSize)
+    // Without a cache, one layer's keys and values at a time.
+    var scratchKeys = cache == nil ? [Float](repeating: 0, count: keyWidth * count) : []
+    var scratchValues = scratchKeys
+    let scale = 1 / Float(headDimension).squareRoot()
+
+    for (layerIndex, layer) in layers.enumerated() {
+      Self.rmsNorm(x, weight: layer.inputNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+      try Self.apply(layer.query, normed, tokens: count, into: &queries, bias: layer.queryBias)
+      try Self.apply(layer.key, normed, tokens: count, into: &keys, bias: layer.keyBias)
+      try Self.apply(layer.value, normed, tokens: count, into: &values, bias: layer.valueBias)
+      Self.rotate(&queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
+      Self.rotate(&keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
+
+      // Store this step's keys and values head-major after the cached positions.
+      let capacity = cache?.capacity ?? count
+      func store(_ source: [Float], into target: inout [Float]) {
+        source.withUnsafeBufferPointer { from in
+          target.withUnsafeMutableBufferPointer { to in
+            for head in 0..<c.keyValueHeadCount {
+              for row in 0..<count {
+                (to.baseAddress! + (head * capacity + past + row) * headDimension).update(
+                  from: from.baseAddress! + row * keyWidth + head * headDimension, count: headDimension)
+              }
+            }
+          }
+        }
+      }
+      if let cache {
+        store(keys, into: &cache.keys[layerIndex])
+        store(values, into: &cache.values[layerIndex])
+      } else {
+        store(keys, into: &scratchKeys)
+        store(values, into: &scratchValues)
+      }
+
+      func attend(keyStore: UnsafeBufferPointer<Float>, valueStore: UnsafeBufferPointer<Float>) throws {
+        for head in 0..<c.headCount {
+          let kvHead = head / groupSize
+          let headKeys = UnsafeBufferPointer(
+            rebasing: keyStore[(kvHead * capacity * headDimension)..<((kvHead * capacity + total) * headDimension)])
+          let headValues = UnsafeBufferPointer(
+            rebasing: valueStore[(kvHead * capacity * headDimension)..<((kvHead * capacity + total) * headDimension)])
+          queries.withUnsafeBufferPointer { from in
+            headQueries.withUnsafeMutableBufferPointer { to in
+              for row in 0..<count {
+                (to.baseAddress! + row * headDimension).update(
+                  from: from.baseAddress! + row * queryWidth + head * headDimension, count: headDimension)
+              }
+            }
+          }
+          try headQueries.withUnsafeBufferPointer { q in
+            try scores.withUnsafeMutableBufferPointer { s in
+              try Linalg.gemm(
+                q, rows: count, columns: headDimension, headKeys, rows: total, columns: headDimension,
+                transposeB: true, into: s, alpha: scale)
+              Self.causalSoftmax(s, rows: count, columns: total, past: past)
+              try headOutput.withUnsafeMutableBufferPointer { o in
+                try Linalg.gemm(
+                  UnsafeBufferPointer(s), rows: count, columns: total, headValues, rows: total,
+                  columns: headDimension, into: o)
+              }
+            }
+          }
+          headOutput.withUnsafeBufferPointer { from in
+            attention.withUnsafeMutableBufferPointer { to in
+              for row in 0..<count {
+                (to.baseAddress! + row * queryWidth + head * headDimension).update(
+                  from: from.baseAddress! + row * headDimension, count: headDimension)
+              }
+            }
+          }
+        }
+      }
+      if let cache {
+        try cache.keys[layerIndex].withUnsafeBufferPointer { k in
+          try cache.values[layerIndex].withUnsafeBufferPointer { v in try attend(keyStore: k, valueStore: v) }
+        }
+      } else {
+        try scratchKeys.withUnsafeBufferPointer { k in
+          try scratchValues.withUnsafeBufferPointer { v in try attend(keyStore: k, valueStore: v) }
+        }
+      }
+
+      try Self.apply(layer.output, attention, tokens: count, into: &projected, bias: nil)
+      Self.add(projected, to: &x)
+      Self.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+      try Self.apply(layer.gate, normed, tokens: count, into: &gate, bias: nil)
+      try Self.apply(layer.up, normed, tokens: count, into: &up, bias: nil)
+      Self.swiGLU(&gate, up)
+      try Self.apply(layer.down, gate, tokens: count, into: &projected, bias: nil)
+      Self.add(projected, to: &x)
+      x.withUnsafeBufferPointer { observe?(layerIndex + 1, $0) }
+    }
+    cache?.advance(by: count)
+    Self.rmsNorm(x, weight: finalNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+    return normed
+  }
+
+  /// Logits `[rows, vocabularySize]` of final hidden states `[rows, hiddenSize]`.
+  func logits(ofHidden hidden: UnsafeBufferPointer<Float>, rows: Int) throws -> [Float] {
+    var out = [Float](repeating: 0, count: rows * configuration.vocabularySize)
+    try out.withUnsafeMutableBufferPointer { try head.apply(hidden, tokens: rows, into: $0) }
+    return out
+  }
+
+  static func apply(
+    _ weight: LinearWeight, _ input: [Float], tokens: Int, into output: inout [Float], bias: [Float]?
+  ) throws {
+    try input.withUnsafeBufferPointer { x in
+      try output.withUnsafeMutableBufferPointer { y in try weight.apply(x, tokens: tokens, into: y) }
+    }
+    guard let bias else { return }
+    let width = bias.count
+    output.withUnsafeMutableBufferPointer { y in
+      bias.withUnsafeBufferPointer { b in
+        for row in 0..<tokens {
+          let base = row * width
+          for index in 0..<width { y[base &+ index] += b[index] }
+        }
+      }
+    }
+  }
+
+  /// `y = x / sqrt(mean(x²) + ε) * w` per row; the mean of squares is summed in Double.
+  static func rmsNorm(_ x: [Float], weight: [Float], epsilon: Float, rows: Int, into y: inout [Float]) {
+    let width = weight.count
+    x.withUnsafeBufferPointer { input in
+      weight.withUnsafeBufferPointer { w in
+        y.withUnsafeMutableBufferPointer { output in
+          for row in 0..<rows {
+            let base = row &* width
+            var sum: Double = 0
+            for index in 0..<width {
+              let value = Double(input[base &+ index])
+              sum += value * value
+            }
+            let inverse = 1 / (Float(sum / Double(width)) + epsilon).squareRoot()
+            for index in 0..<width { output[base &+ index] = input[base &+ index] * inverse * w[index] }
+          }
+        }
+      }
+    }
+  }
+
+  /// Rotates each head's halves in place: `(a, b) -> (a cos - b sin, b cos + a sin)`.
+  static func rotate(
+    _ x: inout [Float], heads: Int, headDimension: Int, rows: Int, cos: [Float], sin: [Float]
+  ) {
+    let half = headDimension / 2
+    let width = heads * headDimension
+    x.withUnsafeMutableBufferPointer { buffer in
+      cos.withUnsafeBufferPointer { cosines in
+        sin.withUnsafeBufferPointer { sines in
+          for row in 0..<rows {
+            for head in 0..<heads {
+              let base = row &* width &+ head &* headDimension
+              for index in 0..<half {
+                let a = buffer[base &+ index]
+                let b = buffer[base &+ half &+ index]
+                let c = cosines[row &* half &+ index]
+                let s = sines[row &* half &+ index]
+                buffer[base &+ index] = a * c - b * s
+                buffer[base &+ half &+ index] = b * c + a * s
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Softmax of each row over the keys it may see (`past + row + 1` of them); the rest become 0.
+  static func causalSoftmax(_ scores: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, past: Int) {
+    for row in 0..<rows {
+      let base = row &* columns
+      let visible = min(columns, past &+ row &+ 1)
+      var largest = -Float.infinity
+      for index in 0..<visible { largest = max(largest, scores[base &+ index]) }
+      var sum: Float = 0
+      for index in 0..<visible {
+        let value = Foundation.exp(scores[base &+ index] - largest)
+        scores[base &+ index] = value
+        sum += value
+      }
+      let inverse = 1 / sum
+      for index in 0..<visible { scores[base &+ index] *= inverse }
+      for index in visible..<columns { scores[base &+ index] = 0 }
+    }
+  }
+
+  /// `gate = silu(gate) * up`.
+  static func swiGLU(_ gate: inout [Float], _ up: [Float]) {
+    gate.withUnsafeMutableBufferPointer { g in
+      up.withUnsafeBufferPointer { u in
+        for index in g.indices {
+          let value = g[index]
+          g[index] = value / (1 + Foundation.exp(-value)) * u[index]
+        }
+      }
+    }
+  }
+
+  static func add(_ source: [Float], to target: inout [Float]) {
+    target.withUnsafeMutableBufferPointer { t in
+      source.withUnsafeBufferPointer { s in
+        for index in t.indices { t[index] += s[index] }
+      }
+    }
+  }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Rotary position embedding in the half-split layout of Hugging Face Llama (`rotate_half`).
+struct RotaryEmbedding: Sendable {
+  let headDimension: Int
+  let theta: Double
+  let scaling: RopeScaling
+
+  /// The `headDimension / 2` inverse frequencies for a sequence of `length` positions.
+  func inverseFrequencies(length: Int) -> [Double] {
+    let half = headDimension / 2
+    var base = theta
+    if case .dynamic(let factor, let original) = scaling, original > 0, length > original {
+      let dimension = Double(headDimension)
+      base = theta * pow(factor * Double(length) / Double(original) - (factor - 1), dimension / (dimension - 2))
+    }
+    var frequencies = (0..<half).map { 1 / pow(base, Double(2 * $0) / Double(headDimension)) }
+    switch scaling {
+    case .none, .dynamic: break
+    case .linear(let factor):
+      frequencies = frequencies.map { $0 / factor }
+    case .llama3(let factor, let low, let high, let original):
+      let lowWavelength = Double(original) / low
+      let highWavelength = Double(original) / high
+      frequencies = frequencies.map { frequency in
+        let wavelength = 2 * Double.pi / frequency
+        if wavelength < highWavelength { return frequency }
+        if wavelength > lowWavelength { return frequency / factor }
+        let smooth = (Double(original) / wavelength - low) / (high - low)
+        return (1 - smooth) * frequency / factor + smooth * frequency
+      }
+    }
+    return frequencies
+  }
+
+  /// Cosines and sines, `[positions.count, headDimension / 2]` each, angles computed in Double.
+  func tables(positions: Range<Int>, totalLength: Int) -> (cos: [Float], sin: [Float]) {
+    let frequencies = inverseFrequencies(length: totalLength)
+    let half = headDimension / 2
+    var cosines = [Float](repeating: 0, count: positions.count * half)
+    var sines = cosines
+    for (row, position) in positions.enumerated() {
+      for index in 0..<half {
+        let angle = Double(position) * frequencies[index]
+        cosines[row * half + index] = Float(cos(angle))
+        sines[row * half + index] = Float(sin(angle))
+      }
+    }
+    return (cosines, sines)
+  }
+}
