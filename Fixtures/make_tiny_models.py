@@ -161,3 +161,60 @@ def write_expected(name):
 if __name__ == "__main__":
     write_expected("tiny-llama")
     write_expected("tiny-llava")
+
+
+def tiny_chat():
+    """A tiny Llama whose vocabulary is the trimmed SmolLM2 tokenizer's, so text runs end to end.
+
+    Expected perplexity and greedy tokens come from the numpy reference `np_llm.py` in
+    ../shared/models/tools (it needs the `tokenizers` package).
+    """
+    import shutil
+    import sys
+
+    source = os.path.join(HERE, "tokenizer", "smollm2")
+    vocab = len(json.load(open(os.path.join(source, "tokenizer.json")))["model"]["vocab"])
+    rng = np.random.default_rng(99)
+    args = dict(hidden=64, layers=2, heads=4, kv_heads=2, inter=128, vocab=vocab, tied=True)
+    config = llama_config(**args)
+    config.update({"bos_token_id": 1, "eos_token_id": 2})
+    write_folder("tiny-chat", llama_tensors(rng, "", dtype=np.float16, **args), config)
+    folder = os.path.join(HERE, "tiny-chat")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(source, name), os.path.join(folder, name))
+    text = ("The quick brown fox jumps over the lazy dog. In 1969, people walked on the Moon; "
+            "they brought back 382 kilograms of rock.\nNumbers like 3.14159 and words like "
+            "don't, we'll and it's are split in their own ways. ") * 3
+    with open(os.path.join(HERE, "tiny-chat.sample.txt"), "w") as f:
+        f.write(text)
+
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "models", "tools"))
+    import np_llm
+
+    model = np_llm.Model(folder, None)
+    tok = np_llm.get_tok(folder)
+    ids = tok.encode(text, add_special_tokens=False).ids
+    ctx, windows = 32, 3
+    nll, count = 0.0, 0
+    for w in range(windows):
+        chunk = ids[w * ctx:(w + 1) * ctx]
+        lg = model.forward(chunk[:-1]).astype(np.float64)
+        lg -= lg.max(-1, keepdims=True)
+        lp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+        nll -= lp[np.arange(len(chunk) - 1), np.array(chunk[1:])].sum()
+        count += len(chunk) - 1
+    prompt = tok.encode("The quick brown fox", add_special_tokens=False).ids
+    generated = list(prompt)
+    for _ in range(8):
+        generated.append(int(np.argmax(model.forward(generated)[-1])))
+    expected = {"context": ctx, "windows": windows, "scored_tokens": count,
+                "perplexity": float(np.exp(nll / count)), "text_tokens": len(ids),
+                "prompt": "The quick brown fox", "generated_ids": generated[len(prompt):],
+                "completion": tok.decode(generated[len(prompt):])}
+    with open(os.path.join(HERE, "tiny-chat.expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    tiny_chat()

@@ -12,7 +12,8 @@ struct QInspect: ParsableCommand {
       Lists every tensor (name, dtype, shape, parameters, bytes) with totals, a summary by model \
       component (vision tower, projector, language model) and by layer pattern, and the \
       recognised architecture. Inputs are model folders, safetensors files, shard index files, \
-      HDF5 files, or '-' for a safetensors stream on stdin.
+      HDF5 files, GGUF files, or '-' for a safetensors stream on stdin. With '--perplexity' or \
+      '--generate' the model's language model runs on text (packs run from their low-bit codes).
 
       The json, jsonl and tsv formats have stable fields, documented in Formats/qinspect-output.md. \
       Exit status: 0 success, 1 an input could not be read, 64 usage error.
@@ -34,6 +35,31 @@ struct QInspect: ParsableCommand {
   @Option(help: "Output format: table, json, jsonl or tsv.")
   var format: OutputFormat = .table
 
+  @Option(help: ArgumentHelp(
+    "Measure the language model's perplexity on a text or JSONL file.", valueName: "text-file"))
+  var perplexity: String?
+
+  @Option(help: "Tokens per perplexity window.")
+  var context: Int = 512
+
+  @Option(help: "Tokens between window starts (default: the context, disjoint windows).")
+  var stride: Int?
+
+  @Option(help: "Score at most this many windows.")
+  var windows: Int?
+
+  @Option(help: "The text field of a JSONL file.")
+  var field: String = "text"
+
+  @Option(help: ArgumentHelp("Greedily continue a prompt, for a quick look that a model still speaks.", valueName: "prompt"))
+  var generate: String?
+
+  @Option(help: "Tokens to generate with '--generate'.")
+  var maxTokens: Int = 32
+
+  @Flag(help: "Wrap the '--generate' prompt in the tokenizer's chat template.")
+  var chat = false
+
   func validate() throws {
     if stats && headerOnly {
       throw ValidationError("'--stats' reads tensor data; it cannot be combined with '--header-only'")
@@ -41,6 +67,15 @@ struct QInspect: ParsableCommand {
     if let filter, (try? Regex(filter)) == nil {
       throw ValidationError("'--filter' is not a valid regular expression: '\(filter)'")
     }
+    if headerOnly && (perplexity != nil || generate != nil) {
+      throw ValidationError("'--perplexity' and '--generate' run the model; they cannot be combined with '--header-only'")
+    }
+    if context < 2 { throw ValidationError("'--context' must be at least 2") }
+    if let stride, stride < 1 || stride > context {
+      throw ValidationError("'--stride' must be between 1 and the context (\(context))")
+    }
+    if let windows, windows < 1 { throw ValidationError("'--windows' must be at least 1") }
+    if maxTokens < 0 { throw ValidationError("'--max-tokens' cannot be negative") }
     if paths.filter({ $0 == "-" }).count > 1 {
       throw ValidationError("stdin ('-') can be given only once")
     }
@@ -55,9 +90,22 @@ struct QInspect: ParsableCommand {
     var output = StandardOutput()
     if format == .tsv { print(InspectionReport.tsvHeader(withStats: stats), terminator: "", to: &output) }
     for path in paths {
-      let report: InspectionReport
+      var report: InspectionReport
       do {
-        report = try InspectionReport.build(for: Checkpoint.open(path), options: options)
+        let checkpoint = try Checkpoint.open(path)
+        report = try InspectionReport.build(for: checkpoint, options: options)
+        if perplexity != nil || generate != nil {
+          let loaded = try ModelEvaluation.load(checkpoint)
+          if let perplexity {
+            report.perplexity = try ModelEvaluation.perplexity(
+              of: loaded, textFile: perplexity, field: field, context: context, stride: stride,
+              maxWindows: windows)
+          }
+          if let generate {
+            report.generation = try ModelEvaluation.generate(
+              with: loaded, prompt: generate, maxTokens: maxTokens, chat: chat)
+          }
+        }
       } catch {
         print("qinspect: \(error)", to: &stderr)
         failed = true

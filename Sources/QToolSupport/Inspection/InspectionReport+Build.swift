@@ -80,7 +80,7 @@ extension InspectionReport {
       path: checkpoint.location, format: checkpoint.format.rawValue, metadata: source.metadata,
       architecture: ArchitectureEntry(architecture),
       totals: totals, components: componentTotals(tensors), layerPatterns: patterns(tensors),
-      tensors: tensors, skipped: skipped)
+      tensors: tensors, skipped: skipped, perplexity: nil, generation: nil)
   }
 
   private static func componentTotals(_ tensors: [TensorEntry]) -> [ComponentEntry] {

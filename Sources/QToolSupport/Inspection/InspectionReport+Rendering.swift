@@ -116,6 +116,14 @@ extension InspectionReport {
       out += "\nskipped\n"
       for s in skipped { out += "  \(s.name): \(s.reason)\n" }
     }
+    if let p = perplexity {
+      out += "\nperplexity \(formatFixed(p.perplexity, 3)) on \(p.text): \(p.scoredTokens) tokens scored "
+      out += "in \(p.windows) windows of \(p.context) (stride \(p.stride)), \(formatFixed(p.seconds, 2)) s\n"
+    }
+    if let g = generation {
+      out += "\ngeneration (\(g.tokens) tokens, \(formatFixed(g.seconds, 2)) s)\n"
+      out += "  prompt: \(g.prompt)\n  completion: \(g.completion)\n"
+    }
     return out
   }
 }

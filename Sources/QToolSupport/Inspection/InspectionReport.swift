@@ -16,11 +16,15 @@ public struct InspectionReport: Codable, Sendable {
   public var tensors: [TensorEntry]
   /// Objects in the file that are not tensors we can read (HDF5 string datasets, for instance).
   public var skipped: [SkippedEntry]
+  /// With `--perplexity`: the language model's perplexity on a text.
+  public var perplexity: ModelEvaluation.Perplexity?
+  /// With `--generate`: a greedy continuation of a prompt.
+  public var generation: ModelEvaluation.Generation?
 
   enum CodingKeys: String, CodingKey {
     case path, format, metadata, architecture, totals, components
     case layerPatterns = "layer_patterns"
-    case tensors, skipped
+    case tensors, skipped, perplexity, generation
   }
 }
 

@@ -1,0 +1,123 @@
+import Foundation
+import QCompute
+import QEngine
+import QFormats
+
+/// Running a checkpoint's language model on text: what `qinspect --perplexity` and `--generate`
+/// report.
+public enum ModelEvaluation {
+  /// Perplexity over non-overlapping (or strided) windows of a text file's tokens.
+  public struct Perplexity: Codable, Sendable {
+    public var text: String
+    public var perplexity: Double
+    public var meanNegativeLogLikelihood: Double
+    public var scoredTokens: Int
+    public var windows: Int
+    public var context: Int
+    public var stride: Int
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+      case text, perplexity
+      case meanNegativeLogLikelihood = "mean_nll"
+      case scoredTokens = "scored_tokens"
+      case windows, context, stride, seconds
+    }
+  }
+
+  /// A greedy continuation of a prompt.
+  public struct Generation: Codable, Sendable {
+    public var prompt: String
+    public var completion: String
+    public var tokens: Int
+    public var seconds: Double
+  }
+
+  /// The checkpoint's language model and tokenizer, loaded once for several evaluations.
+  public struct LoadedModel {
+    public let model: DecoderModel
+    public let tokenizer: BPETokenizer
+  }
+
+  /// Loads the decoder (the language model of a vision-language checkpoint) and the folder's
+  /// tokenizer.json.
+  public static func load(_ checkpoint: Checkpoint) throws -> LoadedModel {
+    guard let configData = checkpoint.configData else {
+      throw EvaluationError.missingConfig(location: checkpoint.location)
+    }
+    let config = try ModelConfig(data: configData, location: checkpoint.configPath ?? checkpoint.location)
+    let source = checkpoint.source
+    // A vision-language checkpoint keeps its language model under a prefix such as
+    // `language_model.`; the embedding's name tells which.
+    let embedding = source.tensors.first { $0.name.hasSuffix("embed_tokens.weight") }?.name ?? ""
+    let prefix =
+      embedding.hasSuffix("model.embed_tokens.weight")
+      ? String(embedding.dropLast("model.embed_tokens.weight".count)) : ""
+    let model = try DecoderModel(source: source, config: config, prefix: prefix)
+    guard let folder = checkpoint.folder,
+      FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("tokenizer.json"))
+    else {
+      throw EvaluationError.missingTokenizer(location: checkpoint.location)
+    }
+    let tokenizer = try BPETokenizer(folder: URL(fileURLWithPath: folder))
+    return LoadedModel(model: model, tokenizer: tokenizer)
+  }
+
+  /// Tokenizes a text or JSONL file (documents joined by the end-of-text token) and measures
+  /// perplexity in windows of `context` tokens.
+  public static func perplexity(
+    of loaded: LoadedModel, textFile: String, field: String = "text", context: Int, stride: Int?,
+    maxWindows: Int?
+  ) throws -> Perplexity {
+    let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: textFile), field: field)
+    let separator = loaded.tokenizer.eosTokenID.map { [$0] } ?? []
+    let tokens = dataset.tokenize(with: loaded.tokenizer, separator: separator)
+    guard tokens.count >= 2 else { throw EvaluationError.textTooShort(path: textFile, tokens: tokens.count) }
+    let start = Date()
+    let result = try loaded.model.perplexity(
+      tokens: tokens, context: min(context, tokens.count), stride: stride.map { min($0, context) },
+      maxWindows: maxWindows)
+    return Perplexity(
+      text: textFile, perplexity: result.perplexity,
+      meanNegativeLogLikelihood: result.meanNegativeLogLikelihood, scoredTokens: result.scoredTokens,
+      windows: result.windows, context: min(context, tokens.count), stride: stride ?? context,
+      seconds: Date().timeIntervalSince(start))
+  }
+
+  /// Greedy generation from a prompt, stopping at the tokenizer's end-of-sequence token.
+  public static func generate(
+    with loaded: LoadedModel, prompt: String, maxTokens: Int, chat: Bool
+  ) throws -> Generation {
+    let ids =
+      chat
+      ? try loaded.tokenizer.encodeChat(messages: [ChatMessage(role: "user", content: prompt)])
+      : loaded.tokenizer.encode(prompt)
+    var eos: Set<Int> = []
+    if let id = loaded.tokenizer.eosTokenID { eos.insert(id) }
+    if let id = loaded.tokenizer.id(of: "<|im_end|>") { eos.insert(id) }
+    let start = Date()
+    let output = try loaded.model.generate(prompt: ids, maxTokens: maxTokens, eos: eos)
+    let completion = loaded.tokenizer.decode(output, skipSpecialTokens: true)
+    return Generation(
+      prompt: prompt, completion: completion, tokens: output.count,
+      seconds: Date().timeIntervalSince(start))
+  }
+}
+
+/// Why a checkpoint cannot be evaluated on text.
+public enum EvaluationError: Error, CustomStringConvertible, Equatable {
+  case missingConfig(location: String)
+  case missingTokenizer(location: String)
+  case textTooShort(path: String, tokens: Int)
+
+  public var description: String {
+    switch self {
+    case .missingConfig(let location):
+      "\(location): no config.json beside the weights; the model's shape comes from it"
+    case .missingTokenizer(let location):
+      "\(location): no tokenizer.json in the model folder; text cannot be tokenized"
+    case .textTooShort(let path, let tokens):
+      "\(path): text has \(tokens) tokens; perplexity needs at least 2"
+    }
+  }
+}
