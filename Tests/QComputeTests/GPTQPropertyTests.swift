@@ -138,18 +138,18 @@ struct GPTQPropertyTests {
     let weights = [Float](repeating: 0.5, count: 8 * 64)
     #expect(throws: CalibrationError.hessianShapeMismatch(
       operation: "GPTQ", rows: 32, columns: 32, weightColumns: 64)) {
-      try GPTQ.quantize(
+      _ = try GPTQ.quantize(
         weights, rows: 8, columns: 64, hessian: Matrix<Double>.identity(32),
         grid: .affine(bits: 4, groupSize: 32))
     }
     #expect(throws: CalibrationError.grid(
       .scaleCountNotDivisible(quantizer: "GPTQ", scales: 8, by: 16))) {
-      try GPTQ.quantize(
+      _ = try GPTQ.quantize(
         weights, rows: 8, columns: 64, hessian: Matrix<Double>.identity(64),
         grid: .bilevel(.w2g16g16))
     }
     #expect(throws: CalibrationError.self) {
-      try GPTQ.quantize(
+      _ = try GPTQ.quantize(
         weights, rows: 8, columns: 64, hessian: Matrix<Double>.identity(64),
         grid: .affine(bits: 4, groupSize: 32), options: .init(dampingFraction: -1))
     }
@@ -158,7 +158,7 @@ struct GPTQPropertyTests {
       for i in 0..<64 { hessian[i, i] = 1 }
       hessian[0, 1] = 2
       hessian[1, 0] = 2
-      try GPTQ.quantize(
+      _ = try GPTQ.quantize(
         weights, rows: 8, columns: 64, hessian: hessian, grid: .affine(bits: 4, groupSize: 32),
         options: .init(dampingFraction: 0))
     }
