@@ -48,14 +48,20 @@ public struct LayerMappingFile: Codable, Sendable, Equatable {
     } catch {
       throw SimilarityError.invalidMappingFile(file: path, reason: "cannot be read")
     }
+    return try LayerMappingFile(data: data, path: path)
+  }
+
+  /// Decodes and checks a mapping file's contents; `path` is for messages.
+  /// - Throws: `SimilarityError.invalidMappingFile`.
+  public init(data: Data, path: String) throws {
     let file: LayerMappingFile
     do {
       file = try JSONDecoder().decode(LayerMappingFile.self, from: data)
     } catch {
       throw SimilarityError.invalidMappingFile(file: path, reason: "is not a layer-mapping file (\(error))")
     }
-    guard file.format == formatName else {
-      throw SimilarityError.invalidMappingFile(file: path, reason: "has format '\(file.format)', expected '\(formatName)'")
+    guard file.format == Self.formatName else {
+      throw SimilarityError.invalidMappingFile(file: path, reason: "has format '\(file.format)', expected '\(Self.formatName)'")
     }
     guard file.version == 1 else {
       throw SimilarityError.invalidMappingFile(file: path, reason: "has version \(file.version), expected 1")
@@ -75,7 +81,7 @@ public struct LayerMappingFile: Codable, Sendable, Equatable {
       throw SimilarityError.invalidMappingFile(
         file: path, reason: "has mappings that do not fit its layer and head counts")
     }
-    return file
+    self = file
   }
 }
 
