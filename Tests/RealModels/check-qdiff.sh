@@ -3,7 +3,12 @@
 #   1. SmolLM2-135M F16 against its BF16 copy: every tensor dtype-changed, and relative L2, cosine,
 #      max |a-b| and SNR equal to numpy's float64 values to 1e-9 relative;
 #   2. SmolLM2-135M against its 4-bit pack made by qconvert: per-tensor quantization error and bits
-#      per weight, worst first (the table's head is printed), timed.
+#      per weight, worst first (the table's head is printed), timed;
+#   3. SmolLM2-135M against Qwen2.5-Coder-0.5B (hidden 576/896, layers 30/24, heads 9/14, kv 3/2):
+#      layer similarity from weights through the shared-token transfer matrix, timed (goal: under a
+#      minute); the layer mapping and a few head mappings are printed, the mapping is checked to be
+#      strictly increasing and complete, and the plot is written to $PLOT_DIR (default /tmp) and
+#      rendered to PNG with rsvg-convert.
 #
 # Usage: Tests/RealModels/check-qdiff.sh     (MODELS_DIR defaults to ~/.cache/qtoolchain-models)
 set -euo pipefail
@@ -11,7 +16,7 @@ cd "$(dirname "$0")/../.."
 MODELS=${MODELS_DIR:-$HOME/.cache/qtoolchain-models}
 QDIFF=.build/release/qdiff
 QCONVERT=.build/release/qconvert
-[ -x "$QDIFF" ] || swift build -c release --product qdiff >&2
+swift build -c release --product qdiff >&2
 [ -x "$QCONVERT" ] || swift build -c release --product qconvert >&2
 PY=${PYTHON:-python3}
 F16=$MODELS/smollm2-135m-instruct-hf
@@ -101,4 +106,52 @@ print(f"{len(packed)} packed tensors, {bpw:.3f} bits/weight on average; relative
       f"{min(t['relative_l2'] for t in packed):.4f} to {max(t['relative_l2'] for t in packed):.4f}; "
       f"pack total {report['new']['bits_per_weight']:.3f} bits/weight")
 PYEOF
+
+echo
+echo "== SmolLM2-135M against Qwen2.5-Coder-0.5B: layer similarity from weights"
+QWEN=$MODELS/qwen2.5-coder-0.5b-instruct-hf
+PLOT_DIR=${PLOT_DIR:-/tmp}
+svg=$PLOT_DIR/qdiff-smollm2-qwen2.5.svg
+start=$(date +%s.%N)
+set +e
+/usr/bin/time -f "%e s, peak RSS %M KB" -o "$work/time.txt" \
+  "$QDIFF" --format json --plot "$svg" --save-mapping "$work/mapping.json" "$F16" "$QWEN" >"$work/cross.json"
+status=$?
+set -e
+end=$(date +%s.%N)
+echo "exit status $status (expected 1): $(cat "$work/time.txt")"
+[ "$status" = 1 ]
+"$PY" - "$work/cross.json" "$work/mapping.json" <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))["layer_similarity"]
+saved = json.load(open(sys.argv[2]))
+assert saved["format"] == "qtoolchain-layer-mapping" and saved["layer_similarity"] == s
+o, n = s["old"], s["new"]
+print(f"old {o['layers']} layers, hidden {o['hidden_size']}, {o['heads']} heads, {o['kv_heads']} kv; "
+      f"new {n['layers']} layers, hidden {n['hidden_size']}, {n['heads']} heads, {n['kv_heads']} kv")
+assert (o["layers"], o["hidden_size"], o["heads"], o["kv_heads"]) == (30, 576, 9, 3)
+assert (n["layers"], n["hidden_size"], n["heads"], n["kv_heads"]) == (24, 896, 14, 2)
+print(f"transfer: {s['transfer']['kind']} over {s['transfer'].get('shared_tokens')} shared tokens")
+mapped = [p["old"] for p in s["mapping"]]
+assert all(m is not None for m in mapped) and all(a < b for a, b in zip(mapped, mapped[1:])), mapped
+print("layer mapping (new <- old):")
+print("  " + "  ".join(f"{p['new']}<-{p['old']}" for p in s["mapping"]))
+print("  CKA of mapped pairs: " + " ".join(f"{p['cka']:.2f}" for p in s["mapping"]))
+skipped = sorted(set(range(o["layers"])) - set(mapped))
+print(f"  old layers left out: {skipped}")
+m = s["matrix"]
+diag = [max(range(n["layers"]), key=lambda j: m[i][j] if m[i][j] is not None else -9) for i in range(o["layers"])]
+print(f"  best new layer per old layer (argmax of each CKA row): {diag}")
+for h in s["heads"][:: max(1, len(s["heads"]) // 4)][:4]:
+    mean = h["total_similarity"] / max(1, sum(x is not None for x in h["new_to_old"]))
+    heads = " ".join("-" if x is None else str(x) for x in h["new_to_old"])
+    print(f"  heads, old layer {h['old_layer']} -> new layer {h['new_layer']} (new <- old): {heads}; "
+          f"mean similarity {mean:.3f}")
+PYEOF
+if command -v rsvg-convert >/dev/null; then
+  rsvg-convert --format png --output "${svg%.svg}.png" "$svg"
+  echo "plot: $svg ($(stat -c %s "$svg") bytes), rendered to ${svg%.svg}.png ($(stat -c %s "${svg%.svg}.png") bytes)"
+else
+  echo "plot: $svg (rsvg-convert not installed, not rendered)"
+fi
 echo "check-qdiff: ok"

@@ -80,6 +80,7 @@ extension DiffReport {
     if layers.contains(where: { $0.differing > 0 }) {
       out += "\nlayers\n" + groupTable(layers, header: "layer")
     }
+    if let layerSimilarity { out += "\n" + layerSimilarity.table() }
 
     let shown = tensors.filter { $0.status != .equal }.sorted { a, b in
       if a.status != b.status { return a.status < b.status }

@@ -3,8 +3,7 @@ import QFormats
 /// Everything `qdiff` finds between two checkpoints; its coded form is the JSON output.
 ///
 /// Field names are part of the tool's interface (see `Formats/qdiff-output.md`): add fields,
-/// never rename or remove them. Layer similarity (CKA, layer and head mappings) will add fields
-/// of its own beside these.
+/// never rename or remove them.
 public struct DiffReport: Codable, Sendable {
   public var version = 1
   public var old: SideEntry
@@ -20,11 +19,14 @@ public struct DiffReport: Codable, Sendable {
   public var components: [GroupEntry]
   public var layers: [GroupEntry]
   public var tensors: [TensorDiff]
+  /// CKA between layers and the layer and head mappings, when asked for.
+  public var layerSimilarity: LayerSimilarity? = nil
 
   enum CodingKeys: String, CodingKey {
     case version, old, new, tolerance, same, config
     case layerMoves = "layer_moves"
     case summary, components, layers, tensors
+    case layerSimilarity = "layer_similarity"
   }
 }
 
