@@ -131,3 +131,24 @@ private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
     #expect(mismatches.first?.description.contains("'layer.weight'") == true)
   }
 }
+
+@Suite struct PackFiniteScanTests {
+  @Test(arguments: [0, 1, 7, 8, 15, 16, 17, 63, 64, 65])
+  func findsTheFirstNonFiniteAtEveryPosition(count: Int) {
+    let specials: [Float] = [.nan, .infinity, -.infinity, -.nan]
+    var values = (0..<count).map { Float($0) - 3.5 }
+    values.withUnsafeBufferPointer { #expect(PackEncoder.firstNonFinite($0, shape: [1, count]) == nil) }
+    for position in 0..<count {
+      let special = specials[position % specials.count]
+      let saved = values[position]
+      values[position] = special
+      values.withUnsafeBufferPointer { buffer in
+        #expect(PackEncoder.firstNonFinite(buffer, shape: [1, count])?.index == [0, position])
+      }
+      values[position] = saved
+    }
+    // The largest finite values are finite.
+    let extremes = [Float](repeating: .greatestFiniteMagnitude, count: count) + [-.greatestFiniteMagnitude]
+    extremes.withUnsafeBufferPointer { #expect(PackEncoder.firstNonFinite($0, shape: [1, count + 1]) == nil) }
+  }
+}

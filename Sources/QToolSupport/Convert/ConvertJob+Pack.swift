@@ -9,7 +9,8 @@ public struct PackOutputOptions: Sendable {
   public var compress: Bool
   /// Split into shards of at most this many bytes with an index; `nil` for one file.
   public var maxShardBytes: Int?
-  /// Tensors quantized at once; each holds its float copy, so peak memory grows with it.
+  /// Tensors quantized at once (each may also finish one more ahead of the writer); each holds
+  /// a block of floats and its companions, so peak memory grows with it.
   public var concurrency: Int
 
   public init(compress: Bool = false, maxShardBytes: Int? = nil, concurrency: Int = 2) {
@@ -97,9 +98,9 @@ extension ConvertJob {
   /// Quantizes every planned tensor of `source` and writes the pack into `directory`.
   ///
   /// Tensors are quantized by `options.concurrency` workers while this thread writes finished
-  /// ones, in plan order, to a scratch spool; at most `concurrency` tensors are in flight, so
-  /// peak memory is about that many times the largest tensor's float copy (plus its codes),
-  /// never the model. Once every checksum and compressed size is known, the header is written
+  /// ones, in plan order, to a scratch spool; at most `2 x concurrency` tensors are in flight,
+  /// each holding one block of floats (`blockElements`) and its companions, so peak memory
+  /// follows the largest tensor's packed size, never the model. Once every checksum and compressed size is known, the header is written
   /// and the spool copied after it, one tensor at a time.
   public static func writePack(
     plan: ConvertPlan, source: any TensorSource, into directory: String, options: PackOutputOptions, quiet: Bool
@@ -108,12 +109,18 @@ extension ConvertJob {
     let entries = plan.entries
     let count = entries.count
     let slots = PreparedSlots(count: count)
-    let window = DispatchSemaphore(value: options.concurrency)
+    // Workers may run one tensor ahead of the writer each.
+    let windowSize = 2 * options.concurrency
+    let window = DispatchSemaphore(value: windowSize)
     let next = NextIndex()
     let workers = DispatchGroup()
     let compress = options.compress
+    // Own threads, not the dispatch pool: a worker waiting for the window must not hold a pool
+    // thread that the quantizers' row-parallel loops need.
     for _ in 0..<min(options.concurrency, max(count, 1)) {
-      DispatchQueue.global().async(group: workers) {
+      workers.enter()
+      let thread = Thread {
+        defer { workers.leave() }
         while true {
           window.wait()
           let index = next.take()
@@ -124,6 +131,8 @@ extension ConvertJob {
           slots.put(index, Result { try prepare(entries[index], source: source, compress: compress) })
         }
       }
+      thread.stackSize = 8 << 20
+      thread.start()
     }
 
     var prepared: [PreparedEntry] = []
@@ -147,7 +156,7 @@ extension ConvertJob {
       }
     } catch {
       slots.cancel()
-      for _ in 0..<options.concurrency { window.signal() }
+      for _ in 0..<windowSize { window.signal() }
       workers.wait()
       throw error
     }
