@@ -127,13 +127,16 @@ struct QConvert: ParsableCommand {
     let plan = try ConvertPlan(
       tensors: source.tensors, architecture: architecture, settings: settings, rules: parsedRules,
       location: source.location)
+    // Shards like the input's, unless asked otherwise.
+    let inputShardBytes = (source as? ShardedCheckpoint)?.shards.map(\.fileSize).max()
     if dryRun {
       print(try ConvertJob.planTable(plan), terminator: "")
       if compress == .zstd { print("(sizes before zstd compression, which is measured when converting)") }
+      if let limit = maxShardSize ?? inputShardBytes {
+        print("(output file size as one file; the pack is split into shards of at most \(limit) bytes, each with its own header)")
+      }
       return
     }
-    // Shards like the input's, unless asked otherwise.
-    let inputShardBytes = (source as? ShardedCheckpoint)?.shards.map(\.fileSize).max()
     let options = PackOutputOptions(compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes)
     let stage = try StagedFolder(destination: output, force: force)
     do {
