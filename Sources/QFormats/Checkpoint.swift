@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// The container a checkpoint was read from.
 public enum CheckpointFormat: String, Sendable {
   case safetensors
@@ -77,6 +83,8 @@ public struct Checkpoint: Sendable {
       weightsFile = join("model.safetensors.index.json")
     } else if names.contains("model.safetensors") {
       weightsFile = join("model.safetensors")
+    } else if names.contains("model.safetensors.zst") {
+      weightsFile = join("model.safetensors.zst")
     } else if let index = names.first(where: { $0.hasSuffix(".safetensors.index.json") }) {
       weightsFile = join(index)
     } else if let single = names.first(where: { $0.hasSuffix(".safetensors") }) {
@@ -95,6 +103,9 @@ public struct Checkpoint: Sendable {
   }
 
   private static func openFile(_ path: String) throws -> (CheckpointFormat, any TensorSource) {
+    if path.hasSuffix(".zst") {
+      return try openCompressed(path)
+    }
     if path.hasSuffix(".json") {
       return (.shardedSafetensors, try ShardedCheckpoint(indexPath: path))
     }
@@ -106,6 +117,23 @@ public struct Checkpoint: Sendable {
       return (.gguf, try GGUFFile(path: path))
     }
     return (.safetensors, try SafetensorsFile(path: path))
+  }
+
+  /// A `.zst` file: decompressed to an unlinked scratch file, then read like the file it holds.
+  private static func openCompressed(_ path: String) throws -> (CheckpointFormat, any TensorSource) {
+    let descriptor = try ZstdInput.decompress(path)
+    defer { close(descriptor) }
+    var head = [UInt8](repeating: 0, count: 8)
+    let got = head.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 8, 0) }
+    head = Array(head.prefix(max(got, 0)))
+    // HDF5 and GGUF readers take paths; the descriptor's /proc entry names the scratch file.
+    if head == hdf5Signature {
+      return (.hdf5, try HDF5File(path: "/proc/self/fd/\(descriptor)"))
+    }
+    if head.starts(with: Array("GGUF".utf8)) {
+      return (.gguf, try GGUFFile(path: "/proc/self/fd/\(descriptor)"))
+    }
+    return (.safetensors, try SafetensorsFile(descriptor: descriptor, location: path))
   }
 
   private static func firstBytes(of path: String, count: Int) -> [UInt8] {

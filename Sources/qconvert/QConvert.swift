@@ -20,6 +20,7 @@ struct QConvert: ParsableCommand {
   enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
+  enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
 
   @Argument(help: "The checkpoint to convert: a model folder, safetensors file, shard index or HDF5 file.")
   var input: String
@@ -51,6 +52,12 @@ struct QConvert: ParsableCommand {
   @Option(help: "Dequantize a pack into a plain checkpoint of this dtype: f16, bf16 or f32.")
   var to: PlainDType?
 
+  @Option(help: "Compress the packed codes: none or zstd (the saving is reported).")
+  var compress: Compression = .none
+
+  @Option(help: "Split the pack into shards of at most this many bytes (default: like a sharded input).")
+  var maxShardSize: Int?
+
   @Flag(help: "Print the per-tensor plan and totals without converting.")
   var dryRun = false
 
@@ -59,6 +66,12 @@ struct QConvert: ParsableCommand {
 
   @Flag(help: "Print no progress.")
   var quiet = false
+
+  func validate() throws {
+    if let maxShardSize, maxShardSize <= 0 {
+      throw ValidationError("'--max-shard-size' must be positive, not \(maxShardSize)")
+    }
+  }
 
   func run() throws {
     var stderr = StandardError()
@@ -122,13 +135,32 @@ struct QConvert: ParsableCommand {
     let plan = try ConvertPlan(
       tensors: source.tensors, architecture: architecture, settings: settings, rules: parsedRules,
       location: source.location)
+    // Shards like the input's, unless asked otherwise.
+    let inputShardBytes = (source as? ShardedCheckpoint)?.shards.map(\.fileSize).max()
     if dryRun {
       print(try ConvertJob.planTable(plan), terminator: "")
+      if compress == .zstd { print("(sizes before zstd compression, which is measured when converting)") }
+      if let limit = maxShardSize ?? inputShardBytes {
+        print("(output file size as one file; the pack is split into shards of at most \(limit) bytes, each with its own header)")
+      }
       return
     }
+    let options = PackOutputOptions(compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes)
     let stage = try StagedFolder(destination: output, force: force)
     do {
-      try ConvertJob.writePack(plan: plan, source: source, to: stage.path("model.safetensors"), quiet: quiet)
+      let summary = try ConvertJob.writePack(
+        plan: plan, source: source, into: stage.temporary, options: options, quiet: quiet)
+      if options.compress, !quiet {
+        var stderr = StandardError()
+        let saved = summary.weightBytesBefore - summary.weightBytesAfter
+        let percent = summary.weightBytesBefore > 0 ? 100 * Double(saved) / Double(summary.weightBytesBefore) : 0
+        let total = plan.bytesAfter
+        print(
+          "qconvert: zstd: codes \(summary.weightBytesBefore) -> \(summary.weightBytesAfter) bytes "
+            + String(format: "(%.1f%% saved); tensors %d -> %d bytes (%.1f%% saved)", percent, total, summary.storedBytes,
+              total > 0 ? 100 * Double(total - summary.storedBytes) / Double(total) : 0),
+          to: &stderr)
+      }
       try ConvertJob.writeSideFiles(checkpoint: checkpoint, into: stage, quantization: ConvertJob.quantizationBlock(plan: plan))
       try stage.commit()
     } catch {

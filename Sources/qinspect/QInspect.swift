@@ -32,6 +32,9 @@ struct QInspect: ParsableCommand {
   @Option(help: "Only tensors whose name matches this regular expression.")
   var filter: String?
 
+  @Flag(help: "Recompute a pack's per-tensor checksums; name each tensor that does not match and exit 1.")
+  var verify = false
+
   @Option(help: "Output format: table, json, jsonl or tsv.")
   var format: OutputFormat = .table
 
@@ -61,6 +64,9 @@ struct QInspect: ParsableCommand {
   var chat = false
 
   func validate() throws {
+    if verify && (stats || headerOnly) {
+      throw ValidationError("'--verify' cannot be combined with '--stats' or '--header-only'")
+    }
     if stats && headerOnly {
       throw ValidationError("'--stats' reads tensor data; it cannot be combined with '--header-only'")
     }
@@ -89,6 +95,23 @@ struct QInspect: ParsableCommand {
     var stderr = StandardError()
     var output = StandardOutput()
     if format == .tsv { print(InspectionReport.tsvHeader(withStats: stats), terminator: "", to: &output) }
+    if verify {
+      for path in paths {
+        do {
+          let result = try PackVerification.verify(Checkpoint.open(path))
+          for message in result.mismatches { print("qinspect: \(message)", to: &stderr) }
+          if !result.mismatches.isEmpty { failed = true }
+          print(
+            "\(path): \(result.checked) checksums, \(result.mismatches.isEmpty ? "all match" : "\(result.mismatches.count) do not match")",
+            to: &output)
+        } catch {
+          print("qinspect: \(error)", to: &stderr)
+          failed = true
+        }
+      }
+      if failed { throw ExitCode.failure }
+      return
+    }
     for path in paths {
       var report: InspectionReport
       do {

@@ -16,8 +16,19 @@ public enum PackDecoder {
     let expected = description.companions(of: name)
     var parts: [String: [UInt8]] = [:]
     for companion in expected {
-      guard let (info, bytes) = try read(companion.name) else {
+      guard var (info, bytes) = try read(companion.name) else {
         throw PackError.badCompanion(location: location, tensor: name, reason: "has no companion '\(companion.name)'")
+      }
+      if description.isCompressed, companion.name == name + ".qweight" {
+        guard info.dtype == .u8, info.shape.count == 1 else {
+          throw PackError.badCompanion(
+            location: location, tensor: name,
+            reason: "has compressed companion '\(companion.name)' of \(info.dtype.rawValue) \(info.shape), expected U8 [n]")
+        }
+        bytes = try bytes.withUnsafeBytes { (frame) throws(PackError) in
+          try PackCompression.decompress(frame, expectedCount: companion.byteCount, location: location, tensor: name)
+        }
+        info = companion
       }
       guard info.dtype == companion.dtype, info.shape == companion.shape, bytes.count == companion.byteCount else {
         throw PackError.badCompanion(

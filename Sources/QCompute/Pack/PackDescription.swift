@@ -17,6 +17,8 @@ public struct PackDescription: Sendable, Hashable, Codable {
   public var compression: String
   public var scaleBits: Int?
   public var scaleGroupSize: Int?
+  /// CRC-32C of the stored companion bytes (see `Formats/qpack.md`), `crc32c:0x` + 8 hex digits.
+  public var checksum: String?
 
   enum CodingKeys: String, CodingKey {
     case bits
@@ -29,6 +31,7 @@ public struct PackDescription: Sendable, Hashable, Codable {
     case dtype, shape, method, compression
     case scaleBits = "scale_bits"
     case scaleGroupSize = "scale_group_size"
+    case checksum
   }
 
   /// The `__metadata__` key prefix of tensor descriptions.
@@ -36,6 +39,11 @@ public struct PackDescription: Sendable, Hashable, Codable {
   /// The `__metadata__` key and value of the format version.
   public static let versionKey = "qpack.version"
   public static let version = "1"
+  /// The `__metadata__` key prefix of checksums of tensors stored as they are.
+  public static let checksumKeyPrefix = "qpack.checksum."
+
+  /// Whether `.qweight` holds a zstd frame.
+  public var isCompressed: Bool { compression == "zstd" }
 
   /// Rows `O` and columns `I` of the flattened weight.
   public var rows: Int { shape.first ?? 0 }
@@ -65,7 +73,12 @@ public struct PackDescription: Sendable, Hashable, Codable {
     guard BitPacking.supportedBits.contains(bits) else { throw fail("has bits \(bits)") }
     guard groupAxis == 1 else { throw fail("has group_axis \(groupAxis)") }
     guard packing == "lsb" else { throw fail("has packing '\(packing)'") }
-    guard compression == "none" else { throw fail("has compression '\(compression)'") }
+    guard compression == "none" || compression == "zstd" else { throw fail("has compression '\(compression)'") }
+    if let checksum {
+      guard checksum.hasPrefix("crc32c:0x"), checksum.count == CRC32C.placeholder.count,
+        UInt32(checksum.dropFirst("crc32c:0x".count), radix: 16) != nil
+      else { throw fail("has checksum '\(checksum)', not crc32c:0x and 8 hex digits") }
+    }
     guard shape.count >= 2, shape.allSatisfy({ $0 >= 0 }) else { throw fail("has shape \(shape)") }
     var count = 1
     for dimension in shape {
@@ -136,6 +149,7 @@ public struct PackDescription: Sendable, Hashable, Codable {
     shape = info.shape
     method = spec.method
     compression = "none"
+    checksum = nil
     scaleBits = spec.grid == .bilevel ? 4 : nil
     scaleGroupSize = spec.grid == .bilevel ? spec.scaleGroupSize : nil
   }

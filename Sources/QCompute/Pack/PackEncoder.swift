@@ -29,6 +29,7 @@ public enum PackEncoder {
 
   /// Finds the first NaN or infinity, as coordinates in the tensor's shape.
   public static func firstNonFinite(_ weights: UnsafeBufferPointer<Float>, shape: [Int]) -> (index: [Int], value: Float)? {
+    guard !allFinite(weights) else { return nil }
     for position in 0..<weights.count where !weights[position].isFinite {
       var coordinates = [Int](repeating: 0, count: shape.count)
       var rest = position
@@ -39,6 +40,29 @@ public enum PackEncoder {
       return (coordinates, weights[position])
     }
     return nil
+  }
+
+  /// Whether no element is NaN or infinite: the largest magnitude bit pattern stays below the
+  /// exponent-all-ones pattern. A vector pass, so the common all-finite case costs little.
+  static func allFinite(_ weights: UnsafeBufferPointer<Float>) -> Bool {
+    let count = weights.count
+    guard let base = weights.baseAddress, count > 0 else { return true }
+    let raw = UnsafeRawPointer(base)
+    let mask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
+    var first = SIMD8<UInt32>.zero
+    var second = SIMD8<UInt32>.zero
+    var index = 0
+    while index &+ 16 <= count {
+      first = pointwiseMax(first, raw.loadUnaligned(fromByteOffset: index &* 4, as: SIMD8<UInt32>.self) & mask)
+      second = pointwiseMax(second, raw.loadUnaligned(fromByteOffset: (index &+ 8) &* 4, as: SIMD8<UInt32>.self) & mask)
+      index &+= 16
+    }
+    var largest = pointwiseMax(first, second).max()
+    while index < count {
+      largest = max(largest, base[index].bitPattern & 0x7FFF_FFFF)
+      index &+= 1
+    }
+    return largest < 0x7F80_0000
   }
 
   /// Quantizes one weight (widened to floats, row-major) into its companions.

@@ -10,6 +10,10 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
   case cannotPack(location: String, tensor: String, reason: String)
   /// A weight holds NaN or infinity; `index` is the first offending element's coordinates.
   case nonFinite(location: String, tensor: String, index: [Int], value: Float)
+  /// A `.qweight` zstd frame that cannot be made or read back.
+  case compression(location: String, tensor: String, reason: String)
+  /// The stored bytes of a tensor do not match the checksum its description records.
+  case checksumMismatch(location: String, tensor: String, expected: String, actual: String)
 
   public var description: String {
     switch self {
@@ -23,6 +27,10 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
       "\(location): tensor '\(tensor)' cannot be packed: \(reason)"
     case .nonFinite(let location, let tensor, let index, let value):
       "\(location): tensor '\(tensor)' holds \(value) at index \(index)"
+    case .compression(let location, let tensor, let reason):
+      "\(location): tensor '\(tensor)': \(reason)"
+    case .checksumMismatch(let location, let tensor, let expected, let actual):
+      "\(location): tensor '\(tensor)' has checksum \(actual), but its description records \(expected)"
     }
   }
 }

@@ -11,6 +11,8 @@ public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
   public let metadata: [String: String]
   /// The description of every packed tensor, by original name.
   public let packDescriptions: [String: PackDescription]
+  /// The bytes each packed tensor's companions occupy in the file (compressed where they are).
+  public let storedByteCounts: [String: Int]
 
   /// Whether a source's metadata marks it as a qpack.
   public static func isPack(_ source: any TensorSource) -> Bool {
@@ -36,6 +38,7 @@ public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
     }
     let byName = Dictionary(base.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
     var owner: [String: String] = [:]
+    var sizes: [String: Int] = [:]
     for (name, description) in descriptions {
       if byName[name] != nil {
         throw .badCompanion(location: base.location, tensor: name, reason: "is both described as packed and stored as is")
@@ -44,12 +47,18 @@ public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
         guard let stored = byName[companion.name] else {
           throw .badCompanion(location: base.location, tensor: name, reason: "has no companion '\(companion.name)'")
         }
-        guard stored.dtype == companion.dtype, stored.shape == companion.shape else {
+        let compressedWeight = description.isCompressed && companion.name == name + ".qweight"
+        let fits =
+          compressedWeight
+          ? stored.dtype == .u8 && stored.shape.count == 1
+          : stored.dtype == companion.dtype && stored.shape == companion.shape
+        guard fits else {
           throw .badCompanion(
             location: base.location, tensor: name,
-            reason: "has companion '\(companion.name)' of \(stored.dtype.rawValue) \(stored.shape), expected \(companion.dtype.rawValue) \(companion.shape)")
+            reason: "has companion '\(companion.name)' of \(stored.dtype.rawValue) \(stored.shape), expected \(compressedWeight ? "U8 [n]" : "\(companion.dtype.rawValue) \(companion.shape)")")
         }
         owner[companion.name] = name
+        sizes[name, default: 0] += stored.byteCount
       }
     }
     var listed: [TensorInfo] = []
@@ -65,6 +74,41 @@ public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
     }
     tensors = listed
     packDescriptions = descriptions
+    storedByteCounts = sizes
+  }
+
+  /// Recomputes every recorded checksum from the stored bytes.
+  ///
+  /// Packed tensors are checked against their description's `checksum`, tensors stored as they
+  /// are against `qpack.checksum.<N>`.
+  /// - Returns: how many tensors had a checksum, and one `.checksumMismatch` per tensor whose
+  ///   bytes differ, in tensor order.
+  public func verifyChecksums() throws -> (checked: Int, mismatches: [PackError]) {
+    var checked = 0
+    var mismatches: [PackError] = []
+    for info in tensors {
+      let expected: String
+      let parts: [String]
+      if let description = packDescriptions[info.name] {
+        guard let checksum = description.checksum else { continue }
+        expected = checksum
+        parts = description.companions(of: info.name).map(\.name)
+      } else {
+        guard let checksum = metadata[PackDescription.checksumKeyPrefix + info.name] else { continue }
+        expected = checksum
+        parts = [info.name]
+      }
+      var crc: UInt32 = 0
+      for part in parts {
+        crc = try base.withRawBytes(of: part) { CRC32C.checksum($0, continuing: crc) }
+      }
+      checked += 1
+      let actual = CRC32C.formatted(crc)
+      if actual != expected.lowercased() {
+        mismatches.append(.checksumMismatch(location: location, tensor: info.name, expected: expected, actual: actual))
+      }
+    }
+    return (checked, mismatches)
   }
 
   /// The original tensor's values as float32, dequantized when it is packed.

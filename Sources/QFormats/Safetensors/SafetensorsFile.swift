@@ -42,6 +42,14 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { throw SafetensorsError.system(location: path, operation: "open", errno: errno) }
     defer { close(fd) }
+    try self.init(descriptor: fd, location: path)
+  }
+
+  /// Maps the file open at `descriptor` (e.g. an unlinked scratch file); the descriptor stays
+  /// the caller's and may be closed once this returns.
+  ///
+  /// - Parameter location: how messages name the file.
+  public convenience init(descriptor fd: Int32, location path: String) throws {
     var status = stat()
     if fstat(fd, &status) != 0 { throw SafetensorsError.system(location: path, operation: "fstat", errno: errno) }
     if (status.st_mode & S_IFMT) == S_IFDIR {
@@ -132,6 +140,25 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
       }
     guard let base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
     return try body(UnsafeRawBufferPointer(start: base + dataStart + entry.dataRange.lowerBound, count: entry.dataRange.count))
+  }
+
+  /// Drops the mapped pages wholly inside `byteRange` of tensor `name`'s data (all of it when
+  /// `nil`) from this process's memory; they stay in the page cache and are faulted back on the
+  /// next read. A streaming converter calls this after reading a tensor, so its resident memory
+  /// follows the tensor in hand rather than growing to the whole file.
+  ///
+  /// The corresponding C function is `madvise` (`MADV_DONTNEED`).
+  public func releasePages(of name: String, byteRange: Range<Int>? = nil) {
+    guard case .mapped(let base, _) = storage, let entry = entry(named: name) else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    guard page > 0 else { return }
+    let range = byteRange ?? 0..<entry.dataRange.count
+    let start = dataStart + entry.dataRange.lowerBound + range.lowerBound
+    let end = dataStart + entry.dataRange.lowerBound + min(range.upperBound, entry.dataRange.count)
+    let alignedStart = (start + page - 1) / page * page
+    let alignedEnd = end / page * page
+    guard alignedEnd > alignedStart else { return }
+    _ = madvise(base + alignedStart, alignedEnd - alignedStart, Int32(MADV_DONTNEED))
   }
 
   /// All of standard input.

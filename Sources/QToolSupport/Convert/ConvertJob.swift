@@ -161,29 +161,6 @@ public enum ConvertJob {
     return block
   }
 
-  /// Quantizes every planned tensor of `source` into `path`, one tensor in memory at a time.
-  public static func writePack(plan: ConvertPlan, source: any TensorSource, to path: String, quiet: Bool) throws {
-    let writer = try SafetensorsWriter(path: path, plan: plan.outputTensors, metadata: plan.metadata, order: .asGiven)
-    var progress = ConvertProgress(quiet: quiet, totalBytes: plan.bytesBefore, totalCount: plan.entries.count)
-    for entry in plan.entries {
-      if let spec = entry.spec {
-        let values = try source.floats(of: entry.info.name)
-        let packed = try values.withUnsafeBufferPointer { buffer throws(PackError) in
-          try PackEncoder.pack(buffer, info: entry.info, spec: spec, location: source.location)
-        }
-        for companion in packed.companions {
-          try writer.append(name: companion.info.name, bytes: companion.bytes)
-        }
-        progress.advance(name: entry.info.name, bytes: entry.bytesBefore, action: "\(spec)")
-      } else {
-        try source.withRawBytes(of: entry.info.name) { try writer.append(name: entry.info.name, bytes: $0) }
-        progress.advance(name: entry.info.name, bytes: entry.bytesBefore, action: "kept (\(entry.reason))")
-      }
-    }
-    try writer.finish()
-    progress.finish()
-  }
-
   /// Writes `source` as a plain checkpoint, floating-point tensors in `dtype`.
   public static func writePlain(source: any TensorSource, dtype: DType, to path: String, quiet: Bool) throws {
     let plan = source.tensors.map { info in
@@ -227,7 +204,7 @@ public enum ConvertJob {
     }
     var text = table.render()
     text += String(
-      format: "total: %d tensors, %d bytes -> %d bytes, %.3f bits per weight, output file %d bytes\n",
+      format: "total: %d tensors, %d bytes -> %d bytes, %.4f bits per weight, output file %d bytes\n",
       plan.entries.count, plan.bytesBefore, plan.bytesAfter, plan.bitsPerWeight, try plan.fileSize())
     return text
   }

@@ -135,12 +135,17 @@ public struct ConvertPlan: Sendable {
     return error.description
   }
 
-  /// The `__metadata__` of the pack: version plus one description per packed tensor.
+  /// The `__metadata__` of the pack: version, one description per packed tensor and a checksum
+  /// per kept tensor (checksums as placeholders).
   public var metadata: [String: String] {
     var out = ["format": "pt", PackDescription.versionKey: PackDescription.version]
+    // Checksums are fixed-width, so placeholders make the header exactly as long as the real one.
     for entry in entries {
-      if let description = entry.description {
+      if var description = entry.description {
+        description.checksum = CRC32C.placeholder
         out[PackDescription.keyPrefix + entry.info.name] = description.jsonString()
+      } else {
+        out[PackDescription.checksumKeyPrefix + entry.info.name] = CRC32C.placeholder
       }
     }
     return out

@@ -42,13 +42,14 @@ extension InspectionReport {
         parameters: info.elementCount, bytes: info.byteCount,
         component: architecture.component(of: info.name).rawValue)
       if let description = pack?.packDescriptions[info.name] {
-        let stored = description.companions(of: info.name).reduce(0) { $0 + $1.byteCount }
+        let stored =
+          pack?.storedByteCounts[info.name] ?? description.companions(of: info.name).reduce(0) { $0 + $1.byteCount }
         entry.bytes = stored
         entry.bits = description.bits
         entry.groupSize = description.groupSize
         entry.grid = description.grid.rawValue
         entry.method = description.method.rawValue
-        entry.bitsPerWeight = description.bitsPerWeight(name: info.name)
+        entry.bitsPerWeight = info.elementCount > 0 ? 8 * Double(stored) / Double(info.elementCount) : 0
       }
       if options.statistics {
         entry.stats = StatsEntry(try source.statistics(of: info))
