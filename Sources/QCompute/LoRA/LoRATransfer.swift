@@ -194,7 +194,7 @@ public enum LoRATransfer {
   }
 
   /// Matrices with equal row counts side by side.
-  static func hstack(_ parts: [Matrix<Double>]) throws(ComputeError) -> Matrix<Double> {
+  public static func hstack(_ parts: [Matrix<Double>]) throws(ComputeError) -> Matrix<Double> {
     let rows = parts.first?.rows ?? 0
     if let odd = parts.first(where: { $0.rows != rows }) {
       throw .shapeMismatch(operation: "hstack", detail: "\(rows) and \(odd.rows) rows")
