@@ -38,15 +38,3 @@ let productsDirectory = Bundle.main.bundleURL
 let fixturesDirectory = URL(fileURLWithPath: #filePath)
   .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
   .appendingPathComponent("Fixtures")
-
-@Suite struct UnfinishedToolsTests {
-  @Test(arguments: [
-    ("lora-rebase", ["old", "new", "adapter"])
-  ])
-  func sayNotYetSupportedAndExit2(tool: String, arguments: [String]) throws {
-    let run = try runTool(tool, arguments)
-    #expect(run.status == 2)
-    #expect(run.stdout.isEmpty)
-    #expect(run.stderr.contains("not yet supported"))
-  }
-}
