@@ -31,22 +31,6 @@ struct DegenerateQuantizer: CustomTestStringConvertible, Sendable {
   /// subnormals are left out: the MLX grid's scale floor of 1e-7 flushes them to zero.
   static let constants: [Float] = [0, 1, -3.5, 65504, -65504, 0x1p-24]
 
-  /// Known defects, found by these tests and recorded instead of hidden: the clip search turns
-  /// a constant group into +-1e-5; the symmetric grid is one ulp off at 65504 and the HQQ
-  /// grid at 0.1 (scale and zero are not chosen so that the value itself is a grid point).
-  static func exactnessIsKnownBroken(_ quantizer: DegenerateQuantizer) -> Bool {
-    quantizer.name != "affine"
-  }
-
-  /// Runs `body`, recording its failures as a known issue for the quantizers listed above.
-  static func checkExactness(_ quantizer: DegenerateQuantizer, _ body: () throws -> Void) rethrows {
-    if exactnessIsKnownBroken(quantizer) {
-      withKnownIssue("\(quantizer.name) is not exact on degenerate groups", isIntermittent: true) { try body() }
-    } else {
-      try body()
-    }
-  }
-
   @Test(arguments: DegenerateQuantizer.all)
   func allZeroTensorIsExact(_ quantizer: DegenerateQuantizer) throws {
     let weights = [Float](repeating: 0, count: 4 * 64)
@@ -58,11 +42,9 @@ struct DegenerateQuantizer: CustomTestStringConvertible, Sendable {
     // One row per constant, each row one group of 32.
     let weights = Self.constants.flatMap { [Float](repeating: $0, count: 32) }
     let result = try quantizer.roundTrip(weights, rows: Self.constants.count, columns: 32, groupSize: .elements(32))
-    Self.checkExactness(quantizer) {
-      for (row, value) in Self.constants.enumerated() {
-        let got = Array(result[row * 32..<(row + 1) * 32])
-        #expect(got == [Float](repeating: value, count: 32), "constant \(value)")
-      }
+    for (row, value) in Self.constants.enumerated() {
+      let got = Array(result[row * 32..<(row + 1) * 32])
+      #expect(got == [Float](repeating: value, count: 32), "constant \(value)")
     }
   }
 
@@ -71,9 +53,7 @@ struct DegenerateQuantizer: CustomTestStringConvertible, Sendable {
     // A single column quantized per channel: every group holds one value.
     let weights = Self.constants + [0.1, -7, 1e-3]
     let result = try quantizer.roundTrip(weights, rows: weights.count, columns: 1, groupSize: .perChannel)
-    Self.checkExactness(quantizer) {
-      for (value, got) in zip(weights, result) { #expect(got == value, "element \(value)") }
-    }
+    for (value, got) in zip(weights, result) { #expect(got == value, "element \(value)") }
   }
 
   @Test(arguments: DegenerateQuantizer.all)
@@ -91,5 +71,34 @@ struct DegenerateQuantizer: CustomTestStringConvertible, Sendable {
     #expect(result.allSatisfy { $0.isFinite })
     let step = Float(65504) * 2 / Float((1 << quantizer.bits) - 1)
     for (value, got) in zip(weights, result) { #expect(abs(got - value) <= step, "element \(value) became \(got)") }
+  }
+
+  /// SPEED-Q's bilevel grid keeps the reference's degenerate branch on purpose (its packs must
+  /// match the reference): a constant group is quantized on the grid of [-1, 1], step 2 / (2^b - 1)
+  /// with zero rint(1 / step), and equal second-level scales use smin = -1, smax = 1. The
+  /// expected values below follow those formulas, not the quantizer.
+  @Test(arguments: [2, 4, 8])
+  func bilevelConstantGroupsFollowTheReference(bits: Int) throws {
+    let value: Float = 0.25
+    let weights = [Float](repeating: value, count: 2 * 16)
+    let matrix = try weights.withUnsafeBufferPointer {
+      try BilevelQuantizer.quantize(
+        $0, rows: 2, columns: 16,
+        configuration: .init(bits: bits, groupSize: 16, scaleGroupSize: 2))
+    }
+    let levels = Float((1 << bits) - 1)
+    let scale = Float(2) / levels
+    let zero = (1 / scale).rounded(.toNearestOrEven)
+    // Both first-level scales are equal, so the chunk takes S2 = 2/15, Z2 = -(-1)/S2 = 7.5.
+    let chunkScale = Float(2) / 15
+    let chunkZero = (1 / chunkScale)
+    let scaleCode = min(max((scale / chunkScale + chunkZero).rounded(.toNearestOrEven), 0), 15)
+    let restoredScale = chunkScale * (scaleCode - chunkZero)
+    let code = min(max((value / restoredScale + zero).rounded(.toNearestOrEven), 0), levels)
+    let expected = restoredScale * (code - zero)
+    #expect(matrix.offsets == [zero, zero])
+    for (index, got) in matrix.dequantize().enumerated() {
+      #expect(abs(got - expected) <= 1e-5 * abs(expected), "element \(index)")
+    }
   }
 }

@@ -103,11 +103,16 @@ struct QuantizeSymmetricTests {
     for row in 0..<2 {
       let slice = weights[(row * columns)..<((row + 1) * columns)]
       let absMax = slice.map(abs).max() ?? 0
-      let scale = absMax / 7
+      // A constant nonzero group (every row of one column) is stored as step |value|, code +-1.
+      let isConstant = absMax > 0 && Set(slice).count == 1
+      let scale = isConstant ? absMax : absMax / 7
       #expect(matrix.scales[row] == scale)
       #expect(matrix.offsets[row] == 8)
       for index in slice.indices {
-        let signed = scale == 0 ? 0 : min(max((weights[index] / scale).rounded(.toNearestOrEven), -8), 7)
+        let signed =
+          isConstant
+          ? (weights[index] < 0 ? -1 : 1)
+          : scale == 0 ? 0 : min(max((weights[index] / scale).rounded(.toNearestOrEven), -8), 7)
         #expect(Float(matrix.codes[index]) == signed + 8)
       }
     }

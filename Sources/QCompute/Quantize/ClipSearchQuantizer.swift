@@ -4,8 +4,13 @@
 /// Candidates are max * (1 - i/20) and min * (1 - j/20) for i, j in 0..<10 (down to 0.55); each
 /// is scored with BitDistiller's plain asymmetric quantizer on the clamped group, against the
 /// unclamped weights. The first best candidate wins (top shrink outer, bottom shrink inner).
-/// Like the reference, a constant group gets a 1e-5-wide grid whose clamped zero cannot represent
-/// it; callers quantizing per-channel rows of length 1 should use another quantizer.
+///
+/// Constant groups deviate from the reference on purpose. SPEED-Q's clip search and BitDistiller's
+/// `pseudo_quantize_tensor` give a group with min == max a grid of width 1e-5 whose zero point is
+/// clamped to the code range, so any constant other than 0 comes back as about +-1e-5 (and a row
+/// of length 1 always does). Constant groups are norm weights, biases folded into matrices and
+/// padding rows, where that error is total; here such a group gets step |value| and zero 0 (or 1
+/// for a negative value), so code 1 (or 0) restores the value exactly.
 public enum ClipSearchQuantizer {
   public static let supportedBits: Set<Int> = [2, 3, 4, 8]
   /// Grid resolution and the number of steps tried, as the reference's n_grid=20, max_shrink=0.5.
@@ -24,6 +29,11 @@ public enum ClipSearchQuantizer {
     let result = quantizeGroups(weights, rows: rows, columns: columns, groupLength: length) {
       group, codes in
       let (low, high) = minMax(group)
+      if low == high, low != 0 {
+        let code: UInt8 = low > 0 ? 1 : 0
+        for index in 0..<group.count { codes[index] = code }
+        return (abs(low), low > 0 ? 0 : 1)
+      }
       var bestError = Double.infinity
       var bestBounds = (low: low, high: high)
       for topFactor in factors {

@@ -7,6 +7,11 @@ import Foundation
 /// Follows `optimize_weights_proximal_legacy` of `mobiusml/hqq`: the early stop compares the mean
 /// absolute error over the whole matrix and keeps the zero from the iteration that stopped it.
 /// Means are accumulated in f64 here (the reference sums in f32), and zeros are not rounded.
+///
+/// Constant groups deviate from the reference: there the inverse scale is capped at 2e4 and the
+/// float zero -min * 2e4 restores the value only to within rounding (0.1 and 65504 are off).
+/// The refinement runs as in the reference, so other groups are unaffected, and
+/// a constant group is then stored with step |value| and zero 0 (1 when negative), exact.
 public enum HQQQuantizer {
   public struct Options: Sendable, Hashable {
     /// The p of the lp-norm error; below 1 it favours sparse outliers.
@@ -92,21 +97,39 @@ public enum HQQQuantizer {
       }
     }
 
-    let finalZeros = zeros
+    var scales = inverseScales.map { 1 / $0 }
+    var finalZeros = zeros
     var codes = [UInt8](repeating: 0, count: count)
     codes.withUnsafeMutableBufferPointer { codeBuffer in
-      let target = SendableMutablePointer(codeBuffer.baseAddress)
-      forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
-        guard let codes = target.pointer else { return }
-        for row in rowRange {
-          for group in 0..<groupsPerRow {
-            let index = row &* groupsPerRow &+ group
-            let inverse = inverseScales[index]
-            let zero = finalZeros[index]
-            let first = row &* columns &+ group &* length
-            for element in first..<(first &+ length) {
-              let code = (weights[element] * inverse + zero).rounded(.toNearestOrEven)
-              codes[element] = UInt8(min(max(code, 0), levels))
+      scales.withUnsafeMutableBufferPointer { scaleBuffer in
+        finalZeros.withUnsafeMutableBufferPointer { zeroBuffer in
+          let target = SendableMutablePointer(codeBuffer.baseAddress)
+          let scaleBase = SendableMutablePointer(scaleBuffer.baseAddress)
+          let zeroBase = SendableMutablePointer(zeroBuffer.baseAddress)
+          forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
+            guard let codes = target.pointer, let scales = scaleBase.pointer,
+              let zeros = zeroBase.pointer
+            else { return }
+            for row in rowRange {
+              for group in 0..<groupsPerRow {
+                let index = row &* groupsPerRow &+ group
+                let first = row &* columns &+ group &* length
+                let slice = UnsafeBufferPointer(rebasing: weights[first..<(first &+ length)])
+                if let constant = constantValue(slice) {
+                  // See the type's note: the value itself becomes the step, restored exactly.
+                  scales[index] = constant == 0 ? scales[index] : abs(constant)
+                  zeros[index] = constant < 0 ? 1 : 0
+                  let code: UInt8 = constant > 0 ? 1 : 0
+                  for element in first..<(first &+ length) { codes[element] = code }
+                  continue
+                }
+                let inverse = inverseScales[index]
+                let zero = zeros[index]
+                for element in first..<(first &+ length) {
+                  let code = (weights[element] * inverse + zero).rounded(.toNearestOrEven)
+                  codes[element] = UInt8(min(max(code, 0), levels))
+                }
+              }
             }
           }
         }
@@ -114,7 +137,15 @@ public enum HQQQuantizer {
     }
     return QuantizedMatrix(
       method: .hqq, bits: bits, groupSize: groupSize, rows: rows, columns: columns, codes: codes,
-      scales: inverseScales.map { 1 / $0 }, offsets: finalZeros, secondLevel: nil)
+      scales: scales, offsets: finalZeros, secondLevel: nil)
+  }
+
+  /// The value every element of a non-empty group shares, or nil when they differ.
+  @inline(__always)
+  static func constantValue(_ values: UnsafeBufferPointer<Float>) -> Float? {
+    guard let first = values.first else { return nil }
+    for value in values where value != first { return nil }
+    return first
   }
 
   /// The proximal operator of the lp-norm: sign(x) * relu(|x| - |x|^(p-1) / beta).

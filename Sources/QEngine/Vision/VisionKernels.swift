@@ -27,25 +27,25 @@ enum VisionKernels {
     return output
   }
 
-  /// Layer norm over each row (biased variance, as torch).
+  /// Layer norm over each row (biased variance, as torch), in SIMD8 float with four
+  /// accumulators: mean first, then the variance of the centred row.
   static func layerNorm(_ input: [Float], width: Int, weight: [Float], bias: [Float], epsilon: Float) -> [Float] {
     var output = [Float](repeating: 0, count: input.count)
     let rows = width == 0 ? 0 : input.count / width
+    guard rows > 0 else { return output }
     input.withUnsafeBufferPointer { x in
-      output.withUnsafeMutableBufferPointer { y in
-        for row in 0..<rows {
-          let base = row * width
-          var sum = 0.0
-          for i in 0..<width { sum += Double(x[base + i]) }
-          let mean = sum / Double(width)
-          var squares = 0.0
-          for i in 0..<width {
-            let d = Double(x[base + i]) - mean
-            squares += d * d
-          }
-          let inverse = 1 / (squares / Double(width) + Double(epsilon)).squareRoot()
-          for i in 0..<width {
-            y[base + i] = Float((Double(x[base + i]) - mean) * inverse) * weight[i] + bias[i]
+      weight.withUnsafeBufferPointer { w in
+        bias.withUnsafeBufferPointer { b in
+          output.withUnsafeMutableBufferPointer { y in
+            guard let xBase = x.baseAddress, let yBase = y.baseAddress else { return }
+            let target = SharedMutablePointer(pointer: yBase)
+            forEachRowRange(rows: rows, elementsPerRow: width) { range in
+              for row in range {
+                normalizeRow(
+                  UnsafeBufferPointer(start: xBase + row * width, count: width), weight: w, bias: b,
+                  epsilon: epsilon, into: target.pointer + row * width)
+              }
+            }
           }
         }
       }
@@ -53,61 +53,119 @@ enum VisionKernels {
     return output
   }
 
+  @inline(__always)
+  private static func normalizeRow(
+    _ x: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>,
+    epsilon: Float, into y: UnsafeMutablePointer<Float>
+  ) {
+    typealias V = SIMD8<Float>
+    let width = x.count
+    let whole = width & ~31
+    guard let start = x.baseAddress else { return }
+    let raw = UnsafeRawPointer(start)
+    var s0 = V(), s1 = V(), s2 = V(), s3 = V()
+    var i = 0
+    while i < whole {
+      s0 += raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+      s1 += raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: V.self)
+      s2 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: V.self)
+      s3 += raw.loadUnaligned(fromByteOffset: (i + 24) * 4, as: V.self)
+      i &+= 32
+    }
+    var sum = ((s0 + s1) + (s2 + s3)).sum()
+    while i < width {
+      sum += x[i]
+      i &+= 1
+    }
+    let mean = sum / Float(width)
+    let m = V(repeating: mean)
+    s0 = V(); s1 = V(); s2 = V(); s3 = V()
+    i = 0
+    while i < whole {
+      let d0 = raw.loadUnaligned(fromByteOffset: i * 4, as: V.self) - m
+      let d1 = raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: V.self) - m
+      let d2 = raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: V.self) - m
+      let d3 = raw.loadUnaligned(fromByteOffset: (i + 24) * 4, as: V.self) - m
+      s0 += d0 * d0
+      s1 += d1 * d1
+      s2 += d2 * d2
+      s3 += d3 * d3
+      i &+= 32
+    }
+    var squares = ((s0 + s1) + (s2 + s3)).sum()
+    while i < width {
+      let d = x[i] - mean
+      squares += d * d
+      i &+= 1
+    }
+    let inverse = 1 / (squares / Float(width) + epsilon).squareRoot()
+    for j in 0..<width { y[j] = (x[j] - mean) * inverse * weight[j] + bias[j] }
+  }
+
   static func activate(_ values: inout [Float], _ activation: VisionConfig.Activation) {
-    switch activation {
-    case .gelu:
-      for i in values.indices {
-        let x = values[i]
-        values[i] = 0.5 * x * (1 + erff(x * 0.70710678118654752))
-      }
-    case .quickGELU:
-      for i in values.indices {
-        let x = values[i]
-        values[i] = x / (1 + expf(-1.702 * x))
-      }
-    case .tanhGELU:
-      for i in values.indices {
-        let x = values[i]
-        values[i] = 0.5 * x * (1 + tanhf(0.79788456080286536 * (x + 0.044715 * x * x * x)))
+    let count = values.count
+    values.withUnsafeMutableBufferPointer { buffer in
+      guard let base = buffer.baseAddress else { return }
+      let target = SharedMutablePointer(pointer: base)
+      // Rows of 1024 elements only to split the work.
+      let chunk = 1024
+      forEachRowRange(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk) { range in
+        let start = range.lowerBound * chunk
+        let slice = UnsafeMutableBufferPointer(start: target.pointer + start, count: min(count, range.upperBound * chunk) - start)
+        switch activation {
+        case .gelu:
+          VectorMath.map(slice) { VectorMath.gelu($0) }
+        case .quickGELU:
+          VectorMath.map(slice) { x in
+            x / (VectorMath.Vector(repeating: 1) + VectorMath.exp(VectorMath.Vector(repeating: -1.702) * x))
+          }
+        case .tanhGELU:
+          for i in slice.indices {
+            let x = slice[i]
+            slice[i] = 0.5 * x * (1 + tanhf(0.79788456080286536 * (x + 0.044715 * x * x * x)))
+          }
+        }
       }
     }
   }
 
   /// Multi-head self-attention without a mask: softmax(Q K^T / sqrt(d)) V per head, on
   /// `[tokens, heads * headDim]` buffers.
+  ///
+  /// The scores of all heads are computed first (BLAS, which threads itself), then every row's
+  /// softmax in parallel, then the products with V.
   static func attention(query: [Float], key: [Float], value: [Float], tokens: Int, heads: Int, headDim: Int) -> [Float] {
     let width = heads * headDim
     var output = [Float](repeating: 0, count: tokens * width)
-    var scores = [Float](repeating: 0, count: tokens * tokens)
+    guard tokens > 0, heads > 0 else { return output }
+    let perHead = tokens * tokens
+    var scores = [Float](repeating: 0, count: heads * perHead)
     let scale = 1 / Float(headDim).squareRoot()
     query.withUnsafeBufferPointer { q in
       key.withUnsafeBufferPointer { k in
         value.withUnsafeBufferPointer { v in
           output.withUnsafeMutableBufferPointer { o in
             scores.withUnsafeMutableBufferPointer { s in
+              guard let scoreBase = s.baseAddress else { return }
               for head in 0..<heads {
                 let offset = head * headDim
                 Float._gemm(
                   transposeA: false, transposeB: true, m: Int32(tokens), n: Int32(tokens), k: Int32(headDim),
                   alpha: scale, a: q.baseAddress.map { $0 + offset }, lda: Int32(width),
-                  b: k.baseAddress.map { $0 + offset }, ldb: Int32(width), beta: 0, c: s.baseAddress,
+                  b: k.baseAddress.map { $0 + offset }, ldb: Int32(width), beta: 0, c: scoreBase + head * perHead,
                   ldc: Int32(tokens))
-                for row in 0..<tokens {
-                  let base = row * tokens
-                  var largest = -Float.infinity
-                  for j in 0..<tokens { largest = max(largest, s[base + j]) }
-                  var total: Float = 0
-                  for j in 0..<tokens {
-                    let e = expf(s[base + j] - largest)
-                    s[base + j] = e
-                    total += e
-                  }
-                  let inverse = 1 / total
-                  for j in 0..<tokens { s[base + j] *= inverse }
+              }
+              let target = SharedMutablePointer(pointer: scoreBase)
+              forEachRowRange(rows: heads * tokens, elementsPerRow: tokens) { range in
+                for row in range {
+                  softmax(UnsafeMutableBufferPointer(start: target.pointer + row * tokens, count: tokens))
                 }
+              }
+              for head in 0..<heads {
+                let offset = head * headDim
                 Float._gemm(
                   transposeA: false, transposeB: false, m: Int32(tokens), n: Int32(headDim), k: Int32(tokens),
-                  alpha: 1, a: s.baseAddress, lda: Int32(tokens), b: v.baseAddress.map { $0 + offset },
+                  alpha: 1, a: scoreBase + head * perHead, lda: Int32(tokens), b: v.baseAddress.map { $0 + offset },
                   ldb: Int32(width), beta: 0, c: o.baseAddress.map { $0 + offset }, ldc: Int32(width))
               }
             }
@@ -116,6 +174,19 @@ enum VisionKernels {
       }
     }
     return output
+  }
+
+  /// Softmax of one row in place, SIMD8.
+  @inline(__always)
+  static func softmax(_ row: UnsafeMutableBufferPointer<Float>) {
+    var largest = -Float.infinity
+    for value in row { largest = max(largest, value) }
+    let shift = VectorMath.Vector(repeating: largest)
+    VectorMath.map(row) { VectorMath.exp($0 - shift) }
+    var total: Float = 0
+    for value in row { total += value }
+    let inverse = 1 / total
+    for i in row.indices { row[i] *= inverse }
   }
 
   /// torch's `interpolate(mode="bicubic", align_corners=False)` (Keys' cubic, a = -0.75, edges

@@ -7,6 +7,9 @@ enum HDF5Attributes {
 
   /// The object's string, numeric and bool attributes as strings; attributes of other types are left out.
   ///
+  /// Variable-length strings read as `<variable-length string not read>` when the file's global
+  /// heaps do not pass `HDF5GlobalHeaps`, since libhdf5 would crash on them.
+  ///
   /// The corresponding C functions are `H5Aopen_by_idx`, `H5Aget_name` and `H5Aread`.
   static func strings(of object: hid_t, context: HDF5Context) throws(HDF5Error) -> [String: String]
   {
@@ -22,7 +25,8 @@ enum HDF5Attributes {
       var nameBuffer = [CChar](repeating: 0, count: Int(length) + 1)
       try context.check("H5Aget_name", H5Aget_name(attribute.id, nameBuffer.count, &nameBuffer))
       let name = decode(nameBuffer.prefix(Int(length)).map { UInt8(bitPattern: $0) })
-      let attributeContext = HDF5Context(path: context.path, object: context.object + "@" + name)
+      let attributeContext = HDF5Context(
+        path: context.path, object: context.object + "@" + name, heaps: context.heaps)
       if let values = try values(of: attribute, context: attributeContext) {
         result[name] =
           values.count == 1
@@ -108,12 +112,18 @@ enum HDF5Attributes {
     return result
   }
 
+  /// What a variable-length string attribute reads as when the file's global heaps are malformed.
+  static let notRead = "<variable-length string not read>"
+
   /// Fixed-length strings are cut at the first NUL; variable-length ones are read as C strings.
   private static func strings(
     of attribute: HDF5Object, type: HDF5Object, count: Int, context: HDF5Context
   ) throws(HDF5Error) -> [Value] {
     let isVariable = try context.check("H5Tis_variable_str", H5Tis_variable_str(type.id)) > 0
     if isVariable {
+      // libhdf5 follows heap identifiers without bounds checks; see `HDF5GlobalHeaps`.
+      let heaps = context.heaps ?? HDF5GlobalHeaps(path: context.path)
+      guard heaps.areWellFormed else { return [Value(plain: notRead, isString: false)] }
       let memoryType = try context.open("H5Tcopy", H5Tcopy(chdf5_t_c_s1()))
       try context.check("H5Tset_size", H5Tset_size(memoryType.id, chdf5_variable_size()))
       try context.check("H5Tset_cset", H5Tset_cset(memoryType.id, H5Tget_cset(type.id)))

@@ -32,7 +32,7 @@ public final class HDF5File: TensorSource {
     location = path
     let catalog = try HDF5Library.locked { () throws(HDF5Error) -> (HDF5Object, HDF5Catalog) in
       guard access(path, R_OK) == 0 else { throw HDF5Error.fileNotFound(path: path) }
-      let context = HDF5Context(path: path, object: "/")
+      let context = HDF5Context(path: path, object: "/", heaps: HDF5GlobalHeaps(path: path))
       let isHDF5 = H5Fis_hdf5(path)
       if isHDF5 == 0 { throw HDF5Error.notHDF5(path: path) }
       try context.check("H5Fis_hdf5", isHDF5)

@@ -38,6 +38,8 @@ struct HDF5Context {
   var path: String
   /// The object inside the file (`/` for the file itself).
   var object: String
+  /// The file's global heap check, shared by every context of one open file.
+  var heaps: HDF5GlobalHeaps? = nil
 
   /// Throws `HDF5Error.call` when `status` is negative, as libhdf5 reports failure.
   @discardableResult
@@ -56,7 +58,7 @@ struct HDF5Context {
 
   /// The same place, one object further down.
   func appending(_ name: String) -> HDF5Context {
-    HDF5Context(path: path, object: object == "/" ? "/" + name : object + "/" + name)
+    HDF5Context(path: path, object: object == "/" ? "/" + name : object + "/" + name, heaps: heaps)
   }
 }
 

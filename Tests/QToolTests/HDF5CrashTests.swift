@@ -1,0 +1,14 @@
+import Foundation
+import Testing
+
+/// `qinspect` on a file whose variable-length attribute points into a corrupt global heap
+/// segfaulted inside libhdf5 (exit status 139 from a signal); it must now finish with a report
+/// or a clean error.
+@Suite struct HDF5CrashTests {
+  @Test func qinspectSurvivesCorruptVariableLengthAttribute() throws {
+    let path = fixturesDirectory.appendingPathComponent("malformed-found/libhdf5_vlen_attribute_heap.h5").path
+    let run = try runTool("qinspect", [path])
+    #expect(run.status == 0 || run.status == 1, "status \(run.status), stderr: \(run.stderr)")
+    if run.status == 1 { #expect(run.stderr.contains("libhdf5_vlen_attribute_heap.h5")) }
+  }
+}
