@@ -1,0 +1,104 @@
+import Foundation
+
+/// Adam with decoupled weight decay, as `torch.optim.AdamW` applies it:
+/// `p ← p (1 - lr λ)`, then `p ← p - lr m̂ / (√v̂ + ε)` with bias-corrected moments.
+public struct AdamW: Sendable {
+  public var beta1: Double
+  public var beta2: Double
+  public var epsilon: Double
+  public var weightDecay: Double
+  /// Steps taken so far; the bias correction uses it.
+  public private(set) var step = 0
+  var firstMoments: [String: [Float]] = [:]
+  var secondMoments: [String: [Float]] = [:]
+
+  public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+    self.weightDecay = weightDecay
+  }
+
+  /// Updates every parameter that has a gradient, at `learningRate`.
+  /// - Throws: `TrainingError` for a gradient without a parameter or of another size.
+  public mutating func update(
+    _ parameters: inout [String: [Float]], gradients: [String: [Float]], learningRate: Double
+  ) throws {
+    step += 1
+    let correction1 = 1 - Foundation.pow(beta1, Double(step))
+    let correction2 = 1 - Foundation.pow(beta2, Double(step))
+    let decay = Float(1 - learningRate * weightDecay)
+    let b1 = Float(beta1)
+    let b2 = Float(beta2)
+    let stepSize = Float(learningRate / correction1)
+    let root2 = Float(correction2.squareRoot())
+    let eps = Float(epsilon)
+    for name in gradients.keys.sorted() {
+      guard let gradient = gradients[name], var values = parameters.removeValue(forKey: name) else {
+        throw TrainingError.unknownParameter(name: name)
+      }
+      guard values.count == gradient.count else {
+        parameters[name] = values
+        throw TrainingError.shapeMismatch(operation: "AdamW", detail: "parameter '\(name)' has \(values.count) values, its gradient \(gradient.count)")
+      }
+      var m = firstMoments.removeValue(forKey: name) ?? [Float](repeating: 0, count: values.count)
+      var v = secondMoments.removeValue(forKey: name) ?? [Float](repeating: 0, count: values.count)
+      for index in values.indices {
+        let g = gradient[index]
+        m[index] = b1 * m[index] + (1 - b1) * g
+        v[index] = b2 * v[index] + (1 - b2) * g * g
+        values[index] *= decay
+        values[index] -= stepSize * m[index] / (v[index].squareRoot() / root2 + eps)
+      }
+      parameters[name] = values
+      firstMoments[name] = m
+      secondMoments[name] = v
+    }
+  }
+}
+
+/// Cosine decay from `peak` to `minimum` after a linear warm-up from 0 (Hugging Face's
+/// `get_cosine_schedule_with_warmup` when `minimum` is 0).
+public struct CosineSchedule: Sendable {
+  public var peak: Double
+  public var totalSteps: Int
+  public var warmupSteps: Int
+  public var minimum: Double
+
+  public init(peak: Double, totalSteps: Int, warmupSteps: Int = 0, minimum: Double = 0) {
+    self.peak = peak
+    self.totalSteps = totalSteps
+    self.warmupSteps = warmupSteps
+    self.minimum = minimum
+  }
+
+  /// The learning rate for step `step` (0-based).
+  public func learningRate(at step: Int) -> Double {
+    if step < warmupSteps { return peak * Double(step) / Double(max(1, warmupSteps)) }
+    let progress = Double(step - warmupSteps) / Double(max(1, totalSteps - warmupSteps))
+    let cosine = 0.5 * (1 + Foundation.cos(Double.pi * min(1, progress)))
+    return minimum + (peak - minimum) * cosine
+  }
+}
+
+/// Gradient clipping by global norm, as `torch.nn.utils.clip_grad_norm_`.
+public enum GradientClipping {
+  /// Scales every gradient by `maxNorm / (norm + 1e-6)` when that is below 1; returns the norm
+  /// before clipping.
+  @discardableResult
+  public static func clip(_ gradients: inout [String: [Float]], maxNorm: Double) -> Double {
+    var squares: Double = 0
+    for values in gradients.values {
+      for value in values { squares += Double(value) * Double(value) }
+    }
+    let norm = squares.squareRoot()
+    let coefficient = maxNorm / (norm + 1e-6)
+    guard coefficient < 1 else { return norm }
+    for name in Array(gradients.keys) {
+      guard var values = gradients.removeValue(forKey: name) else { continue }
+      for index in values.indices { values[index] = Float(Double(values[index]) * coefficient) }
+      gradients[name] = values
+    }
+    return norm
+  }
+}

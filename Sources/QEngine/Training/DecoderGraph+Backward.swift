@@ -1,0 +1,150 @@
+extension DecoderGraph {
+  /// Adds `local` into `gradients[name]`, masked by the straight-through estimator when `name`
+  /// is fake-quantized.
+  func accumulate(_ local: [T], name: String, cache: Cache, into gradients: inout [String: [T]]) {
+    var local = local
+    if let passes = cache.passes[name] {
+      for index in local.indices where !passes[index] { local[index] = 0 }
+    }
+    if var existing = gradients.removeValue(forKey: name) {
+      TrainingOps.add(local, to: &existing)
+      gradients[name] = existing
+    } else {
+      gradients[name] = local
+    }
+  }
+
+  /// The backward of `project`: returns `dx` and adds the gradients of the trainable weight,
+  /// bias and adapter matrices.
+  func projectBackward(
+    _ dy: [T], x: [T], rows: Int, module: String, outputs: Int, inputs: Int, layer: LayerCache,
+    cache: Cache, trainable: Set<String>, gradients: inout [String: [T]]
+  ) throws -> [T] {
+    let name = module + ".weight"
+    let weight = try cache.effective[name] ?? tensor(name)
+    var dx = try TrainingOps.linearInputGradient(dy, rows: rows, weight: weight, outputs: outputs, inputs: inputs)
+    if trainable.contains(name) {
+      var local = [T](repeating: 0, count: outputs * inputs)
+      try TrainingOps.accumulateWeightGradient(dy, x: x, rows: rows, outputs: outputs, inputs: inputs, into: &local)
+      accumulate(local, name: name, cache: cache, into: &gradients)
+    }
+    let biasName = module + ".bias"
+    if tensors[biasName] != nil, trainable.contains(biasName) {
+      var local = [T](repeating: 0, count: outputs)
+      TrainingOps.accumulateBiasGradient(dy, rows: rows, outputs: outputs, into: &local)
+      accumulate(local, name: biasName, cache: cache, into: &gradients)
+    }
+    if let adapter = adapters[module], let hidden = layer.loraHidden[module] {
+      let aName = module + ".lora_A.weight"
+      let bName = module + ".lora_B.weight"
+      var dA = [T](repeating: 0, count: adapter.rank * inputs)
+      var dB = [T](repeating: 0, count: outputs * adapter.rank)
+      try TrainingOps.loraBackward(
+        dy, x: x, hidden: hidden, rows: rows, a: try tensor(aName), b: try tensor(bName), rank: adapter.rank,
+        outputs: outputs, inputs: inputs, scale: T(adapter.scale), dA: &dA, dB: &dB, dx: &dx)
+      if trainable.contains(aName) { accumulate(dA, name: aName, cache: cache, into: &gradients) }
+      if trainable.contains(bName) { accumulate(dB, name: bName, cache: cache, into: &gradients) }
+    }
+    return dx
+  }
+
+  func normBackward(
+    _ dy: [T], x: [T], rows: Int, name: String, inverseRMS: [T], trainable: Set<String>, cache: Cache,
+    gradients: inout [String: [T]]
+  ) throws -> [T] {
+    let weight = try tensor(name)
+    var dWeight: [T]? = trainable.contains(name) ? [T](repeating: 0, count: weight.count) : nil
+    let dx = TrainingOps.rmsNormBackward(dy, x: x, rows: rows, weight: weight, inverseRMS: inverseRMS, dWeight: &dWeight)
+    if let dWeight { accumulate(dWeight, name: name, cache: cache, into: &gradients) }
+    return dx
+  }
+
+  /// Gradients of the loss whose gradient with respect to the logits is `dLogits`, for the
+  /// parameters in `trainable` only.
+  func backward(dLogits: [T], cache: Cache, trainable: Set<String>) throws -> [String: [T]] {
+    let c = configuration
+    let rows = cache.tokens.count
+    let hidden = c.hiddenSize
+    let d = c.headDimension
+    let queryWidth = c.headCount * d
+    let keyWidth = c.keyValueHeadCount * d
+    guard dLogits.count == rows * c.vocabularySize else {
+      throw TrainingError.shapeMismatch(
+        operation: "backward", detail: "\(dLogits.count) logit gradients for \(rows) rows of \(c.vocabularySize)")
+    }
+    let shape = TrainingOps.AttentionShape(
+      lengths: cache.lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: d)
+    var gradients: [String: [T]] = [:]
+    let empty = LayerCache()
+
+    let dNormed = try projectBackward(
+      dLogits, x: cache.finalNormed, rows: rows, module: String(headName.dropLast(".weight".count)),
+      outputs: c.vocabularySize, inputs: hidden, layer: empty, cache: cache, trainable: trainable, gradients: &gradients)
+    var dx = try normBackward(
+      dNormed, x: cache.finalInput, rows: rows, name: "model.norm.weight", inverseRMS: cache.finalInverseRMS,
+      trainable: trainable, cache: cache, gradients: &gradients)
+
+    for index in stride(from: c.layerCount - 1, through: 0, by: -1) {
+      let p = "model.layers.\(index)."
+      let layer = cache.layers[index]
+      // MLP branch.
+      let dActivated = try projectBackward(
+        dx, x: layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+      let (dGate, dUp) = TrainingOps.swiGLUBackward(dActivated, gate: layer.gate, up: layer.up)
+      var dNormed2 = try projectBackward(
+        dGate, x: layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+      TrainingOps.add(
+        try projectBackward(
+          dUp, x: layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden,
+          layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
+        to: &dNormed2)
+      TrainingOps.add(
+        try normBackward(
+          dNormed2, x: layer.middle, rows: rows, name: p + "post_attention_layernorm.weight",
+          inverseRMS: layer.inverseRMS2, trainable: trainable, cache: cache, gradients: &gradients),
+        to: &dx)
+      // Attention branch.
+      let dAttention = try projectBackward(
+        dx, x: layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+      var (dQ, dK, dV) = try TrainingOps.attentionBackward(
+        dAttention, queries: layer.queries, keys: layer.keys, values: layer.values,
+        probabilities: layer.probabilities, shape: shape)
+      TrainingOps.rotate(&dQ, rows: rows, heads: c.headCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
+      TrainingOps.rotate(&dK, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
+      var dNormed1 = try projectBackward(
+        dQ, x: layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+      TrainingOps.add(
+        try projectBackward(
+          dK, x: layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden,
+          layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
+        to: &dNormed1)
+      TrainingOps.add(
+        try projectBackward(
+          dV, x: layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden,
+          layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
+        to: &dNormed1)
+      TrainingOps.add(
+        try normBackward(
+          dNormed1, x: layer.input, rows: rows, name: p + "input_layernorm.weight",
+          inverseRMS: layer.inverseRMS1, trainable: trainable, cache: cache, gradients: &gradients),
+        to: &dx)
+    }
+    let embeddingName = "model.embed_tokens.weight"
+    if trainable.contains(embeddingName) {
+      var local = [T](repeating: 0, count: c.vocabularySize * hidden)
+      TrainingOps.embedBackward(dx, width: hidden, tokens: cache.tokens, into: &local)
+      // The lookup reads the latent table, so no straight-through mask applies here.
+      if var existing = gradients.removeValue(forKey: embeddingName) {
+        TrainingOps.add(local, to: &existing)
+        gradients[embeddingName] = existing
+      } else {
+        gradients[embeddingName] = local
+      }
+    }
+    return gradients
+  }
+}

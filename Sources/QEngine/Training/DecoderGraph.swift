@@ -1,0 +1,156 @@
+import QCompute
+
+/// A low-rank adapter on one linear module: `y += scale (x Aᵀ) Bᵀ`.
+public struct LoRAAdapter: Sendable, Equatable {
+  public var rank: Int
+  public var scale: Float
+}
+
+/// The decoder's parameters and its forward and backward passes in one element type.
+///
+/// Parameters are named as in Hugging Face checkpoints (`model.layers.0.self_attn.q_proj.weight`);
+/// adapters add `<module>.lora_A.weight` `[rank, in]` and `<module>.lora_B.weight` `[out, rank]`.
+struct DecoderGraph<T: TrainingScalar>: Sendable {
+  var configuration: DecoderConfiguration
+  var tensors: [String: [T]]
+  var shapes: [String: [Int]]
+  var adapters: [String: LoRAAdapter] = [:]
+  var quantizers: [String: any FakeQuantizer] = [:]
+
+  var tiedHead: Bool { tensors["lm_head.weight"] == nil }
+  var headName: String { tiedHead ? "model.embed_tokens.weight" : "lm_head.weight" }
+
+  /// Everything the backward needs from one layer's forward.
+  struct LayerCache: Sendable {
+    var input: [T] = []
+    var inverseRMS1: [T] = []
+    var normed1: [T] = []
+    var queries: [T] = []
+    var keys: [T] = []
+    var values: [T] = []
+    var probabilities: [[T]] = []
+    var attention: [T] = []
+    var middle: [T] = []
+    var inverseRMS2: [T] = []
+    var normed2: [T] = []
+    var gate: [T] = []
+    var up: [T] = []
+    var activated: [T] = []
+    var loraHidden: [String: [T]] = [:]
+  }
+
+  struct Cache: Sendable {
+    var tokens: [Int]
+    var lengths: [Int]
+    var cosines: [T]
+    var sines: [T]
+    var layers: [LayerCache]
+    var finalInput: [T]
+    var finalInverseRMS: [T]
+    var finalNormed: [T]
+    var effective: [String: [T]]
+    var passes: [String: [Bool]]
+  }
+
+  func tensor(_ name: String) throws -> [T] {
+    guard let values = tensors[name] else { throw TrainingError.unknownParameter(name: name) }
+    return values
+  }
+
+  /// Cosines and sines for stacked sequences, each from position 0.
+  func rotaryTables(lengths: [Int]) -> (cos: [T], sin: [T]) {
+    let c = configuration
+    let rotary = RotaryEmbedding(headDimension: c.headDimension, theta: c.ropeTheta, scaling: c.ropeScaling)
+    var cosines: [T] = []
+    var sines: [T] = []
+    for length in lengths {
+      let (cos, sin) = rotary.tables(positions: 0..<length, totalLength: length)
+      cosines += cos.map { T($0) }
+      sines += sin.map { T($0) }
+    }
+    return (cosines, sines)
+  }
+
+  /// The weight the forward multiplies by: the latent weight, or its fake-quantized grid value.
+  func effectiveWeight(_ name: String, rows: Int, columns: Int, cache: inout Cache) throws -> [T] {
+    let latent = try tensor(name)
+    guard let quantizer = quantizers[name] else { return latent }
+    let (values, passes) = quantizer.fakeQuantize(latent.map { Float($0) }, rows: rows, columns: columns)
+    let converted = values.map { T($0) }
+    cache.effective[name] = converted
+    cache.passes[name] = passes
+    return converted
+  }
+
+  /// `y = x Wᵀ + b` for `module`, with its adapter and fake quantization when it has them.
+  func project(
+    _ x: [T], rows: Int, module: String, outputs: Int, inputs: Int, cache: inout Cache, layer: inout LayerCache
+  ) throws -> [T] {
+    let weight = try effectiveWeight(module + ".weight", rows: outputs, columns: inputs, cache: &cache)
+    var y = try TrainingOps.linear(x, rows: rows, weight: weight, outputs: outputs, inputs: inputs, bias: tensors[module + ".bias"])
+    if let adapter = adapters[module] {
+      layer.loraHidden[module] = try TrainingOps.loraForward(
+        x, rows: rows, a: try tensor(module + ".lora_A.weight"), b: try tensor(module + ".lora_B.weight"),
+        rank: adapter.rank, outputs: outputs, inputs: inputs, scale: T(adapter.scale), into: &y)
+    }
+    return y
+  }
+
+  /// Logits `[rows, vocabulary]` for sequences stacked as rows, and the cache for `backward`.
+  func forward(sequences: [[Int]]) throws -> (logits: [T], cache: Cache) {
+    let c = configuration
+    let lengths = sequences.map(\.count)
+    let tokens = sequences.flatMap { $0 }
+    guard !tokens.isEmpty, !lengths.contains(0) else {
+      throw TrainingError.invalidInput(operation: "forward", reason: "a sequence is empty")
+    }
+    for token in tokens where token < 0 || token >= c.vocabularySize {
+      throw TrainingError.invalidInput(operation: "forward", reason: "token \(token) is outside the vocabulary of \(c.vocabularySize)")
+    }
+    let rows = tokens.count
+    let hidden = c.hiddenSize
+    let d = c.headDimension
+    let queryWidth = c.headCount * d
+    let keyWidth = c.keyValueHeadCount * d
+    let (cosines, sines) = rotaryTables(lengths: lengths)
+    var cache = Cache(
+      tokens: tokens, lengths: lengths, cosines: cosines, sines: sines, layers: [], finalInput: [],
+      finalInverseRMS: [], finalNormed: [], effective: [:], passes: [:])
+    let shape = TrainingOps.AttentionShape(
+      lengths: lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: d)
+
+    var x = TrainingOps.embed(try tensor("model.embed_tokens.weight"), width: hidden, tokens: tokens)
+    for index in 0..<c.layerCount {
+      let p = "model.layers.\(index)."
+      var layer = LayerCache()
+      layer.input = x
+      (layer.normed1, layer.inverseRMS1) = TrainingOps.rmsNorm(
+        x, rows: rows, weight: try tensor(p + "input_layernorm.weight"), epsilon: c.normEpsilon)
+      var q = try project(layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden, cache: &cache, layer: &layer)
+      var k = try project(layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
+      layer.values = try project(layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
+      TrainingOps.rotate(&q, rows: rows, heads: c.headCount, headDimension: d, cos: cosines, sin: sines)
+      TrainingOps.rotate(&k, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cosines, sin: sines)
+      layer.queries = q
+      layer.keys = k
+      (layer.attention, layer.probabilities) = try TrainingOps.attention(queries: q, keys: k, values: layer.values, shape: shape)
+      let attended = try project(layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth, cache: &cache, layer: &layer)
+      TrainingOps.add(attended, to: &x)
+      layer.middle = x
+      (layer.normed2, layer.inverseRMS2) = TrainingOps.rmsNorm(
+        x, rows: rows, weight: try tensor(p + "post_attention_layernorm.weight"), epsilon: c.normEpsilon)
+      layer.gate = try project(layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
+      layer.up = try project(layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
+      layer.activated = TrainingOps.swiGLU(gate: layer.gate, up: layer.up)
+      let down = try project(layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize, cache: &cache, layer: &layer)
+      TrainingOps.add(down, to: &x)
+      cache.layers.append(layer)
+    }
+    cache.finalInput = x
+    (cache.finalNormed, cache.finalInverseRMS) = TrainingOps.rmsNorm(
+      x, rows: rows, weight: try tensor("model.norm.weight"), epsilon: c.normEpsilon)
+    let head = try effectiveWeight(headName, rows: c.vocabularySize, columns: hidden, cache: &cache)
+    let logits = try TrainingOps.linear(cache.finalNormed, rows: rows, weight: head, outputs: c.vocabularySize, inputs: hidden)
+    return (logits, cache)
+  }
+}

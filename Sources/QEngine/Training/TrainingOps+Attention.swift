@@ -1,0 +1,153 @@
+/// Rotary embedding and causal grouped-query attention, forward and backward.
+extension TrainingOps {
+  /// Rotates each head's halves by the angles of each row's position:
+  /// `(a, b) -> (a cos - b sin, b cos + a sin)`; `inverse` rotates back, which is the backward.
+  ///
+  /// `cos`/`sin` are `[rows, headDimension / 2]`.
+  static func rotate<T: TrainingScalar>(
+    _ x: inout [T], rows: Int, heads: Int, headDimension: Int, cos: [T], sin: [T], inverse: Bool = false
+  ) {
+    let half = headDimension / 2
+    let width = heads * headDimension
+    for row in 0..<rows {
+      for head in 0..<heads {
+        let base = row &* width &+ head &* headDimension
+        for index in 0..<half {
+          let a = x[base &+ index]
+          let b = x[base &+ half &+ index]
+          let c = cos[row &* half &+ index]
+          let s = inverse ? -sin[row &* half &+ index] : sin[row &* half &+ index]
+          x[base &+ index] = a * c - b * s
+          x[base &+ half &+ index] = b * c + a * s
+        }
+      }
+    }
+  }
+
+  /// The shape of one causal attention call over consecutive sequences stacked as rows.
+  struct AttentionShape: Sendable {
+    var lengths: [Int]
+    var heads: Int
+    var keyValueHeads: Int
+    var headDimension: Int
+
+    var rows: Int { lengths.reduce(0, +) }
+    var queryWidth: Int { heads * headDimension }
+    var keyWidth: Int { keyValueHeads * headDimension }
+    var group: Int { heads / keyValueHeads }
+  }
+
+  /// Copies head `head` (columns `head*d ..< (head+1)*d`) of rows `start ..< start+count`.
+  static func gatherHead<T: TrainingScalar>(_ x: [T], width: Int, head: Int, headDimension d: Int, start: Int, count: Int) -> [T] {
+    var out = [T](repeating: 0, count: count * d)
+    for row in 0..<count {
+      let from = (start &+ row) &* width &+ head &* d
+      for index in 0..<d { out[row &* d &+ index] = x[from &+ index] }
+    }
+    return out
+  }
+
+  static func scatterHead<T: TrainingScalar>(
+    _ values: [T], into x: inout [T], width: Int, head: Int, headDimension d: Int, start: Int, count: Int, accumulate: Bool
+  ) {
+    for row in 0..<count {
+      let to = (start &+ row) &* width &+ head &* d
+      for index in 0..<d {
+        if accumulate { x[to &+ index] += values[row &* d &+ index] } else { x[to &+ index] = values[row &* d &+ index] }
+      }
+    }
+  }
+
+  /// `softmax(q kᵀ / sqrt(d) + causal mask) v` per sequence and head; keys and values of head
+  /// `h / group` serve query head `h`. Returns the output `[rows, heads*d]` and the attention
+  /// probabilities, per sequence then head, `[length, length]` each.
+  static func attention<T: TrainingScalar>(
+    queries: [T], keys: [T], values: [T], shape: AttentionShape
+  ) throws -> (output: [T], probabilities: [[T]]) {
+    let d = shape.headDimension
+    let scale = 1 / T(d).squareRoot()
+    var output = [T](repeating: 0, count: shape.rows * shape.queryWidth)
+    var probabilities: [[T]] = []
+    var start = 0
+    for length in shape.lengths {
+      for head in 0..<shape.heads {
+        let kvHead = head / shape.group
+        let q = gatherHead(queries, width: shape.queryWidth, head: head, headDimension: d, start: start, count: length)
+        let k = gatherHead(keys, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length)
+        let v = gatherHead(values, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length)
+        var scores = [T](repeating: 0, count: length * length)
+        try gemm(q, rows: length, columns: d, k, rows: length, columns: d, transposeB: true, into: &scores, alpha: scale)
+        causalSoftmax(&scores, rows: length)
+        var o = [T](repeating: 0, count: length * d)
+        try gemm(scores, rows: length, columns: length, v, rows: length, columns: d, into: &o)
+        scatterHead(o, into: &output, width: shape.queryWidth, head: head, headDimension: d, start: start, count: length, accumulate: false)
+        probabilities.append(scores)
+      }
+      start += length
+    }
+    return (output, probabilities)
+  }
+
+  /// Softmax of row `i` over its first `i + 1` entries; the rest become 0.
+  static func causalSoftmax<T: TrainingScalar>(_ scores: inout [T], rows: Int) {
+    for row in 0..<rows {
+      let base = row &* rows
+      var largest = -T.infinity
+      for index in 0...row { largest = max(largest, scores[base &+ index]) }
+      var sum: T = 0
+      for index in 0...row {
+        let value = T.exp(scores[base &+ index] - largest)
+        scores[base &+ index] = value
+        sum += value
+      }
+      let inverse = 1 / sum
+      for index in 0...row { scores[base &+ index] *= inverse }
+      for index in (row + 1)..<rows { scores[base &+ index] = 0 }
+    }
+  }
+
+  /// Gradients of `attention` with respect to queries, keys and values:
+  /// `dP = dO Vᵀ`, `dV = Pᵀ dO`, `dS = P ∘ (dP - rowsum(dP ∘ P))`, `dQ = dS K / √d`, `dK = dSᵀ Q / √d`.
+  static func attentionBackward<T: TrainingScalar>(
+    _ dOutput: [T], queries: [T], keys: [T], values: [T], probabilities: [[T]], shape: AttentionShape
+  ) throws -> (queries: [T], keys: [T], values: [T]) {
+    let d = shape.headDimension
+    let scale = 1 / T(d).squareRoot()
+    var dQueries = [T](repeating: 0, count: shape.rows * shape.queryWidth)
+    var dKeys = [T](repeating: 0, count: shape.rows * shape.keyWidth)
+    var dValues = dKeys
+    var start = 0
+    var index = 0
+    for length in shape.lengths {
+      for head in 0..<shape.heads {
+        let kvHead = head / shape.group
+        let p = probabilities[index]
+        index += 1
+        let q = gatherHead(queries, width: shape.queryWidth, head: head, headDimension: d, start: start, count: length)
+        let k = gatherHead(keys, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length)
+        let v = gatherHead(values, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length)
+        let dO = gatherHead(dOutput, width: shape.queryWidth, head: head, headDimension: d, start: start, count: length)
+        var dV = [T](repeating: 0, count: length * d)
+        try gemm(p, rows: length, columns: length, transposeA: true, dO, rows: length, columns: d, into: &dV)
+        var dS = [T](repeating: 0, count: length * length)
+        try gemm(dO, rows: length, columns: d, v, rows: length, columns: d, transposeB: true, into: &dS)
+        for row in 0..<length {
+          let base = row &* length
+          var dot: T = 0
+          for column in 0...row { dot += dS[base &+ column] * p[base &+ column] }
+          for column in 0...row { dS[base &+ column] = p[base &+ column] * (dS[base &+ column] - dot) }
+          for column in (row + 1)..<length { dS[base &+ column] = 0 }
+        }
+        var dQ = [T](repeating: 0, count: length * d)
+        try gemm(dS, rows: length, columns: length, k, rows: length, columns: d, into: &dQ, alpha: scale)
+        var dK = [T](repeating: 0, count: length * d)
+        try gemm(dS, rows: length, columns: length, transposeA: true, q, rows: length, columns: d, into: &dK, alpha: scale)
+        scatterHead(dQ, into: &dQueries, width: shape.queryWidth, head: head, headDimension: d, start: start, count: length, accumulate: false)
+        scatterHead(dK, into: &dKeys, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length, accumulate: true)
+        scatterHead(dV, into: &dValues, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length, accumulate: true)
+      }
+      start += length
+    }
+    return (dQueries, dKeys, dValues)
+  }
+}
