@@ -94,6 +94,11 @@ extension InspectionReport {
     out += "\ntensors\n"
     var headers = ["name", "dtype", "shape", "parameters", "bytes"]
     var alignments: [TextTable.Alignment] = [.left, .left, .left, .right, .right]
+    let isPack = tensors.contains { $0.bits != nil }
+    if isPack {
+      headers += ["quantization", "bits/weight"]
+      alignments += [.left, .right]
+    }
     if withStats {
       headers += ["min", "max", "mean", "std", "absmax", "zeros", "nan", "inf"]
       alignments += Array(repeating: .right, count: 8)
@@ -101,6 +106,15 @@ extension InspectionReport {
     var table = TextTable(headers: headers, alignments: alignments)
     for t in tensors {
       var row = [t.name, t.dtype, shapeText(t.shape), String(t.parameters), String(t.bytes)]
+      if isPack {
+        if let bits = t.bits {
+          let group = t.groupSize.map { "g\($0)" } ?? ""
+          row.append("\(bits)-bit \(group) \(t.grid ?? "") \(t.method ?? "")")
+        } else {
+          row.append("kept")
+        }
+        row.append(t.bitsPerWeight.map { formatFixed($0, 2) } ?? formatFixed(8 * Double(t.bytes) / Double(max(t.parameters, 1)), 2))
+      }
       if withStats {
         let s = t.stats
         row += [
