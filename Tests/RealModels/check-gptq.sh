@@ -16,4 +16,4 @@ export QCALIB_TEST="$MODELS/corpus/wiki_vital_en.test.txt"
 echo "== $NAME (references: FP16 12.17; mlx-lm 3-bit g64 RTN 106.9, 2-bit g64 1.4e7; llama.cpp Q3_K_M 13.88 at 5.46 bpw)"
 cd "$ROOT"
 swift test -c release --filter CalibrateRealModelTests 2>&1 \
-  | grep -E "^gptq-check:|✘|recorded an issue|passed after|failed after" | grep -v "Suite\|run with"
+  | grep --line-buffered -E "^gptq-check:|✘|recorded an issue|passed after|failed after" | grep --line-buffered -v "Suite\|run with"
