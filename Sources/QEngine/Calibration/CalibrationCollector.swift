@@ -1,0 +1,159 @@
+import QCompute
+
+/// Runs a decoder on calibration windows and collects what calibrated quantization needs: the
+/// input Gram matrix Xᵀ X of every linear layer (summed over all calibration tokens).
+///
+/// Two ways to use it:
+/// - `collectGrams(windows:)` runs the full-precision model window by window; memory stays at
+///   one window's activations plus the Gram matrices.
+/// - The sequential scheme (`start(windows:)`, `grams(of:)`, `replace(_:with:)`, `advance()`)
+///   keeps every window's input to the current block, so each block is calibrated on the
+///   outputs of the blocks before it as they were quantized (GPTQ's sequential order); memory
+///   is windows × tokens × hidden floats.
+public final class CalibrationCollector: @unchecked Sendable {
+  public let model: DecoderModel
+  public let tokenizer: BPETokenizer?
+  /// Put before every tensor name, e.g. `language_model.` for a LLaVA checkpoint.
+  public let prefix: String
+  /// The blocks as calibration sees them: the model's, with replaced weights in earlier blocks.
+  var layers: [DecoderLayer]
+  /// The input of block `currentBlock` for each window.
+  var blockInputs: [[Float]] = []
+  var windowLengths: [Int] = []
+  /// The block the sequential scheme is at; `layerCount` when done.
+  public private(set) var currentBlock = 0
+
+  public init(model: DecoderModel, tokenizer: BPETokenizer? = nil, prefix: String = "") {
+    self.model = model
+    self.tokenizer = tokenizer
+    self.prefix = prefix
+    layers = model.layers
+  }
+
+  /// Disjoint windows of `context` tokens from the start of `dataset`, at most `count` of them;
+  /// a shorter last window is dropped so every window has the same length.
+  /// - Throws: `DecoderError.invalidInput` without a tokenizer or when no full window fits.
+  public func windows(of dataset: TextDataset, context: Int, count: Int? = nil) throws -> [[Int]] {
+    guard let tokenizer else {
+      throw DecoderError.invalidInput(operation: "calibration", reason: "no tokenizer to read text with")
+    }
+    let ids = dataset.tokenize(with: tokenizer)
+    guard context >= 1 else {
+      throw DecoderError.invalidInput(operation: "calibration", reason: "context \(context) is not positive")
+    }
+    var windows: [[Int]] = []
+    var start = 0
+    while start + context <= ids.count, windows.count < (count ?? Int.max) {
+      windows.append(Array(ids[start..<(start + context)]))
+      start += context
+    }
+    guard !windows.isEmpty else {
+      throw DecoderError.invalidInput(
+        operation: "calibration", reason: "\(ids.count) tokens do not fill one window of \(context)")
+    }
+    return windows
+  }
+
+  /// The input Gram matrix of every q/k/v/o/gate/up/down weight of the full-precision model,
+  /// keyed by tensor name; layers that share an input share one matrix.
+  /// - Parameter progress: called after each window with (windows done, windows).
+  public func collectGrams(
+    windows: [[Int]], progress: ((Int, Int) -> Void)? = nil
+  ) throws -> [String: Matrix<Double>] {
+    let blocks = model.layers
+    var accumulators = blocks.indices.map { _ in inputAccumulators(inputs: Set(LinearInput.allCases)) }
+    for (index, window) in windows.enumerated() {
+      var x = try model.embeddings(tokens: window)
+      for (block, layer) in blocks.enumerated() {
+        try model.runBlock(layer, x: &x, count: window.count) { input, values in
+          try accumulators[block][input]?.add(values, count: window.count)
+        }
+      }
+      progress?(index + 1, windows.count)
+    }
+    var result: [String: Matrix<Double>] = [:]
+    for block in blocks.indices {
+      let matrices = try accumulators[block].mapValues { try $0.matrix() }
+      for slot in LinearSlot.allCases {
+        result[slot.tensorName(block: block, prefix: prefix)] = matrices[slot.input]
+      }
+    }
+    return result
+  }
+
+  /// Starts the sequential scheme at block 0 with the embeddings of `windows`.
+  public func start(windows: [[Int]]) throws {
+    blockInputs = try windows.map { try model.embeddings(tokens: $0) }
+    windowLengths = windows.map(\.count)
+    currentBlock = 0
+  }
+
+  /// The Gram matrices of `inputs` of the current block over all windows, with the current
+  /// block's weights as they are now (so o sees quantized q/k/v once they are replaced).
+  public func grams(of inputs: Set<LinearInput>) throws -> [LinearInput: Matrix<Double>] {
+    let layer = try current()
+    var accumulators = inputAccumulators(inputs: inputs)
+    for (index, input) in blockInputs.enumerated() {
+      var x = input
+      let count = windowLengths[index]
+      try model.runBlock(layer, x: &x, count: count) { kind, values in
+        try accumulators[kind]?.add(values, count: count)
+      }
+    }
+    return try accumulators.mapValues { try $0.matrix() }
+  }
+
+  /// The current block's weight in `slot`, `[rows, columns]` row-major, as calibration uses it.
+  public func weights(of slot: LinearSlot) throws -> (values: [Float], rows: Int, columns: Int) {
+    let weight = try current()[slot]
+    return (weight.denseValues(), weight.rows, weight.columns)
+  }
+
+  /// Replaces the current block's weight in `slot`, for example by its dequantized version.
+  public func replace(_ slot: LinearSlot, with values: [Float]) throws {
+    let old = try current()[slot]
+    guard values.count == old.rows * old.columns else {
+      throw DecoderError.invalidInput(
+        operation: "calibration",
+        reason: "\(values.count) values replace '\(slot.tensorName(block: currentBlock, prefix: prefix))' of \(old.rows * old.columns)")
+    }
+    layers[currentBlock][slot] = .dense(rows: old.rows, columns: old.columns, values: values)
+  }
+
+  /// Runs the current block, with its weights as they are now, on every window; its outputs
+  /// become the next block's inputs.
+  public func advance() throws {
+    let layer = try current()
+    for index in blockInputs.indices {
+      try model.runBlock(layer, x: &blockInputs[index], count: windowLengths[index])
+    }
+    currentBlock += 1
+  }
+
+  /// The current block's inputs for each window, `[tokens, hiddenSize]` row-major.
+  public var currentInputs: [[Float]] { blockInputs }
+
+  func current() throws -> DecoderLayer {
+    guard currentBlock < layers.count, !blockInputs.isEmpty else {
+      throw DecoderError.invalidInput(
+        operation: "calibration",
+        reason: blockInputs.isEmpty ? "no windows were started" : "all \(layers.count) blocks are done")
+    }
+    return layers[currentBlock]
+  }
+
+  func inputAccumulators(inputs: Set<LinearInput>) -> [LinearInput: GramAccumulator] {
+    let c = model.configuration
+    var result: [LinearInput: GramAccumulator] = [:]
+    for input in inputs {
+      let width =
+        switch input {
+        case .attentionInput, .mlpInput: c.hiddenSize
+        case .attentionOutput: c.headCount * c.headDimension
+        case .mlpHidden: c.intermediateSize
+        }
+      result[input] = GramAccumulator(width: width)
+    }
+    return result
+  }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import QCompute
+import QFormats
+import Testing
+
+@testable import QEngine
+
+/// The collector's Gram matrices against activations recomputed here from the checkpoint with a
+/// plain Double transcription of a Llama block, on Fixtures/tiny-chat.
+@Suite struct CalibrationCollectorTests {
+  static let folder = LLMFixtures.root.appending(path: "tiny-chat")
+
+  static func load() throws -> (DecoderModel, SafetensorsFile, BPETokenizer, DecoderConfiguration) {
+    let source = try SafetensorsFile(path: folder.appending(path: "model.safetensors").path)
+    let config = try LLMFixtures.config("tiny-chat/config.json")
+    let model = try DecoderModel(source: source, config: config)
+    let tokenizer = try BPETokenizer(folder: folder)
+    return (model, source, tokenizer, model.configuration)
+  }
+
+  static func sampleText() throws -> String {
+    try String(contentsOf: LLMFixtures.root.appending(path: "tiny-chat.sample.txt"), encoding: .utf8)
+  }
+
+  /// The four linear inputs and the output of one block, in Double, written from the formulas.
+  struct ReferenceBlock {
+    var inputs: [LinearInput: [[Double]]] = [:]
+    var output: [[Double]] = []
+  }
+
+  static func referenceBlock(
+    _ x: [[Double]], block: Int, source: SafetensorsFile, c: DecoderConfiguration
+  ) throws -> ReferenceBlock {
+    let p = "model.layers.\(block)."
+    func weight(_ name: String) throws -> [[Double]] {
+      let info = try #require(source.info(named: p + name))
+      let values = try source.floats(of: p + name).map(Double.init)
+      return (0..<info.shape[0]).map { Array(values[($0 * info.shape[1])..<(($0 + 1) * info.shape[1])]) }
+    }
+    func vector(_ name: String) throws -> [Double] { try source.floats(of: p + name).map(Double.init) }
+    func rms(_ rows: [[Double]], _ w: [Double]) -> [[Double]] {
+      rows.map { row in
+        let inverse = 1 / (row.map { $0 * $0 }.reduce(0, +) / Double(row.count) + Double(c.normEpsilon)).squareRoot()
+        return zip(row, w).map { $0 * inverse * $1 }
+      }
+    }
+    func linear(_ rows: [[Double]], _ w: [[Double]]) -> [[Double]] {
+      rows.map { row in w.map { zip($0, row).map(*).reduce(0, +) } }
+    }
+    let d = c.headDimension
+    let half = d / 2
+    func rope(_ rows: [[Double]], heads: Int) -> [[Double]] {
+      rows.enumerated().map { position, row in
+        var out = row
+        for head in 0..<heads {
+          for i in 0..<half {
+            let angle = Double(position) * pow(Double(c.ropeTheta), -2 * Double(i) / Double(d))
+            let a = row[head * d + i]
+            let b = row[head * d + half + i]
+            out[head * d + i] = a * cos(angle) - b * sin(angle)
+            out[head * d + half + i] = b * cos(angle) + a * sin(angle)
+          }
+        }
+        return out
+      }
+    }
+    var result = ReferenceBlock()
+    let normed = rms(x, try vector("input_layernorm.weight"))
+    result.inputs[.attentionInput] = normed
+    let q = rope(linear(normed, try weight("self_attn.q_proj.weight")), heads: c.headCount)
+    let k = rope(linear(normed, try weight("self_attn.k_proj.weight")), heads: c.keyValueHeadCount)
+    let v = linear(normed, try weight("self_attn.v_proj.weight"))
+    let group = c.headCount / c.keyValueHeadCount
+    var attention = [[Double]](repeating: [Double](repeating: 0, count: c.headCount * d), count: x.count)
+    for head in 0..<c.headCount {
+      let kv = head / group
+      for t in 0..<x.count {
+        var scores = [Double](repeating: 0, count: t + 1)
+        for s in 0...t {
+          var dot = 0.0
+          for i in 0..<d { dot += q[t][head * d + i] * k[s][kv * d + i] }
+          scores[s] = dot / Double(d).squareRoot()
+        }
+        let largest = scores.max() ?? 0
+        let weights = scores.map { exp($0 - largest) }
+        let total = weights.reduce(0, +)
+        for i in 0..<d {
+          var sum = 0.0
+          for s in 0...t { sum += weights[s] * v[s][kv * d + i] }
+          attention[t][head * d + i] = sum / total
+        }
+      }
+    }
+    result.inputs[.attentionOutput] = attention
+    let mid = zip(x, linear(attention, try weight("self_attn.o_proj.weight"))).map { zip($0, $1).map(+) }
+    let mlpIn = rms(mid, try vector("post_attention_layernorm.weight"))
+    result.inputs[.mlpInput] = mlpIn
+    let gate = linear(mlpIn, try weight("mlp.gate_proj.weight"))
+    let up = linear(mlpIn, try weight("mlp.up_proj.weight"))
+    let hidden = zip(gate, up).map { zip($0, $1).map { g, u in g / (1 + exp(-g)) * u } }
+    result.inputs[.mlpHidden] = hidden
+    result.output = zip(mid, linear(hidden, try weight("mlp.down_proj.weight"))).map { zip($0, $1).map(+) }
+    return result
+  }
+
+  static func gram(_ rows: [[Double]]) -> [Double] {
+    let width = rows.first?.count ?? 0
+    var out = [Double](repeating: 0, count: width * width)
+    for row in rows {
+      for i in 0..<width { for j in 0..<width { out[i * width + j] += row[i] * row[j] } }
+    }
+    return out
+  }
+
+  static func relativeDifference(_ a: [Double], _ b: [Double]) -> Double {
+    let difference = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+    let scale = b.map { $0 * $0 }.reduce(0, +).squareRoot()
+    return difference / max(scale, .leastNormalMagnitude)
+  }
+
+  @Test func gramsMatchActivationsRecomputedFromTheCheckpoint() throws {
+    let (model, source, tokenizer, c) = try Self.load()
+    let collector = CalibrationCollector(model: model, tokenizer: tokenizer)
+    let windows = try collector.windows(of: TextDataset(documents: [try Self.sampleText()]), context: 17, count: 3)
+    #expect(windows.count == 3)
+    #expect(windows.allSatisfy { $0.count == 17 })
+    var calls = 0
+    let grams = try collector.collectGrams(windows: windows) { done, total in
+      calls += 1
+      #expect(done == calls && total == 3)
+    }
+    #expect(calls == 3)
+    #expect(grams.count == 7 * c.layerCount)
+
+    var expected: [String: [Double]] = [:]
+    for window in windows {
+      // Block inputs from the engine's own hidden states, checked against the reference block's output.
+      let states = try model.hiddenStates(tokens: window)
+      for block in 0..<c.layerCount {
+        let input = states[block]
+        let x = (0..<window.count).map { r in (0..<c.hiddenSize).map { Double(input[r, $0]) } }
+        let reference = try Self.referenceBlock(x, block: block, source: source, c: c)
+        let next = states[block + 1].elements.map(Double.init)
+        #expect(Self.relativeDifference(next, reference.output.flatMap { $0 }) < 1e-4)
+        for slot in LinearSlot.allCases {
+          let name = slot.tensorName(block: block)
+          let g = Self.gram(try #require(reference.inputs[slot.input]))
+          expected[name] = zip(expected[name] ?? [Double](repeating: 0, count: g.count), g).map(+)
+        }
+      }
+    }
+    for (name, values) in expected {
+      let ours = try #require(grams[name], "\(name)")
+      #expect(ours.rows * ours.columns == values.count)
+      #expect(Self.relativeDifference(ours.elements, values) < 1e-4, "\(name)")
+    }
+    // Shared inputs give equal matrices.
+    #expect(grams["model.layers.0.self_attn.q_proj.weight"] == grams["model.layers.0.self_attn.v_proj.weight"])
+    #expect(grams["model.layers.1.mlp.gate_proj.weight"] == grams["model.layers.1.mlp.up_proj.weight"])
+  }
+
+  @Test func sequentialSchemeWithoutReplacementMatchesTheFullPrecisionGrams() throws {
+    let (model, _, tokenizer, c) = try Self.load()
+    let collector = CalibrationCollector(model: model, tokenizer: tokenizer, prefix: "p.")
+    let windows = try collector.windows(of: TextDataset(documents: [try Self.sampleText()]), context: 9, count: 2)
+    let full = try collector.collectGrams(windows: windows)
+    try collector.start(windows: windows)
+    for block in 0..<c.layerCount {
+      let grams = try collector.grams(of: Set(LinearInput.allCases))
+      for slot in LinearSlot.allCases {
+        let ours = try #require(grams[slot.input])
+        let theirs = try #require(full[slot.tensorName(block: block, prefix: "p.")])
+        #expect(ours == theirs)
+      }
+      // Block outputs are the next hidden states.
+      try collector.advance()
+      for (index, window) in windows.enumerated() {
+        let states = try model.hiddenStates(tokens: window)
+        #expect(collector.currentInputs[index] == states[block + 1].elements)
+      }
+    }
+    #expect(throws: DecoderError.self) { try collector.advance() }
+  }
+
+  @Test func replacingAWeightChangesLaterInputsOnly() throws {
+    let (model, _, tokenizer, _) = try Self.load()
+    let collector = CalibrationCollector(model: model, tokenizer: tokenizer)
+    let windows = try collector.windows(of: TextDataset(documents: [try Self.sampleText()]), context: 9, count: 1)
+    try collector.start(windows: windows)
+    let before = try collector.grams(of: Set(LinearInput.allCases))
+    let query = try collector.weights(of: .query)
+    try collector.replace(.query, with: query.values.map { $0 * 0.5 })
+    let after = try collector.grams(of: Set(LinearInput.allCases))
+    #expect(after[.attentionInput] == before[.attentionInput])
+    #expect(after[.attentionOutput] != before[.attentionOutput])
+    #expect(throws: DecoderError.self) { try collector.replace(.down, with: [1, 2, 3]) }
+  }
+
+  @Test func windowsNeedATokenizerAndEnoughText() throws {
+    let (model, _, tokenizer, _) = try Self.load()
+    #expect(throws: DecoderError.self) {
+      try CalibrationCollector(model: model).windows(of: TextDataset(documents: ["a b c"]), context: 4)
+    }
+    #expect(throws: DecoderError.self) {
+      try CalibrationCollector(model: model, tokenizer: tokenizer).windows(
+        of: TextDataset(documents: ["a"]), context: 64)
+    }
+  }
+
+  @Test func overlayReplacesOnlyTheNamedTensors() throws {
+    let (_, source, _, c) = try Self.load()
+    let name = "model.layers.0.mlp.down_proj.weight"
+    let zeros = [Float](repeating: 0, count: c.hiddenSize * c.intermediateSize)
+    let overlay = try OverlayTensorSource(base: source, replacements: [name: zeros])
+    #expect(try overlay.floats(of: name) == zeros)
+    #expect(try overlay.floats(of: "model.norm.weight") == source.floats(of: "model.norm.weight"))
+    #expect(overlay.tensors.count == source.tensors.count)
+    #expect(throws: EngineError.self) { try OverlayTensorSource(base: source, replacements: ["nope": [1]]) }
+    #expect(throws: EngineError.self) { try OverlayTensorSource(base: source, replacements: [name: [1]]) }
+  }
+}
