@@ -17,7 +17,7 @@ struct QConvert: ParsableCommand {
       """,
     version: "0.1.0")
 
-  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel }
+  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
   enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
@@ -34,7 +34,7 @@ struct QConvert: ParsableCommand {
   @Option(help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel.")
   var groupSize: Int = 64
 
-  @Option(help: "How codes are found: rtn, clip, hqq, or bilevel (SPEED-Q w2g16g16 / w4g32g128).")
+  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), or gptq (needs --calib).")
   var method: Method = .rtn
 
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
@@ -58,6 +58,32 @@ struct QConvert: ParsableCommand {
   @Option(help: "Split the pack into shards of at most this many bytes (default: like a sharded input).")
   var maxShardSize: Int?
 
+  @Option(help: ArgumentHelp(
+    "Calibration text (plain text or JSONL) the full-precision model runs on: enables gptq, a Gram-weighted clip search, --sensitivity and --target-bpw.",
+    valueName: "text-file"))
+  var calib: String?
+
+  @Option(help: "Calibration windows to use.")
+  var calibWindows: Int = 32
+
+  @Option(help: "Tokens per calibration window.")
+  var calibContext: Int = 512
+
+  @Option(help: "The text field of a JSONL calibration file.")
+  var calibField: String = "text"
+
+  @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
+  var actOrder = false
+
+  @Flag(help: "Print each linear layer's output error when quantized alone, at 2, 3, 4 and 8 bits, and exit.")
+  var sensitivity = false
+
+  @Option(help: "Choose bits per linear layer (2, 3, 4 or 8) to minimise output error under this budget of bits per weight.")
+  var targetBpw: Double?
+
+  @Option(help: "Output format of --sensitivity: table or json.")
+  var format: OutputFormat = .table
+
   @Flag(help: "Print the per-tensor plan and totals without converting.")
   var dryRun = false
 
@@ -71,6 +97,21 @@ struct QConvert: ParsableCommand {
     if let maxShardSize, maxShardSize <= 0 {
       throw ValidationError("'--max-shard-size' must be positive, not \(maxShardSize)")
     }
+    if calib == nil, method == .gptq || sensitivity || targetBpw != nil {
+      let what = method == .gptq ? "'--method gptq'" : sensitivity ? "'--sensitivity'" : "'--target-bpw'"
+      throw ValidationError("\(what) needs calibration text: give '--calib TEXT'")
+    }
+    if calibWindows < 1 { throw ValidationError("'--calib-windows' must be at least 1") }
+    if calibContext < 2 { throw ValidationError("'--calib-context' must be at least 2") }
+    if let targetBpw, !(targetBpw > 2 && targetBpw <= 16) {
+      throw ValidationError("'--target-bpw' must be above 2 and at most 16, not \(targetBpw)")
+    }
+    if targetBpw != nil, ![.rtn, .gptq].contains(method) {
+      throw ValidationError("'--target-bpw' allocates affine grids; use it with '--method rtn' or '--method gptq'")
+    }
+    if actOrder && method != .gptq { throw ValidationError("'--act-order' applies to '--method gptq' only") }
+    if format != .table && format != .json { throw ValidationError("'--format' is table or json") }
+    if format != .table && !sensitivity { throw ValidationError("'--format' applies to '--sensitivity' only") }
   }
 
   func run() throws {
@@ -91,7 +132,7 @@ struct QConvert: ParsableCommand {
   func convert() throws {
     let settings = try ConvertSettings(
       bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
-      method: ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
+      method: method == .gptq ? .rtn : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
     var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
@@ -132,9 +173,11 @@ struct QConvert: ParsableCommand {
       try ModelConfig(data: $0, location: checkpoint.configPath ?? checkpoint.location)
     }
     let architecture = ArchitectureSummary.recognise(config: config, tensors: source.tensors)
-    let plan = try ConvertPlan(
+    var plan = try ConvertPlan(
       tensors: source.tensors, architecture: architecture, settings: settings, rules: parsedRules,
       location: source.location)
+    let calibration = try calibrate(checkpoint: checkpoint, plan: &plan)
+    if sensitivity { return }
     // Shards like the input's, unless asked otherwise.
     let inputShardBytes = (source as? ShardedCheckpoint)?.shards.map(\.fileSize).max()
     if dryRun {
@@ -145,6 +188,7 @@ struct QConvert: ParsableCommand {
       }
       return
     }
+    try quantizeCalibrated(calibration, plan: &plan)
     let options = PackOutputOptions(compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes)
     let stage = try StagedFolder(destination: output, force: force)
     do {

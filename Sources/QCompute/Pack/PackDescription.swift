@@ -126,7 +126,8 @@ public struct PackDescription: Sendable, Hashable, Codable {
       throw fail("scale dtype \(spec.scaleDType.rawValue) is not F16, BF16 or F32")
     }
     switch (spec.grid, spec.method) {
-    case (.affine, .rtn), (.affine, .clip), (.affine, .hqq), (.symmetric, .rtn), (.bilevel, .speedq):
+    case (.affine, .rtn), (.affine, .clip), (.affine, .hqq), (.symmetric, .rtn), (.bilevel, .speedq),
+      (.affine, .gptq), (.symmetric, .gptq), (.bilevel, .gptq):
       break
     default:
       throw fail("method '\(spec.method.rawValue)' does not make a '\(spec.grid.rawValue)' grid")

@@ -12,6 +12,7 @@ public enum PackMethod: String, Sendable, CaseIterable, Codable {
   case rtn
   case clip
   case hqq
+  case gptq
   case speedq
 }
 
@@ -70,7 +71,7 @@ public struct PackSpec: Sendable, Hashable, CustomStringConvertible {
   /// How the offset is stored for this spec.
   public var zero: PackZero {
     switch grid {
-    case .affine: method == .rtn ? .bias : .float
+    case .affine: method == .rtn || method == .gptq ? .bias : .float
     case .symmetric: .fixed
     case .bilevel: .int
     }

@@ -248,6 +248,56 @@ extension ConvertJob {
     let (planned, companions) = try PackEncoder.companions(of: info, spec: spec, location: source.location)
     let rows = planned.rows
     let columns = planned.columns
+    var parts: [[UInt8]]
+    if let quantized = entry.precomputed {
+      parts = try PackEncoder.pack(quantized: quantized, info: info, spec: spec, location: source.location)
+        .companions.map(\.bytes)
+    } else {
+      parts = try quantizeInBlocks(
+        entry, source: source, spec: spec, rows: rows, columns: columns, companions: companions)
+    }
+    for (companion, bytes) in zip(companions, parts) where companion.byteCount != bytes.count {
+      throw PackError.cannotPack(
+        location: source.location, tensor: name,
+        reason: "companion '\(companion.name)' came out as \(bytes.count) bytes, not \(companion.byteCount)")
+    }
+
+    var description = planned
+    var outputs: [TensorInfo] = []
+    var payloads: [[UInt8]] = []
+    var before = 0
+    var after = 0
+    var crc: UInt32 = 0
+    for (info, bytes) in zip(companions, parts) {
+      var stored = (info: info, bytes: bytes)
+      if info.name == name + ".qweight" {
+        before = bytes.count
+        if compress {
+          let frame = try bytes.withUnsafeBytes { (raw) throws(PackError) in
+            try PackCompression.compress(raw, location: source.location, tensor: name)
+          }
+          stored = (TensorInfo(name: info.name, dtype: .u8, shape: [frame.count]), frame)
+          description.compression = "zstd"
+        }
+        after = stored.bytes.count
+      }
+      crc = CRC32C.checksum(stored.bytes, continuing: crc)
+      outputs.append(stored.info)
+      payloads.append(stored.bytes)
+    }
+    description.checksum = CRC32C.formatted(crc)
+    return PreparedEntry(
+      outputs: outputs, spoolOffsets: nil, description: description, checksum: CRC32C.formatted(crc),
+      weightBytesBefore: before, weightBytesAfter: after, payloads: payloads)
+  }
+
+  /// Round-to-nearest style quantization of one planned tensor, a block of rows at a time.
+  static func quantizeInBlocks(
+    _ entry: PlanEntry, source: any TensorSource, spec: PackSpec, rows: Int, columns: Int,
+    companions: [TensorInfo]
+  ) throws -> [[UInt8]] {
+    let info = entry.info
+    let name = info.name
     let rowsPerBlock = spec.grid == .bilevel ? max(rows, 1) : max(1, blockElements / max(columns, 1))
     var parts: [[UInt8]] = companions.map { companion in
       var bytes: [UInt8] = []
@@ -286,38 +336,7 @@ extension ConvertJob {
         parts[position].append(contentsOf: companion.bytes)
       }
     }
-    for (companion, bytes) in zip(companions, parts) where companion.byteCount != bytes.count {
-      throw PackError.cannotPack(
-        location: source.location, tensor: name,
-        reason: "companion '\(companion.name)' came out as \(bytes.count) bytes, not \(companion.byteCount)")
-    }
-
-    var description = planned
-    var outputs: [TensorInfo] = []
-    var payloads: [[UInt8]] = []
-    var before = 0
-    var after = 0
-    var crc: UInt32 = 0
-    for (info, bytes) in zip(companions, parts) {
-      var stored = (info: info, bytes: bytes)
-      if info.name == name + ".qweight" {
-        before = bytes.count
-        if compress {
-          let frame = try bytes.withUnsafeBytes { (raw) throws(PackError) in
-            try PackCompression.compress(raw, location: source.location, tensor: name)
-          }
-          stored = (TensorInfo(name: info.name, dtype: .u8, shape: [frame.count]), frame)
-          description.compression = "zstd"
-        }
-        after = stored.bytes.count
-      }
-      crc = CRC32C.checksum(stored.bytes, continuing: crc)
-      outputs.append(stored.info)
-      payloads.append(stored.bytes)
-    }
-    description.checksum = CRC32C.formatted(crc)
-    return PreparedEntry(
-      outputs: outputs, spoolOffsets: nil, description: description, checksum: CRC32C.formatted(crc),
-      weightBytesBefore: before, weightBytesAfter: after, payloads: payloads)
+    return parts
   }
 }
+

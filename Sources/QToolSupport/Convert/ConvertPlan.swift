@@ -68,6 +68,9 @@ public struct PlanEntry: Sendable {
   public var reason: String
   /// The tensors written for it: itself when kept, its companions when packed.
   public var outputs: [TensorInfo]
+  /// Codes a calibrated method (GPTQ, a Gram clip search) already chose; stored as they are
+  /// instead of quantizing the weight again.
+  public var precomputed: QuantizedMatrix? = nil
 
   public var bytesBefore: Int { info.byteCount }
   public var bytesAfter: Int { outputs.reduce(0) { $0 + $1.byteCount } }
@@ -77,6 +80,8 @@ public struct PlanEntry: Sendable {
 public struct ConvertPlan: Sendable {
   public var entries: [PlanEntry]
   public var settings: ConvertSettings
+  /// The input, for messages.
+  public var location: String
 
   /// Decides every tensor: rules first (first match wins), then the defaults.
   ///
@@ -87,6 +92,7 @@ public struct ConvertPlan: Sendable {
     rules: [ConvertRule], location: String
   ) throws(ConvertError) {
     self.settings = settings
+    self.location = location
     entries = []
     for info in tensors {
       entries.append(try Self.decide(info, architecture: architecture, settings: settings, rules: rules, location: location))

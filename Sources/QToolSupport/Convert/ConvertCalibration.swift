@@ -1,0 +1,129 @@
+import Foundation
+import QCompute
+import QEngine
+import QFormats
+
+/// The calibrated side of `qconvert`: runs the full-precision model on calibration text and
+/// turns what it sees into a sensitivity report, a per-tensor bit allocation, or GPTQ and
+/// Gram-clip codes that the pack writer stores as they are.
+public struct ConvertCalibration {
+  /// What to calibrate with.
+  public struct Settings: Sendable {
+    public var textFile: String
+    public var field: String
+    public var context: Int
+    public var windows: Int
+    public var actOrder: Bool
+
+    public init(textFile: String, field: String = "text", context: Int = 512, windows: Int = 32, actOrder: Bool = false) {
+      self.textFile = textFile
+      self.field = field
+      self.context = context
+      self.windows = windows
+      self.actOrder = actOrder
+    }
+  }
+
+  public let model: DecoderModel
+  public let windows: [[Int]]
+  public let prefix: String
+  let location: String
+
+  /// Loads the checkpoint's decoder and tokenizer and cuts the calibration text into windows.
+  public init(checkpoint: Checkpoint, settings: Settings) throws {
+    let loaded = try ModelEvaluation.load(checkpoint)
+    model = loaded.model
+    let embedding = checkpoint.source.tensors.first { $0.name.hasSuffix("embed_tokens.weight") }?.name ?? ""
+    prefix =
+      embedding.hasSuffix("model.embed_tokens.weight")
+      ? String(embedding.dropLast("model.embed_tokens.weight".count)) : ""
+    let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: settings.textFile), field: settings.field)
+    let collector = CalibrationCollector(model: model, tokenizer: loaded.tokenizer, prefix: prefix)
+    windows = try collector.windows(of: dataset, context: settings.context, count: settings.windows)
+    location = checkpoint.location
+  }
+
+  /// The relative output error of quantizing each linear layer alone at each candidate grid.
+  public func sensitivity(candidates: [CalibratedGrid], progress: ((Int, Int) -> Void)? = nil) throws
+    -> SensitivityReport
+  {
+    let collector = CalibrationCollector(model: model, prefix: prefix)
+    let grams = try collector.collectGrams(windows: windows, progress: progress)
+    return try SensitivityReport.compute(model: model, grams: grams, candidates: candidates, prefix: prefix)
+  }
+
+  /// Replaces the plan's spec of every tensor in `grids` (a bit allocation) by that grid.
+  public static func apply(
+    allocation grids: [String: CalibratedGrid], to plan: inout ConvertPlan, method: PackMethod,
+    scaleDType: DType
+  ) throws {
+    for index in plan.entries.indices {
+      let entry = plan.entries[index]
+      guard let grid = grids[entry.info.name] else { continue }
+      try plan.entries[index].respec(
+        packSpec(for: grid, method: method, scaleDType: scaleDType), reason: "allocated \(grid)",
+        location: plan.location)
+    }
+  }
+
+  /// Quantizes the plan's decoder linears with GPTQ (or the Gram clip search) layer by layer,
+  /// feeding each block's quantized outputs forward, and stores the codes in the plan.
+  public func quantize(
+    plan: inout ConvertPlan, method: SequentialGPTQ.Method, packMethod: PackMethod,
+    progress: ((SequentialGPTQ.Progress) -> Void)? = nil
+  ) throws {
+    var grids: [String: CalibratedGrid] = [:]
+    for entry in plan.entries {
+      guard let spec = entry.spec, let grid = Self.calibratedGrid(for: spec) else { continue }
+      grids[entry.info.name] = grid
+    }
+    let results = try SequentialGPTQ.run(
+      model: model, windows: windows, plan: { grids[$0] }, method: method,
+      options: SequentialGPTQ.Options(prefix: prefix), progress: progress)
+    for index in plan.entries.indices {
+      let entry = plan.entries[index]
+      guard let quantized = results[entry.info.name], var spec = entry.spec else { continue }
+      spec.method = packMethod
+      try plan.entries[index].respec(spec, reason: entry.reason + ", \(packMethod.rawValue)", location: plan.location)
+      plan.entries[index].precomputed = quantized
+    }
+  }
+
+  /// The calibrated grid of a pack spec, or `nil` for the embedding policy (kept round-to-nearest).
+  static func calibratedGrid(for spec: PackSpec) -> CalibratedGrid? {
+    switch spec.grid {
+    case .affine: .affine(bits: spec.bits, groupSize: spec.groupSize)
+    case .symmetric:
+      spec.embeddingPolicy ? nil : .symmetric(bits: spec.bits, groupSize: spec.groupSize)
+    case .bilevel:
+      .bilevel(
+        BilevelQuantizer.Configuration(
+          bits: spec.bits, groupSize: spec.groupSize.length(columns: Int.max),
+          scaleGroupSize: spec.scaleGroupSize))
+    }
+  }
+
+  static func packSpec(for grid: CalibratedGrid, method: PackMethod, scaleDType: DType) -> PackSpec {
+    switch grid {
+    case .affine(let bits, let group):
+      PackSpec(bits: bits, groupSize: group, grid: .affine, method: method, scaleDType: scaleDType)
+    case .symmetric(let bits, let group):
+      PackSpec(bits: bits, groupSize: group, grid: .symmetric, method: method, scaleDType: scaleDType)
+    case .bilevel(let configuration):
+      PackSpec(
+        bits: configuration.bits, groupSize: .elements(configuration.groupSize), grid: .bilevel,
+        method: method, scaleDType: scaleDType, scaleGroupSize: configuration.scaleGroupSize)
+    }
+  }
+}
+
+extension PlanEntry {
+  /// Switches the entry to another spec, recomputing what it writes.
+  mutating func respec(_ spec: PackSpec, reason: String, location: String) throws {
+    let (description, outputs) = try PackEncoder.companions(of: info, spec: spec, location: location)
+    self.spec = spec
+    self.description = description
+    self.outputs = outputs
+    self.reason = reason
+  }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import QCompute
+import QFormats
+import QToolSupport
+
+extension QConvert {
+  /// The grids `--sensitivity` and `--target-bpw` weigh: affine at 2, 3, 4 and 8 bits.
+  var candidateGrids: [CalibratedGrid] {
+    [2, 3, 4, 8].map { .affine(bits: $0, groupSize: groupSize == 0 ? .perChannel : .elements(groupSize)) }
+  }
+
+  /// Loads the calibration data when asked, prints `--sensitivity`, and applies `--target-bpw`.
+  func calibrate(checkpoint: Checkpoint, plan: inout ConvertPlan) throws -> ConvertCalibration? {
+    guard let calib else { return nil }
+    var stderr = StandardError()
+    let calibration = try ConvertCalibration(
+      checkpoint: checkpoint,
+      settings: .init(
+        textFile: calib, field: calibField, context: calibContext, windows: calibWindows, actOrder: actOrder))
+    if !quiet {
+      print("qconvert: calibrating on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
+    }
+    guard sensitivity || targetBpw != nil else { return calibration }
+    let report = try calibration.sensitivity(candidates: candidateGrids) { done, total in
+      if !quiet { print("qconvert: Gram matrices \(done)/\(total) windows", to: &stderr) }
+    }
+    if sensitivity {
+      var output = StandardOutput()
+      if format == .json {
+        print(String(decoding: try report.jsonData(), as: UTF8.self), to: &output)
+      } else {
+        print(report.renderTable(), terminator: "", to: &output)
+      }
+      return calibration
+    }
+    if let targetBpw {
+      let grids = try report.allocate(bitsPerWeight: targetBpw)
+      try ConvertCalibration.apply(
+        allocation: grids, to: &plan, method: method == .gptq ? .gptq : .rtn,
+        scaleDType: plan.settings.scaleDType)
+    }
+    return calibration
+  }
+
+  /// GPTQ, or the Gram-weighted clip search, on the planned decoder linears.
+  func quantizeCalibrated(_ calibration: ConvertCalibration?, plan: inout ConvertPlan) throws {
+    guard let calibration, method == .gptq || method == .clip else { return }
+    var stderr = StandardError()
+    let sequential: SequentialGPTQ.Method =
+      method == .gptq ? .gptq(GPTQ.Options(actOrder: actOrder)) : .clip
+    try calibration.quantize(plan: &plan, method: sequential, packMethod: method == .gptq ? .gptq : .clip) { step in
+      if !quiet { print("qconvert: block \(step.block + 1)/\(step.blocks) \(step.tensor)", to: &stderr) }
+    }
+  }
+}

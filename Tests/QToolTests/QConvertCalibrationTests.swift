@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// `qconvert --calib` end to end on the tiny-chat fixture (a tiny Llama with a real tokenizer).
+@Suite struct QConvertCalibrationTests {
+  let model = fixturesDirectory.appendingPathComponent("tiny-chat").path
+  let text = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
+
+  func temporaryFolder() -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("qconvert-calib-\(UUID().uuidString)")
+  }
+
+  func perplexity(_ folder: String) throws -> Double {
+    let run = try runTool("qinspect", [folder, "--format", "json", "--perplexity", text, "--context", "32"])
+    #expect(run.status == 0, "\(run.stderr)")
+    struct Report: Decodable {
+      struct Perplexity: Decodable { var perplexity: Double }
+      var perplexity: Perplexity
+    }
+    return try #require(try JSONDecoder().decode([Report].self, from: Data(run.stdout.utf8)).first).perplexity.perplexity
+  }
+
+  @Test func gptqLandsCloserToTheFloatModelThanRoundToNearest() throws {
+    let work = temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let gptq = work.appendingPathComponent("gptq").path
+    let rtn = work.appendingPathComponent("rtn").path
+    let common = ["--bits", "3", "--group-size", "32", "--quiet"]
+    let a = try runTool(
+      "qconvert",
+      [model, "-o", gptq, "--method", "gptq", "--calib", text, "--calib-context", "32", "--calib-windows", "6"] + common)
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try runTool("qconvert", [model, "-o", rtn] + common)
+    #expect(b.status == 0, "\(b.stderr)")
+    let verify = try runTool("qinspect", [gptq, "--verify"])
+    #expect(verify.status == 0, "\(verify.stderr)")
+    let json = try runTool("qinspect", [gptq, "--format", "jsonl"])
+    #expect(json.stdout.contains(#""method":"gptq""#))
+    let reference = try perplexity(model)
+    let gptqError = abs(try perplexity(gptq) - reference)
+    let rtnError = abs(try perplexity(rtn) - reference)
+    #expect(gptqError < rtnError, "GPTQ \(gptqError) vs RTN \(rtnError) away from \(reference)")
+  }
+
+  @Test func sensitivityFallsWithBits() throws {
+    let run = try runTool(
+      "qconvert",
+      [model, "-o", "/nonexistent/unused", "--calib", text, "--calib-context", "32", "--sensitivity", "--format", "json", "--quiet"])
+    #expect(run.status == 0, "\(run.stderr)")
+    struct Report: Decodable {
+      struct Row: Decodable {
+        var tensor: String
+        var relativeErrors: [Double]
+        enum CodingKeys: String, CodingKey {
+          case tensor
+          case relativeErrors = "relative_errors"
+        }
+      }
+      var rows: [Row]
+    }
+    let report = try JSONDecoder().decode(Report.self, from: Data(run.stdout.utf8))
+    #expect(report.rows.count == 14)
+    for row in report.rows {
+      #expect(zip(row.relativeErrors, row.relativeErrors.dropFirst()).allSatisfy { $0 > $1 }, "\(row.tensor)")
+    }
+  }
+
+  @Test func targetBitsPerWeightPlansWithinTheBudget() throws {
+    let run = try runTool(
+      "qconvert",
+      [model, "-o", "/nonexistent/unused", "--calib", text, "--calib-context", "32", "--target-bpw", "3.5", "--dry-run", "--quiet"])
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stdout.contains("allocated") || run.stdout.contains("affine"))
+  }
+
+  @Test(arguments: [
+    ["--method", "gptq"], ["--sensitivity"], ["--target-bpw", "3"], ["--act-order"],
+  ])
+  func calibratedOptionsWithoutTextAreUsageErrors(arguments: [String]) throws {
+    let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused"] + arguments)
+    #expect(run.status == 64)
+    #expect(!run.stderr.isEmpty)
+  }
+}
