@@ -285,11 +285,11 @@ public enum DataComparison {
 
 /// Cutting text into short pieces of whole words, the unit both models of different tokenizers
 /// read alike.
-enum TextPieces {
+public enum TextPieces {
   /// Each document cut before a whitespace character once a piece holds `target` UTF-8 bytes,
   /// and anywhere (at a character boundary) once it would exceed `limit`. Pieces keep every
   /// character, so joined they give back the documents.
-  static func cut(_ documents: [String], target: Int, limit: Int) -> [String] {
+  public static func cut(_ documents: [String], target: Int, limit: Int) -> [String] {
     var pieces: [String] = []
     for document in documents {
       var current = ""
