@@ -32,6 +32,16 @@ struct QDiff: ParsableCommand {
       matrices and, for a pack, the error per layer; --save-mapping writes the mappings for \
       lora-rebase --mapping (Formats/layer-mapping.md).
 
+      With --data TEXT, both language models run on the same text (plain text, or JSONL with \
+      --field): the perplexity of each, and when their tokenizers have the same vocabulary, on \
+      the same windows of ids: the mean KL(old || new) of the next-token distributions, the \
+      top-1 agreement and the cosine of each layer's hidden states. Linear CKA between the \
+      layers' hidden states (minibatch, unbiased HSIC) then gives the layer mapping that \
+      --plot draws and --save-mapping writes. With different tokenizers each model reads the \
+      same pieces of whole words with its own ids; perplexities compare as bits per byte, and \
+      CKA compares each piece's mean hidden state. Data make the exit status 1 unless the KL \
+      is 0 and the top-1 agreement 1.
+
       The json, jsonl and tsv formats have stable fields, documented in Formats/qdiff-output.md. \
       Exit status follows diff(1): 0 same within tolerance, 1 different, 2 trouble (an input \
       that cannot be read, or a usage error).
@@ -69,7 +79,25 @@ struct QDiff: ParsableCommand {
       valueName: "file.json"))
   var saveMapping: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Run both models on this text (plain text, or JSONL) and compare perplexity, next-token distributions and hidden states.",
+      valueName: "text"))
+  var data: String?
+
+  @Option(help: "Tokens per window with --data.")
+  var context: Int = 512
+
+  @Option(help: "Compare at most this many windows with --data (default: all).")
+  var windows: Int?
+
+  @Option(help: "The text field of a JSONL file given to --data.")
+  var field: String = "text"
+
   func validate() throws {
+    if context < 2 { throw ValidationError("'--context' must be at least 2") }
+    if let windows, windows < 1 { throw ValidationError("'--windows' must be at least 1") }
+    if data == "-" { throw ValidationError("'--data' needs a file path") }
     if let filter, (try? Regex(filter)) == nil {
       throw ValidationError("'--filter' is not a valid regular expression: '\(filter)'")
     }
@@ -93,13 +121,21 @@ struct QDiff: ParsableCommand {
       let oldInput = try DiffInput(Checkpoint.open(old))
       let newInput = try DiffInput(Checkpoint.open(new))
       report = try DiffReport.build(old: oldInput, new: newInput, options: options)
-      if layerSimilarity || plot != nil || saveMapping != nil {
-        let similarity = try LayerSimilarity.fromWeights(old: oldInput, new: newInput)
-        report.layerSimilarity = similarity
-        if let saveMapping {
-          try LayerMappingFile(oldPath: old, newPath: new, layerSimilarity: similarity)
-            .write(to: saveMapping)
+      // With data, the plot and the saved mapping come from activations.
+      if layerSimilarity || (data == nil && (plot != nil || saveMapping != nil)) {
+        report.layerSimilarity = try LayerSimilarity.fromWeights(old: oldInput, new: newInput)
+      }
+      if let data {
+        report.attach(
+          try DataComparison.compare(
+            old: oldInput.checkpoint, new: newInput.checkpoint, text: data, context: context,
+            windows: windows, field: field))
+      }
+      if let saveMapping {
+        guard let similarity = report.data?.layerSimilarity ?? report.layerSimilarity else {
+          throw ValidationError("'--save-mapping': the text is too short for a layer mapping from activations")
         }
+        try LayerMappingFile(oldPath: old, newPath: new, layerSimilarity: similarity).write(to: saveMapping)
       }
       if let plot { try report.writePlot(to: plot) }
       let text: String

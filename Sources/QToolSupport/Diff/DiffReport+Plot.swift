@@ -7,7 +7,8 @@ extension DiffReport {
   /// per-layer relative L2 error as bars; stacked into one SVG document.
   public func plot() -> String {
     var figures: [String] = []
-    if let similarity = layerSimilarity {
+    // With data, the mapping from activations is the one shown (and saved).
+    if let similarity = data?.layerSimilarity ?? layerSimilarity {
       let path = similarity.mapping.compactMap { pair in pair.old.map { (row: $0, column: pair.new) } }
       figures.append(
         SVGPlot.heatmap(
@@ -22,6 +23,14 @@ extension DiffReport {
             panelTitles: similarity.heads.map { "old \($0.oldLayer) -> new \($0.newLayer)" },
             title: "Attention-head similarity (QK and VO cosine) per mapped layer pair"))
       }
+    }
+    if let data, !data.layers.isEmpty {
+      figures.append(
+        SVGPlot.bars(
+          data.layers.map { $0.cosine ?? .nan },
+          labels: data.layers.map { $0.old == $0.new ? "layer \($0.new)" : "\($0.old) -> \($0.new)" },
+          title: "Hidden-state cosine per layer on \((data.text as NSString).lastPathComponent)",
+          valueTitle: "mean cosine over tokens"))
     }
     if old.pack || new.pack, !layers.isEmpty {
       figures.append(

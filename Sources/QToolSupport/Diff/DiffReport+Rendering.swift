@@ -16,6 +16,10 @@ extension DiffReport {
     for tensor in tensors {
       out += String(decoding: try encoder.encode(tensor), as: UTF8.self) + "\n"
     }
+    if let data {
+      struct DataLine: Encodable { var data: DataComparisonResult }
+      out += String(decoding: try encoder.encode(DataLine(data: data)), as: UTF8.self) + "\n"
+    }
     return out
   }
 
@@ -40,6 +44,10 @@ extension DiffReport {
         t.nonFinite.map(String.init) ?? "", full(t.bitsPerWeight), full(t.oldBitsPerWeight),
       ]
       out += cells.map { $0.replacingOccurrences(of: "\t", with: " ") }.joined(separator: "\t") + "\n"
+    }
+    if let data {
+      out += "\nmetric\tvalue\n"
+      for (metric, value) in data.tsvLines() { out += "\(metric)\t\(value)\n" }
     }
     return out
   }
@@ -81,6 +89,7 @@ extension DiffReport {
       out += "\nlayers\n" + groupTable(layers, header: "layer")
     }
     if let layerSimilarity { out += "\n" + layerSimilarity.table() }
+    if let data { out += "\n" + data.table() }
 
     let shown = tensors.filter { $0.status != .equal }.sorted { a, b in
       if a.status != b.status { return a.status < b.status }

@@ -21,12 +21,21 @@ public struct DiffReport: Codable, Sendable {
   public var tensors: [TensorDiff]
   /// CKA between layers and the layer and head mappings, when asked for.
   public var layerSimilarity: LayerSimilarity? = nil
+  /// Both models run on a text, with `--data`.
+  public var data: DataComparisonResult? = nil
 
   enum CodingKeys: String, CodingKey {
     case version, old, new, tolerance, same, config
     case layerMoves = "layer_moves"
     case summary, components, layers, tensors
     case layerSimilarity = "layer_similarity"
+    case data
+  }
+
+  /// Adds a data comparison; the checkpoints stay `same` only if the models predict the same.
+  public mutating func attach(_ comparison: DataComparisonResult) {
+    data = comparison
+    same = same && comparison.same
   }
 }
 
