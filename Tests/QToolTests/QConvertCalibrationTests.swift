@@ -10,14 +10,15 @@ import Testing
     FileManager.default.temporaryDirectory.appendingPathComponent("qconvert-calib-\(UUID().uuidString)")
   }
 
-  func perplexity(_ folder: String) throws -> Double {
-    let run = try runTool("qinspect", [folder, "--format", "json", "--perplexity", text, "--context", "32"])
-    #expect(run.status == 0, "\(run.stderr)")
+  /// Mean KL divergence of the next-token distributions from the float model's, by `qdiff --data`.
+  func meanKL(_ folder: String) throws -> Double {
+    let run = try runTool("qdiff", [model, folder, "--format", "json", "--data", text, "--context", "32"])
+    #expect(run.status == 1, "\(run.stderr)")
     struct Report: Decodable {
-      struct Perplexity: Decodable { var perplexity: Double }
-      var perplexity: Perplexity
+      struct DataResult: Decodable { var mean_kl: Double }
+      var data: DataResult
     }
-    return try #require(try JSONDecoder().decode([Report].self, from: Data(run.stdout.utf8)).first).perplexity.perplexity
+    return try JSONDecoder().decode(Report.self, from: Data(run.stdout.utf8)).data.mean_kl
   }
 
   @Test func gptqLandsCloserToTheFloatModelThanRoundToNearest() throws {
@@ -36,10 +37,9 @@ import Testing
     #expect(verify.status == 0, "\(verify.stderr)")
     let json = try runTool("qinspect", [gptq, "--format", "jsonl"])
     #expect(json.stdout.contains(#""method":"gptq""#))
-    let reference = try perplexity(model)
-    let gptqError = abs(try perplexity(gptq) - reference)
-    let rtnError = abs(try perplexity(rtn) - reference)
-    #expect(gptqError < rtnError, "GPTQ \(gptqError) vs RTN \(rtnError) away from \(reference)")
+    let gptqKL = try meanKL(gptq)
+    let rtnKL = try meanKL(rtn)
+    #expect(gptqKL < rtnKL, "mean KL to the float model: GPTQ \(gptqKL), RTN \(rtnKL)")
   }
 
   @Test func sensitivityFallsWithBits() throws {

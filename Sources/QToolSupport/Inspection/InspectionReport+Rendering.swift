@@ -147,7 +147,10 @@ private struct JSONLine: Encodable {
   var tensor: TensorEntry
 
   enum CodingKeys: String, CodingKey {
-    case path, name, dtype, shape, parameters, bytes, component, stats
+    case path, name, dtype, shape, parameters, bytes, component, stats, bits
+    case groupSize = "group_size"
+    case grid, method
+    case bitsPerWeight = "bits_per_weight"
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -160,6 +163,11 @@ private struct JSONLine: Encodable {
     try c.encode(tensor.bytes, forKey: .bytes)
     try c.encode(tensor.component, forKey: .component)
     try c.encodeIfPresent(tensor.stats, forKey: .stats)
+    try c.encodeIfPresent(tensor.bits, forKey: .bits)
+    try c.encodeIfPresent(tensor.groupSize, forKey: .groupSize)
+    try c.encodeIfPresent(tensor.grid, forKey: .grid)
+    try c.encodeIfPresent(tensor.method, forKey: .method)
+    try c.encodeIfPresent(tensor.bitsPerWeight, forKey: .bitsPerWeight)
   }
 }
 
