@@ -22,4 +22,13 @@ import Testing
       return file == url.path && reason.hasPrefix("token 'a' has id 2147483600")
     }
   }
+
+  /// A vocabulary without the byte symbols (as in `Fixtures/diff/layers-old`): a word of several
+  /// bytes, none with a symbol, reached the merge loop empty and trapped on `0..<-1`. Those bytes
+  /// are dropped, as `tokenizers` 0.23 does: it gives [0, 0] for this text.
+  @Test func wordWithoutByteSymbolsEncodesToNothing() throws {
+    let url = Self.folder.appending(path: "tokenizer_no_byte_symbols.json")
+    let tokenizer = try BPETokenizer(tokenizerJSON: url, config: nil)
+    #expect(tokenizer.encode("Hello xx") == [0, 0])
+  }
 }
