@@ -18,6 +18,10 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     "fuzz-pack",
     [.product(name: "QFormats", package: "qtoolchain"), .product(name: "QCompute", package: "qtoolchain")]
   ),
+  ("fuzz-tokenizer", [.product(name: "QEngine", package: "qtoolchain")]),
+  // Its folder links `PEFTAdapterConfig.swift` and `LoraRebaseError.swift` from the main package's
+  // QToolSupport, which is not a product; both need only Foundation and QFormats.
+  ("fuzz-peft", [.product(name: "QFormats", package: "qtoolchain")]),
 ]
 
 let package = Package(

@@ -13,7 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 runs="${1:-1000000}"
 shift || true
-all_targets=(safetensors sharded-index hdf5 gguf config pack)
+all_targets=(safetensors sharded-index hdf5 gguf config pack tokenizer peft)
 targets=("${@:-${all_targets[@]}}")
 
 # Input size bound per target: enough for the seeds that matter, small enough to stay fast.
@@ -21,7 +21,7 @@ max_len() {
   case "$1" in
     hdf5) echo 32768 ;;
     pack) echo 65536 ;;
-    config) echo 8192 ;;
+    config | tokenizer) echo 8192 ;;
     *) echo 4096 ;;
   esac
 }

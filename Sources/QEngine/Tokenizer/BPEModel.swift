@@ -42,13 +42,14 @@ struct BPEModel: Sendable {
 
   /// Quadratic merge for short words: fastest when there are only a few symbols.
   func mergeByScan(_ symbols: inout [Int32]) {
+    // A word whose bytes all lack a vocabulary symbol arrives empty; `0..<-1` would trap.
+    guard symbols.count >= 2 else { return }
     let none = UInt64.max
     var ranks = [UInt64](repeating: none, count: symbols.count)
     for index in 0..<(symbols.count &- 1) {
       ranks[index] = merges[Self.pairKey(symbols[index], symbols[index &+ 1])] ?? none
     }
     var count = symbols.count
-    if count < 2 { return }
     while count > 1 {
       var best = none
       var position = -1

@@ -14,8 +14,8 @@ extension BPETokenizer {
   /// - Throws: `TokenizerError` naming the file and the unsupported part.
   public convenience init(tokenizerJSON: URL, config: URL?) throws {
     let file = tokenizerJSON.path
-    let root = try Self.readObject(tokenizerJSON)
-    let configObject = try config.map { try Self.readObject($0) } ?? [:]
+    let (root, fileSize) = try Self.readObject(tokenizerJSON)
+    let configObject = try config.map { try Self.readObject($0).object } ?? [:]
     let configFile = config?.path ?? file
 
     guard let modelObject = root["model"] as? [String: Any] else {
@@ -43,6 +43,12 @@ extension BPETokenizer {
     for (token, value) in vocabObject {
       guard let id = (value as? NSNumber)?.intValue, id >= 0, id < Int(Int32.max) else {
         throw TokenizerError.missingKey(file: file, key: "model.vocab.\(token)")
+      }
+      // The id table is sized by the largest id; a real vocabulary spends more than a byte on
+      // every id, so an id beyond the file's size cannot be genuine and would allocate gigabytes.
+      guard id < fileSize else {
+        throw TokenizerError.unreadable(
+          file: file, reason: "token '\(token)' has id \(id), more than a \(fileSize)-byte file can number")
       }
       vocabulary[token] = id
       maximumID = max(maximumID, id)
@@ -92,7 +98,8 @@ extension BPETokenizer {
       chatTemplate: configObject["chat_template"] as? String)
   }
 
-  static func readObject(_ url: URL) throws -> [String: Any] {
+  /// The file's top-level JSON object and its size in bytes.
+  static func readObject(_ url: URL) throws -> (object: [String: Any], byteCount: Int) {
     let data: Data
     do {
       data = try Data(contentsOf: url, options: .mappedIfSafe)
@@ -102,7 +109,7 @@ extension BPETokenizer {
     guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
       throw TokenizerError.unreadable(file: url.path, reason: "is not a JSON object")
     }
-    return object
+    return (object, data.count)
   }
 
   /// Added tokens with the ids `tokenizers` gives them when loading: the vocabulary's id when

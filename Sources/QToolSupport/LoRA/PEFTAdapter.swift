@@ -68,26 +68,7 @@ public struct PEFTAdapter: Sendable {
     guard let data = FileManager.default.contents(atPath: configPath) else {
       throw LoraRebaseError.adapter(path: configPath, detail: "Cannot read the adapter config")
     }
-    guard case .object(let config)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-      throw LoraRebaseError.adapter(path: configPath, detail: "The config is not a JSON object")
-    }
-    if let type = config["peft_type"]?.stringValue, type != "LORA" {
-      throw LoraRebaseError.adapter(
-        path: configPath, detail: "peft_type is '\(type)'; only 'LORA' adapters can be moved")
-    }
-    guard let rank = config["r"]?.intValue, rank > 0 else {
-      throw LoraRebaseError.adapter(path: configPath, detail: "Missing or invalid 'r'")
-    }
-    let alpha = config["lora_alpha"]?.doubleValue ?? Double(rank)
-    for key in ["rank_pattern", "alpha_pattern"] {
-      if case .object(let pattern) = config[key], !pattern.isEmpty {
-        throw LoraRebaseError.adapter(
-          path: configPath, detail: "'\(key)' gives modules their own rank or alpha; not supported")
-      }
-    }
-    if config["use_dora"]?.boolValue == true {
-      throw LoraRebaseError.adapter(path: configPath, detail: "DoRA adapters are not supported")
-    }
+    let settings = try PEFTAdapterConfig(data: data, path: configPath)
     let weightsPath = (folder as NSString).appendingPathComponent("adapter_model.safetensors")
     guard FileManager.default.fileExists(atPath: weightsPath) else {
       throw LoraRebaseError.adapter(path: weightsPath, detail: "No adapter_model.safetensors")
@@ -96,6 +77,7 @@ public struct PEFTAdapter: Sendable {
     var halves: [LoRAModuleKey: (a: Matrix<Double>?, b: Matrix<Double>?)] = [:]
     var prefix: String?
     var others: [String] = []
+    let rank = settings.rank
     for info in file.tensors {
       guard let parsed = parseKey(info.name) else {
         others.append(info.name)
@@ -135,8 +117,8 @@ public struct PEFTAdapter: Sendable {
       throw LoraRebaseError.adapter(path: weightsPath, detail: "No LoRA tensors")
     }
     return PEFTAdapter(
-      folder: folder, config: config, rank: rank, alpha: alpha,
-      useRSLoRA: config["use_rslora"]?.boolValue ?? false,
+      folder: folder, config: settings.object, rank: settings.rank, alpha: settings.alpha,
+      useRSLoRA: settings.useRSLoRA,
       keyPrefix: prefix ?? "base_model.model.model.layers.", modules: modules, otherKeys: others)
   }
 

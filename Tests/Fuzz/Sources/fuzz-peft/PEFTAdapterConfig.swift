@@ -1,0 +1,1 @@
+../../../../Sources/QToolSupport/LoRA/PEFTAdapterConfig.swift
