@@ -1,0 +1,76 @@
+import QCompute
+
+/// The settings of SPEED-Q's stage 3 (quantization-aware training with the FP model as teacher).
+public struct SpeedQConfiguration: Sendable, Equatable {
+  /// The bilevel grid of every decoder linear: `.w2g16g16` or `.w4g32g128`.
+  public var grid: BilevelQuantizer.Configuration
+  /// Peak learning rate of the cosine schedule. The reference trains 10k steps at 8e-6; a short
+  /// CPU run needs a larger step to move weights across 2-bit grid cells.
+  public var learningRate: Double
+  /// Optimizer steps in the whole run (the schedule's length).
+  public var steps: Int
+  /// Linear warm-up as a fraction of `steps` (3 % in the reference).
+  public var warmupFraction: Double
+  public var weightDecay: Double
+  /// Windows per step.
+  public var batchSize: Int
+  /// Label smoothing of the cross-entropy term (0.1 in the reference).
+  public var labelSmoothing: Double
+  /// λ on the CAKLD term (token-summed, batch-averaged, as the reference).
+  public var distillationWeight: Double
+  /// ζ on the label-smoothed cross-entropy term (token mean).
+  public var crossEntropyWeight: Double
+  /// Global gradient norm clip (Hugging Face Trainer's default 1.0); `nil` turns it off.
+  public var maxGradientNorm: Double?
+  /// Skip the clip search for q/k projections, as the reference does.
+  public var clipSkipsQueryKey: Bool
+  /// Where the run's latent weights and optimizer state are saved for `--resume`; `nil` keeps
+  /// nothing. An existing file there is resumed from.
+  public var checkpointPath: String?
+  /// Save every this many steps (and at the end of a run) when `checkpointPath` is set.
+  public var checkpointInterval: Int
+  /// Stop this run after this global step (for splitting a run over sessions); `nil` runs to `steps`.
+  public var stopAfterStep: Int?
+
+  public init(
+    grid: BilevelQuantizer.Configuration = .w2g16g16, learningRate: Double = 5e-5, steps: Int = 100,
+    warmupFraction: Double = 0.03, weightDecay: Double = 0.01, batchSize: Int = 1,
+    labelSmoothing: Double = 0.1, distillationWeight: Double = 1, crossEntropyWeight: Double = 1,
+    maxGradientNorm: Double? = 1, clipSkipsQueryKey: Bool = true, checkpointPath: String? = nil,
+    checkpointInterval: Int = 50, stopAfterStep: Int? = nil
+  ) {
+    self.grid = grid
+    self.learningRate = learningRate
+    self.steps = steps
+    self.warmupFraction = warmupFraction
+    self.weightDecay = weightDecay
+    self.batchSize = batchSize
+    self.labelSmoothing = labelSmoothing
+    self.distillationWeight = distillationWeight
+    self.crossEntropyWeight = crossEntropyWeight
+    self.maxGradientNorm = maxGradientNorm
+    self.clipSkipsQueryKey = clipSkipsQueryKey
+    self.checkpointPath = checkpointPath
+    self.checkpointInterval = checkpointInterval
+    self.stopAfterStep = stopAfterStep
+  }
+
+  /// What a resumed run must share with the run that saved the checkpoint.
+  var fingerprint: String {
+    "\(grid) lr=\(learningRate) steps=\(steps) warmup=\(warmupFraction) wd=\(weightDecay) "
+      + "batch=\(batchSize) ls=\(labelSmoothing) kd=\(distillationWeight) ce=\(crossEntropyWeight) "
+      + "clip=\(maxGradientNorm.map { "\($0)" } ?? "off") qk=\(clipSkipsQueryKey)"
+  }
+}
+
+/// One optimizer step as reported to the progress callback.
+public struct SpeedQProgress: Sendable {
+  /// Steps done so far in the whole run (1-based after the first update).
+  public var step: Int
+  public var totalSteps: Int
+  /// `λ CAKLD + ζ CE` of the batch before the update.
+  public var loss: Double
+  public var distillation: Double
+  public var crossEntropy: Double
+  public var learningRate: Double
+}

@@ -1,0 +1,220 @@
+import Foundation
+import QCompute
+import QEngine
+import QFormats
+
+/// SPEED-Q's stage 3 for a decoder language model (speedq.md 1-3): quantization-aware training
+/// of every decoder linear on the bilevel grid through the straight-through estimator, from
+/// clip-initialised weights, with the FP model as teacher.
+///
+/// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen; norms and
+/// biases stay FP and frozen. The loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's
+/// `γ` the teacher's mean top-1 probability over all windows, computed once before training.
+/// Teacher logits are computed per window as needed and never stored.
+public final class SpeedQStage3 {
+  public let teacher: DecoderModel
+  public let configuration: SpeedQConfiguration
+  public let windows: [[Int]]
+  /// Put before every returned tensor name (`language_model.` for a LLaVA checkpoint).
+  public let prefix: String
+  /// CAKLD's γ, once computed (or read from a resumed checkpoint).
+  public internal(set) var gamma: Double?
+  /// Optimizer steps taken so far, counting those of a resumed run.
+  public var completedSteps: Int { optimizer.step }
+
+  var student: TrainableDecoder
+  var optimizer: SpeedQOptimizer
+  /// The frozen embedding and lm_head on their 4-bit grid, by unprefixed name.
+  let frozenQuantized: [String: QuantizedMatrix]
+  /// Every decoder linear weight, unprefixed, in layer order.
+  let linearNames: [String]
+
+  /// Prepares the student from `source` (usually the teacher's own checkpoint): embeddings to
+  /// 4 bits, linears clip-initialised and clamped, fake quantizers set.
+  /// - Parameters:
+  ///   - hessians: optional input Gram matrices per linear weight name (unprefixed,
+  ///     `model.layers.0.mlp.up_proj.weight`); where present the clip search uses them.
+  ///   - windows: the calibration/training token windows (each at least 2 tokens).
+  /// - Throws: `SpeedQError` for empty windows or a grid the weights cannot take; what
+  ///   `TrainableDecoder` throws for a checkpoint that does not fit `config`.
+  public init(
+    teacher: DecoderModel, source: any TensorSource, config: ModelConfig, prefix: String = "",
+    configuration: SpeedQConfiguration, windows: [[Int]], hessians: [String: Matrix<Float>] = [:]
+  ) throws {
+    guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 2 }) else {
+      throw SpeedQError.invalidInput(operation: "SpeedQ stage 3", reason: "needs windows of at least 2 tokens")
+    }
+    guard configuration.steps >= 0, configuration.batchSize > 0 else {
+      throw SpeedQError.invalidInput(
+        operation: "SpeedQ stage 3",
+        reason: "steps \(configuration.steps) and batch size \(configuration.batchSize) do not make a run")
+    }
+    self.teacher = teacher
+    self.configuration = configuration
+    self.windows = windows
+    self.prefix = prefix
+    var student = try TrainableDecoder(source: source, config: config, prefix: prefix)
+    let c = student.configuration
+    guard teacher.configuration == c else {
+      throw SpeedQError.invalidInput(operation: "SpeedQ stage 3", reason: "teacher and student configurations differ")
+    }
+    // Embedding and untied head: SPEED-Q's 4-bit symmetric g32 grid, once, then frozen.
+    var frozen: [String: QuantizedMatrix] = [:]
+    var parameters = student.parameters
+    for name in ["model.embed_tokens.weight", "lm_head.weight"] {
+      guard let values = parameters[name] else { continue }
+      let matrix = try Self.quantizeEmbedding(values, rows: c.vocabularySize, columns: c.hiddenSize, name: name)
+      frozen[name] = matrix
+      parameters[name] = matrix.dequantize()
+    }
+    // Linears: clip search, hard clamp.
+    var names: [String] = []
+    for layer in 0..<c.layerCount {
+      for module in TrainableDecoder.linearModules(layer: layer) { names.append(module + ".weight") }
+    }
+    let shapes = student.shapes
+    for name in names {
+      guard let values = parameters[name], let shape = shapes[name], shape.count == 2 else {
+        throw SpeedQError.quantization(tensor: name, reason: "is not a matrix of the decoder")
+      }
+      let isQueryKey = name.contains("q_proj") || name.contains("k_proj")
+      if configuration.clipSkipsQueryKey && isQueryKey { continue }
+      if let hessian = hessians[name] {
+        do {
+          parameters[name] = try GramClipSearch.quantize(
+            values, rows: shape[0], columns: shape[1], hessian: hessian, bits: configuration.grid.bits,
+            groupSize: .elements(configuration.grid.groupSize)
+          ).clippedWeights
+        } catch { throw SpeedQError.quantization(tensor: name, reason: "\(error)") }
+      } else {
+        parameters[name] = try SpeedQClipInit.clamped(
+          values, rows: shape[0], columns: shape[1], bits: configuration.grid.bits,
+          groupSize: configuration.grid.groupSize)
+      }
+    }
+    student.parameters = parameters
+    let grid = configuration.grid
+    try student.setQuantizer(
+      GroupAffineFakeQuantizer(bits: grid.bits, groupSize: grid.groupSize, scaleGroupSize: grid.scaleGroupSize),
+      for: names)
+    student.trainable = Set(names)
+    self.student = student
+    self.linearNames = names
+    self.frozenQuantized = frozen
+    self.optimizer = SpeedQOptimizer(weightDecay: configuration.weightDecay)
+  }
+
+  /// Trains (resuming from `configuration.checkpointPath` when a checkpoint is there) and
+  /// returns every quantized tensor by (prefixed) name: the decoder linears on the bilevel grid
+  /// from the final latent weights, the embedding (and an untied lm_head) on the 4-bit grid.
+  /// - Throws: `SpeedQError` for a checkpoint of another run, training errors.
+  public func run(progress: (SpeedQProgress) -> Void = { _ in }) throws -> [String: QuantizedMatrix] {
+    if let path = configuration.checkpointPath, FileManager.default.fileExists(atPath: path) {
+      try loadCheckpoint(from: path)
+    }
+    if gamma == nil { gamma = try teacherConfidence() }
+    let gamma = self.gamma ?? 0
+    let total = configuration.steps
+    let last = min(total, configuration.stopAfterStep ?? total)
+    let schedule = CosineSchedule(
+      peak: configuration.learningRate, totalSteps: total,
+      warmupSteps: Int((Double(total) * configuration.warmupFraction).rounded(.up)))
+    var savedAt = optimizer.step
+    while optimizer.step < last {
+      let step = optimizer.step
+      let batch = (0..<configuration.batchSize).map { windows[(step * configuration.batchSize + $0) % windows.count] }
+      let (losses, gradients) = try lossAndGradients(batch: batch, gamma: gamma)
+      var parameterGradients = gradients
+      if let maxNorm = configuration.maxGradientNorm {
+        GradientClipping.clip(&parameterGradients, maxNorm: maxNorm)
+      }
+      let learningRate = schedule.learningRate(at: step)
+      try optimizer.update(&student.parameters, gradients: parameterGradients, learningRate: learningRate)
+      progress(
+        SpeedQProgress(
+          step: optimizer.step, totalSteps: total, loss: losses.total, distillation: losses.distillation,
+          crossEntropy: losses.crossEntropy, learningRate: learningRate))
+      if let path = configuration.checkpointPath, configuration.checkpointInterval > 0,
+        optimizer.step % configuration.checkpointInterval == 0
+      {
+        try saveCheckpoint(to: path)
+        savedAt = optimizer.step
+      }
+    }
+    if let path = configuration.checkpointPath, savedAt != optimizer.step || !FileManager.default.fileExists(atPath: path) {
+      try saveCheckpoint(to: path)
+    }
+    return try quantizedWeights()
+  }
+
+  /// The bilevel quantization of the current latent linears plus the frozen embedding grid.
+  public func quantizedWeights() throws -> [String: QuantizedMatrix] {
+    var out: [String: QuantizedMatrix] = [:]
+    for (name, matrix) in frozenQuantized { out[prefix + name] = matrix }
+    let parameters = student.parameters
+    let shapes = student.shapes
+    for name in linearNames {
+      guard let values = parameters[name], let shape = shapes[name] else {
+        throw SpeedQError.quantization(tensor: name, reason: "is not a matrix of the decoder")
+      }
+      do {
+        out[prefix + name] = try values.withUnsafeBufferPointer { (buffer) throws(QuantizeError) in
+          try BilevelQuantizer.quantize(buffer, rows: shape[0], columns: shape[1], configuration: configuration.grid)
+        }
+      } catch { throw SpeedQError.quantization(tensor: name, reason: "\(error)") }
+    }
+    return out
+  }
+
+  /// The loss terms of one batch and the gradients of the trainable linears.
+  func lossAndGradients(batch: [[Int]], gamma: Double) throws -> (
+    (total: Double, distillation: Double, crossEntropy: Double), [String: [Float]]
+  ) {
+    let vocabulary = student.configuration.vocabularySize
+    let pass = try student.forward(sequences: batch)
+    var teacherLogits: [Float] = []
+    teacherLogits.reserveCapacity(pass.logits.count)
+    var targets: [Int] = []
+    for sequence in batch {
+      teacherLogits += try teacher.logits(tokens: sequence).elements
+      targets += Array(sequence.dropFirst()) + [-100]
+    }
+    let studentLogits = pass.logits.elements
+    let distillation = try TrainingLoss.cakld(
+      student: studentLogits, teacher: teacherLogits, vocabularySize: vocabulary, gamma: gamma, reduction: .sum)
+    let crossEntropy = try TrainingLoss.crossEntropy(
+      logits: studentLogits, vocabularySize: vocabulary, targets: targets,
+      labelSmoothing: configuration.labelSmoothing)
+    let batchCount = Double(batch.count)
+    let kdWeight = configuration.distillationWeight / batchCount
+    let ceWeight = configuration.crossEntropyWeight
+    var gradient = [Float](repeating: 0, count: studentLogits.count)
+    for index in gradient.indices {
+      gradient[index] = Float(
+        kdWeight * Double(distillation.gradient[index]) + ceWeight * Double(crossEntropy.gradient[index]))
+    }
+    let gradients = try student.backward(pass, dLogits: gradient)
+    let kd = distillation.value / batchCount
+    return ((configuration.distillationWeight * kd + ceWeight * crossEntropy.value, kd, crossEntropy.value), gradients)
+  }
+
+  /// The teacher's mean top-1 probability over every position of every window.
+  func teacherConfidence() throws -> Double {
+    var accumulator = ConfidenceAccumulator()
+    for window in windows {
+      try accumulator.add(
+        teacherLogits: try teacher.logits(tokens: window).elements,
+        vocabularySize: teacher.configuration.vocabularySize)
+    }
+    return accumulator.gamma
+  }
+
+  static func quantizeEmbedding(_ values: [Float], rows: Int, columns: Int, name: String) throws -> QuantizedMatrix {
+    do {
+      return try values.withUnsafeBufferPointer { (buffer) throws(QuantizeError) in
+        try SymmetricQuantizer.quantize(
+          buffer, rows: rows, columns: columns, bits: 4, groupSize: .elements(32), variant: .embedding)
+      }
+    } catch { throw SpeedQError.quantization(tensor: name, reason: "\(error)") }
+  }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import QCompute
+import QEngine
+import QFormats
+import Testing
+
+@testable import QToolSupport
+
+@Suite(.serialized) struct SpeedQStage3Tests {
+  struct TinyChat {
+    let source: SafetensorsFile
+    let config: ModelConfig
+    let teacher: DecoderModel
+    let windows: [[Int]]
+
+    init(context: Int = 32) throws {
+      let folder = fixturesDirectory.appending(path: "tiny-chat")
+      source = try SafetensorsFile(path: folder.appending(path: "model.safetensors").path)
+      config = try ModelConfig(data: try Data(contentsOf: folder.appending(path: "config.json")), location: folder.path)
+      teacher = try DecoderModel(source: source, config: config)
+      let tokenizer = try BPETokenizer(folder: folder)
+      let text = try String(contentsOf: fixturesDirectory.appending(path: "tiny-chat.sample.txt"), encoding: .utf8)
+      let ids = tokenizer.encode(text)
+      windows = try TokenWindows(ids: ids, context: context).map { Array($0.ids) }.filter { $0.count == context }
+    }
+
+    /// Mean per-token KL(teacher ‖ model) over the windows, the model read back from a
+    /// dequantized checkpoint by `DecoderModel`.
+    func klToTeacher(_ quantized: [String: QuantizedMatrix], directory: URL) throws -> Double {
+      let path = directory.appending(path: "model-\(UUID().uuidString).safetensors").path
+      try SpeedQDequantized.write(quantized, over: source, to: path)
+      let model = try DecoderModel(source: try SafetensorsFile(path: path), config: config)
+      var total = 0.0
+      for window in windows {
+        let kl = try TrainingLoss.forwardKL(
+          student: try model.logits(tokens: window).elements, teacher: try teacher.logits(tokens: window).elements,
+          vocabularySize: model.configuration.vocabularySize)
+        total += kl.value
+      }
+      return total / Double(windows.count)
+    }
+  }
+
+  static func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appending(path: "speedq-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+  }
+
+  @Test func qatLowersTheKLOfTheClipInitialisedModel() throws {
+    let tiny = try TinyChat()
+    #expect(tiny.windows.count >= 3)
+    let directory = try Self.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let configuration = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 20)
+    let initial = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config,
+      configuration: SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 0), windows: tiny.windows)
+    let clipInit = try initial.run()
+    var losses: [Double] = []
+    let stage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    let trained = try stage.run { losses.append($0.loss) }
+    #expect(losses.count == 20)
+    #expect(stage.completedSteps == 20)
+    let gamma = try #require(stage.gamma)
+    #expect(gamma > 0 && gamma < 1)
+    // Every decoder linear plus the tied embedding, on their grids.
+    #expect(trained.count == 7 * 2 + 1)
+    #expect(trained["model.embed_tokens.weight"]?.method == .symmetricEmbedding)
+    #expect(trained["model.layers.1.mlp.down_proj.weight"]?.method == .bilevel)
+    let before = try tiny.klToTeacher(clipInit, directory: directory)
+    let after = try tiny.klToTeacher(trained, directory: directory)
+    #expect(after < before * 0.9, "KL to the teacher \(before) at step 0, \(after) after 20 steps; losses \(losses)")
+  }
+
+  @Test func resumedRunEqualsAnUninterruptedOne() throws {
+    let tiny = try TinyChat()
+    let directory = try Self.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let base = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 6)
+    let whole = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: base, windows: tiny.windows
+    ).run()
+    var split = base
+    split.checkpointPath = directory.appending(path: "state.safetensors").path
+    split.checkpointInterval = 2
+    split.stopAfterStep = 3
+    let first = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: split, windows: tiny.windows)
+    _ = try first.run()
+    #expect(first.completedSteps == 3)
+    split.stopAfterStep = nil
+    let second = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: split, windows: tiny.windows)
+    var steps: [Int] = []
+    let resumed = try second.run { steps.append($0.step) }
+    #expect(steps == [4, 5, 6])
+    #expect(second.gamma == first.gamma)
+    for (name, matrix) in whole {
+      let other = try #require(resumed[name])
+      let difference = zip(matrix.dequantize(), other.dequantize()).map { abs($0 - $1) }.max() ?? 0
+      #expect(difference < 1e-6, "\(name) differs by \(difference)")
+    }
+    // A checkpoint of other settings is refused.
+    var other = split
+    other.learningRate = 1e-3
+    #expect(throws: SpeedQError.self) {
+      try SpeedQStage3(
+        teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: other, windows: tiny.windows
+      ).run()
+    }
+  }
+
+  /// The weights-only clip search keeps the same ranges as `GramClipSearch` under H = I, whose
+  /// error Δwᵀ I Δw is the same squared weight error.
+  @Test(arguments: [(1, 16), (7, 32), (8, 16), (65, 64)])
+  func clipInitMatchesGramClipSearchUnderIdentity(rows: Int, columns: Int) throws {
+    var generator = SplitMixGenerator(state: UInt64(rows * 1000 + columns))
+    var weights = (0..<(rows * columns)).map { _ in generator.nextGaussian() * 0.05 }
+    if rows > 1 { weights[columns] = 0.9 }  // an outlier the search should clip
+    for bits in [2, 4] {
+      for group in [16] {
+        let clamped = try SpeedQClipInit.clamped(weights, rows: rows, columns: columns, bits: bits, groupSize: group)
+        let reference = try GramClipSearch.quantize(
+          weights, rows: rows, columns: columns, hessian: Matrix<Double>.identity(columns), bits: bits,
+          groupSize: .elements(group))
+        #expect(clamped == reference.clippedWeights)
+      }
+    }
+  }
+
+  /// The resumable optimizer takes exactly the steps of QEngine's AdamW.
+  @Test func optimizerMatchesAdamW() throws {
+    var generator = SplitMixGenerator(state: 3)
+    var ours: [String: [Float]] = ["a": (0..<65).map { _ in generator.nextGaussian() }, "b": [0.5]]
+    var theirs = ours
+    var optimizer = SpeedQOptimizer(weightDecay: 0.01)
+    var reference = AdamW(weightDecay: 0.01)
+    for step in 0..<5 {
+      let gradients: [String: [Float]] = [
+        "a": (0..<65).map { _ in generator.nextGaussian() }, "b": [Float(step) - 2],
+      ]
+      try optimizer.update(&ours, gradients: gradients, learningRate: 1e-2 * Double(step + 1))
+      try reference.update(&theirs, gradients: gradients, learningRate: 1e-2 * Double(step + 1))
+    }
+    #expect(ours == theirs)
+  }
+}
