@@ -44,9 +44,28 @@ extension QConvert {
   }
 
   /// GPTQ, or the Gram-weighted clip search, on the planned decoder linears.
-  func quantizeCalibrated(_ calibration: ConvertCalibration?, plan: inout ConvertPlan) throws {
-    guard let calibration, method == .gptq || method == .clip else { return }
+  func quantizeCalibrated(
+    _ calibration: ConvertCalibration?, plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig?
+  ) throws {
+    guard let calibration else { return }
     var stderr = StandardError()
+    if method == .speedq {
+      guard let config else {
+        throw ConvertError.invalidOption(option: input, reason: "has no config.json, which training needs")
+      }
+      let configuration = SpeedQConfiguration(
+        grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
+        checkpointPath: qatCheckpoint)
+      let quiet = self.quiet
+      try calibration.speedQ(plan: &plan, source: source, config: config, configuration: configuration) { step in
+        var stderr = StandardError()
+        if !quiet {
+          print("qconvert: step \(step.step)/\(step.totalSteps) loss \(step.loss) lr \(step.learningRate)", to: &stderr)
+        }
+      }
+      return
+    }
+    guard method == .gptq || method == .clip else { return }
     let sequential: SequentialGPTQ.Method =
       method == .gptq ? .gptq(GPTQ.Options(actOrder: actOrder)) : .clip
     try calibration.quantize(plan: &plan, method: sequential, packMethod: method == .gptq ? .gptq : .clip) { step in

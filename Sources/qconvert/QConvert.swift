@@ -17,7 +17,7 @@ struct QConvert: ParsableCommand {
       """,
     version: "0.1.0")
 
-  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq }
+  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, speedq }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
   enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
@@ -34,7 +34,7 @@ struct QConvert: ParsableCommand {
   @Option(help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel.")
   var groupSize: Int = 64
 
-  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), or gptq (needs --calib).")
+  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib).")
   var method: Method = .rtn
 
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
@@ -72,6 +72,15 @@ struct QConvert: ParsableCommand {
   @Option(help: "The text field of a JSONL calibration file.")
   var calibField: String = "text"
 
+  @Option(help: "SPEED-Q: optimizer steps of quantization-aware training.")
+  var qatSteps: Int = 100
+
+  @Option(help: "SPEED-Q: peak learning rate (AdamW, cosine schedule).")
+  var qatLr: Double = 5e-5
+
+  @Option(help: "SPEED-Q: a file to save training state in and resume from.")
+  var qatCheckpoint: String?
+
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false
 
@@ -97,8 +106,8 @@ struct QConvert: ParsableCommand {
     if let maxShardSize, maxShardSize <= 0 {
       throw ValidationError("'--max-shard-size' must be positive, not \(maxShardSize)")
     }
-    if calib == nil, method == .gptq || sensitivity || targetBpw != nil {
-      let what = method == .gptq ? "'--method gptq'" : sensitivity ? "'--sensitivity'" : "'--target-bpw'"
+    if calib == nil, method == .gptq || method == .speedq || sensitivity || targetBpw != nil {
+      let what = method == .gptq || method == .speedq ? "'--method \(method.rawValue)'" : sensitivity ? "'--sensitivity'" : "'--target-bpw'"
       throw ValidationError("\(what) needs calibration text: give '--calib TEXT'")
     }
     if calibWindows < 1 { throw ValidationError("'--calib-windows' must be at least 1") }
@@ -132,7 +141,7 @@ struct QConvert: ParsableCommand {
   func convert() throws {
     let settings = try ConvertSettings(
       bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
-      method: method == .gptq ? .rtn : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
+      method: method == .gptq ? .rtn : method == .speedq ? .bilevel : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
     var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
@@ -188,7 +197,7 @@ struct QConvert: ParsableCommand {
       }
       return
     }
-    try quantizeCalibrated(calibration, plan: &plan)
+    try quantizeCalibrated(calibration, plan: &plan, source: source, config: config)
     let options = PackOutputOptions(compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes)
     let stage = try StagedFolder(destination: output, force: force)
     do {

@@ -42,6 +42,27 @@ import Testing
     #expect(gptqKL < rtnKL, "mean KL to the float model: GPTQ \(gptqKL), RTN \(rtnKL)")
   }
 
+  @Test func speedQTrainingLowersTheDistanceToTheFloatModel() throws {
+    let work = temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let trained = work.appendingPathComponent("speedq").path
+    let rounded = work.appendingPathComponent("bilevel").path
+    let a = try runTool(
+      "qconvert",
+      [
+        model, "-o", trained, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
+        "--calib-windows", "6", "--qat-steps", "20", "--qat-lr", "2e-3", "--quiet",
+      ])
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try runTool("qconvert", [model, "-o", rounded, "--bits", "2", "--method", "bilevel", "--quiet"])
+    #expect(b.status == 0, "\(b.stderr)")
+    let jsonl = try runTool("qinspect", [trained, "--format", "jsonl"])
+    #expect(jsonl.stdout.contains(#""grid":"bilevel""#))
+    let trainedKL = try meanKL(trained)
+    let roundedKL = try meanKL(rounded)
+    #expect(trainedKL < roundedKL, "mean KL to the float model: SPEED-Q \(trainedKL), bilevel RTN \(roundedKL)")
+  }
+
   @Test func sensitivityFallsWithBits() throws {
     let run = try runTool(
       "qconvert",
@@ -74,7 +95,7 @@ import Testing
   }
 
   @Test(arguments: [
-    ["--method", "gptq"], ["--sensitivity"], ["--target-bpw", "3"], ["--act-order"],
+    ["--method", "gptq"], ["--method", "speedq"], ["--sensitivity"], ["--target-bpw", "3"], ["--act-order"],
   ])
   func calibratedOptionsWithoutTextAreUsageErrors(arguments: [String]) throws {
     let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused"] + arguments)

@@ -127,3 +127,26 @@ extension PlanEntry {
     self.reason = reason
   }
 }
+
+extension ConvertCalibration {
+  /// SPEED-Q's stage 3 on the language model: quantization-aware training of the decoder linears
+  /// on the plan's bilevel grid, distilled from the full-precision model on the calibration
+  /// windows; the trained codes (and the frozen 4-bit embedding grids) replace the plan's.
+  public func speedQ(
+    plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig,
+    configuration: SpeedQConfiguration, progress: @escaping (SpeedQProgress) -> Void
+  ) throws {
+    let stage = try SpeedQStage3(
+      teacher: model, source: source, config: config, prefix: prefix, configuration: configuration,
+      windows: windows)
+    let results = try stage.run(progress: progress)
+    for index in plan.entries.indices {
+      let entry = plan.entries[index]
+      guard let quantized = results[entry.info.name], let spec = entry.spec else { continue }
+      guard spec.bits == quantized.bits, spec.groupSize.length(columns: quantized.columns) == quantized.groupLength
+      else { continue }
+      try plan.entries[index].respec(spec, reason: entry.reason + ", qat", location: plan.location)
+      plan.entries[index].precomputed = quantized
+    }
+  }
+}
