@@ -18,12 +18,14 @@ extension LoRATransfer {
   /// - Parameters:
   ///   - old: `[W_up, W_gate, W_downᵀ]` of the old layer, each intermediate × old hidden.
   ///   - new: the same of the new layer, each intermediate × new hidden.
+  ///   - transfer: `W_x`, or nil for the identity (equal hidden spaces), which saves three
+  ///     intermediate × hidden × hidden products per layer.
   public static func normalizedMLP(
     _ updates: [(factors: LoRAFactors, direction: MLPDirection)], old: [Matrix<Double>],
-    new: [Matrix<Double>], transfer: Matrix<Double>
+    new: [Matrix<Double>], transfer: Matrix<Double>?
   ) throws(ComputeError) -> [LoRAFactors] {
     var movedOld: [Matrix<Double>] = []
-    for x in old { movedOld.append(try Matrix.matmul(x, transfer)) }
+    for x in old { movedOld.append(try transfer.map { t throws(ComputeError) in try Matrix.matmul(x, t) } ?? x) }
     let xo = try hstack(movedOld)
     let xn = try hstack(new)
     var columns: [Matrix<Double>] = []
@@ -41,13 +43,13 @@ extension LoRATransfer {
       offset += part.columns
       switch update.direction {
       case .expanding:
-        result.append(
-          try LoRAFactors(a: try Matrix.matmul(update.factors.a, transfer), b: block))
+        let a = try transfer.map { t throws(ComputeError) in try Matrix.matmul(update.factors.a, t) }
+        result.append(try LoRAFactors(a: a ?? update.factors.a, b: block))
       case .contracting:
-        result.append(
-          try LoRAFactors(
-            a: block.transposed(),
-            b: try Matrix.matmul(transfer, update.factors.b, transposeA: true)))
+        let b = try transfer.map { t throws(ComputeError) in
+          try Matrix.matmul(t, update.factors.b, transposeA: true)
+        }
+        result.append(try LoRAFactors(a: block.transposed(), b: b ?? update.factors.b))
       }
     }
     return result

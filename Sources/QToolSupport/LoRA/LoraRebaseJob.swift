@@ -182,7 +182,7 @@ public enum LoraRebase {
           }
         }
         let movedMLP = try LoRATransfer.normalizedMLP(
-          updates, old: try stack(old, oldLayer), new: try stack(new, newLayer), transfer: transfer)
+          updates, old: try stack(old, oldLayer), new: try stack(new, newLayer), transfer: fit?.matrix)
         for (key, factors) in zip(present, movedMLP) { normalizedMLP[key] = factors }
       }
       for key in keys {
