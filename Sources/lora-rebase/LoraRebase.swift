@@ -10,8 +10,9 @@ struct LoraRebaseCommand: ParsableCommand {
     discussion: """
       Follows LoRASuite: a hidden transfer matrix fitted on the input embeddings of the tokens \
       both vocabularies share (the identity when vocabulary and hidden size agree), an \
-      order-preserving layer map from the weight CKA of the two models, Hungarian head \
-      matching per mapped layer pair, per-head q/k/v/o and MLP transforms, and a refactoring \
+      order-preserving layer map from the weight CKA of the two models and Hungarian head \
+      matching per mapped layer pair (computed as 'qdiff --layer-similarity' does, or read \
+      from a 'qdiff --save-mapping' file with --mapping), per-head q/k/v/o and MLP transforms, and a refactoring \
       to the old rank. The report is described in Formats/lora-rebase-report.md.
       """,
     version: "0.1.0")
@@ -31,7 +32,7 @@ struct LoraRebaseCommand: ParsableCommand {
   @Flag(help: "Use the least-squares head and neuron maps, exact when both bases are the same.")
   var normalize = false
 
-  @Option(help: "A layer and head mapping file (JSON) to use instead of the weight CKA.")
+  @Option(help: "A layer and head mapping file written by 'qdiff --save-mapping', used instead of the weight CKA.")
   var mapping: String?
 
   @Flag(help: "Leave out modules that cannot be moved instead of stopping.")
@@ -48,7 +49,7 @@ struct LoraRebaseCommand: ParsableCommand {
   }
 
   func run() throws {
-    let mappingFile = try mapping.map { try LoraMappingFile.read(path: $0) }
+    let mappingFile = try mapping.map { try LayerMappingFile.read(from: $0) }
     let result = try LoraRebase.run(
       oldBase: oldBase, newBase: newBase, adapter: adapter,
       options: LoraRebaseOptions(
@@ -57,10 +58,7 @@ struct LoraRebaseCommand: ParsableCommand {
     var report = result.report
     report.output = output
     if let plot {
-      guard let cka = result.cka else {
-        throw LoraRebaseError.output(path: plot, detail: "No CKA matrix to plot with --mapping")
-      }
-      try Data(report.plot(cka: cka).utf8).write(to: URL(fileURLWithPath: plot), options: .atomic)
+      try Data(report.plot(similarity: result.similarity).utf8).write(to: URL(fileURLWithPath: plot), options: .atomic)
     }
     print(format == .json ? try report.json() : report.table(), terminator: "")
   }

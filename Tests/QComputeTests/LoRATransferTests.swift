@@ -104,11 +104,51 @@ private func expectClose(
     try expectClose(try down.product(), try f.expected("down_paper"), relative: 1e-8, "down")
   }
 
-  @Test func hiddenTransferIsPinvTimesNewEmbeddings() throws {
-    let f = try LoRAFixture()
-    let fit = try LoRATransfer.hiddenTransfer(
-      oldEmbeddings: try f.matrix("E_old"), newEmbeddings: try f.matrix("E_new"))
-    try expectClose(fit.transfer, try f.expected("Wx_fit"), relative: 1e-9, "W_x")
+  /// The normalized MLP against its formula with an explicit pseudo-inverse from a full SVD:
+  /// `M = X_n pinv(X_o W_x)`, up/gate `(A_o W_x, M B_o)`, down `(A_o Mᵀ, W_xᵀ B_o)`. Sizes cover
+  /// full row rank (the Cholesky path) and intermediate sizes above `3 × hidden` (least squares).
+  @Test(arguments: [
+    (1, 1, 1, 1, 1), (7, 8, 3, 4, 2), (10, 9, 3, 4, 2), (65, 64, 22, 22, 8), (64, 63, 21, 21, 8),
+  ])
+  func normalizedMLPMatchesExplicitPseudoInverse(
+    oldInner: Int, newInner: Int, oldHidden: Int, newHidden: Int, rank: Int
+  ) throws {
+    var generator = SeededGenerator(seed: UInt64(oldInner * 7919 + newInner * 31 + rank))
+    func random(_ rows: Int, _ columns: Int) -> Matrix<Double> { generator.matrix(rows, columns) }
+    let old = [random(oldInner, oldHidden), random(oldInner, oldHidden), random(oldInner, oldHidden)]
+    let new = [random(newInner, newHidden), random(newInner, newHidden), random(newInner, newHidden)]
+    let transfer = random(oldHidden, newHidden)
+    let up = try LoRAFactors(a: random(rank, oldHidden), b: random(oldInner, rank))
+    let down = try LoRAFactors(a: random(rank, oldInner), b: random(oldHidden, rank))
+    let moved = try LoRATransfer.normalizedMLP(
+      [(up, .expanding), (down, .contracting)], old: old, new: new, transfer: transfer)
+
+    // pinv(X') = V S⁺ Uᵀ with the usual relative cut-off.
+    let xo = try LoRATransfer.hstack(try old.map { try Matrix.matmul($0, transfer) })
+    let xn = try LoRATransfer.hstack(new)
+    let svd = try xo.svd()
+    let cutoff = (svd.singularValues.first ?? 0) * 1e-10
+    var pinv = Matrix<Double>(rows: xo.columns, columns: xo.rows)
+    for (k, sigma) in svd.singularValues.enumerated() where sigma > cutoff {
+      for i in 0..<xo.columns {
+        for j in 0..<xo.rows { pinv[i, j] += svd.vt[k, i] * svd.u[j, k] / sigma }
+      }
+    }
+    let m = try Matrix.matmul(xn, pinv)
+    let expectedUp = try Matrix.matmul(
+      m, try Matrix.matmul(up.b, try Matrix.matmul(up.a, transfer)))
+    let expectedDown = try Matrix.matmul(
+      try Matrix.matmul(transfer, down.b, transposeA: true), try Matrix.matmul(down.a, m, transposeB: true))
+    try expectClose(try moved[0].product(), expectedUp, relative: 1e-8, "up \(oldInner)")
+    try expectClose(try moved[1].product(), expectedDown, relative: 1e-8, "down \(oldInner)")
+
+    // Old == new with the identity transfer gives back the update when X has full row rank.
+    if oldInner <= 3 * oldHidden {
+      let same = try LoRATransfer.normalizedMLP(
+        [(up, .expanding), (down, .contracting)], old: old, new: old, transfer: nil)
+      try expectClose(try same[0].product(), try up.product(), relative: 1e-9, "up identity")
+      try expectClose(try same[1].product(), try down.product(), relative: 1e-9, "down identity")
+    }
   }
 
   /// The normalized maps give the identity when old and new weights are the same.
@@ -135,11 +175,9 @@ private func expectClose(
   /// QR + r × r SVD equals the rank-r truncation of the full SVD of B A.
   @Test(arguments: [(1, 1, 1), (7, 8, 3), (64, 63, 8), (65, 9, 8), (5, 40, 8)])
   func refactoringEqualsTruncatedSVD(rows: Int, columns: Int, rank: Int) throws {
-    var generator = SplitMix(seed: UInt64(rows * 1000 + columns))
-    let b = try Matrix(
-      rows: rows, columns: rank, elements: (0..<(rows * rank)).map { _ in generator.normal() })
-    let a = try Matrix(
-      rows: rank, columns: columns, elements: (0..<(rank * columns)).map { _ in generator.normal() })
+    var generator = SeededGenerator(seed: UInt64(rows * 1000 + columns))
+    let b: Matrix<Double> = generator.matrix(rows, rank)
+    let a: Matrix<Double> = generator.matrix(rank, columns)
     let factors = try LoRAFactors(a: a, b: b)
     let product = try factors.product()
     let svd = try product.svd()
@@ -168,23 +206,5 @@ private func expectClose(
     }
     try expectClose(try factors.refactored(rank: rank).product(), truncated, relative: 1e-10, "exact")
     #expect(abs(try factors.productNorm() - product.frobeniusNorm) <= 1e-9 * product.frobeniusNorm)
-  }
-}
-
-/// A small deterministic generator for test matrices.
-private struct SplitMix {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  mutating func normal() -> Double {
-    let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-    let u2 = Double(next() >> 11) / Double(1 << 53)
-    return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
   }
 }

@@ -71,24 +71,64 @@ private func temporaryFolder(_ name: String) -> String {
     #expect(!FileManager.default.fileExists(atPath: output + ".partial"))
   }
 
-  @Test func mappingFileDrivesLayersAndPlotNeedsCKA() throws {
+  /// `qdiff --save-mapping` then `lora-rebase --mapping`: the file's maps are used as they are.
+  @Test func qdiffMappingFileDrivesLayersAndHeads() throws {
     let output = temporaryFolder("mapping")
     let mapping = temporaryFolder("mapping.json")
+    let edited = temporaryFolder("edited.json")
     defer {
-      try? FileManager.default.removeItem(atPath: output)
-      try? FileManager.default.removeItem(atPath: mapping)
+      for path in [output, mapping, edited] { try? FileManager.default.removeItem(atPath: path) }
     }
-    try Data(#"{"layers": [[1, 0]], "heads": {"1": [[0, 3], [3, 0]]}}"#.utf8)
-      .write(to: URL(fileURLWithPath: mapping))
+    let diff = try runTool("qdiff", [tinyLlama, tinyLlama, "--save-mapping", mapping])
+    #expect(diff.status == 0, "\(diff.stderr)")
+    let saved = try LayerMappingFile.read(from: mapping)
     let run = try runTool(
-      "lora-rebase", [tinyLlama, tinyLlama, tinyAdapter, "-o", output, "--mapping", mapping, "--format", "json"])
+      "lora-rebase",
+      [tinyLlama, tinyLlama, tinyAdapter, "-o", output, "--mapping", mapping, "--normalize", "--format", "json"])
     #expect(run.status == 0, "\(run.stderr)")
     let report = try JSONDecoder().decode(LoraRebaseReport.self, from: Data(run.stdout.utf8))
-    #expect(report.layers == [nil, 0])
-    #expect(report.heads.first?.newToOld == [3, nil, nil, 0])
-    #expect(report.dropped.contains("layers.1.self_attn.q_proj"))
-    let moved = try PEFTAdapter.read(folder: output)
-    #expect(Set(moved.modules.keys.map(\.layer)) == [1])
+    #expect(report.layerSource == "file")
+    #expect(report.layers == saved.layerSimilarity.newToOld)
+    #expect(report.heads.map(\.newToOld) == saved.layerSimilarity.heads.map(\.newToOld))
+    #expect(report.cka == saved.layerSimilarity.matrix)
+
+    // A hand-edited map: new layer 1 takes old layer 0 with two heads swapped, layer 0 nothing.
+    var file = saved
+    file.layerSimilarity.mapping[0].old = nil
+    file.layerSimilarity.mapping[1].old = 0
+    var heads = try #require(saved.layerSimilarity.heads.first)
+    (heads.oldLayer, heads.newLayer) = (0, 1)
+    heads.newToOld = [3, nil, nil, 0]
+    heads.oldToNew = [3, nil, nil, 0]
+    file.layerSimilarity.heads = [heads]
+    try file.write(to: edited)
+    let moved = try runTool(
+      "lora-rebase", [tinyLlama, tinyLlama, tinyAdapter, "-o", output, "--mapping", edited, "--format", "json"])
+    #expect(moved.status == 0, "\(moved.stderr)")
+    let editedReport = try JSONDecoder().decode(LoraRebaseReport.self, from: Data(moved.stdout.utf8))
+    #expect(editedReport.layers == [nil, 0])
+    #expect(editedReport.heads.first?.newToOld == [3, nil, nil, 0])
+    #expect(editedReport.dropped.contains("layers.1.self_attn.q_proj"))
+    let adapter = try PEFTAdapter.read(folder: output)
+    #expect(Set(adapter.modules.keys.map(\.layer)) == [1])
+  }
+
+  /// A mapping file made for models of another shape is refused, naming both shapes.
+  @Test func mappingFileForOtherModelsIsRefused() throws {
+    let output = temporaryFolder("mapping-shape")
+    let mapping = temporaryFolder("mapping-shape.json")
+    defer {
+      for path in [output, mapping] { try? FileManager.default.removeItem(atPath: path) }
+    }
+    let diff = try runTool("qdiff", [tinyLlama, tinyLlama, "--save-mapping", mapping])
+    #expect(diff.status == 0, "\(diff.stderr)")
+    var file = try LayerMappingFile.read(from: mapping)
+    file.layerSimilarity.old.kvHeads = 4
+    try file.write(to: mapping)
+    let run = try runTool("lora-rebase", [tinyLlama, tinyLlama, tinyAdapter, "-o", output, "--mapping", mapping])
+    #expect(run.status == 1)
+    #expect(run.stderr.contains("4 key/value heads, but OLD_BASE has 2, 4 and 2"), "\(run.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: output))
   }
 
   @Test func plotWritesHeatmap() throws {
@@ -152,18 +192,22 @@ private func temporaryFolder(_ name: String) -> String {
     // A copy of tiny-llama with a different vocabulary size and a 3-token tokenizer.
     let newBase = (root as NSString).appendingPathComponent("new")
     let oldBase = (root as NSString).appendingPathComponent("old")
-    for base in [oldBase, newBase] {
+    // Vocabularies that differ share only 'a', 'b' and the added '<|end|>'.
+    let tokenizers = [
+      #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2}}, "added_tokens": [{"id": 3, "content": "<|end|>"}]}"#,
+      #"{"model": {"type": "Unigram", "vocab": [["b", -1.0], ["a", -2.0], ["d", -3.0]]}, "added_tokens": [{"id": 7, "content": "<|end|>"}]}"#,
+    ]
+    for (base, tokenizer) in zip([oldBase, newBase], tokenizers) {
       try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
       try FileManager.default.copyItem(
         atPath: (tinyLlama as NSString).appendingPathComponent("model.safetensors"),
         toPath: (base as NSString).appendingPathComponent("model.safetensors"))
-      try Data(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2}}, "added_tokens": []}"#.utf8)
+      try Data(tokenizer.utf8)
         .write(to: URL(fileURLWithPath: (base as NSString).appendingPathComponent("tokenizer.json")))
     }
     var config = try String(
       contentsOfFile: (tinyLlama as NSString).appendingPathComponent("config.json"), encoding: .utf8)
     try config.write(toFile: (oldBase as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
-    config = config.replacingOccurrences(of: "\"vocab_size\": 256", with: "\"vocab_size\": 300")
     try config.write(toFile: (newBase as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
     let run = try runTool(
       "lora-rebase", [oldBase, newBase, tinyAdapter, "-o", (root as NSString).appendingPathComponent("out")])
@@ -172,9 +216,15 @@ private func temporaryFolder(_ name: String) -> String {
     #expect(run.stderr.contains("at least 128"))
   }
 
-  @Test func sharedVocabularyIncludesAddedTokens() {
-    let shared = SharedVocabulary(old: ["a": 0, "<|im_end|>": 5, "x": 7], new: ["<|im_end|>": 2, "a": 9])
-    #expect(shared.pairs.map(\.old) == [0, 5])
-    #expect(shared.pairs.map(\.new) == [9, 2])
+  /// The transfer matrix is fitted on token strings, not ids: a Unigram list (index = id) and
+  /// the added tokens count, as lora-rebase relies on for models of other tokenizer families.
+  @Test func vocabularyReadsUnigramListsAndAddedTokens() throws {
+    let file = temporaryFolder("unigram.json")
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    try Data(
+      #"{"model": {"type": "Unigram", "vocab": [["<unk>", 0.0], ["a", -1.5]]}, "added_tokens": [{"id": 5, "content": "<|im_end|>"}]}"#
+        .utf8
+    ).write(to: URL(fileURLWithPath: file))
+    #expect(try TokenEmbeddings.readVocabulary(tokenizerJSON: file) == ["<unk>": 0, "a": 1, "<|im_end|>": 5])
   }
 }

@@ -7,12 +7,14 @@ MODELS=${MODELS:-$HOME/.cache/qtoolchain-models}
 ADAPTER=${ADAPTER:-/work/shared/models/lora/smollm2-135m-instruct-kjv-lora-r8}
 OUT=${OUT:-$(mktemp -d)}
 swift build -c release --product lora-rebase >/dev/null
+swift build -c release --product qdiff >/dev/null
 BIN=$(swift build -c release --show-bin-path)/lora-rebase
+QDIFF=$(swift build -c release --show-bin-path)/qdiff
 SMOL=$MODELS/smollm2-135m-instruct-hf
 QWEN=$MODELS/qwen2.5-coder-0.5b-instruct-hf
 
 echo "== SmolLM2-135M-Instruct -> itself (--normalize)"
-/usr/bin/time -f "time %es, peak %MKB" "$BIN" "$SMOL" "$SMOL" "$ADAPTER" -o "$OUT/identity" --normalize
+/usr/bin/time -f "time %es (user %Us), peak %MKB" "$BIN" "$SMOL" "$SMOL" "$ADAPTER" -o "$OUT/identity" --normalize
 PYTHONPATH=$MODELS/py python3 - "$ADAPTER" "$OUT/identity" <<'PY'
 import sys, numpy as np
 from safetensors.numpy import load_file
@@ -30,7 +32,11 @@ sys.exit(0 if worst < 1e-4 else 1)
 PY
 
 echo "== SmolLM2-135M-Instruct -> Qwen2.5-Coder-0.5B-Instruct"
-/usr/bin/time -f "time %es, peak %MKB" "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/qwen" --plot "$OUT/qwen-cka.svg"
+/usr/bin/time -f "time %es (user %Us), peak %MKB" "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/qwen" --plot "$OUT/qwen-cka.svg"
+echo "== the same through 'qdiff --save-mapping' and 'lora-rebase --mapping' (must give the same adapter)"
+"$QDIFF" "$SMOL" "$QWEN" --save-mapping "$OUT/map.json" >/dev/null || [ $? -eq 1 ]
+"$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/qwen-mapped" --mapping "$OUT/map.json" --format json >/dev/null
+cmp "$OUT/qwen/adapter_model.safetensors" "$OUT/qwen-mapped/adapter_model.safetensors" && echo "mapping file: identical adapter"
 python3 -c "import peft" 2>/dev/null && PYTHONPATH=$MODELS/py python3 - "$QWEN" "$OUT/qwen" <<'PY' || echo "(peft not installed: load check skipped)"
 import sys, torch
 from transformers import AutoModelForCausalLM

@@ -18,15 +18,6 @@ public enum LoRATransfer {
     try Matrix.leastSquares(a, b, rcond: relativeTolerance).solution
   }
 
-  /// `W_x = pinv(E_o) E_n`: the least-squares map from old to new input-embedding rows of the
-  /// tokens both vocabularies share (N × old hidden and N × new hidden).
-  public static func hiddenTransfer(
-    oldEmbeddings: Matrix<Double>, newEmbeddings: Matrix<Double>
-  ) throws(ComputeError) -> (transfer: Matrix<Double>, rank: Int) {
-    let solved = try Matrix.leastSquares(oldEmbeddings, newEmbeddings, rcond: relativeTolerance)
-    return (solved.solution, solved.rank)
-  }
-
   /// Moves a q, k or v update, whose heads are row blocks of `headDim` rows.
   ///
   /// - Parameters:
@@ -158,39 +149,6 @@ public enum LoRATransfer {
     let moved = try Matrix.matmul(pulled, transfer, transposeA: true)  // r × d_n
     return try LoRAFactors(
       a: try Matrix.matmul(moved, newWeight), b: try pinvTimes(transfer, old.b))
-  }
-
-  /// The normalized MLP neuron map `Mᵀ` (old intermediate × new intermediate): the least-squares
-  /// `M` with `M X_o ≈ X_n`, where a layer's neurons are described by the rows of
-  /// `X = [W_up | W_gate | W_downᵀ]` (old side moved by `W_x`). Exact when old == new and the
-  /// intermediate size is at most three times the hidden size (X of full row rank).
-  public static func neuronMap(
-    old: [Matrix<Double>], new: [Matrix<Double>], transfer: Matrix<Double>
-  ) throws(ComputeError) -> Matrix<Double> {
-    // Each entry is intermediate × hidden (down_proj passed transposed).
-    var oldStack: [Matrix<Double>] = []
-    for x in old { oldStack.append(try Matrix.matmul(x, transfer)) }
-    let xo = try hstack(oldStack)
-    let xn = try hstack(new)
-    return try pinvTimes(xo.transposed(), xn.transposed())
-  }
-
-  /// up_proj or gate_proj with the normalized neuron map: `B_n = M B_o`, `A_n = A_o W_x`.
-  public static func expanding(
-    _ old: LoRAFactors, neuronMap: Matrix<Double>, transfer: Matrix<Double>
-  ) throws(ComputeError) -> LoRAFactors {
-    try LoRAFactors(
-      a: try Matrix.matmul(old.a, transfer),
-      b: try Matrix.matmul(neuronMap, old.b, transposeA: true))
-  }
-
-  /// down_proj with the normalized neuron map: `B_n = W_xᵀ B_o`, `A_n = A_o Mᵀ`.
-  public static func contracting(
-    _ old: LoRAFactors, neuronMap: Matrix<Double>, transfer: Matrix<Double>
-  ) throws(ComputeError) -> LoRAFactors {
-    try LoRAFactors(
-      a: try Matrix.matmul(old.a, neuronMap),
-      b: try Matrix.matmul(transfer, old.b, transposeA: true))
   }
 
   /// Matrices with equal row counts side by side.

@@ -8,72 +8,55 @@ public struct LoraRebaseOptions: Sendable {
   public var normalize: Bool
   /// Leave out modules that cannot be moved instead of failing.
   public var skipUnsupported: Bool
-  /// A layer (and head) mapping that replaces the weight CKA and Hungarian matching.
-  public var mapping: LoraMappingFile?
+  /// The layer and head mappings of `qdiff --save-mapping`, used instead of computing them.
+  public var mapping: LayerMappingFile?
 
-  public init(normalize: Bool = false, skipUnsupported: Bool = false, mapping: LoraMappingFile? = nil) {
+  public init(normalize: Bool = false, skipUnsupported: Bool = false, mapping: LayerMappingFile? = nil) {
     self.normalize = normalize
     self.skipUnsupported = skipUnsupported
     self.mapping = mapping
   }
 }
 
-/// The moved adapter, the report and the CKA matrix behind the layer map (nil with a file).
+/// The moved adapter, the report and the layer similarity behind the layer map.
 public struct LoraRebaseResult: Sendable {
   public var adapter: PEFTAdapter
   public var report: LoraRebaseReport
-  public var cka: Matrix<Double>?
+  public var similarity: LayerSimilarity
 }
 
-/// A base model's tensors and the attention hyper-parameters the transforms need.
+/// A base model: its checkpoint as `qdiff` reads it and its decoder layers.
 struct LoraBaseModel {
-  let path: String
-  let checkpoint: Checkpoint
-  let hidden: Int
-  let layers: Int
-  let heads: Int
-  let kvHeads: Int
-  let headDim: Int
-  let vocabulary: Int?
+  let input: DiffInput
+  let layers: DecoderLayers
   let name: String
 
   init(path: String) throws {
-    self.path = path
-    checkpoint = try Checkpoint.open(path)
-    guard let data = checkpoint.configData else {
-      throw LoraRebaseError.baseModel(path: path, detail: "No config.json beside the weights")
-    }
-    let config = try ModelConfig(data: data, location: checkpoint.configPath ?? path)
-    guard let hidden = config.hiddenSize, let layers = config.numHiddenLayers,
-      let heads = config.numAttentionHeads, heads > 0
-    else {
-      throw LoraRebaseError.baseModel(
-        path: checkpoint.configPath ?? path,
-        detail: "config.json lacks hidden_size, num_hidden_layers or num_attention_heads")
-    }
-    self.hidden = hidden
-    self.layers = layers
-    self.heads = heads
-    kvHeads = config.numKeyValueHeads ?? heads
-    headDim = config.headDim ?? hidden / heads
-    vocabulary = config.vocabSize
-    let folderName = ((checkpoint.folder ?? path) as NSString).standardizingPath
-    name = config.raw["_name_or_path"]?.stringValue ?? (folderName as NSString).lastPathComponent
+    input = try DiffInput(Checkpoint.open(path))
+    layers = try DecoderLayers(
+      location: input.checkpoint.location, source: input.source, architecture: input.architecture)
+    let folderName = ((input.checkpoint.folder ?? path) as NSString).standardizingPath
+    name = input.config?.raw["_name_or_path"]?.stringValue ?? (folderName as NSString).lastPathComponent
   }
+
+  var hidden: Int { layers.hiddenSize }
+  var heads: Int { layers.heads }
+  var kvHeads: Int { layers.kvHeads }
+  var headDim: Int { layers.headDim }
 
   var tokenizerPath: String {
-    ((checkpoint.folder ?? path) as NSString).appendingPathComponent("tokenizer.json")
+    ((input.checkpoint.folder ?? input.checkpoint.location) as NSString)
+      .appendingPathComponent("tokenizer.json")
   }
 
-  func shape(of name: String) -> [Int]? { checkpoint.source.info(named: name)?.shape }
+  /// The base weight a module of `layer` updates (`model.layers.N.<module>.weight` for layers
+  /// the checkpoint does not have).
+  func weightName(layer: Int, module: String) -> String {
+    layer < layers.count ? layers.prefixes[layer] + module + ".weight" : "model.layers.\(layer).\(module).weight"
+  }
 
-  func matrix(_ name: String) throws -> Matrix<Double> {
-    guard let shape = shape(of: name), shape.count == 2 else {
-      throw LoraRebaseError.baseModel(path: path, detail: "No 2-D tensor '\(name)'")
-    }
-    return try Matrix(
-      rows: shape[0], columns: shape[1],
-      elements: try checkpoint.source.floats(of: name).map(Double.init))
+  func matrix(layer: Int, _ module: String) throws -> Matrix<Double> {
+    try layers.matrix(layer: layer, module + ".weight")
   }
 }
 
@@ -110,72 +93,46 @@ public enum LoraRebase {
         dropped.append(key.description)
         continue
       }
-      let baseShape = old.shape(of: key.baseTensor)
+      let baseTensor = old.weightName(layer: key.layer, module: key.module)
+      let baseShape = old.input.source.info(named: baseTensor)?.shape
       guard baseShape == [factors.b.rows, factors.a.columns] else {
         throw LoraRebaseError.baseMismatch(
           key: adapter.tensorNames(for: key).a, adapterShape: [factors.b.rows, factors.a.columns],
-          baseTensor: key.baseTensor, baseShape: baseShape)
+          baseTensor: baseTensor, baseShape: baseShape)
       }
       modules[key] = factors
     }
 
-    // Hidden transfer W_x.
-    let transfer: Matrix<Double>
-    var transferReport = LoraRebaseReport.Transfer(
-      kind: "identity", oldHidden: old.hidden, newHidden: new.hidden)
-    if old.hidden == new.hidden && old.vocabulary != nil && old.vocabulary == new.vocabulary {
-      transfer = .identity(old.hidden)
-    } else {
-      let shared = try SharedVocabulary(
-        oldTokenizer: old.tokenizerPath, newTokenizer: new.tokenizerPath)
-      let oldEmbeddings = try old.matrix("model.embed_tokens.weight")
-      let newEmbeddings = try new.matrix("model.embed_tokens.weight")
-      let pairs = shared.pairs.filter {
-        $0.old < oldEmbeddings.rows && $0.new < newEmbeddings.rows
-      }
-      let needed = 2 * old.hidden
-      guard pairs.count >= needed else {
-        throw LoraRebaseError.tooFewSharedTokens(
-          shared: pairs.count, needed: needed, old: old.tokenizerPath, new: new.tokenizerPath)
-      }
-      var eo = Matrix<Double>(rows: pairs.count, columns: old.hidden)
-      var en = Matrix<Double>(rows: pairs.count, columns: new.hidden)
-      for (row, pair) in pairs.enumerated() {
-        for c in 0..<old.hidden { eo[row, c] = oldEmbeddings[pair.old, c] }
-        for c in 0..<new.hidden { en[row, c] = newEmbeddings[pair.new, c] }
-      }
-      let solved = try LoRATransfer.hiddenTransfer(oldEmbeddings: eo, newEmbeddings: en)
-      transfer = solved.transfer
-      transferReport = LoraRebaseReport.Transfer(
-        kind: "least-squares", oldHidden: old.hidden, newHidden: new.hidden,
-        sharedTokens: pairs.count, rank: solved.rank)
+    // Hidden transfer W_x, as qdiff computes it.
+    let fit: TransferMatrix.Fit?
+    let needed = 2 * old.hidden
+    do {
+      fit = try TransferMatrix.between(
+        old: (old.input.checkpoint, old.input.source, old.input.architecture, old.hidden),
+        new: (new.input.checkpoint, new.input.source, new.input.architecture, new.hidden))
+    } catch SimilarityError.tooFewSharedTokens(let count, _) {
+      throw LoraRebaseError.tooFewSharedTokens(
+        shared: count, needed: needed, old: old.tokenizerPath, new: new.tokenizerPath)
     }
+    if let fit, fit.sharedTokens < needed {
+      throw LoraRebaseError.tooFewSharedTokens(
+        shared: fit.sharedTokens, needed: needed, old: old.tokenizerPath, new: new.tokenizerPath)
+    }
+    let transfer = fit?.matrix ?? .identity(old.hidden)
+    let transferReport = LoraRebaseReport.Transfer(
+      kind: fit == nil ? "identity" : "shared-tokens", oldHidden: old.hidden,
+      newHidden: new.hidden, sharedTokens: fit?.sharedTokens)
 
-    // Layer allocation.
-    var layers: [Int?]
-    var cka: Matrix<Double>?
-    if let mapping = options.mapping {
-      layers = (0..<new.layers).map { mapping.layers[$0] }
-      for case let (newLayer, oldLayer?) in layers.enumerated() where oldLayer >= old.layers {
-        throw LoraRebaseError.mapping(
-          path: "--mapping",
-          detail: "new layer \(newLayer) maps to old layer \(oldLayer), but OLD_BASE has \(old.layers)")
-      }
+    // Layer and head allocation: from the file, or computed as qdiff does.
+    let similarity: LayerSimilarity
+    if let file = options.mapping {
+      similarity = file.layerSimilarity
+      try check(similarity.old, against: old, side: "OLD_BASE", path: file.oldPath)
+      try check(similarity.new, against: new, side: "NEW_BASE", path: file.newPath)
     } else {
-      func descriptors(_ model: LoraBaseModel) throws -> [Matrix<Double>] {
-        try (0..<model.layers).map { layer in
-          try LoRATransfer.hstack([
-            try model.matrix("model.layers.\(layer).self_attn.o_proj.weight"),
-            try model.matrix("model.layers.\(layer).mlp.down_proj.weight"),
-          ])
-        }
-      }
-      let matrix = try CKAMatrix.fromWeights(
-        old: try descriptors(old), new: try descriptors(new),
-        transfer: old.hidden == new.hidden && transferReport.kind == "identity" ? nil : transfer)
-      cka = matrix
-      layers = LayerMapping.orderPreserving(matrix)
+      similarity = try LayerSimilarity.fromWeights(old: old.layers, new: new.layers, transfer: fit)
     }
+    let layers = similarity.newToOld
 
     // Per mapped layer: heads, then modules.
     let oldByLayer = Dictionary(grouping: modules.keys, by: \.layer)
@@ -188,22 +145,19 @@ public enum LoraRebase {
     }
     for (newLayer, oldLayer) in layers.enumerated() {
       guard let oldLayer, let keys = oldByLayer[oldLayer]?.sorted() else { continue }
-      func weight(_ model: LoraBaseModel, _ layer: Int, _ module: String) throws -> Matrix<Double> {
-        try model.matrix("model.layers.\(layer).\(module).weight")
-      }
       var headMap: [Int?] = []
       if keys.contains(where: { attentionKinds.contains($0.kind) }) {
-        if let fromFile = options.mapping?.heads[newLayer] {
-          headMap = (0..<new.heads).map { fromFile[$0] }
-          headReports.append(.init(newLayer: newLayer, oldLayer: oldLayer, newToOld: headMap))
+        if let pair = similarity.heads.first(where: { $0.newLayer == newLayer && $0.oldLayer == oldLayer }) {
+          headMap = pair.newToOld
+          headReports.append(
+            .init(newLayer: newLayer, oldLayer: oldLayer, newToOld: headMap, similarity: pair.totalSimilarity))
         } else {
-          let names = ["q_proj", "k_proj", "v_proj", "o_proj"].map { "self_attn.\($0)" }
-          let o = try names.map { try weight(old, oldLayer, $0) }
-          let n = try names.map { try weight(new, newLayer, $0) }
+          // A hand-edited file may map a pair it has no heads for.
+          let a = try old.layers.attention(layer: oldLayer)
+          let b = try new.layers.attention(layer: newLayer)
           let result = try HeadMapping.map(
-            oldQ: o[0], oldK: o[1], oldV: o[2], oldO: o[3], newQ: n[0], newK: n[1], newV: n[2],
-            newO: n[3], heads: (old.heads, new.heads), kvHeads: (old.kvHeads, new.kvHeads),
-            transfer: transfer)
+            oldQ: a.q, oldK: a.k, oldV: a.v, oldO: a.o, newQ: b.q, newK: b.k, newV: b.v, newO: b.o,
+            heads: (old.heads, new.heads), kvHeads: (old.kvHeads, new.kvHeads), transfer: fit?.matrix)
           headMap = result.newToOld
           headReports.append(
             .init(
@@ -211,53 +165,56 @@ public enum LoraRebase {
               similarity: result.totalSimilarity))
         }
       }
-      var neuronMap: Matrix<Double>?
-      if options.normalize && keys.contains(where: { mlpKinds.contains($0.kind) }) {
+      // The normalized MLP moves a layer's up, gate and down updates together.
+      var normalizedMLP: [LoRAModuleKey: LoRAFactors] = [:]
+      let mlpKeys = keys.filter { mlpKinds.contains($0.kind) }
+      if options.normalize && !mlpKeys.isEmpty {
         func stack(_ model: LoraBaseModel, _ layer: Int) throws -> [Matrix<Double>] {
           [
-            try weight(model, layer, "mlp.up_proj"), try weight(model, layer, "mlp.gate_proj"),
-            try weight(model, layer, "mlp.down_proj").transposed(),
+            try model.matrix(layer: layer, "mlp.up_proj"), try model.matrix(layer: layer, "mlp.gate_proj"),
+            try model.matrix(layer: layer, "mlp.down_proj").transposed(),
           ]
         }
-        neuronMap = try LoRATransfer.neuronMap(
-          old: try stack(old, oldLayer), new: try stack(new, newLayer), transfer: transfer)
+        let present = mlpKeys.filter { modules[$0] != nil }
+        let updates = present.compactMap { key in
+          modules[key].map {
+            (factors: $0, direction: key.kind == "down_proj" ? LoRATransfer.MLPDirection.contracting : .expanding)
+          }
+        }
+        let movedMLP = try LoRATransfer.normalizedMLP(
+          updates, old: try stack(old, oldLayer), new: try stack(new, newLayer), transfer: fit?.matrix)
+        for (key, factors) in zip(present, movedMLP) { normalizedMLP[key] = factors }
       }
       for key in keys {
         guard let factors = modules[key] else { continue }
         let newKey = LoRAModuleKey(layer: newLayer, module: key.module)
-        let oldWeight = try weight(old, oldLayer, key.module)
-        let newWeight = try weight(new, newLayer, key.module)
         let result: LoRAFactors
-        switch key.kind {
-        case "q_proj", "k_proj", "v_proj":
-          let perBlock =
-            key.kind == "q_proj"
-            ? (old: 1, new: 1) : (old: old.heads / old.kvHeads, new: new.heads / new.kvHeads)
-          result = try LoRATransfer.rowBlocks(
-            factors, oldWeight: oldWeight, newWeight: newWeight,
-            headDim: (old.headDim, new.headDim), queriesPerBlock: perBlock, newToOld: headMap,
-            transfer: transfer, normalized: options.normalize)
-        case "o_proj":
-          result = try LoRATransfer.columnBlocks(
-            factors, oldWeight: oldWeight, newWeight: newWeight,
-            headDim: (old.headDim, new.headDim), newToOld: headMap, transfer: transfer,
-            normalized: options.normalize)
-        case "down_proj":
-          result =
-            if let neuronMap {
-              try LoRATransfer.contracting(factors, neuronMap: neuronMap, transfer: transfer)
-            } else {
-              try LoRATransfer.contracting(
-                factors, oldWeight: oldWeight, newWeight: newWeight, transfer: transfer)
-            }
-        default:  // up_proj, gate_proj
-          result =
-            if let neuronMap {
-              try LoRATransfer.expanding(factors, neuronMap: neuronMap, transfer: transfer)
-            } else {
-              try LoRATransfer.expanding(
-                factors, oldWeight: oldWeight, newWeight: newWeight, transfer: transfer)
-            }
+        if let fromLayer = normalizedMLP[key] {
+          result = fromLayer
+        } else {
+          let oldWeight = try old.matrix(layer: oldLayer, key.module)
+          let newWeight = try new.matrix(layer: newLayer, key.module)
+          switch key.kind {
+          case "q_proj", "k_proj", "v_proj":
+            let perBlock =
+              key.kind == "q_proj"
+              ? (old: 1, new: 1) : (old: old.heads / old.kvHeads, new: new.heads / new.kvHeads)
+            result = try LoRATransfer.rowBlocks(
+              factors, oldWeight: oldWeight, newWeight: newWeight,
+              headDim: (old.headDim, new.headDim), queriesPerBlock: perBlock, newToOld: headMap,
+              transfer: transfer, normalized: options.normalize)
+          case "o_proj":
+            result = try LoRATransfer.columnBlocks(
+              factors, oldWeight: oldWeight, newWeight: newWeight,
+              headDim: (old.headDim, new.headDim), newToOld: headMap, transfer: transfer,
+              normalized: options.normalize)
+          case "down_proj":
+            result = try LoRATransfer.contracting(
+              factors, oldWeight: oldWeight, newWeight: newWeight, transfer: transfer)
+          default:  // up_proj, gate_proj
+            result = try LoRATransfer.expanding(
+              factors, oldWeight: oldWeight, newWeight: newWeight, transfer: transfer)
+          }
         }
         let refactored = try result.refactored(rank: adapter.rank)
         moved[newKey] = refactored
@@ -288,7 +245,20 @@ public enum LoraRebase {
       alpha: adapter.alpha, headTransform: options.normalize ? "normalized" : "paper",
       transfer: transferReport, layerSource: options.mapping == nil ? "weight-cka" : "file",
       layers: layers, heads: headReports, modules: moduleReports, dropped: dropped.sorted(),
-      cka: cka.map { m in (0..<m.rows).map { m.row($0) } })
-    return LoraRebaseResult(adapter: output, report: report, cka: cka)
+      cka: similarity.matrix)
+    return LoraRebaseResult(adapter: output, report: report, similarity: similarity)
+  }
+
+  /// A mapping file must describe models of the same shape as the bases it is applied to.
+  static func check(
+    _ shape: LayerSimilarity.ModelShape, against model: LoraBaseModel, side: String, path: String
+  ) throws {
+    let actual = (model.layers.count, model.heads, model.kvHeads)
+    guard (shape.layers, shape.heads, shape.kvHeads) == actual else {
+      throw LoraRebaseError.mapping(
+        path: "--mapping",
+        detail:
+          "the file's \(side) ('\(path)') has \(shape.layers) layers, \(shape.heads) heads and \(shape.kvHeads) key/value heads, but \(side) has \(actual.0), \(actual.1) and \(actual.2)")
+    }
   }
 }

@@ -19,7 +19,6 @@ extension LoraRebaseReport {
     out += "  head transform: \(headTransform)\n"
     out += "  hidden transfer: \(transfer.kind), \(transfer.oldHidden) -> \(transfer.newHidden)"
     if let shared = transfer.sharedTokens { out += ", \(shared) shared tokens" }
-    if let rank = transfer.rank { out += ", rank \(rank)" }
     out += "\n\nLayer map (\(layerSource)):\n"
     var layerTable = TextTable(headers: ["new layer", "old layer"], alignments: [.right, .right])
     for (newLayer, oldLayer) in layers.enumerated() {
@@ -58,12 +57,13 @@ extension LoraRebaseReport {
   }
 
   /// The CKA heatmap with the chosen layer path, for `--plot`.
-  public func plot(cka: Matrix<Double>) -> String {
+  public func plot(similarity: LayerSimilarity) -> String {
     let path = layers.enumerated().compactMap { newLayer, oldLayer in
       oldLayer.map { (row: $0, column: newLayer) }
     }
     return SVGPlot.heatmap(
-      cka, title: "Weight CKA and layer map", rowTitle: "old layer", columnTitle: "new layer",
+      similarity.ckaMatrix,
+      title: "\(similarity.source == "weights" ? "Weight" : "Activation") CKA and layer map", rowTitle: "old layer", columnTitle: "new layer",
       path: path)
   }
 }

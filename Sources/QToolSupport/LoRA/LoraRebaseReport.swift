@@ -1,12 +1,12 @@
 /// What `lora-rebase` did, for the table and JSON outputs (`Formats/lora-rebase-report.md`).
 public struct LoraRebaseReport: Sendable, Codable, Equatable {
   public struct Transfer: Sendable, Codable, Equatable {
-    /// `identity` (same vocabulary and hidden size) or `least-squares`.
+    /// `identity` (same hidden size, and the same vocabulary or no tokenizer) or
+    /// `shared-tokens` (least squares over the shared tokens' input embeddings).
     public var kind: String
     public var oldHidden: Int
     public var newHidden: Int
     public var sharedTokens: Int?
-    public var rank: Int?
   }
 
   public struct Module: Sendable, Codable, Equatable {
@@ -47,6 +47,6 @@ public struct LoraRebaseReport: Sendable, Codable, Equatable {
   public var modules: [Module]
   /// Old modules left out: unmapped layers and, with `--skip-unsupported`, unsupported modules.
   public var dropped: [String]
-  /// Old layers × new layers, when computed.
-  public var cka: [[Double]]?
+  /// Old layers × new layers CKA the layer map came from (null where a layer has no variation).
+  public var cka: [[Double?]]
 }
