@@ -33,14 +33,15 @@ public struct LoRAFinetuneOptions: Sendable {
   public var seed: UInt64
   /// A held-out text whose perplexity is measured before and after.
   public var evaluation: String?
-  /// Windows of `context` tokens read from `evaluation`.
+  /// Windows of `evaluationContext` tokens read from `evaluation`.
   public var evaluationWindows: Int
+  public var evaluationContext: Int
 
   public init(
     data: String, field: String = "text", steps: Int, learningRate: Double = 1e-3,
     schedule: Schedule = .linear, context: Int = 512, batch: Int = 1, samples: Int? = nil,
     weightDecay: Double = 0, maxGradientNorm: Double = 1, seed: UInt64 = 0, evaluation: String? = nil,
-    evaluationWindows: Int = 8
+    evaluationWindows: Int = 8, evaluationContext: Int = 512
   ) {
     self.data = data
     self.field = field
@@ -55,6 +56,7 @@ public struct LoRAFinetuneOptions: Sendable {
     self.seed = seed
     self.evaluation = evaluation
     self.evaluationWindows = evaluationWindows
+    self.evaluationContext = evaluationContext
   }
 
   /// The learning rate of step `step` (0-based) of `steps`.
@@ -266,7 +268,7 @@ public enum LoRAFinetune {
     return windows
   }
 
-  /// Perplexity over the first `evaluationWindows` disjoint windows of `context` tokens, scored as
+  /// Perplexity over the first `evaluationWindows` disjoint windows of `evaluationContext` tokens, scored as
   /// `DecoderModel.perplexity` (and `np_llm.py --ppl`) score them.
   static func perplexity(of decoder: TrainableDecoder, tokens: [Int], options: LoRAFinetuneOptions) throws
     -> HeldOutPerplexity
@@ -275,7 +277,7 @@ public enum LoRAFinetune {
     var total: Double = 0
     var scored = 0
     var windows = 0
-    for window in try TokenWindows(ids: tokens, context: options.context) {
+    for window in try TokenWindows(ids: tokens, context: options.evaluationContext) {
       if windows >= options.evaluationWindows { break }
       windows += 1
       let ids = Array(window.ids)

@@ -15,7 +15,7 @@ public struct LoRAFinetuneArguments: ParsableArguments {
   @Option(help: "Learning-rate decay: linear (LoRASuite's) or cosine.")
   public var schedule: LoRAFinetuneOptions.Schedule = .linear
 
-  @Option(help: "Tokens per training and evaluation window.")
+  @Option(help: "Tokens per training window.")
   public var context: Int = 512
 
   @Option(help: "Windows per step (gradients averaged).")
@@ -39,6 +39,9 @@ public struct LoRAFinetuneArguments: ParsableArguments {
   @Option(help: "Windows of the evaluation text to score.")
   public var evalWindows: Int = 8
 
+  @Option(help: "Tokens per evaluation window.")
+  public var evalContext: Int = 512
+
   @Option(help: "JSONL field holding the text.")
   public var field: String = "text"
 
@@ -53,6 +56,7 @@ public struct LoRAFinetuneArguments: ParsableArguments {
     guard weightDecay >= 0 else { throw ValidationError("--weight-decay must not be negative") }
     guard maxGradNorm > 0 else { throw ValidationError("--max-grad-norm must be positive") }
     guard evalWindows > 0 else { throw ValidationError("--eval-windows must be positive") }
+    guard evalContext >= 2 else { throw ValidationError("--eval-context must be at least 2, not \(evalContext)") }
   }
 
   /// The options, nil with neither `--finetune` nor `--eval` (zero steps with `--eval` alone).
@@ -61,7 +65,7 @@ public struct LoRAFinetuneArguments: ParsableArguments {
     return LoRAFinetuneOptions(
       data: data ?? "", field: field, steps: data == nil ? 0 : steps, learningRate: lr, schedule: schedule, context: context,
       batch: batch, samples: samples, weightDecay: weightDecay, maxGradientNorm: maxGradNorm, seed: seed,
-      evaluation: eval, evaluationWindows: evalWindows)
+      evaluation: eval, evaluationWindows: evalWindows, evaluationContext: evalContext)
   }
 }
 
