@@ -48,13 +48,26 @@ struct LoraRebaseCommand: ParsableCommand {
     case table, json
   }
 
+  @OptionGroup(title: "Fine-tuning")
+  var finetune: LoRAFinetuneArguments
+
   func run() throws {
     let mappingFile = try mapping.map { try LayerMappingFile.read(from: $0) }
     let result = try LoraRebase.run(
       oldBase: oldBase, newBase: newBase, adapter: adapter,
       options: LoraRebaseOptions(
         normalize: normalize, skipUnsupported: skipUnsupported, mapping: mappingFile))
-    try result.adapter.write(to: output)
+    var moved = result.adapter
+    if let options = finetune.options() {
+      var err = StandardError()
+      let tuned = try LoRAFinetune.run(adapter: moved, newBase: newBase, options: options) {
+        print($0, to: &err)
+      }
+      moved = tuned.adapter
+      let peak = LoRAFinetune.peakResidentBytes().map { " peak RSS \($0 / 1_048_576) MiB," } ?? ""
+      print("fine-tuning: \(options.steps) steps in \(Int(tuned.seconds.rounded()))s,\(peak) \(tuned.trainingWindows) windows", to: &err)
+    }
+    try moved.write(to: output)
     var report = result.report
     report.output = output
     if let plot {
