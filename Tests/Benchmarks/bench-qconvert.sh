@@ -5,12 +5,13 @@
 #
 # Usage: Tests/Benchmarks/bench-qconvert.sh [MODEL_FOLDER]
 #   default MODEL_FOLDER: SmolLM2-135M-Instruct F16 from ../shared/models/fetch.sh
+#   QCONVERT=path runs another qconvert build (e.g. a copy of an older one, for before/after).
 # Needs: a release build (swift build -c release), mlx_lm.convert on PATH (pip install "mlx[cpu]" mlx-lm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODELS=${MODELS_DIR:-$HOME/.cache/qtoolchain-models}
 MODEL=${1:-$MODELS/smollm2-135m-instruct-hf}
-BIN=.build/release/qconvert
+BIN=${QCONVERT:-.build/release/qconvert}
 [ -x "$BIN" ] || swift build -c release --product qconvert >&2
 MLX=${MLX_CONVERT:-mlx_lm.convert}
 GROUP=64

@@ -38,6 +38,14 @@ struct BitPackingTests {
     #expect(unpacked == codes)
   }
 
+  @Test(arguments: [2, 3, 4], [7, 8, 9, 64, 65])
+  func codesWiderThanTheWidthAreMasked(bits: Int, count: Int) throws {
+    let codes = sampleCodes(count: count, bits: bits, seed: UInt64(count))
+    let noisy = codes.enumerated().map { $1 | UInt8(truncatingIfNeeded: ($0 * 97 + 13) << bits) }
+    let packed = try noisy.withUnsafeBufferPointer { try BitPacking.pack($0, bits: bits) }
+    #expect(packed == referencePack(codes, bits: bits))
+  }
+
   @Test(arguments: [2, 3, 4, 8], [1, 7, 32, 33, 64, 65])
   func wordRowsAreIndependentStreams(bits: Int, columns: Int) throws {
     let rows = 3

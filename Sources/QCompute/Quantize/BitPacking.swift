@@ -111,14 +111,32 @@ public enum BitPacking {
     let fullChunks = codes.count / 8
     var input = 0
     var output = 0
-    for _ in 0..<fullChunks {
-      var chunk: UInt64 = 0
-      for k in 0..<8 {
-        chunk |= (UInt64(codes[input &+ k]) & mask) << UInt64(k &* bits)
+    if let source = codes.baseAddress, bits < 8 {
+      // Eight byte-sized codes in one word, merged pairwise: 8-bit lanes -> 16 -> 32 -> 64.
+      let byteMask = mask &* 0x0101_0101_0101_0101
+      let pairShift = UInt64(8 &- bits)
+      let quadShift = UInt64(16 &- 2 &* bits)
+      let octShift = UInt64(32 &- 4 &* bits)
+      for _ in 0..<fullChunks {
+        var chunk = UInt64(
+          littleEndian: UnsafeRawPointer(source + input).loadUnaligned(as: UInt64.self)) & byteMask
+        chunk = (chunk | chunk >> pairShift) & 0x00FF_00FF_00FF_00FF
+        chunk = (chunk | chunk >> quadShift) & 0x0000_FFFF_0000_FFFF
+        chunk = (chunk | chunk >> octShift) & 0x0000_0000_FFFF_FFFF
+        storeLowBytes(chunk, count: bits, into: target, at: output)
+        input &+= 8
+        output &+= bits
       }
-      storeLowBytes(chunk, count: bits, into: target, at: output)
-      input &+= 8
-      output &+= bits
+    } else {
+      for _ in 0..<fullChunks {
+        var chunk: UInt64 = 0
+        for k in 0..<8 {
+          chunk |= (UInt64(codes[input &+ k]) & mask) << UInt64(k &* bits)
+        }
+        storeLowBytes(chunk, count: bits, into: target, at: output)
+        input &+= 8
+        output &+= bits
+      }
     }
     let remaining = codes.count &- input
     if remaining > 0 {

@@ -47,14 +47,37 @@ func quantizeGroups(
   return GroupedResult(codes: codes, scales: scales, offsets: offsets)
 }
 
-/// The smallest and largest element, compared as C++'s std::min/std::max do.
+/// The smallest and largest element (for finite values the same as C++'s std::min/std::max over
+/// the group; only the sign of a zero edge may differ, which no grid depends on).
 @inline(__always)
 func minMax(_ values: UnsafeBufferPointer<Float>) -> (min: Float, max: Float) {
   var low = Float.infinity
   var high = -Float.infinity
-  for value in values {
+  guard let base = values.baseAddress else { return (low, high) }
+  let count = values.count
+  var index = 0
+  if count >= 16 {
+    var lows = (SIMD8<Float>(repeating: .infinity), SIMD8<Float>(repeating: .infinity))
+    var highs = (SIMD8<Float>(repeating: -.infinity), SIMD8<Float>(repeating: -.infinity))
+    while index &+ 16 <= count {
+      let first = UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self)
+      let second = UnsafeRawPointer(base + (index &+ 8)).loadUnaligned(as: SIMD8<Float>.self)
+      lows.0.replace(with: first, where: first .< lows.0)
+      lows.1.replace(with: second, where: second .< lows.1)
+      highs.0.replace(with: first, where: highs.0 .< first)
+      highs.1.replace(with: second, where: highs.1 .< second)
+      index &+= 16
+    }
+    lows.0.replace(with: lows.1, where: lows.1 .< lows.0)
+    highs.0.replace(with: highs.1, where: highs.0 .< highs.1)
+    low = lows.0.min()
+    high = highs.0.max()
+  }
+  while index < count {
+    let value = base[index]
     high = high < value ? value : high
     low = value < low ? value : low
+    index &+= 1
   }
   return (low, high)
 }
