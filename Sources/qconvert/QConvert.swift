@@ -40,7 +40,7 @@ struct QConvert: ParsableCommand {
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
   var rules: [String] = []
 
-  @Option(help: "A JSON file with more rules: {\"rules\": [\"REGEX=SPEC\", ...]}.")
+  @Option(help: "A recipe file with more rules: JSON {\"rules\": [\"REGEX=SPEC\", ...]} or the same list in YAML (.yaml, .yml).")
   var recipe: String?
 
   @Option(help: "Output layout: native, mlx or gguf.")

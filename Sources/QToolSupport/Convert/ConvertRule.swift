@@ -104,10 +104,16 @@ public struct ConvertRule: @unchecked Sendable, CustomStringConvertible {
     do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
       throw .invalidRecipe(path: path, reason: "cannot be read")
     }
-    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-      let entries = object["rules"] as? [Any]
-    else {
-      throw .invalidRecipe(path: path, reason: "expected a JSON object with a 'rules' array")
+    let entries: [Any]
+    if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
+      entries = try RecipeYAML.rules(String(decoding: data, as: UTF8.self), path: path)
+    } else {
+      guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        let list = object["rules"] as? [Any]
+      else {
+        throw .invalidRecipe(path: path, reason: "expected a JSON object with a 'rules' array")
+      }
+      entries = list
     }
     var rules: [ConvertRule] = []
     for (index, entry) in entries.enumerated() {
