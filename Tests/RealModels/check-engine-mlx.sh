@@ -19,7 +19,9 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$ROOT"
 python3 -c "import mlx_lm" 2>/dev/null || { echo "mlx_lm is not installed: pip install 'mlx[cpu]' mlx-lm" >&2; exit 2; }
 
-swift build -c release --product qconvert >/dev/null
+# One release build with testing for both the test entry points and qconvert (a plain
+# 'swift build -c release' would rebuild everything without testing, and back again).
+swift test -c release --filter EngineMLX >/dev/null 2>&1
 .build/release/qconvert "$MODEL" -o "$WORK/native-q4" --bits 4 --group-size 64 --quiet
 .build/release/qconvert "$MODEL" -o "$WORK/ours-mlx-q4" --layout mlx --bits 4 --group-size 64 --quiet
 python3 -c "from mlx_lm import convert; convert('$MODEL', '$WORK/mlx-q4', quantize=True, q_bits=4, q_group_size=64)" >/dev/null
