@@ -27,13 +27,11 @@ swift test -c release --filter EngineMLX >/dev/null 2>&1
 python3 -c "from mlx_lm import convert; convert('$MODEL', '$WORK/mlx-q4', quantize=True, q_bits=4, q_group_size=64)" >/dev/null
 
 # Token ids of a paragraph of the evaluation text, from the model's own tokenizer.
-TOKENS=$(PYTHONPATH="$MODELS/py" python3 - "$MODEL" "$MODELS/corpus/wiki_vital_en.test.txt" <<'PY'
+TOKENS=$(PYTHONPATH="$MODELS/py" python3 -c '
 import sys
 from tokenizers import Tokenizer
 ids = Tokenizer.from_file(sys.argv[1] + "/tokenizer.json").encode(open(sys.argv[2]).read()[:4000]).ids[:256]
-print(",".join(map(str, ids)))
-PY
-)
+print(",".join(map(str, ids)))' "$MODEL" "$MODELS/corpus/wiki_vital_en.test.txt")
 
 run_engine() {  # model-path output
   QENGINE_MLX_MODEL="$1" QENGINE_MLX_TOKENS="$TOKENS" QENGINE_MLX_OUT="$2" \
