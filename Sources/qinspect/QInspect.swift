@@ -63,6 +63,11 @@ struct QInspect: ParsableCommand {
   @Flag(help: "Wrap the '--generate' prompt in the tokenizer's chat template.")
   var chat = false
 
+  @Option(help: ArgumentHelp(
+    "With '--generate' on a vision-language model: a PNG or JPEG image for the prompt (it goes at "
+      + "the prompt's '<image>', or before the prompt).", valueName: "image-file"))
+  var image: String?
+
   func validate() throws {
     if verify && (stats || headerOnly) {
       throw ValidationError("'--verify' cannot be combined with '--stats' or '--header-only'")
@@ -81,6 +86,9 @@ struct QInspect: ParsableCommand {
       throw ValidationError("'--stride' must be between 1 and the context (\(context))")
     }
     if let windows, windows < 1 { throw ValidationError("'--windows' must be at least 1") }
+    if image != nil && generate == nil {
+      throw ValidationError("'--image' is given with '--generate'")
+    }
     if maxTokens < 0 { throw ValidationError("'--max-tokens' cannot be negative") }
     if paths.filter({ $0 == "-" }).count > 1 {
       throw ValidationError("stdin ('-') can be given only once")
@@ -118,7 +126,9 @@ struct QInspect: ParsableCommand {
         let checkpoint = try Checkpoint.open(path)
         report = try InspectionReport.build(for: checkpoint, options: options)
         if perplexity != nil || generate != nil {
-          let loaded = try ModelEvaluation.load(checkpoint)
+          let loaded =
+            image != nil
+            ? try ModelEvaluation.loadVisionLanguage(checkpoint) : try ModelEvaluation.load(checkpoint)
           if let perplexity {
             report.perplexity = try ModelEvaluation.perplexity(
               of: loaded, textFile: perplexity, field: field, context: context, stride: stride,
@@ -126,7 +136,7 @@ struct QInspect: ParsableCommand {
           }
           if let generate {
             report.generation = try ModelEvaluation.generate(
-              with: loaded, prompt: generate, maxTokens: maxTokens, chat: chat)
+              with: loaded, prompt: generate, maxTokens: maxTokens, chat: chat, imageFile: image)
           }
         }
       } catch {

@@ -32,8 +32,17 @@ extension DecoderModel {
     tokens: [Int], cache: KeyValueCache?,
     observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil
   ) throws -> [Float] {
+    guard !tokens.isEmpty else { throw DecoderError.invalidInput(operation: "forward", reason: "no tokens") }
+    return try forward(embeddings: try embedRows(tokens), cache: cache, observe: observe)
+  }
+
+  /// `forward(tokens:)` from input embeddings `[rows, hiddenSize]` row-major instead of token ids.
+  func forward(
+    embeddings: [Float], cache: KeyValueCache?,
+    observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil
+  ) throws -> [Float] {
     let c = configuration
-    let count = tokens.count
+    let count = embeddings.count / max(c.hiddenSize, 1)
     let hidden = c.hiddenSize
     let headDimension = c.headDimension
     let queryWidth = c.headCount * headDimension
@@ -41,21 +50,16 @@ extension DecoderModel {
     let groupSize = c.headCount / c.keyValueHeadCount
     let past = cache?.length ?? 0
     let total = past + count
-    guard count > 0 else { throw DecoderError.invalidInput(operation: "forward", reason: "no tokens") }
+    guard count > 0, embeddings.count == count * hidden else {
+      throw DecoderError.invalidInput(
+        operation: "forward", reason: "\(embeddings.count) embedding values are not rows of \(hidden)")
+    }
     if let cache, total > cache.capacity {
       throw DecoderError.invalidInput(
         operation: "forward", reason: "\(total) positions exceed the cache's \(cache.capacity)")
     }
-    for token in tokens where token < 0 || token >= c.vocabularySize {
-      throw DecoderError.tokenOutOfRange(location: location, token: token, vocabularySize: c.vocabularySize)
-    }
 
-    var x = [Float](repeating: 0, count: count * hidden)
-    x.withUnsafeMutableBufferPointer { buffer in
-      for (row, token) in tokens.enumerated() {
-        embedding.row(token, into: UnsafeMutableBufferPointer(rebasing: buffer[(row * hidden)..<((row + 1) * hidden)]))
-      }
-    }
+    var x = embeddings
     x.withUnsafeBufferPointer { observe?(0, $0) }
 
     let (cosines, sines) = rotary.tables(positions: past..<total, totalLength: total)

@@ -28,6 +28,8 @@ public enum ModelEvaluation {
   /// A greedy continuation of a prompt.
   public struct Generation: Codable, Sendable {
     public var prompt: String
+    /// The image file the prompt was given with (vision-language models), else absent.
+    public var image: String?
     public var completion: String
     public var tokens: Int
     public var seconds: Double
@@ -37,6 +39,8 @@ public enum ModelEvaluation {
   public struct LoadedModel {
     public let model: DecoderModel
     public let tokenizer: BPETokenizer
+    /// The whole vision-language model, when loaded for prompts with an image.
+    public var visionLanguage: VisionLanguageModel? = nil
   }
 
   /// Loads the decoder (the language model of a vision-language checkpoint) and the folder's
@@ -54,13 +58,16 @@ public enum ModelEvaluation {
       embedding.hasSuffix("model.embed_tokens.weight")
       ? String(embedding.dropLast("model.embed_tokens.weight".count)) : ""
     let model = try DecoderModel(source: source, config: config, prefix: prefix)
+    return LoadedModel(model: model, tokenizer: try tokenizer(of: checkpoint))
+  }
+
+  static func tokenizer(of checkpoint: Checkpoint) throws -> BPETokenizer {
     guard let folder = checkpoint.folder,
       FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("tokenizer.json"))
     else {
       throw EvaluationError.missingTokenizer(location: checkpoint.location)
     }
-    let tokenizer = try BPETokenizer(folder: URL(fileURLWithPath: folder))
-    return LoadedModel(model: model, tokenizer: tokenizer)
+    return try BPETokenizer(folder: URL(fileURLWithPath: folder))
   }
 
   /// Tokenizes a text or JSONL file (documents joined by the end-of-text token) and measures
@@ -85,21 +92,39 @@ public enum ModelEvaluation {
   }
 
   /// Greedy generation from a prompt, stopping at the tokenizer's end-of-sequence token.
+  ///
+  /// With `imageFile` the checkpoint must have been loaded by `loadVisionLanguage`: the image
+  /// goes where the prompt's image token is (written `<image>` in the prompt when the tokenizer
+  /// has that token), or before the prompt when there is none or the config names none; a
+  /// `<image>` placeholder is then removed from the text.
   public static func generate(
-    with loaded: LoadedModel, prompt: String, maxTokens: Int, chat: Bool
+    with loaded: LoadedModel, prompt: String, maxTokens: Int, chat: Bool, imageFile: String? = nil
   ) throws -> Generation {
+    var text = prompt
+    if imageFile != nil, loaded.visionLanguage?.imageTokenIndex == nil {
+      text = text.replacing("<image>\n", with: "").replacing("<image>", with: "")
+    }
     let ids =
       chat
-      ? try loaded.tokenizer.encodeChat(messages: [ChatMessage(role: "user", content: prompt)])
-      : loaded.tokenizer.encode(prompt)
+      ? try loaded.tokenizer.encodeChat(messages: [ChatMessage(role: "user", content: text)])
+      : loaded.tokenizer.encode(text)
     var eos: Set<Int> = []
     if let id = loaded.tokenizer.eosTokenID { eos.insert(id) }
     if let id = loaded.tokenizer.id(of: "<|im_end|>") { eos.insert(id) }
     let start = Date()
-    let output = try loaded.model.generate(prompt: ids, maxTokens: maxTokens, eos: eos)
+    let output: [Int]
+    if let imageFile {
+      guard let visionLanguage = loaded.visionLanguage else {
+        throw EvaluationError.notVisionLanguage(location: loaded.model.location)
+      }
+      let pixels = visionLanguage.preprocessor(try Image.load(path: imageFile))
+      output = try visionLanguage.generate(tokens: ids, pixels: pixels, maxTokens: maxTokens, eos: eos)
+    } else {
+      output = try loaded.model.generate(prompt: ids, maxTokens: maxTokens, eos: eos)
+    }
     let completion = loaded.tokenizer.decode(output, skipSpecialTokens: true)
     return Generation(
-      prompt: prompt, completion: completion, tokens: output.count,
+      prompt: prompt, image: imageFile, completion: completion, tokens: output.count,
       seconds: Date().timeIntervalSince(start))
   }
 }
@@ -109,6 +134,7 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
   case missingConfig(location: String)
   case missingTokenizer(location: String)
   case textTooShort(path: String, tokens: Int)
+  case notVisionLanguage(location: String)
 
   public var description: String {
     switch self {
@@ -118,6 +144,8 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
       "\(location): no tokenizer.json in the model folder; text cannot be tokenized"
     case .textTooShort(let path, let tokens):
       "\(path): text has \(tokens) tokens; perplexity needs at least 2"
+    case .notVisionLanguage(let location):
+      "\(location): not a vision-language model (no 'vision_config'); '--image' needs one"
     }
   }
 }
