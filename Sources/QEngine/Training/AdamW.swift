@@ -7,10 +7,11 @@ public struct AdamW: Sendable {
   public var beta2: Double
   public var epsilon: Double
   public var weightDecay: Double
-  /// Steps taken so far; the bias correction uses it.
-  public private(set) var step = 0
-  var firstMoments: [String: [Float]] = [:]
-  var secondMoments: [String: [Float]] = [:]
+  /// Steps taken so far; the bias correction uses it. Settable, with the moments, so a saved
+  /// run can be resumed exactly.
+  public var step = 0
+  public var firstMoments: [String: [Float]] = [:]
+  public var secondMoments: [String: [Float]] = [:]
 
   public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
     self.beta1 = beta1

@@ -33,10 +33,7 @@ public struct ConvertCalibration {
   public init(checkpoint: Checkpoint, settings: Settings) throws {
     let loaded = try ModelEvaluation.load(checkpoint)
     model = loaded.model
-    let embedding = checkpoint.source.tensors.first { $0.name.hasSuffix("embed_tokens.weight") }?.name ?? ""
-    prefix =
-      embedding.hasSuffix("model.embed_tokens.weight")
-      ? String(embedding.dropLast("model.embed_tokens.weight".count)) : ""
+    prefix = ModelEvaluation.languageModelPrefix(of: checkpoint.source)
     let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: settings.textFile), field: settings.field)
     let collector = CalibrationCollector(model: model, tokenizer: loaded.tokenizer, prefix: prefix)
     windows = try collector.windows(of: dataset, context: settings.context, count: settings.windows)

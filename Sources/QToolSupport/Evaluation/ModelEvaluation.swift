@@ -43,6 +43,14 @@ public enum ModelEvaluation {
     public var visionLanguage: VisionLanguageModel? = nil
   }
 
+  /// The prefix a checkpoint keeps its language model under: `language_model.` in a LLaVA
+  /// checkpoint, empty in a plain decoder; the token embedding's name tells which.
+  public static func languageModelPrefix(of source: any TensorSource) -> String {
+    let suffix = "model.embed_tokens.weight"
+    guard let embedding = source.tensors.first(where: { $0.name.hasSuffix(suffix) })?.name else { return "" }
+    return String(embedding.dropLast(suffix.count))
+  }
+
   /// Loads the decoder (the language model of a vision-language checkpoint) and the folder's
   /// tokenizer.json.
   public static func load(_ checkpoint: Checkpoint) throws -> LoadedModel {
@@ -51,13 +59,7 @@ public enum ModelEvaluation {
     }
     let config = try ModelConfig(data: configData, location: checkpoint.configPath ?? checkpoint.location)
     let source = checkpoint.source
-    // A vision-language checkpoint keeps its language model under a prefix such as
-    // `language_model.`; the embedding's name tells which.
-    let embedding = source.tensors.first { $0.name.hasSuffix("embed_tokens.weight") }?.name ?? ""
-    let prefix =
-      embedding.hasSuffix("model.embed_tokens.weight")
-      ? String(embedding.dropLast("model.embed_tokens.weight".count)) : ""
-    let model = try DecoderModel(source: source, config: config, prefix: prefix)
+    let model = try DecoderModel(source: source, config: config, prefix: languageModelPrefix(of: source))
     return LoadedModel(model: model, tokenizer: try tokenizer(of: checkpoint))
   }
 

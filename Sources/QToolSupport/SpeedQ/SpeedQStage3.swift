@@ -23,7 +23,7 @@ public final class SpeedQStage3 {
   public var completedSteps: Int { optimizer.step }
 
   var student: TrainableDecoder
-  var optimizer: SpeedQOptimizer
+  var optimizer: AdamW
   /// The frozen embedding and lm_head on their 4-bit grid, by unprefixed name.
   let frozenQuantized: [String: QuantizedMatrix]
   /// Every decoder linear weight, unprefixed, in layer order.
@@ -101,7 +101,7 @@ public final class SpeedQStage3 {
     self.student = student
     self.linearNames = names
     self.frozenQuantized = frozen
-    self.optimizer = SpeedQOptimizer(weightDecay: configuration.weightDecay)
+    self.optimizer = AdamW(weightDecay: configuration.weightDecay)
   }
 
   /// Trains (resuming from `configuration.checkpointPath` when a checkpoint is there) and
