@@ -25,7 +25,8 @@ import Testing
     let folder = LLMFixtures.root.appending(path: model.folder)
     let source = try SafetensorsFile(path: folder.appending(path: "model.safetensors").path)
     let decoder = try DecoderModel(source: source, config: try LLMFixtures.config(model.config))
-    let tokenizer = FileManager.default.fileExists(atPath: folder.appending(path: "tokenizer.json").path)
+    let tokenizer =
+      FileManager.default.fileExists(atPath: folder.appending(path: "tokenizer.json").path)
       ? try BPETokenizer(folder: folder) : nil
     return (decoder, tokenizer)
   }
@@ -36,9 +37,13 @@ import Testing
   }
 
   /// `collectGrams` as it was: embeddings, then the copied block, block by block.
-  static func referenceGrams(_ decoder: DecoderModel, windows: [[Int]]) throws -> [String: Matrix<Double>] {
+  static func referenceGrams(_ decoder: DecoderModel, windows: [[Int]]) throws -> [String: Matrix<
+    Double
+  >] {
     let collector = CalibrationCollector(model: decoder)
-    var accumulators = decoder.layers.indices.map { _ in collector.inputAccumulators(inputs: Set(LinearInput.allCases)) }
+    var accumulators = decoder.layers.indices.map { _ in
+      collector.inputAccumulators(inputs: Set(LinearInput.allCases))
+    }
     for window in windows {
       var x = try decoder.embeddings(tokens: window)
       for (block, layer) in decoder.layers.enumerated() {
@@ -86,18 +91,23 @@ import Testing
       let query = try collector.weights(of: .query)
       try collector.replace(.query, with: query.values.map { ($0 * 64).rounded() / 64 })
       var replaced = layer
-      replaced[.query] = .dense(rows: query.rows, columns: query.columns, values: query.values.map { ($0 * 64).rounded() / 64 })
+      replaced[.query] = .dense(
+        rows: query.rows, columns: query.columns,
+        values: query.values.map { ($0 * 64).rounded() / 64 })
       let ours = try collector.grams(of: Set(LinearInput.allCases))
       var expected = collector.inputAccumulators(inputs: Set(LinearInput.allCases))
       for index in inputs.indices {
         var x = inputs[index]
-        try decoder.referenceRunBlock(replaced, x: &x, count: windows[index].count) { input, values in
+        try decoder.referenceRunBlock(replaced, x: &x, count: windows[index].count) {
+          input, values in
           try expected[input]?.add(values, count: windows[index].count)
         }
         inputs[index] = x
       }
       for input in LinearInput.allCases {
-        #expect(try ours[input]?.elements == expected[input]?.matrix().elements, "block \(block) \(input)")
+        #expect(
+          try ours[input]?.elements == expected[input]?.matrix().elements, "block \(block) \(input)"
+        )
       }
       try collector.advance()
       #expect(collector.currentInputs == inputs, "block \(block) output")
@@ -116,7 +126,11 @@ import Testing
     // Fewer rows of logits: the same first rows, hidden states of every position.
     var fewer = 0
     let first = try decoder.logits(tokens: tokens, rows: 11) { _, values in fewer = values.count }
-    #expect(first.rows == 11 && first.elements == Array(logits.elements.prefix(11 * decoder.configuration.vocabularySize)))
+    #expect(
+      first.rows == 11
+        && first.elements
+          == Array(logits.elements.prefix(11 * decoder.configuration.vocabularySize))
+    )
     #expect(fewer == 12 * decoder.configuration.hiddenSize)
     #expect(try decoder.logits(tokens: tokens, rows: 0) { _, _ in }.rows == 0)
     #expect(throws: DecoderError.self) { try decoder.logits(tokens: tokens, rows: 13) { _, _ in } }
@@ -157,8 +171,12 @@ extension DecoderModel {
     try Self.apply(layer.query, normed, tokens: count, into: &queries, bias: layer.queryBias)
     try Self.apply(layer.key, normed, tokens: count, into: &keys, bias: layer.keyBias)
     try Self.apply(layer.value, normed, tokens: count, into: &values, bias: layer.valueBias)
-    Self.rotate(&queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
-    Self.rotate(&keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
+    Self.rotate(
+      &queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines,
+      sin: sines)
+    Self.rotate(
+      &keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines,
+      sin: sines)
 
     // One head at a time: gather its queries, keys and values into contiguous rows.
     var headQueries = [Float](repeating: 0, count: count * headDimension)
@@ -170,7 +188,8 @@ extension DecoderModel {
     func gather(_ source: [Float], width: Int, head: Int, into target: inout [Float]) {
       for row in 0..<count {
         for index in 0..<headDimension {
-          target[row &* headDimension &+ index] = source[row &* width &+ head &* headDimension &+ index]
+          target[row &* headDimension &+ index] =
+            source[row &* width &+ head &* headDimension &+ index]
         }
       }
     }
@@ -202,7 +221,8 @@ extension DecoderModel {
       }
       for row in 0..<count {
         for index in 0..<headDimension {
-          attention[row &* queryWidth &+ head &* headDimension &+ index] = headOutput[row &* headDimension &+ index]
+          attention[row &* queryWidth &+ head &* headDimension &+ index] =
+            headOutput[row &* headDimension &+ index]
         }
       }
     }
@@ -211,7 +231,8 @@ extension DecoderModel {
     var projected = [Float](repeating: 0, count: count * hidden)
     try Self.apply(layer.output, attention, tokens: count, into: &projected, bias: nil)
     Self.add(projected, to: &x)
-    Self.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+    Self.rmsNorm(
+      x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
     try normed.withUnsafeBufferPointer { try observe?(.mlpInput, $0) }
     var gate = [Float](repeating: 0, count: count * c.intermediateSize)
     var up = gate

@@ -17,7 +17,8 @@ import Testing
   }
 
   func temporaryDirectory() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qdiff-images-\(UUID().uuidString)")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "qdiff-images-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory
   }
@@ -34,7 +35,9 @@ import Testing
     return folder.path
   }
 
-  func run(_ old: String, _ new: String, _ extra: [String]) throws -> (status: Int32, output: Output?, run: ToolRun) {
+  func run(_ old: String, _ new: String, _ extra: [String]) throws -> (
+    status: Int32, output: Output?, run: ToolRun
+  ) {
     let run = try runTool("qdiff", [old, new, "--format", "json"] + extra)
     return (run.status, try? JSONDecoder().decode(Output.self, from: Data(run.stdout.utf8)), run)
   }
@@ -48,7 +51,8 @@ import Testing
     let source = try SafetensorsFile(path: llava + "/model.safetensors")
     #expect(source.info(named: tensor) != nil)
     let writer = try SafetensorsWriter(
-      path: folder.appendingPathComponent("model.safetensors").path, plan: source.tensors, order: .asGiven)
+      path: folder.appendingPathComponent("model.safetensors").path, plan: source.tensors,
+      order: .asGiven)
     for info in source.tensors {
       var values = try source.floats(of: info.name)
       if info.name == tensor { values = values.map { $0 * 1.05 } }
@@ -65,7 +69,8 @@ import Testing
     func load(_ folder: String) throws -> LLaVAVision {
       let config = try ModelConfig(
         data: Data(contentsOf: URL(fileURLWithPath: folder + "/config.json")), location: folder)
-      return try LLaVAVision(source: SafetensorsFile(path: folder + "/model.safetensors"), config: config)
+      return try LLaVAVision(
+        source: SafetensorsFile(path: folder + "/model.safetensors"), config: config)
     }
     let a = try load(old)
     let b = try load(new)
@@ -76,7 +81,10 @@ import Testing
         let u = x[(row * width)..<((row + 1) * width)].map(Double.init)
         let v = y[(row * width)..<((row + 1) * width)].map(Double.init)
         let dot = zip(u, v).map(*).reduce(0, +)
-        total += dot / (u.map { $0 * $0 }.reduce(0, +).squareRoot() * v.map { $0 * $0 }.reduce(0, +).squareRoot())
+        total +=
+          dot
+          / (u.map { $0 * $0 }.reduce(0, +).squareRoot()
+            * v.map { $0 * $0 }.reduce(0, +).squareRoot())
       }
       return total / Double(x.count / width)
     }
@@ -86,7 +94,9 @@ import Testing
     let q = try b.imageFeatures(pixels: pixels)
     let u = x.lastHiddenState.map(Double.init)
     let v = y.lastHiddenState.map(Double.init)
-    let relative = (zip(u, v).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / u.map { $0 * $0 }.reduce(0, +)).squareRoot()
+    let relative =
+      (zip(u, v).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / u.map { $0 * $0 }.reduce(0, +))
+      .squareRoot()
     return (
       meanCosine(x.lastHiddenState, y.lastHiddenState, width: x.hiddenSize),
       meanCosine(p.values, q.values, width: a.textHiddenSize), relative
@@ -99,7 +109,8 @@ import Testing
     let result = try run(llava, llava, ["--images", try imageFolder(in: work)])
     #expect(result.status == 0, "\(result.run.stderr)")
     let images = try #require(result.output?.images)
-    #expect(images.images.map { ($0.file as NSString).lastPathComponent } == Self.imageNames.sorted())
+    #expect(
+      images.images.map { ($0.file as NSString).lastPathComponent } == Self.imageNames.sorted())
     #expect(images.old.kind == "vision-language" && images.old.tower == "clip")
     for image in images.images {
       #expect(image.cosine == 1 && image.relativeL2 == 0 && image.projectorCosine == 1)
@@ -113,7 +124,8 @@ import Testing
   @Test func aPerturbedTowerIsBelowOneAndDiffers() throws {
     let work = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: work) }
-    let copy = try perturbedCopy(in: work, tensor: "vision_tower.vision_model.encoder.layers.0.mlp.fc2.weight")
+    let copy = try perturbedCopy(
+      in: work, tensor: "vision_tower.vision_model.encoder.layers.0.mlp.fc2.weight")
     let image = fixturesDirectory.appendingPathComponent("images/colour.jpg").path
     let result = try run(llava, copy, ["--images", image])
     #expect(result.status == 1, "\(result.run.stderr)")
@@ -152,7 +164,8 @@ import Testing
     let work = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: work) }
     let pack = work.appendingPathComponent("pack").path
-    let convert = try runTool("qconvert", [llava, "-o", pack, "--bits", "8", "--group-size", "32", "--quiet"])
+    let convert = try runTool(
+      "qconvert", [llava, "-o", pack, "--bits", "8", "--group-size", "32", "--quiet"])
     try #require(convert.status == 0, "\(convert.stderr)")
     let result = try run(llava, pack, ["--images", try imageFolder(in: work)])
     #expect(result.status == 1, "\(result.run.stderr)")
@@ -198,7 +211,8 @@ import Testing
     #expect(tsv.stdout.contains("image_layer_cosine.2\t1.0\n"))
     let table = try runTool("qdiff", [llava, llava, "--images", image])
     #expect(table.status == 0)
-    #expect(table.stdout.contains("images: 1, towers clip (vision-language) and clip (vision-language)"))
+    #expect(
+      table.stdout.contains("images: 1, towers clip (vision-language) and clip (vision-language)"))
     #expect(table.stdout.contains("same image features"))
   }
 }

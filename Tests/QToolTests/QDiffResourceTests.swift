@@ -11,21 +11,26 @@ import Testing
     var entries: [String] = []
     for index in 0..<count {
       entries.append(
-        #""model.layers.\#(index).mlp.down_proj.weight":{"dtype":"F16","shape":[256,1024],"data_offsets":[\#(index * tensorBytes),\#((index + 1) * tensorBytes)]}"#)
+        #""model.layers.\#(index).mlp.down_proj.weight":{"dtype":"F16","shape":[256,1024],"data_offsets":[\#(index * tensorBytes),\#((index + 1) * tensorBytes)]}"#
+      )
     }
     var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
     while header.count % 8 != 0 { header.append(0x20) }
     FileManager.default.createFile(atPath: url.path, contents: nil)
     let handle = try FileHandle(forWritingTo: url)
     defer { try? handle.close() }
-    try handle.write(contentsOf: withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) } + Data(header))
+    try handle.write(
+      contentsOf: withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) } + Data(header)
+    )
     let tensor = values.withUnsafeBytes { Data($0) }
     for _ in 0..<count { try handle.write(contentsOf: tensor) }
   }
 
   /// The child's own high-water mark (`VmHWM` of /proc/PID/status), polled until it exits:
   /// unlike `ru_maxrss`, it does not inherit the spawning test process's peak.
-  static func peakResidentKilobytes(_ tool: String, _ arguments: [String]) throws -> (status: Int32, kilobytes: Int) {
+  static func peakResidentKilobytes(_ tool: String, _ arguments: [String]) throws -> (
+    status: Int32, kilobytes: Int
+  ) {
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent(tool)
     process.arguments = arguments
@@ -34,7 +39,8 @@ import Testing
     try process.run()
     var peak = 0
     while process.isRunning {
-      if let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+      if let status = try? String(
+        contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
         let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
         let value = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
       {
@@ -47,7 +53,8 @@ import Testing
   }
 
   @Test func staticDiffKeepsResidentMemoryBelowOneCheckpoint() throws {
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("qdiff-rss-\(UUID().uuidString)")
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "qdiff-rss-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: work) }
     let old = work.appendingPathComponent("old.safetensors")

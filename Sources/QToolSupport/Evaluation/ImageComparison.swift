@@ -29,7 +29,9 @@ public enum ImageComparison {
         continue
       }
       let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-      let images = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+      let images = names.filter {
+        ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased())
+      }.sorted()
       guard !images.isEmpty else { throw EvaluationError.noImages(path: path) }
       files += images.map { (path as NSString).appendingPathComponent($0) }
     }
@@ -56,7 +58,9 @@ public enum ImageComparison {
     var layerSums = [Double](repeating: 0, count: sameLayout ? a.side.layers + 1 : 0)
     var layerCounts = [Int](repeating: 0, count: layerSums.count)
     var layersNote: String? =
-      sameLayout ? nil : "the towers differ in depth or width (\(a.side.layers) x \(a.side.hiddenSize) and \(b.side.layers) x \(b.side.hiddenSize))"
+      sameLayout
+      ? nil
+      : "the towers differ in depth or width (\(a.side.layers) x \(a.side.hiddenSize) and \(b.side.layers) x \(b.side.hiddenSize))"
     var images: [ImageComparisonResult.PerImage] = []
     var same = true
     for file in files {
@@ -65,16 +69,21 @@ public enum ImageComparison {
       let newOutput = try b.encoder.forward(pixels: b.preprocessor(image))
       var entry = ImageComparisonResult.PerImage(file: file, tokens: oldOutput.tokenCount)
       var compared = false
-      if oldOutput.tokenCount == newOutput.tokenCount, oldOutput.hiddenSize == newOutput.hiddenSize {
-        let metrics = Self.metrics(oldOutput.lastHiddenState, newOutput.lastHiddenState, width: oldOutput.hiddenSize)
+      if oldOutput.tokenCount == newOutput.tokenCount, oldOutput.hiddenSize == newOutput.hiddenSize
+      {
+        let metrics = Self.metrics(
+          oldOutput.lastHiddenState, newOutput.lastHiddenState, width: oldOutput.hiddenSize)
         entry.cosine = metrics.cosine
         entry.relativeL2 = metrics.relativeL2
         entry.maxAbsDiff = metrics.maxAbsDiff
         same = same && (metrics.relativeL2.map { $0 <= tolerance } ?? false)
         compared = true
         if sameLayout {
-          for (index, state) in oldOutput.hiddenStates.enumerated() where index < newOutput.hiddenStates.count {
-            if let cosine = Self.metrics(state, newOutput.hiddenStates[index], width: oldOutput.hiddenSize).cosine {
+          for (index, state) in oldOutput.hiddenStates.enumerated()
+          where index < newOutput.hiddenStates.count {
+            if let cosine = Self.metrics(
+              state, newOutput.hiddenStates[index], width: oldOutput.hiddenSize
+            ).cosine {
               layerSums[index] += cosine
               layerCounts[index] += 1
             }
@@ -82,13 +91,15 @@ public enum ImageComparison {
         }
       } else {
         same = false
-        layersNote = "the towers give \(oldOutput.tokenCount) x \(oldOutput.hiddenSize) and \(newOutput.tokenCount) x \(newOutput.hiddenSize) features"
+        layersNote =
+          "the towers give \(oldOutput.tokenCount) x \(oldOutput.hiddenSize) and \(newOutput.tokenCount) x \(newOutput.hiddenSize) features"
       }
       if let oldProjector = a.llava, let newProjector = b.llava {
         let x = try oldProjector.imageFeatures(pixels: a.preprocessor(image))
         let y = try newProjector.imageFeatures(pixels: b.preprocessor(image))
         if x.count == y.count, x.values.count == y.values.count {
-          let metrics = Self.metrics(x.values, y.values, width: x.count > 0 ? x.values.count / x.count : 0)
+          let metrics = Self.metrics(
+            x.values, y.values, width: x.count > 0 ? x.values.count / x.count : 0)
           entry.projectorCosine = metrics.cosine
           entry.projectorRelativeL2 = metrics.relativeL2
           same = same && (metrics.relativeL2.map { $0 <= tolerance } ?? false)
@@ -97,7 +108,8 @@ public enum ImageComparison {
       }
       guard compared else {
         throw EvaluationError.incomparableImageFeatures(
-          file: file, old: [oldOutput.tokenCount, oldOutput.hiddenSize], new: [newOutput.tokenCount, newOutput.hiddenSize])
+          file: file, old: [oldOutput.tokenCount, oldOutput.hiddenSize],
+          new: [newOutput.tokenCount, newOutput.hiddenSize])
       }
       images.append(entry)
     }
@@ -106,12 +118,15 @@ public enum ImageComparison {
     let relativeL2s = images.flatMap { [$0.relativeL2, $0.projectorRelativeL2].compactMap { $0 } }
     return ImageComparisonResult(
       old: a.side, new: b.side, images: images,
-      meanCosine: cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count), minCosine: cosines.min(),
+      meanCosine: cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count),
+      minCosine: cosines.min(),
       maxRelativeL2: relativeL2s.max(),
-      meanProjectorCosine: projectorCosines.isEmpty ? nil : projectorCosines.reduce(0, +) / Double(projectorCosines.count),
+      meanProjectorCosine: projectorCosines.isEmpty
+        ? nil : projectorCosines.reduce(0, +) / Double(projectorCosines.count),
       layers: layerSums.indices.map { index in
         ImageComparisonResult.LayerCosine(
-          layer: index, cosine: layerCounts[index] > 0 ? layerSums[index] / Double(layerCounts[index]) : nil)
+          layer: index,
+          cosine: layerCounts[index] > 0 ? layerSums[index] / Double(layerCounts[index]) : nil)
       },
       layersNote: layersNote, same: same, seconds: Date().timeIntervalSince(start))
   }
@@ -130,12 +145,16 @@ public enum ImageComparison {
       llava = model
       encoder = model.encoder
     } else {
-      guard ["dinov2", "clip_vision_model", "clip", "siglip_vision_model", "siglip"].contains(config.modelType ?? "")
+      guard
+        ["dinov2", "clip_vision_model", "clip", "siglip_vision_model", "siglip"].contains(
+          config.modelType ?? "")
       else {
         throw EvaluationError.noVisionTower(location: location, modelType: config.modelType)
       }
       vision = try VisionConfig(config)
-      encoder = try VisionEncoder(source: input.source, config: vision, prefix: towerPrefix(of: input.source, kind: vision.kind))
+      encoder = try VisionEncoder(
+        source: input.source, config: vision,
+        prefix: towerPrefix(of: input.source, kind: vision.kind))
     }
     var preprocessor = ImagePreprocessor.fallback(for: vision)
     if let folder = input.checkpoint.folder {
@@ -146,7 +165,8 @@ public enum ImageComparison {
     }
     let side = ImageComparisonResult.Side(
       kind: llava == nil ? "vision-tower" : "vision-language", tower: vision.kind.rawValue,
-      layers: vision.layerCount, hiddenSize: vision.hiddenSize, projectorWidth: llava?.textHiddenSize,
+      layers: vision.layerCount, hiddenSize: vision.hiddenSize,
+      projectorWidth: llava?.textHiddenSize,
       imageSize: vision.imageSize)
     return VisionSide(encoder: encoder, llava: llava, preprocessor: preprocessor, side: side)
   }
@@ -155,7 +175,8 @@ public enum ImageComparison {
   /// `vision_model.` for `CLIPVisionModel` and `SiglipVisionModel`.
   static func towerPrefix(of source: any TensorSource, kind: VisionConfig.Kind) -> String {
     let suffix =
-      kind == .dinov2 ? "embeddings.patch_embeddings.projection.weight" : "embeddings.patch_embedding.weight"
+      kind == .dinov2
+      ? "embeddings.patch_embeddings.projection.weight" : "embeddings.patch_embedding.weight"
     guard let name = source.tensors.first(where: { $0.name.hasSuffix(suffix) })?.name else {
       return kind == .dinov2 ? "" : "vision_model."
     }
@@ -200,6 +221,8 @@ public enum ImageComparison {
     func finite(_ value: Double?) -> Double? { value.flatMap { $0.isFinite ? $0 : nil } }
     let relative: Double? =
       difference == 0 ? 0 : reference > 0 ? (difference / reference).squareRoot() : nil
-    return (finite(counted > 0 ? cosineSum / Double(counted) : nil), finite(relative), finite(largest))
+    return (
+      finite(counted > 0 ? cosineSum / Double(counted) : nil), finite(relative), finite(largest)
+    )
   }
 }

@@ -1,5 +1,7 @@
-/// Two checkpoints' vision towers run on the same images: what `qdiff --images` reports as
-/// `images` (`Formats/qdiff-output.md`). Field names are part of the tool's interface.
+/// Two checkpoints' vision towers run on the same images.
+///
+/// What `qdiff --images` reports as `images` (`Formats/qdiff-output.md`); field names are part
+/// of the tool's interface.
 public struct ImageComparisonResult: Codable, Sendable {
   public var old: Side
   public var new: Side
