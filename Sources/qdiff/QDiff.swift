@@ -42,6 +42,13 @@ struct QDiff: ParsableCommand {
       CKA compares each piece's mean hidden state. Data make the exit status 1 unless the KL \
       is 0 and the top-1 agreement 1.
 
+      With --images DIR or FILE..., both models' vision towers (a LLaVA-style model's tower and \
+      projector, or a standalone DINOv2, CLIP or SigLIP tower) run on the same PNG and JPEG \
+      images, each preprocessed as its model expects: per image the cosine (mean over tokens) \
+      and relative L2 of the final features, the cosine of every hidden state of the towers, \
+      and for vision-language models of the projector's output. Images make the exit status 1 \
+      unless every image's relative L2 is at or below --tolerance.
+
       The json, jsonl and tsv formats have stable fields, documented in Formats/qdiff-output.md. \
       Exit status follows diff(1): 0 same within tolerance, 1 different, 2 trouble (an input \
       that cannot be read, or a usage error).
@@ -60,7 +67,10 @@ struct QDiff: ParsableCommand {
   @Option(help: "Only tensors whose old or new name matches this regular expression.")
   var filter: String?
 
-  @Option(help: "Relative L2 error at or below which a tensor counts as equal; 0 asks for identical bytes.")
+  @Option(
+    help:
+      "Relative L2 error at or below which a tensor (or, with --images, an image's features) counts as equal; 0 asks for identical bytes."
+  )
   var tolerance: Double = 0
 
   @Flag(
@@ -94,10 +104,18 @@ struct QDiff: ParsableCommand {
   @Option(help: "The text field of a JSONL file given to --data.")
   var field: String = "text"
 
+  @Option(
+    parsing: .upToNextOption,
+    help: ArgumentHelp(
+      "Run both models' vision towers on these PNG or JPEG images (files, or folders of them) and compare their features; give it after the two checkpoints.",
+      valueName: "image"))
+  var images: [String] = []
+
   func validate() throws {
     if context < 2 { throw ValidationError("'--context' must be at least 2") }
     if let windows, windows < 1 { throw ValidationError("'--windows' must be at least 1") }
     if data == "-" { throw ValidationError("'--data' needs a file path") }
+    if images.contains("-") { throw ValidationError("'--images' needs file or folder paths") }
     if let filter, (try? Regex(filter)) == nil {
       throw ValidationError("'--filter' is not a valid regular expression: '\(filter)'")
     }
@@ -130,6 +148,11 @@ struct QDiff: ParsableCommand {
           try DataComparison.compare(
             old: oldInput.checkpoint, new: newInput.checkpoint, text: data, context: context,
             windows: windows, field: field))
+      }
+      if !images.isEmpty {
+        report.attach(
+          try ImageComparison.compare(
+            old: oldInput, new: newInput, files: try ImageComparison.imageFiles(images), tolerance: tolerance))
       }
       if let saveMapping {
         guard let similarity = report.data?.layerSimilarity ?? report.layerSimilarity else {

@@ -63,12 +63,10 @@ public final class CalibrationCollector: @unchecked Sendable {
     let blocks = model.layers
     var accumulators = blocks.indices.map { _ in inputAccumulators(inputs: Set(LinearInput.allCases)) }
     for (index, window) in windows.enumerated() {
-      var x = try model.embeddings(tokens: window)
-      for (block, layer) in blocks.enumerated() {
-        try model.runBlock(layer, x: &x, count: window.count) { input, values in
-          try accumulators[block][input]?.add(values, count: window.count)
-        }
-      }
+      // One forward pass per window; the hook hands over every block's linear inputs.
+      _ = try model.forward(
+        tokens: window, cache: nil,
+        observeInputs: { block, input, values in try accumulators[block][input]?.add(values, count: window.count) })
       progress?(index + 1, windows.count)
     }
     var result: [String: Matrix<Double>] = [:]

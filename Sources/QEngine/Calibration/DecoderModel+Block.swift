@@ -69,111 +69,29 @@ extension DecoderLayer {
 extension DecoderModel {
   /// Row-major `[count, hiddenSize]` embeddings of `tokens`, the input of block 0.
   func embeddings(tokens: [Int]) throws -> [Float] {
-    let hidden = configuration.hiddenSize
     guard !tokens.isEmpty else { throw DecoderError.invalidInput(operation: "embeddings", reason: "no tokens") }
-    for token in tokens where token < 0 || token >= configuration.vocabularySize {
-      throw DecoderError.tokenOutOfRange(
-        location: location, token: token, vocabularySize: configuration.vocabularySize)
-    }
-    var x = [Float](repeating: 0, count: tokens.count * hidden)
-    x.withUnsafeMutableBufferPointer { buffer in
-      for (row, token) in tokens.enumerated() {
-        embedding.row(token, into: UnsafeMutableBufferPointer(rebasing: buffer[(row * hidden)..<((row + 1) * hidden)]))
-      }
-    }
-    return x
+    return try embedRows(tokens)
   }
 
-  /// Runs one block on `x` (`[count, hiddenSize]`, positions from 0, no cache) in place,
-  /// the same arithmetic as `forward`, with `layer`'s weights (which may differ from the model's).
+  /// Runs one block on `x` (`[count, hiddenSize]`, positions from 0, no cache) in place with
+  /// `layer`'s weights (which may differ from the model's), through `forward` itself, so
+  /// calibration sees exactly the arithmetic of inference.
   ///
   /// `observe` sees each distinct linear input, `[count, width]` row-major, before it is used.
   func runBlock(
     _ layer: DecoderLayer, x: inout [Float], count: Int,
     observe: ((LinearInput, UnsafeBufferPointer<Float>) throws -> Void)? = nil
   ) throws {
-    let c = configuration
-    let hidden = c.hiddenSize
-    let headDimension = c.headDimension
-    let queryWidth = c.headCount * headDimension
-    let keyWidth = c.keyValueHeadCount * headDimension
-    let groupSize = c.headCount / c.keyValueHeadCount
-    let scale = 1 / Float(headDimension).squareRoot()
-    let (cosines, sines) = rotary.tables(positions: 0..<count, totalLength: count)
-
-    var normed = [Float](repeating: 0, count: count * hidden)
-    var queries = [Float](repeating: 0, count: count * queryWidth)
-    var keys = [Float](repeating: 0, count: count * keyWidth)
-    var values = [Float](repeating: 0, count: count * keyWidth)
-    Self.rmsNorm(x, weight: layer.inputNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
-    try normed.withUnsafeBufferPointer { try observe?(.attentionInput, $0) }
-    try Self.apply(layer.query, normed, tokens: count, into: &queries, bias: layer.queryBias)
-    try Self.apply(layer.key, normed, tokens: count, into: &keys, bias: layer.keyBias)
-    try Self.apply(layer.value, normed, tokens: count, into: &values, bias: layer.valueBias)
-    Self.rotate(&queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
-    Self.rotate(&keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
-
-    // One head at a time: gather its queries, keys and values into contiguous rows.
-    var headQueries = [Float](repeating: 0, count: count * headDimension)
-    var headKeys = headQueries
-    var headValues = headQueries
-    var headOutput = headQueries
-    var scores = [Float](repeating: 0, count: count * count)
-    var attention = [Float](repeating: 0, count: count * queryWidth)
-    func gather(_ source: [Float], width: Int, head: Int, into target: inout [Float]) {
-      for row in 0..<count {
-        for index in 0..<headDimension {
-          target[row &* headDimension &+ index] = source[row &* width &+ head &* headDimension &+ index]
-        }
-      }
+    guard x.count == count * configuration.hiddenSize else {
+      throw DecoderError.invalidInput(
+        operation: "runBlock", reason: "\(x.count) values are not \(count) rows of \(configuration.hiddenSize)")
     }
-    var gatheredKeyHead = -1
-    for head in 0..<c.headCount {
-      let kvHead = head / groupSize
-      if kvHead != gatheredKeyHead {
-        gather(keys, width: keyWidth, head: kvHead, into: &headKeys)
-        gather(values, width: keyWidth, head: kvHead, into: &headValues)
-        gatheredKeyHead = kvHead
-      }
-      gather(queries, width: queryWidth, head: head, into: &headQueries)
-      try headQueries.withUnsafeBufferPointer { q in
-        try headKeys.withUnsafeBufferPointer { k in
-          try headValues.withUnsafeBufferPointer { v in
-            try scores.withUnsafeMutableBufferPointer { s in
-              try Linalg.gemm(
-                q, rows: count, columns: headDimension, k, rows: count, columns: headDimension,
-                transposeB: true, into: s, alpha: scale)
-              Self.causalSoftmax(s, rows: count, columns: count, past: 0)
-              try headOutput.withUnsafeMutableBufferPointer { o in
-                try Linalg.gemm(
-                  UnsafeBufferPointer(s), rows: count, columns: count, v, rows: count,
-                  columns: headDimension, into: o)
-              }
-            }
-          }
-        }
-      }
-      for row in 0..<count {
-        for index in 0..<headDimension {
-          attention[row &* queryWidth &+ head &* headDimension &+ index] = headOutput[row &* headDimension &+ index]
-        }
-      }
-    }
-    try attention.withUnsafeBufferPointer { try observe?(.attentionOutput, $0) }
-
-    var projected = [Float](repeating: 0, count: count * hidden)
-    try Self.apply(layer.output, attention, tokens: count, into: &projected, bias: nil)
-    Self.add(projected, to: &x)
-    Self.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
-    try normed.withUnsafeBufferPointer { try observe?(.mlpInput, $0) }
-    var gate = [Float](repeating: 0, count: count * c.intermediateSize)
-    var up = gate
-    try Self.apply(layer.gate, normed, tokens: count, into: &gate, bias: nil)
-    try Self.apply(layer.up, normed, tokens: count, into: &up, bias: nil)
-    Self.swiGLU(&gate, up)
-    try gate.withUnsafeBufferPointer { try observe?(.mlpHidden, $0) }
-    try Self.apply(layer.down, gate, tokens: count, into: &projected, bias: nil)
-    Self.add(projected, to: &x)
+    var output: [Float] = []
+    _ = try forward(
+      embeddings: x, cache: nil, blocks: [layer],
+      observe: { index, values in if index == 1 { output = Array(values) } },
+      observeInputs: observe.map { observe in { _, input, values in try observe(input, values) } })
+    x = output
   }
 }
 

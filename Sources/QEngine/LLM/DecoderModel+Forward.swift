@@ -27,19 +27,25 @@ extension DecoderModel {
   /// Runs `tokens` after the positions in `cache` (or from position 0 with none) and returns the
   /// final normed hidden states, `[tokens.count, hiddenSize]` row-major.
   ///
-  /// `observe` sees the embeddings (index 0) and each layer's output (index `i + 1`).
+  /// `observe` sees the embeddings (index 0) and each layer's output (index `i + 1`);
+  /// `observeInputs` sees each layer's four distinct linear inputs before they are used.
   func forward(
     tokens: [Int], cache: KeyValueCache?,
-    observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil
+    observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil,
+    observeInputs: LinearInputObserver? = nil
   ) throws -> [Float] {
     guard !tokens.isEmpty else { throw DecoderError.invalidInput(operation: "forward", reason: "no tokens") }
-    return try forward(embeddings: try embedRows(tokens), cache: cache, observe: observe)
+    return try forward(
+      embeddings: try embedRows(tokens), cache: cache, observe: observe, observeInputs: observeInputs)
   }
 
   /// `forward(tokens:)` from input embeddings `[rows, hiddenSize]` row-major instead of token ids.
+  /// - Parameter blocks: Run these layers instead of the model's (calibration's replaced
+  ///   weights); only without a cache.
   func forward(
-    embeddings: [Float], cache: KeyValueCache?,
-    observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil
+    embeddings: [Float], cache: KeyValueCache?, blocks: [DecoderLayer]? = nil,
+    observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil,
+    observeInputs: LinearInputObserver? = nil
   ) throws -> [Float] {
     let c = configuration
     let count = embeddings.count / max(c.hiddenSize, 1)
@@ -53,6 +59,9 @@ extension DecoderModel {
     guard count > 0, embeddings.count == count * hidden else {
       throw DecoderError.invalidInput(
         operation: "forward", reason: "\(embeddings.count) embedding values are not rows of \(hidden)")
+    }
+    if cache != nil, blocks != nil {
+      throw DecoderError.invalidInput(operation: "forward", reason: "replaced blocks run without a cache")
     }
     if let cache, total > cache.capacity {
       throw DecoderError.invalidInput(
@@ -79,8 +88,9 @@ extension DecoderModel {
     var scratchValues = scratchKeys
     let scale = 1 / Float(headDimension).squareRoot()
 
-    for (layerIndex, layer) in layers.enumerated() {
+    for (layerIndex, layer) in (blocks ?? layers).enumerated() {
       Self.rmsNorm(x, weight: layer.inputNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+      try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .attentionInput, $0) }
       try Self.apply(layer.query, normed, tokens: count, into: &queries, bias: layer.queryBias)
       try Self.apply(layer.key, normed, tokens: count, into: &keys, bias: layer.keyBias)
       try Self.apply(layer.value, normed, tokens: count, into: &values, bias: layer.valueBias)
@@ -157,12 +167,15 @@ extension DecoderModel {
         }
       }
 
+      try attention.withUnsafeBufferPointer { try observeInputs?(layerIndex, .attentionOutput, $0) }
       try Self.apply(layer.output, attention, tokens: count, into: &projected, bias: nil)
       Self.add(projected, to: &x)
       Self.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+      try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .mlpInput, $0) }
       try Self.apply(layer.gate, normed, tokens: count, into: &gate, bias: nil)
       try Self.apply(layer.up, normed, tokens: count, into: &up, bias: nil)
       Self.swiGLU(&gate, up)
+      try gate.withUnsafeBufferPointer { try observeInputs?(layerIndex, .mlpHidden, $0) }
       try Self.apply(layer.down, gate, tokens: count, into: &projected, bias: nil)
       Self.add(projected, to: &x)
       x.withUnsafeBufferPointer { observe?(layerIndex + 1, $0) }

@@ -20,6 +20,10 @@ extension DiffReport {
       struct DataLine: Encodable { var data: DataComparisonResult }
       out += String(decoding: try encoder.encode(DataLine(data: data)), as: UTF8.self) + "\n"
     }
+    if let images {
+      struct ImagesLine: Encodable { var images: ImageComparisonResult }
+      out += String(decoding: try encoder.encode(ImagesLine(images: images)), as: UTF8.self) + "\n"
+    }
     return out
   }
 
@@ -45,9 +49,12 @@ extension DiffReport {
       ]
       out += cells.map { $0.replacingOccurrences(of: "\t", with: " ") }.joined(separator: "\t") + "\n"
     }
-    if let data {
+    let metrics = (data?.tsvLines() ?? []) + (images?.tsvLines() ?? [])
+    if !metrics.isEmpty {
       out += "\nmetric\tvalue\n"
-      for (metric, value) in data.tsvLines() { out += "\(metric)\t\(value)\n" }
+      for (metric, value) in metrics {
+        out += "\(metric.replacingOccurrences(of: "\t", with: " "))\t\(value)\n"
+      }
     }
     return out
   }
@@ -90,6 +97,7 @@ extension DiffReport {
     }
     if let layerSimilarity { out += "\n" + layerSimilarity.table() }
     if let data { out += "\n" + data.table() }
+    if let images { out += "\n" + images.table() }
 
     let shown = tensors.filter { $0.status != .equal }.sorted { a, b in
       if a.status != b.status { return a.status < b.status }

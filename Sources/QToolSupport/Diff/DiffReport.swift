@@ -23,18 +23,27 @@ public struct DiffReport: Codable, Sendable {
   public var layerSimilarity: LayerSimilarity? = nil
   /// Both models run on a text, with `--data`.
   public var data: DataComparisonResult? = nil
+  /// Both models' vision towers run on images, with `--images`.
+  public var images: ImageComparisonResult? = nil
 
   enum CodingKeys: String, CodingKey {
     case version, old, new, tolerance, same, config
     case layerMoves = "layer_moves"
     case summary, components, layers, tensors
     case layerSimilarity = "layer_similarity"
-    case data
+    case data, images
   }
 
   /// Adds a data comparison; the checkpoints stay `same` only if the models predict the same.
   public mutating func attach(_ comparison: DataComparisonResult) {
     data = comparison
+    same = same && comparison.same
+  }
+
+  /// Adds an image comparison; the checkpoints stay `same` only if the image features agree
+  /// within tolerance.
+  public mutating func attach(_ comparison: ImageComparisonResult) {
+    images = comparison
     same = same && comparison.same
   }
 }

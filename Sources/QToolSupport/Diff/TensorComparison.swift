@@ -6,7 +6,9 @@ import QFormats
 ///
 /// Each task widens its own chunk of both tensors into private buffers, so memory stays at a
 /// chunk per core whatever the tensor's size; partial sums merge in chunk order, so the result
-/// does not depend on the number of cores.
+/// does not depend on the number of cores. A memory-mapped file's pages are dropped from the
+/// process once their chunk is done (they stay in the page cache), so resident memory does not
+/// grow to the size of both checkpoints.
 public enum TensorComparison {
   /// Elements per task.
   static let chunk = 1 << 16
@@ -41,6 +43,8 @@ public enum TensorComparison {
         nonisolated(unsafe) let a = oldRaw
         nonisolated(unsafe) let b = newRaw
         nonisolated(unsafe) let slots = parts
+        let oldFile = old as? SafetensorsFile
+        let newFile = new as? SafetensorsFile
         DispatchQueue.concurrentPerform(iterations: chunks) { index in
           let start = index * chunk
           let count = Swift.min(chunk, total - start)
@@ -62,6 +66,10 @@ public enum TensorComparison {
           result.oldHash = ContentHash.hash(bytesA)
           result.newHash = ContentHash.hash(bytesB)
           slots[index] = result
+          oldFile?.releasePages(
+            of: oldInfo.name, byteRange: (start * oldInfo.dtype.byteSize)..<((start + count) * oldInfo.dtype.byteSize))
+          newFile?.releasePages(
+            of: newInfo.name, byteRange: (start * newInfo.dtype.byteSize)..<((start + count) * newInfo.dtype.byteSize))
         }
         var sums = DifferenceSums()
         var identical = sameType
@@ -91,11 +99,13 @@ public enum TensorComparison {
       defer { parts.deallocate() }
       nonisolated(unsafe) let input = raw
       nonisolated(unsafe) let slots = parts
+      let file = source as? SafetensorsFile
       DispatchQueue.concurrentPerform(iterations: chunks) { index in
         let start = index * chunk
         let count = Swift.min(chunk, total - start)
         slots[index] = ContentHash.hash(
           UnsafeRawBufferPointer(rebasing: input[(start * size)..<((start + count) * size)]))
+        file?.releasePages(of: info.name, byteRange: (start * size)..<((start + count) * size))
       }
       var hash = ContentHash(info)
       for part in parts.prefix(chunks) { hash.combine(part) }

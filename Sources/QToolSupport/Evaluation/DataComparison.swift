@@ -116,8 +116,13 @@ public enum DataComparison {
       windowCount += 1
       let input = Array(window.ids.dropLast())
       let targets = Array(window.ids.dropFirst())
-      let oldLogits = try a.model.logits(tokens: input)
-      let newLogits = try b.model.logits(tokens: input)
+      // One forward per model gives both the logits and every layer's hidden states.
+      let oldLogits = try a.model.logits(tokens: input) { index, values in
+        if index > 0 { a.activations[index - 1] += values }
+      }
+      let newLogits = try b.model.logits(tokens: input) { index, values in
+        if index > 0 { b.activations[index - 1] += values }
+      }
       oldLogits.withUnsafeBufferPointer { x in
         newLogits.withUnsafeBufferPointer { y in
           logP.withUnsafeMutableBufferPointer { p in
@@ -146,8 +151,6 @@ public enum DataComparison {
         var side = index == 0 ? a : b
         side.scored += window.scoredCount
         side.scoredBytes += bytes
-        let states = try side.model.hiddenStates(tokens: input)
-        for layer in side.activations.indices { side.activations[layer] += states[layer + 1].elements }
         if index == 0 { a = side } else { b = side }
       }
     }
@@ -216,9 +219,13 @@ public enum DataComparison {
     let ids = pieces.flatMap { $0 }
     guard !ids.isEmpty else { return }
     let width = side.width
+    // One forward over every id: the hidden states of all of them, the logits of all but the last.
+    var states: [[Float]] = Array(repeating: [], count: side.activations.count)
+    let logits = try side.model.logits(tokens: ids, rows: ids.count - 1) { index, values in
+      if index > 0 { states[index - 1] = Array(values) }
+    }
     if ids.count >= 2 {
       let input = Array(ids.dropLast())
-      let logits = try side.model.logits(tokens: input)
       let vocabulary = side.model.configuration.vocabularySize
       var logP = [Double](repeating: 0, count: vocabulary)
       logits.withUnsafeBufferPointer { x in
@@ -232,9 +239,8 @@ public enum DataComparison {
       side.scored += input.count
       side.scoredBytes += side.loaded.tokenizer.decode(Array(ids.dropFirst())).utf8.count
     }
-    let states = try side.model.hiddenStates(tokens: ids)
     for layer in side.activations.indices {
-      let values = states[layer + 1].elements
+      let values = states[layer]
       var row = 0
       for piece in pieces {
         var mean = [Double](repeating: 0, count: width)

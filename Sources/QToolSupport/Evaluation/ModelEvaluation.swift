@@ -137,6 +137,9 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
   case missingTokenizer(location: String)
   case textTooShort(path: String, tokens: Int)
   case notVisionLanguage(location: String)
+  case noVisionTower(location: String, modelType: String?)
+  case noImages(path: String)
+  case incomparableImageFeatures(file: String, old: [Int], new: [Int])
 
   public var description: String {
     switch self {
@@ -148,6 +151,12 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
       "\(path): text has \(tokens) tokens; perplexity needs at least 2"
     case .notVisionLanguage(let location):
       "\(location): not a vision-language model (no 'vision_config'); '--image' needs one"
+    case .noVisionTower(let location, let modelType):
+      "\(location): no vision tower (no 'vision_config', and model_type '\(modelType ?? "none")' is not dinov2, clip_vision_model or siglip_vision_model); '--images' needs one"
+    case .noImages(let path):
+      "\(path): no PNG or JPEG images there"
+    case .incomparableImageFeatures(let file, let old, let new):
+      "\(file): the models' image features have shapes \(old) and \(new); nothing to compare"
     }
   }
 }
