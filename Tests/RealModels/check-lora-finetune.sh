@@ -24,6 +24,9 @@ SEED=${SEED:-0}
 LAYERS=${LAYERS:-weights}
 EXTRA=${EXTRA:-}
 SKIP_IDENTITY=${SKIP_IDENTITY:-0}
+EVAL_WINDOWS=${EVAL_WINDOWS:-8}
+# PARALLEL=1 runs the two trainings side by side (on a loaded machine that gets them more CPU).
+PARALLEL=${PARALLEL:-0}
 swift build -c release --product lora-rebase >/dev/null
 BIN=$(swift build -c release --show-bin-path)/lora-rebase
 SMOL=$MODELS/smollm2-135m-instruct-hf
@@ -31,7 +34,7 @@ QWEN=$MODELS/qwen2.5-coder-0.5b-instruct-hf
 HELDOUT=$MODELS/corpus/kjv_heldout_tail2400.txt
 PLAIN=$MODELS/corpus/kjv_plain.txt
 TRAIN=$OUT/kjv_train.txt
-EVAL="--eval $HELDOUT --eval-context 512 --eval-windows 8"
+EVAL="--eval $HELDOUT --eval-context 512 --eval-windows $EVAL_WINDOWS"
 TRAINING="--finetune $TRAIN --steps $STEPS --lr $LR --context $CONTEXT --batch $BATCH --samples $SAMPLES --seed $SEED"
 
 # kjv_plain.txt ends with the held-out text: train on what comes before it.
@@ -54,16 +57,23 @@ timed() { # name, command...: runs with /usr/bin/time, stderr to $OUT/name.log
 if [ "$SKIP_IDENTITY" != 1 ]; then
   timed identity "$BIN" "$SMOL" "$SMOL" "$ADAPTER" -o "$OUT/identity" --normalize $EVAL
 fi
-timed moved "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/moved" $MAPPING $EXTRA --format json
+# SKIP_MOVED=1 keeps moved.log and moved.out already in $OUT.
+[ "${SKIP_MOVED:-0}" = 1 ] || timed moved "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/moved" $MAPPING $EXTRA --format json
 grep -A3 '"layerSource"' "$OUT/moved.out" | head -1 | sed 's/^ */  layer map: /'
-timed finetuned "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/finetuned" $MAPPING $EXTRA $TRAINING $EVAL
-timed fresh "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/fresh" --fresh $TRAINING $EVAL
+if [ "$PARALLEL" = 1 ]; then
+  timed finetuned "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/finetuned" $MAPPING $EXTRA $TRAINING $EVAL &
+  timed fresh "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/fresh" --fresh $TRAINING $EVAL
+  wait
+else
+  timed finetuned "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/finetuned" $MAPPING $EXTRA $TRAINING $EVAL
+  timed fresh "$BIN" "$SMOL" "$QWEN" "$ADAPTER" -o "$OUT/fresh" --fresh $TRAINING $EVAL
+fi
 
 value() { # log, label: the perplexity after label
   sed -n "s/^held-out perplexity, $2: \([0-9.]*\).*/\1/p" "$OUT/$1.log"
 }
-usage() { # log: "time, peak RSS"
-  sed -n 's/^time \([0-9.]*\)s.*peak \([0-9]*\)KB/\1 s, \2 KB/p' "$OUT/$1.log"
+usage() { # log: "wall time (CPU time), peak RSS"
+  sed -n 's/^time \([0-9.]*\)s (user \([0-9.]*\)s), peak \([0-9]*\)KB/\1 s wall (\2 s user), \3 KB/p' "$OUT/$1.log"
 }
 echo "== Summary: Qwen2.5-Coder-0.5B-Instruct, held-out KJV perplexity ($STEPS steps, lr $LR, batch $BATCH x $CONTEXT tokens from $SAMPLES windows, layers from $LAYERS)"
 printf '  %-34s %10s   %s\n' "setup" "perplexity" "run: time, peak RSS"
@@ -71,4 +81,5 @@ printf '  %-34s %10s   %s\n' "new base alone" "$(value finetuned 'base alone')" 
 printf '  %-34s %10s   %s\n' "transferred adapter" "$(value finetuned 'adapter before fine-tuning')" "move only: $(usage moved)"
 printf '  %-34s %10s   %s\n' "transferred + --finetune" "$(value finetuned 'adapter after fine-tuning')" "move, train, 3 evals: $(usage finetuned)"
 printf '  %-34s %10s   %s\n' "fresh LoRA + same training" "$(value fresh 'adapter after fine-tuning')" "train, 3 evals: $(usage fresh)"
+echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "outputs and logs in $OUT"

@@ -52,7 +52,7 @@ def nll(logits):
     return -logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].mean().item()
 
 
-base = AutoModelForCausalLM.from_pretrained(args.base, torch_dtype=torch.float32)
+base = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32)
 base.eval()
 with torch.no_grad():
     base_logits = base(input_ids).logits
@@ -112,13 +112,12 @@ try:
     if run.returncode != 0:
         sys.exit(f"qinspect failed: {run.stderr}")
     report = json.loads(run.stdout)
-    found = report.get("perplexity", report)
-    ours = found["perplexity"] if isinstance(found, dict) else found
-    scored = found.get("scored_tokens", found.get("scoredTokens")) if isinstance(found, dict) else None
+    found = (report[0] if isinstance(report, list) else report)["perplexity"]
+    ours, scored = found["perplexity"], found["scored_tokens"]
     print(f"engine (merged weights, qinspect --perplexity): perplexity {ours:.4f}, scored tokens {scored}")
     relative = abs(ours - math.exp(peft_nll)) / math.exp(peft_nll)
     print(f"relative perplexity difference engine vs PEFT: {relative:.2e}")
-    ok = changed > 0 and relative < 1e-3 and len(loaded) == len(adapter_keys)
+    ok = changed > 0 and relative < 1e-3 and len(loaded) == len(adapter_keys) and scored == len(ids) - 1
     print("OK" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)
 finally:
