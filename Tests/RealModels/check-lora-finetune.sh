@@ -45,7 +45,9 @@ assert plain.endswith(heldout), "kjv_plain.txt does not end with the held-out te
 open(sys.argv[3], "wb").write(plain[: len(plain) - len(heldout)])
 PY
 MAPPING=""
-[ "$LAYERS" = data ] && MAPPING="--data $TRAIN --data-windows 8"
+# The activation CKA reads the first 200 KB of the training text (both tokenizers read all of it).
+head -c 200000 "$TRAIN" >"$OUT/kjv_data.txt"
+[ "$LAYERS" = data ] && MAPPING="--data $OUT/kjv_data.txt --data-windows 8"
 
 timed() { # name, command...: runs with /usr/bin/time, stderr to $OUT/name.log
   name=$1; shift
