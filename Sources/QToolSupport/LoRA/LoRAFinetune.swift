@@ -125,7 +125,9 @@ public enum LoRAFinetune {
       let bare = try withoutAdapter(decoder, names: names)
       baseline = try perplexity(of: bare, tokens: evaluationTokens, options: options)
       progress("held-out perplexity, base alone: \(format(baseline))")
-      before = try perplexity(of: decoder, tokens: evaluationTokens, options: options)
+      // A fresh adapter (every B zero) gives the base's outputs; no second pass for it.
+      let untouched = adapter.modules.values.allSatisfy { $0.b.elements.allSatisfy { $0 == 0 } }
+      before = untouched ? baseline : try perplexity(of: decoder, tokens: evaluationTokens, options: options)
       progress("held-out perplexity, adapter before fine-tuning: \(format(before))")
     }
 

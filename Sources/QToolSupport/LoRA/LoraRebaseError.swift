@@ -12,6 +12,8 @@ public enum LoraRebaseError: Error, CustomStringConvertible, Equatable {
   case tooFewSharedTokens(shared: Int, needed: Int, old: String, new: String)
   /// A `--mapping` file that does not follow the format.
   case mapping(path: String, detail: String)
+  /// A `--data` text that cannot give the activation CKA.
+  case data(path: String, detail: String)
   /// The output folder cannot be written.
   case output(path: String, detail: String)
 
@@ -30,6 +32,7 @@ public enum LoraRebaseError: Error, CustomStringConvertible, Equatable {
     case .tooFewSharedTokens(let shared, let needed, let old, let new):
       "Only \(shared) token strings are shared by '\(old)' and '\(new)'; a stable transfer matrix needs at least \(needed) (twice the old hidden size)"
     case .mapping(let path, let detail): "\(path): \(detail)"
+    case .data(let path, let detail): "\(path): \(detail)"
     case .output(let path, let detail): "\(path): \(detail)"
     }
   }

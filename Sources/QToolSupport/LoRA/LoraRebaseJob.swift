@@ -10,11 +10,35 @@ public struct LoraRebaseOptions: Sendable {
   public var skipUnsupported: Bool
   /// The layer and head mappings of `qdiff --save-mapping`, used instead of computing them.
   public var mapping: LayerMappingFile?
+  /// Text both bases run on for the activation CKA of the layer map (the paper's); the weight
+  /// CKA when nil. Ignored when `mapping` is set.
+  public var activations: LoraRebaseActivations?
 
-  public init(normalize: Bool = false, skipUnsupported: Bool = false, mapping: LayerMappingFile? = nil) {
+  public init(
+    normalize: Bool = false, skipUnsupported: Bool = false, mapping: LayerMappingFile? = nil,
+    activations: LoraRebaseActivations? = nil
+  ) {
     self.normalize = normalize
     self.skipUnsupported = skipUnsupported
     self.mapping = mapping
+    self.activations = activations
+  }
+}
+
+/// The text of `--data`, read as `qdiff --data` reads it: the same windows for both bases when
+/// their tokenizers agree, otherwise each base's own ids of the same whole-word pieces.
+public struct LoraRebaseActivations: Sendable {
+  public var text: String
+  public var field: String
+  /// At most this many ids per window on either side.
+  public var context: Int
+  public var windows: Int?
+
+  public init(text: String, field: String = "text", context: Int = 512, windows: Int? = nil) {
+    self.text = text
+    self.field = field
+    self.context = context
+    self.windows = windows
   }
 }
 
@@ -125,10 +149,16 @@ public enum LoraRebase {
 
     // Layer and head allocation: from the file, or computed as qdiff does.
     let similarity: LayerSimilarity
+    var layerSource = "weight-cka"
+    var layerData: LoraRebaseReport.LayerData?
     if let file = options.mapping {
       similarity = file.layerSimilarity
+      layerSource = "file"
       try check(similarity.old, against: old, side: "OLD_BASE", path: file.oldPath)
       try check(similarity.new, against: new, side: "NEW_BASE", path: file.newPath)
+    } else if let data = options.activations {
+      (similarity, layerData) = try activationSimilarity(old: old, new: new, data: data)
+      layerSource = "activation-cka"
     } else {
       similarity = try LayerSimilarity.fromWeights(old: old.layers, new: new.layers, transfer: fit)
     }
@@ -243,10 +273,29 @@ public enum LoraRebase {
     let report = LoraRebaseReport(
       oldBase: oldPath, newBase: newPath, adapter: adapterPath, output: nil, rank: adapter.rank,
       alpha: adapter.alpha, headTransform: options.normalize ? "normalized" : "paper",
-      transfer: transferReport, layerSource: options.mapping == nil ? "weight-cka" : "file",
-      layers: layers, heads: headReports, modules: moduleReports, dropped: dropped.sorted(),
+      transfer: transferReport, layerSource: layerSource, layerData: layerData, layers: layers, heads: headReports, modules: moduleReports, dropped: dropped.sorted(),
       cka: similarity.matrix)
     return LoraRebaseResult(adapter: output, report: report, similarity: similarity)
+  }
+
+  /// The activation layer similarity of `qdiff --data` on the two bases.
+  static func activationSimilarity(
+    old: LoraBaseModel, new: LoraBaseModel, data: LoraRebaseActivations
+  ) throws -> (LayerSimilarity, LoraRebaseReport.LayerData) {
+    let run = try DataComparison.compare(
+      old: old.input.checkpoint, new: new.input.checkpoint, text: data.text, context: data.context,
+      windows: data.windows, field: data.field)
+    guard let similarity = run.layerSimilarity else {
+      throw LoraRebaseError.data(
+        path: data.text,
+        detail: "Gives \(run.activationExamples) activation examples per layer; the CKA needs at least 4 (a longer text or more --data-windows)")
+    }
+    return (
+      similarity,
+      LoraRebaseReport.LayerData(
+        text: data.text, tokenization: run.tokenization, windows: run.windows,
+        examples: run.activationExamples)
+    )
   }
 
   /// A mapping file must describe models of the same shape as the bases it is applied to.

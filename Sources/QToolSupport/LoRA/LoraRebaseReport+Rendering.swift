@@ -19,7 +19,11 @@ extension LoraRebaseReport {
     out += "  head transform: \(headTransform)\n"
     out += "  hidden transfer: \(transfer.kind), \(transfer.oldHidden) -> \(transfer.newHidden)"
     if let shared = transfer.sharedTokens { out += ", \(shared) shared tokens" }
-    out += "\n\nLayer map (\(layerSource)):\n"
+    out += "\n\nLayer map (\(layerSource)"
+    if let layerData {
+      out += " on \(layerData.text): \(layerData.tokenization) tokenization, \(layerData.windows) windows, \(layerData.examples) examples"
+    }
+    out += "):\n"
     var layerTable = TextTable(headers: ["new layer", "old layer"], alignments: [.right, .right])
     for (newLayer, oldLayer) in layers.enumerated() {
       layerTable.append([String(newLayer), oldLayer.map(String.init) ?? "-"])

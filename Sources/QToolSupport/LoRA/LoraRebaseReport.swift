@@ -30,6 +30,17 @@ public struct LoraRebaseReport: Sendable, Codable, Equatable {
     public var similarity: Double?
   }
 
+  /// The text behind an activation layer map.
+  public struct LayerData: Sendable, Codable, Equatable {
+    public var text: String
+    /// `shared` (both bases read the same ids; every token an example) or `separate` (each
+    /// reads its own ids of the same text pieces; each piece's mean hidden state an example).
+    public var tokenization: String
+    public var windows: Int
+    /// Rows of each layer's activation matrix.
+    public var examples: Int
+  }
+
   public var oldBase: String
   public var newBase: String
   public var adapter: String
@@ -39,8 +50,10 @@ public struct LoraRebaseReport: Sendable, Codable, Equatable {
   /// `paper` or `normalized`.
   public var headTransform: String
   public var transfer: Transfer
-  /// `weight-cka` or `file`.
+  /// `weight-cka`, `activation-cka` (`--data`) or `file`.
   public var layerSource: String
+  /// The text of `--data`, with `activation-cka`.
+  public var layerData: LayerData?
   /// For each new layer, its old layer (nil: no update).
   public var layers: [Int?]
   public var heads: [Heads]
