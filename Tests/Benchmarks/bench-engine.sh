@@ -58,7 +58,7 @@ EOF
 
 cat >"$WORK/ours.py" <<'EOF'
 import json, sys
-g = json.load(open(sys.argv[1]))["generation"]
+g = json.load(open(sys.argv[1]))[0]["generation"]
 print(json.dumps({"prompt_tokens": g["promptTokens"], "prompt_tps": g["promptTokens"] / g["promptSeconds"],
                   "tokens": g["tokens"],
                   "generation_tps": (g["tokens"] - 1) / (g["seconds"] - g["promptSeconds"]) if g["tokens"] > 1 else 0}))
@@ -82,7 +82,7 @@ for KIND in f16 4 2; do
   if [ "$KIND" = f16 ]; then OURS=$MODEL MLX=$MODEL; else OURS=$WORK/q$KIND MLX=$WORK/m$KIND; fi
   cat "$MODEL"/*.safetensors >/dev/null
   run "ours$KIND" "$WORK/ours$KIND.json" "$QINSPECT" "$OURS" --generate "$(cat "$WORK/prompt.txt")" \
-    --max-tokens "$NEW_TOKENS" --json
+    --max-tokens "$NEW_TOKENS" --format json
   python3 "$WORK/ours.py" "$WORK/ours$KIND.json" >"$WORK/ours$KIND.rates"
   run "mlx$KIND" "$WORK/mlx$KIND.rates" python3 "$WORK/mlx_run.py" "$MLX" "$WORK/prompt.json" "$NEW_TOKENS"
   python3 - "$KIND" "$WORK" <<'EOF'
