@@ -4,8 +4,9 @@ import QFormats
 
 /// The weight of a linear layer, `rows` outputs by `columns` inputs, dense or low-bit.
 ///
-/// Both cases multiply through BLAS: the quantized case rebuilds a tile of rows at a time
+/// Many input rows multiply through BLAS: the quantized case rebuilds a tile of rows at a time
 /// into a small buffer and multiplies that, so memory holds the packed codes plus one tile.
+/// A few input rows (a decoding step) multiply straight from the packed codes.
 public enum LinearWeight: Sendable {
   case dense(rows: Int, columns: Int, values: [Float])
   case quantized(QuantizedWeight)
@@ -41,17 +42,19 @@ public enum LinearWeight: Sendable {
     }
     if tokens == 0 || rows == 0 { return }
     switch self {
-    case .dense(_, _, let values) where tokens == 1:
-      // One token (generation): a matrix-vector product reads the weight once, without the
-      // packing pass GEMM makes. The matrix shares the array's storage.
-      let product = try Matrix(rows: rows, columns: columns, elements: values).matvec(Array(input))
-      product.withUnsafeBufferPointer { output.baseAddress!.update(from: $0.baseAddress!, count: rows) }
+    case .dense(_, _, let values) where tokens <= QuantizedWeight.fusedTokenLimit:
+      // A decoding step: one pass over the weight, without the packing pass GEMM makes.
+      values.withUnsafeBufferPointer {
+        Self.applyDenseFew($0, rows: rows, columns: columns, input, tokens: tokens, into: output)
+      }
     case .dense(_, _, let values):
       try values.withUnsafeBufferPointer { weight in
         try Linalg.gemm(
           input, rows: tokens, columns: columns, weight, rows: rows, columns: columns, transposeB: true,
           into: output)
       }
+    case .quantized(let weight) where tokens <= QuantizedWeight.fusedTokenLimit:
+      weight.applyFused(input, tokens: tokens, into: output)
     case .quantized(let weight):
       try weight.apply(input, tokens: tokens, into: output, tileElements: Self.tileElements)
     }

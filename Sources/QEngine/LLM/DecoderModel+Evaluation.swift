@@ -99,7 +99,12 @@ extension DecoderModel {
 
   /// Greedy decoding with a key-value cache: up to `maxTokens` new tokens, stopping after any
   /// of `eos`. Returns only the new tokens.
-  public func generate(prompt: [Int], maxTokens: Int, eos: Set<Int> = []) throws -> [Int] {
+  ///
+  /// `promptProcessed` runs once the prompt has been through the model and its first token
+  /// chosen, so a caller can time prompt processing apart from the decoding steps.
+  public func generate(
+    prompt: [Int], maxTokens: Int, eos: Set<Int> = [], promptProcessed: (() -> Void)? = nil
+  ) throws -> [Int] {
     guard !prompt.isEmpty else { throw DecoderError.invalidInput(operation: "generate", reason: "empty prompt") }
     guard maxTokens > 0 else { return [] }
     let cache = KeyValueCache(model: self, capacity: prompt.count + maxTokens)
@@ -114,6 +119,7 @@ extension DecoderModel {
       var best = 0
       for index in last.indices where last[index] > last[best] { best = index }
       generated.append(best)
+      if generated.count == 1 { promptProcessed?() }
       if eos.contains(best) { break }
       input = [best]
     }

@@ -33,6 +33,23 @@ public enum ModelEvaluation {
     public var completion: String
     public var tokens: Int
     public var seconds: Double
+    /// Tokens in the prompt (after the chat template), and the seconds from the start until the
+    /// prompt had been through the model and the first new token was chosen; the rest of
+    /// `seconds` went to the other `tokens - 1` decoding steps. Absent for prompts with an image.
+    public var promptTokens: Int? = nil
+    public var promptSeconds: Double? = nil
+
+    /// Prompt tokens processed per second.
+    public var promptTokensPerSecond: Double? {
+      guard let promptTokens, let promptSeconds, promptSeconds > 0 else { return nil }
+      return Double(promptTokens) / promptSeconds
+    }
+
+    /// New tokens per second after the first, which is counted with the prompt.
+    public var generationTokensPerSecond: Double? {
+      guard let promptSeconds, tokens > 1, seconds > promptSeconds else { return nil }
+      return Double(tokens - 1) / (seconds - promptSeconds)
+    }
   }
 
   /// The checkpoint's language model and tokenizer, loaded once for several evaluations.
@@ -114,6 +131,7 @@ public enum ModelEvaluation {
     if let id = loaded.tokenizer.eosTokenID { eos.insert(id) }
     if let id = loaded.tokenizer.id(of: "<|im_end|>") { eos.insert(id) }
     let start = Date()
+    var promptSeconds: Double? = nil
     let output: [Int]
     if let imageFile {
       guard let visionLanguage = loaded.visionLanguage else {
@@ -122,12 +140,15 @@ public enum ModelEvaluation {
       let pixels = visionLanguage.preprocessor(try Image.load(path: imageFile))
       output = try visionLanguage.generate(tokens: ids, pixels: pixels, maxTokens: maxTokens, eos: eos)
     } else {
-      output = try loaded.model.generate(prompt: ids, maxTokens: maxTokens, eos: eos)
+      output = try loaded.model.generate(prompt: ids, maxTokens: maxTokens, eos: eos) {
+        promptSeconds = Date().timeIntervalSince(start)
+      }
     }
     let completion = loaded.tokenizer.decode(output, skipSpecialTokens: true)
     return Generation(
       prompt: prompt, image: imageFile, completion: completion, tokens: output.count,
-      seconds: Date().timeIntervalSince(start))
+      seconds: Date().timeIntervalSince(start), promptTokens: imageFile == nil ? ids.count : nil,
+      promptSeconds: promptSeconds)
   }
 }
 

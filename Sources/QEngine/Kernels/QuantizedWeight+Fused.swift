@@ -1,0 +1,340 @@
+import Dispatch
+import Foundation
+
+/// Eight consecutive codes of a packed row turned into floats, for the fused product.
+///
+/// Codes of widths 2, 3 and 4 are not shifted down: each half of eight codes (`4 * bits` bits)
+/// is broadcast to four lanes and masked in place, so lane `i` holds `q << (bits * (i % 4))`.
+/// The activations are scaled by `2^-(bits * (i % 4))` once per product to match, which is
+/// exact, so the inner loop is a load, a mask, a conversion and a multiply-add. The masks are
+/// literals in each function: a `static let` would be a lazily made global, checked per call.
+protocol _FusedCodeChunk {
+  /// Bytes holding eight codes.
+  static var bytes: Int { get }
+  /// The power of two lane `i % 4` of a chunk carries, as a shift.
+  static var laneShift: Int { get }
+  static func floats(at source: UnsafePointer<UInt8>) -> SIMD8<Float>
+}
+
+enum _TwoBitChunk: _FusedCodeChunk {
+  static var bytes: Int { 2 }
+  static var laneShift: Int { 2 }
+
+  static func floats(at source: UnsafePointer<UInt8>) -> SIMD8<Float> {
+    let low = Int32(source[0])
+    let high = Int32(source[1])
+    let masks = SIMD8<Int32>(3, 3 << 2, 3 << 4, 3 << 6, 3, 3 << 2, 3 << 4, 3 << 6)
+    return SIMD8<Float>(
+      SIMD8(lowHalf: SIMD4(repeating: low), highHalf: SIMD4(repeating: high)) & masks)
+  }
+}
+
+enum _ThreeBitChunk: _FusedCodeChunk {
+  static var bytes: Int { 3 }
+  static var laneShift: Int { 3 }
+
+  static func floats(at source: UnsafePointer<UInt8>) -> SIMD8<Float> {
+    let word = Int32(source[0]) | Int32(source[1]) << 8 | Int32(source[2]) << 16
+    let masks = SIMD8<Int32>(7, 7 << 3, 7 << 6, 7 << 9, 7, 7 << 3, 7 << 6, 7 << 9)
+    return SIMD8<Float>(
+      SIMD8(lowHalf: SIMD4(repeating: word & 0xFFF), highHalf: SIMD4(repeating: word >> 12)) & masks)
+  }
+}
+
+enum _FourBitChunk: _FusedCodeChunk {
+  static var bytes: Int { 4 }
+  static var laneShift: Int { 4 }
+
+  static func floats(at source: UnsafePointer<UInt8>) -> SIMD8<Float> {
+    let word = UInt32(littleEndian: UnsafeRawPointer(source).loadUnaligned(as: UInt32.self))
+    let low = Int32(truncatingIfNeeded: word & 0xFFFF)
+    let high = Int32(truncatingIfNeeded: word >> 16)
+    let masks = SIMD8<Int32>(0xF, 0xF0, 0xF00, 0xF000, 0xF, 0xF0, 0xF00, 0xF000)
+    return SIMD8<Float>(
+      SIMD8(lowHalf: SIMD4(repeating: low), highHalf: SIMD4(repeating: high)) & masks)
+  }
+}
+
+enum _EightBitChunk: _FusedCodeChunk {
+  static var bytes: Int { 8 }
+  static var laneShift: Int { 0 }
+
+  static func floats(at source: UnsafePointer<UInt8>) -> SIMD8<Float> {
+    let codes = UnsafeRawPointer(source).loadUnaligned(as: SIMD8<UInt8>.self)
+    return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: codes))
+  }
+}
+
+/// A pointer handed to concurrent row blocks that each write disjoint outputs.
+struct _SendablePointer<Pointee>: @unchecked Sendable {
+  let base: UnsafeMutablePointer<Pointee>
+}
+
+extension QuantizedWeight {
+  /// Most input rows the fused product takes; longer inputs go through tiles and BLAS, where
+  /// rebuilding a tile once pays for itself.
+  static let fusedTokenLimit = 8
+
+  /// Codes a block of rows must hold before a second thread is worth waking.
+  static let fusedCodesPerBlock = 32_768
+
+  /// `Y = X Wᵀ` for a few rows of `X` straight from the packed codes, never building a row of
+  /// floats: each group's dot product with the codes is scaled once, and the group's zero or
+  /// bias term comes from the group's sum of `x`, computed once per input row.
+  ///
+  /// Output rows are split across the cores. `input` is `tokens * columns` floats and `output`
+  /// `tokens * rows`, token-major, as in `apply`.
+  func applyFused(
+    _ input: UnsafeBufferPointer<Float>, tokens: Int, into output: UnsafeMutableBufferPointer<Float>
+  ) {
+    let columns = self.columns
+    let rows = self.rows
+    guard tokens > 0, rows > 0, let outputBase = output.baseAddress else { return }
+    guard columns > 0, let inputBase = input.baseAddress else {
+      output.update(repeating: 0)
+      return
+    }
+    let groups = groupsPerRow
+    let layout = fusedLayout
+    // Per input row: x scaled to meet the unshifted codes, and the sum of x over each group.
+    let scaled = UnsafeMutableBufferPointer<Float>.allocate(capacity: tokens * columns)
+    defer { scaled.deallocate() }
+    let groupSums = UnsafeMutableBufferPointer<Float>.allocate(capacity: tokens * groups)
+    defer { groupSums.deallocate() }
+    for token in 0..<tokens {
+      let x = inputBase + token &* columns
+      let target = scaled.baseAddress! + token &* columns
+      for index in 0..<columns {
+        let shift = layout.shift(ofColumn: index)
+        target[index] = x[index] * Float(sign: .plus, exponent: -shift, significand: 1)
+      }
+      for group in 0..<groups {
+        var sum: Float = 0
+        let start = group &* groupSize
+        for index in start..<(start &+ groupSize) { sum += x[index] }
+        groupSums[token &* groups &+ group] = sum
+      }
+    }
+
+    let work = rows * columns * tokens
+    let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    let blocks = max(1, min(rows, min(work / Self.fusedCodesPerBlock, 4 * cores)))
+    let rowsPerBlock = (rows + blocks - 1) / blocks
+    let blockCount = (rows + rowsPerBlock - 1) / rowsPerBlock
+    let target = _SendablePointer(base: outputBase)
+    let scaledInput = _SendablePointer(base: scaled.baseAddress!)
+    let sums = _SendablePointer(base: groupSums.baseAddress!)
+    let body = { @Sendable (block: Int) in
+      let start = block * rowsPerBlock
+      let range = start..<min(rows, start + rowsPerBlock)
+      self.fusedRows(
+        range, tokens: tokens, scaledInput: scaledInput.base, groupSums: sums.base, into: target.base)
+    }
+    if blockCount == 1 {
+      body(0)
+    } else {
+      DispatchQueue.concurrentPerform(iterations: blockCount, execute: body)
+    }
+  }
+
+  /// Rows `range` of the fused product, for every input row, into `output` (token-major).
+  func fusedRows(
+    _ range: Range<Int>, tokens: Int, scaledInput: UnsafeMutablePointer<Float>,
+    groupSums: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+  ) {
+    switch fusedLayout {
+    case .unaligned:
+      fusedRowsUnaligned(range, tokens: tokens, input: scaledInput, groupSums: groupSums, into: output)
+    case .twoBitWide:
+      fusedRowsTwoBitWide(range, tokens: tokens, scaledInput, groupSums, output)
+    case .chunks:
+      switch bits {
+      case 2: fusedRows(range, tokens: tokens, scaledInput, groupSums, output, chunk: _TwoBitChunk.self)
+      case 3: fusedRows(range, tokens: tokens, scaledInput, groupSums, output, chunk: _ThreeBitChunk.self)
+      case 4: fusedRows(range, tokens: tokens, scaledInput, groupSums, output, chunk: _FourBitChunk.self)
+      default: fusedRows(range, tokens: tokens, scaledInput, groupSums, output, chunk: _EightBitChunk.self)
+      }
+    }
+  }
+
+  /// How the fused product walks a row's codes, which fixes how the activations are scaled.
+  enum _FusedLayout {
+    /// Groups of a multiple of 16 two-bit codes: 16 codes (4 bytes) at a time; the first three
+    /// bytes are masked in place (code `4j + i` carries `2^(8j + 2i)`), the last after a shift
+    /// by 24 bits (carrying `2^(2i)`), which keeps every lane's value positive.
+    case twoBitWide
+    /// Groups of a multiple of eight codes: eight at a time, code `i` carrying `2^(bits * (i % 4))`.
+    case chunks(laneShift: Int)
+    /// Other group sizes: codes unpacked to bytes, activations as they are.
+    case unaligned
+
+    func shift(ofColumn column: Int) -> Int {
+      switch self {
+      case .twoBitWide:
+        let lane = column & 15
+        return lane < 12 ? 8 &* (lane >> 2) &+ 2 &* (lane & 3) : 2 &* (lane & 3)
+      case .chunks(let laneShift): return laneShift &* (column & 3)
+      case .unaligned: return 0
+      }
+    }
+  }
+
+  var fusedLayout: _FusedLayout {
+    if bits == 2 && groupSize % 16 == 0 { return .twoBitWide }
+    guard groupSize % 8 == 0 else { return .unaligned }
+    switch bits {
+    case 2: return .chunks(laneShift: _TwoBitChunk.laneShift)
+    case 3: return .chunks(laneShift: _ThreeBitChunk.laneShift)
+    case 4: return .chunks(laneShift: _FourBitChunk.laneShift)
+    default: return .chunks(laneShift: _EightBitChunk.laneShift)
+    }
+  }
+
+  /// Two-bit codes in groups of a multiple of 16: one 32-bit load, broadcast and masked four
+  /// ways, feeds 16 multiply-adds into four accumulators.
+  private func fusedRowsTwoBitWide(
+    _ range: Range<Int>, tokens: Int, _ input: UnsafeMutablePointer<Float>,
+    _ groupSums: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>
+  ) {
+    let columns = self.columns
+    let rows = self.rows
+    let groups = groupsPerRow
+    let wordsPerGroup = groupSize / 16
+    let bias = offsetIsBias
+    let low = SIMD4<Int32>(3, 3 << 2, 3 << 4, 3 << 6)
+    let middle = SIMD4<Int32>(3 << 8, 3 << 10, 3 << 12, 3 << 14)
+    let high = SIMD4<Int32>(3 << 16, 3 << 18, 3 << 20, 3 << 22)
+    codes.withUnsafeBufferPointer { codeBuffer in
+      scales.withUnsafeBufferPointer { scaleBuffer in
+        offsets.withUnsafeBufferPointer { offsetBuffer in
+          let codeBase = UnsafeRawPointer(codeBuffer.baseAddress!)
+          for row in range {
+            let rowCodes = codeBase + row &* bytesPerRow
+            let rowScales = scaleBuffer.baseAddress! + row &* groups
+            let rowOffsets = offsetBuffer.baseAddress! + row &* groups
+            for token in 0..<tokens {
+              let x = UnsafeRawPointer(input + token &* columns)
+              let sums = groupSums + token &* groups
+              var total = SIMD4<Float>()
+              var offsetTerm: Float = 0
+              var word = 0
+              for group in 0..<groups {
+                var a0 = SIMD4<Float>()
+                var a1 = SIMD4<Float>()
+                var a2 = SIMD4<Float>()
+                var a3 = SIMD4<Float>()
+                let end = word &+ wordsPerGroup
+                while word < end {
+                  let bits = Int32(bitPattern: UInt32(littleEndian: rowCodes.loadUnaligned(fromByteOffset: word &* 4, as: UInt32.self)))
+                  let broadcast = SIMD4<Int32>(repeating: bits)
+                  let xs = word &* 64
+                  a0 += SIMD4<Float>(broadcast & low) * x.loadUnaligned(fromByteOffset: xs, as: SIMD4<Float>.self)
+                  a1 += SIMD4<Float>(broadcast & middle) * x.loadUnaligned(fromByteOffset: xs &+ 16, as: SIMD4<Float>.self)
+                  a2 += SIMD4<Float>(broadcast & high) * x.loadUnaligned(fromByteOffset: xs &+ 32, as: SIMD4<Float>.self)
+                  a3 += SIMD4<Float>((broadcast &>> 24) & low) * x.loadUnaligned(fromByteOffset: xs &+ 48, as: SIMD4<Float>.self)
+                  word &+= 1
+                }
+                let scale = rowScales[group]
+                total += ((a0 + a1) + (a2 + a3)) * scale
+                offsetTerm += (bias ? rowOffsets[group] : -scale * rowOffsets[group]) * sums[group]
+              }
+              output[token &* rows &+ row] = total.sum() + offsetTerm
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Groups of a multiple of eight codes start on a byte, so eight codes at a time are read
+  /// from `bits` bytes; two accumulators per group keep two multiply-adds in flight.
+  private func fusedRows<Chunk: _FusedCodeChunk>(
+    _ range: Range<Int>, tokens: Int, _ input: UnsafeMutablePointer<Float>,
+    _ groupSums: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>, chunk: Chunk.Type
+  ) {
+    let columns = self.columns
+    let rows = self.rows
+    let groups = groupsPerRow
+    let chunksPerGroup = groupSize / 8
+    let groupBytes = chunksPerGroup &* Chunk.bytes
+    let bias = offsetIsBias
+    codes.withUnsafeBufferPointer { codeBuffer in
+      scales.withUnsafeBufferPointer { scaleBuffer in
+        offsets.withUnsafeBufferPointer { offsetBuffer in
+          let codeBase = codeBuffer.baseAddress!
+          for row in range {
+            let rowCodes = codeBase + row &* bytesPerRow
+            let rowScales = scaleBuffer.baseAddress! + row &* groups
+            let rowOffsets = offsetBuffer.baseAddress! + row &* groups
+            for token in 0..<tokens {
+              let x = input + token &* columns
+              let sums = groupSums + token &* groups
+              var total = SIMD8<Float>()
+              var offsetTerm: Float = 0
+              for group in 0..<groups {
+                var source = rowCodes + group &* groupBytes
+                var xs = x + group &* groupSize
+                var first = SIMD8<Float>()
+                var second = SIMD8<Float>()
+                var remaining = chunksPerGroup
+                while remaining >= 2 {
+                  first += Chunk.floats(at: source) * UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)
+                  second +=
+                    Chunk.floats(at: source + Chunk.bytes)
+                    * UnsafeRawPointer(xs + 8).loadUnaligned(as: SIMD8<Float>.self)
+                  source += 2 &* Chunk.bytes
+                  xs += 16
+                  remaining &-= 2
+                }
+                if remaining == 1 {
+                  first += Chunk.floats(at: source) * UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)
+                }
+                let scale = rowScales[group]
+                total += (first + second) * scale
+                offsetTerm += (bias ? rowOffsets[group] : -scale * rowOffsets[group]) * sums[group]
+              }
+              output[token &* rows &+ row] = total.sum() + offsetTerm
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Any group size: a row's codes are unpacked to bytes once, then each group's dot product
+  /// runs over them, for every input row.
+  private func fusedRowsUnaligned(
+    _ range: Range<Int>, tokens: Int, input: UnsafeMutablePointer<Float>,
+    groupSums: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+  ) {
+    let columns = self.columns
+    let rows = self.rows
+    let groups = groupsPerRow
+    let group = groupSize
+    let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
+    defer { scratch.deallocate() }
+    codes.withUnsafeBufferPointer { codeBuffer in
+      scales.withUnsafeBufferPointer { scaleBuffer in
+        offsets.withUnsafeBufferPointer { offsetBuffer in
+          for row in range {
+            Self.unpack(codeBuffer.baseAddress! + row &* bytesPerRow, count: columns, bits: bits, into: scratch)
+            for token in 0..<tokens {
+              let x = input + token &* columns
+              var total: Float = 0
+              for groupIndex in 0..<groups {
+                let start = groupIndex &* group
+                var dot: Float = 0
+                for index in start..<(start &+ group) { dot += Float(scratch[index]) * x[index] }
+                let scale = scaleBuffer[row &* groups &+ groupIndex]
+                let offset = offsetBuffer[row &* groups &+ groupIndex]
+                let sum = groupSums[token &* groups &+ groupIndex]
+                total += scale * dot + (offsetIsBias ? offset : -scale * offset) * sum
+              }
+              output[token &* rows &+ row] = total
+            }
+          }
+        }
+      }
+    }
+  }
+}
