@@ -49,6 +49,20 @@ public struct VisionBlock: ReconstructableBlock {
     try graph.forward(input, lengths: lengths, replacing: try slots(replacing), keepCache: false).output
   }
 
+  /// What the linear in `slot` multiplies on this input (`[rows, inputs]`), with `replacing` in
+  /// effect for the linears before it: the rows of its calibration Gram matrix.
+  public func linearInput(
+    of slot: VisionLinearSlot, input: [Float], lengths: [Int], replacing: [String: [Float]]
+  ) throws -> [Float] {
+    let cache = try graph.forward(input, lengths: lengths, replacing: try slots(replacing)).cache
+    switch slot {
+    case .query, .key, .value: return cache.normed1
+    case .output: return cache.attention
+    case .fc1: return cache.normed2
+    case .fc2: return cache.activated
+    }
+  }
+
   public func reconstruction(
     _ batch: BlockBatch, replacing: [String: [Float]]
   ) throws -> (loss: Float, gradients: [String: [Float]]) {
