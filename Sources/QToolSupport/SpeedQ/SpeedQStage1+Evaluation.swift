@@ -3,50 +3,66 @@ import QCompute
 import QEngine
 
 extension SpeedQStage1 {
-  /// The mean over tokens of the cosine between the FP tower's hidden state and the one with
-  /// `replacing` in place of the named linear weights, on `images`.
+  /// The tower's hidden state for each image with `replacing` in place of the named linear
+  /// weights, `[tokens, hidden]` each.
   /// - Parameter hiddenState: a Python-style index into the hidden states (0 the embeddings,
   ///   `-1` the last block's output), as LLaVA's `vision_feature_layer`.
   /// - Throws: `SpeedQError.invalidInput` for an index outside the tower; what the tower throws.
-  public static func featureCosine(
+  public static func features(
     encoder: VisionEncoder, prefix: String, images: [PixelTensor], replacing: [String: [Float]],
     hiddenState: Int = -1
-  ) throws -> Double {
+  ) throws -> [[Float]] {
     let count = encoder.blockCount + 1
     let resolved = hiddenState < 0 ? count + hiddenState : hiddenState
-    guard (0..<count).contains(resolved), !images.isEmpty else {
-      throw SpeedQError.invalidInput(
-        operation: "feature cosine", reason: "hidden state \(hiddenState) of \(count), \(images.count) images")
+    guard (0..<count).contains(resolved) else {
+      throw SpeedQError.invalidInput(operation: "vision features", reason: "hidden state \(hiddenState) of \(count)")
     }
-    let width = encoder.config.hiddenSize
+    let blocks = try (0..<resolved).map { try encoder.block(at: $0, prefix: prefix) }
+    return try images.map { pixels in
+      var x = try encoder.embeddings(pixels: pixels)
+      let lengths = [x.count / encoder.config.hiddenSize]
+      for block in blocks {
+        x = try block.output(input: x, lengths: lengths, replacing: replacing.filter { block.linearShapes[$0.key] != nil })
+      }
+      return x
+    }
+  }
+
+  /// The mean over the tokens of all images of the cosine between rows of `a` and `b`.
+  public static func meanCosine(_ a: [[Float]], _ b: [[Float]], width: Int) -> Double {
     var total = 0.0
     var tokens = 0
-    for pixels in images {
-      var fp = try encoder.embeddings(pixels: pixels)
-      var quantized = fp
-      let lengths = [fp.count / width]
-      for index in 0..<resolved {
-        let block = try encoder.block(at: index, prefix: prefix)
-        let own = replacing.filter { block.linearShapes[$0.key] != nil }
-        fp = try block.output(input: fp, lengths: lengths, replacing: [:])
-        quantized = try block.output(input: quantized, lengths: lengths, replacing: own)
-      }
-      for token in 0..<lengths[0] {
+    for (x, y) in zip(a, b) {
+      for token in 0..<(min(x.count, y.count) / max(width, 1)) {
         var dot = 0.0
-        var a = 0.0
-        var b = 0.0
+        var xx = 0.0
+        var yy = 0.0
         for i in (token * width)..<((token + 1) * width) {
-          let x = Double(fp[i])
-          let y = Double(quantized[i])
-          dot += x * y
-          a += x * x
-          b += y * y
+          dot += Double(x[i]) * Double(y[i])
+          xx += Double(x[i]) * Double(x[i])
+          yy += Double(y[i]) * Double(y[i])
         }
-        total += a > 0 && b > 0 ? dot / (a * b).squareRoot() : (a == b ? 1 : 0)
+        total += xx > 0 && yy > 0 ? dot / (xx * yy).squareRoot() : (xx == yy ? 1 : 0)
         tokens += 1
       }
     }
     return total / Double(max(tokens, 1))
+  }
+
+  /// The mean over tokens of the cosine between the FP tower's hidden state and the one with
+  /// `replacing` in place of the named linear weights, on `images`.
+  /// - Throws: `SpeedQError.invalidInput` for an index outside the tower or no images.
+  public static func featureCosine(
+    encoder: VisionEncoder, prefix: String, images: [PixelTensor], replacing: [String: [Float]],
+    hiddenState: Int = -1
+  ) throws -> Double {
+    guard !images.isEmpty else {
+      throw SpeedQError.invalidInput(operation: "feature cosine", reason: "needs at least one image")
+    }
+    let fp = try features(encoder: encoder, prefix: prefix, images: images, replacing: [:], hiddenState: hiddenState)
+    let quantized = try features(
+      encoder: encoder, prefix: prefix, images: images, replacing: replacing, hiddenState: hiddenState)
+    return meanCosine(fp, quantized, width: encoder.config.hiddenSize)
   }
 
   /// The PNG and JPEG files of a folder, in name order, each through `preprocessor`.
