@@ -66,8 +66,6 @@ extension DecoderGraph {
     let rows = cache.tokens.count
     let hidden = c.hiddenSize
     let d = c.headDimension
-    let queryWidth = c.headCount * d
-    let keyWidth = c.keyValueHeadCount * d
     guard dLogits.count == rows * c.vocabularySize else {
       throw TrainingError.shapeMismatch(
         operation: "backward", detail: "\(dLogits.count) logit gradients for \(rows) rows of \(c.vocabularySize)")
@@ -85,53 +83,9 @@ extension DecoderGraph {
       trainable: trainable, cache: cache, gradients: &gradients)
 
     for index in stride(from: c.layerCount - 1, through: 0, by: -1) {
-      let p = "model.layers.\(index)."
-      let layer = cache.layers[index]
-      // MLP branch.
-      let dActivated = try projectBackward(
-        dx, x: layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-      let (dGate, dUp) = TrainingOps.swiGLUBackward(dActivated, gate: layer.gate, up: layer.up)
-      var dNormed2 = try projectBackward(
-        dGate, x: layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-      TrainingOps.add(
-        try projectBackward(
-          dUp, x: layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden,
-          layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
-        to: &dNormed2)
-      TrainingOps.add(
-        try normBackward(
-          dNormed2, x: layer.middle, rows: rows, name: p + "post_attention_layernorm.weight",
-          inverseRMS: layer.inverseRMS2, trainable: trainable, cache: cache, gradients: &gradients),
-        to: &dx)
-      // Attention branch.
-      let dAttention = try projectBackward(
-        dx, x: layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-      var (dQ, dK, dV) = try TrainingOps.attentionBackward(
-        dAttention, queries: layer.queries, keys: layer.keys, values: layer.values,
-        probabilities: layer.probabilities, shape: shape)
-      TrainingOps.rotate(&dQ, rows: rows, heads: c.headCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
-      TrainingOps.rotate(&dK, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
-      var dNormed1 = try projectBackward(
-        dQ, x: layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-      TrainingOps.add(
-        try projectBackward(
-          dK, x: layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden,
-          layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
-        to: &dNormed1)
-      TrainingOps.add(
-        try projectBackward(
-          dV, x: layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden,
-          layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
-        to: &dNormed1)
-      TrainingOps.add(
-        try normBackward(
-          dNormed1, x: layer.input, rows: rows, name: p + "input_layernorm.weight",
-          inverseRMS: layer.inverseRMS1, trainable: trainable, cache: cache, gradients: &gradients),
-        to: &dx)
+      try backwardLayer(
+        prefix: "model.layers.\(index).", layer: cache.layers[index], dx: &dx, rows: rows, shape: shape,
+        cache: cache, trainable: trainable, gradients: &gradients)
     }
     let embeddingName = "model.embed_tokens.weight"
     if trainable.contains(embeddingName) {
@@ -146,5 +100,63 @@ extension DecoderGraph {
       }
     }
     return gradients
+  }
+
+  /// The backward of `forwardLayer`: turns `dx`, the gradient at the layer's output, into the
+  /// gradient at its input and adds the gradients of its trainable parameters.
+  func backwardLayer(
+    prefix p: String, layer: LayerCache, dx: inout [T], rows: Int, shape: TrainingOps.AttentionShape,
+    cache: Cache, trainable: Set<String>, gradients: inout [String: [T]]
+  ) throws {
+    let c = configuration
+    let hidden = c.hiddenSize
+    let d = c.headDimension
+    let queryWidth = c.headCount * d
+    let keyWidth = c.keyValueHeadCount * d
+    // MLP branch.
+    let dActivated = try projectBackward(
+      dx, x: layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize,
+      layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+    let (dGate, dUp) = TrainingOps.swiGLUBackward(dActivated, gate: layer.gate, up: layer.up)
+    var dNormed2 = try projectBackward(
+      dGate, x: layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden,
+      layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+    TrainingOps.add(
+      try projectBackward(
+        dUp, x: layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
+      to: &dNormed2)
+    TrainingOps.add(
+      try normBackward(
+        dNormed2, x: layer.middle, rows: rows, name: p + "post_attention_layernorm.weight",
+        inverseRMS: layer.inverseRMS2, trainable: trainable, cache: cache, gradients: &gradients),
+      to: &dx)
+    // Attention branch.
+    let dAttention = try projectBackward(
+      dx, x: layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth,
+      layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+    var (dQ, dK, dV) = try TrainingOps.attentionBackward(
+      dAttention, queries: layer.queries, keys: layer.keys, values: layer.values,
+      probabilities: layer.probabilities, shape: shape)
+    TrainingOps.rotate(&dQ, rows: rows, heads: c.headCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
+    TrainingOps.rotate(&dK, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
+    var dNormed1 = try projectBackward(
+      dQ, x: layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden,
+      layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+    TrainingOps.add(
+      try projectBackward(
+        dK, x: layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
+      to: &dNormed1)
+    TrainingOps.add(
+      try projectBackward(
+        dV, x: layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden,
+        layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
+      to: &dNormed1)
+    TrainingOps.add(
+      try normBackward(
+        dNormed1, x: layer.input, rows: rows, name: p + "input_layernorm.weight",
+        inverseRMS: layer.inverseRMS1, trainable: trainable, cache: cache, gradients: &gradients),
+      to: &dx)
   }
 }

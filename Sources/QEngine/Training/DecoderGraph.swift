@@ -110,8 +110,6 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     let rows = tokens.count
     let hidden = c.hiddenSize
     let d = c.headDimension
-    let queryWidth = c.headCount * d
-    let keyWidth = c.keyValueHeadCount * d
     let (cosines, sines) = rotaryTables(lengths: lengths)
     var cache = Cache(
       tokens: tokens, lengths: lengths, cosines: cosines, sines: sines, layers: [], finalInput: [],
@@ -121,29 +119,9 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
 
     var x = TrainingOps.embed(try tensor("model.embed_tokens.weight"), width: hidden, tokens: tokens)
     for index in 0..<c.layerCount {
-      let p = "model.layers.\(index)."
-      var layer = LayerCache()
-      layer.input = x
-      (layer.normed1, layer.inverseRMS1) = TrainingOps.rmsNorm(
-        x, rows: rows, weight: try tensor(p + "input_layernorm.weight"), epsilon: c.normEpsilon)
-      var q = try project(layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden, cache: &cache, layer: &layer)
-      var k = try project(layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
-      layer.values = try project(layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
-      TrainingOps.rotate(&q, rows: rows, heads: c.headCount, headDimension: d, cos: cosines, sin: sines)
-      TrainingOps.rotate(&k, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cosines, sin: sines)
-      layer.queries = q
-      layer.keys = k
-      (layer.attention, layer.probabilities) = try TrainingOps.attention(queries: q, keys: k, values: layer.values, shape: shape)
-      let attended = try project(layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth, cache: &cache, layer: &layer)
-      TrainingOps.add(attended, to: &x)
-      layer.middle = x
-      (layer.normed2, layer.inverseRMS2) = TrainingOps.rmsNorm(
-        x, rows: rows, weight: try tensor(p + "post_attention_layernorm.weight"), epsilon: c.normEpsilon)
-      layer.gate = try project(layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
-      layer.up = try project(layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
-      layer.activated = TrainingOps.swiGLU(gate: layer.gate, up: layer.up)
-      let down = try project(layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize, cache: &cache, layer: &layer)
-      TrainingOps.add(down, to: &x)
+      let layer = try forwardLayer(
+        prefix: "model.layers.\(index).", x: &x, rows: rows, shape: shape, cosines: cosines, sines: sines,
+        cache: &cache)
       cache.layers.append(layer)
     }
     cache.finalInput = x
@@ -152,5 +130,41 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     let head = try effectiveWeight(headName, rows: c.vocabularySize, columns: hidden, cache: &cache)
     let logits = try TrainingOps.linear(cache.finalNormed, rows: rows, weight: head, outputs: c.vocabularySize, inputs: hidden)
     return (logits, cache)
+  }
+
+  /// One decoder layer (the one whose parameters start with `prefix`, e.g. `model.layers.3.`)
+  /// applied to `x` in place, `[rows, hiddenSize]`; returns what its backward reads.
+  func forwardLayer(
+    prefix p: String, x: inout [T], rows: Int, shape: TrainingOps.AttentionShape, cosines: [T], sines: [T],
+    cache: inout Cache
+  ) throws -> LayerCache {
+    let c = configuration
+    let hidden = c.hiddenSize
+    let d = c.headDimension
+    let queryWidth = c.headCount * d
+    let keyWidth = c.keyValueHeadCount * d
+    var layer = LayerCache()
+    layer.input = x
+    (layer.normed1, layer.inverseRMS1) = TrainingOps.rmsNorm(
+      x, rows: rows, weight: try tensor(p + "input_layernorm.weight"), epsilon: c.normEpsilon)
+    var q = try project(layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden, cache: &cache, layer: &layer)
+    var k = try project(layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
+    layer.values = try project(layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
+    TrainingOps.rotate(&q, rows: rows, heads: c.headCount, headDimension: d, cos: cosines, sin: sines)
+    TrainingOps.rotate(&k, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cosines, sin: sines)
+    layer.queries = q
+    layer.keys = k
+    (layer.attention, layer.probabilities) = try TrainingOps.attention(queries: q, keys: k, values: layer.values, shape: shape)
+    let attended = try project(layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth, cache: &cache, layer: &layer)
+    TrainingOps.add(attended, to: &x)
+    layer.middle = x
+    (layer.normed2, layer.inverseRMS2) = TrainingOps.rmsNorm(
+      x, rows: rows, weight: try tensor(p + "post_attention_layernorm.weight"), epsilon: c.normEpsilon)
+    layer.gate = try project(layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
+    layer.up = try project(layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
+    layer.activated = TrainingOps.swiGLU(gate: layer.gate, up: layer.up)
+    let down = try project(layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize, cache: &cache, layer: &layer)
+    TrainingOps.add(down, to: &x)
+    return layer
   }
 }

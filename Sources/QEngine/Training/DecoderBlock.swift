@@ -1,0 +1,172 @@
+import QCompute
+
+/// One Llama/Qwen2 decoder layer (RMSNorm, RoPE attention with GQA, causal mask and optional
+/// q/k/v biases, SwiGLU MLP) as a `ReconstructableBlock`, so a rounding optimiser can fit its seven
+/// linear weights to the full-precision layer's output.
+///
+/// Forward and backward are `DecoderGraph`'s per-layer passes, so the block computes exactly what
+/// the training decoder computes for that layer.
+public struct DecoderBlock: ReconstructableBlock {
+  var core: DecoderBlockCore<Float>
+
+  public var width: Int { core.graph.configuration.hiddenSize }
+  public var linearShapes: [String: [Int]] { core.linearShapes }
+
+  /// The layer's parameters by checkpoint name, all starting with `layerPrefix`
+  /// (e.g. `model.layers.3.`): both norms, the seven linear weights and any q/k/v biases.
+  /// - Throws: `TrainingError.unknownParameter` for a missing weight, `.shapeMismatch` for one of
+  ///   the wrong size.
+  public init(configuration: DecoderConfiguration, layerPrefix: String, parameters: [String: [Float]]) throws {
+    core = try DecoderBlockCore(configuration: configuration, layerPrefix: layerPrefix, parameters: parameters)
+  }
+
+  /// Block `block` of `model`, its packed weights dequantized, named with `prefix` before
+  /// `model.layers.N.` as the checkpoint names them.
+  /// - Throws: `TrainingError.invalidInput` for a block the model does not have.
+  public init(model: DecoderModel, block: Int, prefix: String = "") throws {
+    guard model.layers.indices.contains(block) else {
+      throw TrainingError.invalidInput(
+        operation: "DecoderBlock", reason: "block \(block) is outside the model's \(model.layers.count) blocks")
+    }
+    let layer = model.layers[block]
+    let p = "\(prefix)model.layers.\(block)."
+    var parameters: [String: [Float]] = [
+      p + "input_layernorm.weight": layer.inputNorm,
+      p + "post_attention_layernorm.weight": layer.postAttentionNorm,
+    ]
+    for slot in LinearSlot.allCases { parameters[p + slot.rawValue + ".weight"] = layer[slot].denseValues() }
+    if let bias = layer.queryBias { parameters[p + "self_attn.q_proj.bias"] = bias }
+    if let bias = layer.keyBias { parameters[p + "self_attn.k_proj.bias"] = bias }
+    if let bias = layer.valueBias { parameters[p + "self_attn.v_proj.bias"] = bias }
+    try self.init(configuration: model.configuration, layerPrefix: p, parameters: parameters)
+  }
+
+  public func linearWeight(named name: String) throws -> [Float] {
+    guard core.linearShapes[name] != nil else { throw TrainingError.unknownParameter(name: name) }
+    return try core.graph.tensor(name)
+  }
+
+  public func output(input: [Float], lengths: [Int], replacing: [String: [Float]]) throws -> [Float] {
+    try core.forward(input: input, lengths: lengths, replacing: replacing).output
+  }
+
+  public func reconstruction(
+    _ batch: BlockBatch, replacing: [String: [Float]]
+  ) throws -> (loss: Float, gradients: [String: [Float]]) {
+    try core.reconstruction(input: batch.input, target: batch.target, lengths: batch.lengths, replacing: replacing)
+  }
+}
+
+/// `DecoderBlock`'s passes in any training scalar, so the Double path can be checked against
+/// finite differences.
+struct DecoderBlockCore<T: TrainingScalar>: Sendable {
+  var graph: DecoderGraph<T>
+  var layerPrefix: String
+  var linearShapes: [String: [Int]]
+
+  init(configuration c: DecoderConfiguration, layerPrefix: String, parameters: [String: [T]]) throws {
+    let p = layerPrefix
+    let queryWidth = c.headCount * c.headDimension
+    let keyWidth = c.keyValueHeadCount * c.headDimension
+    var shapes: [String: [Int]] = [
+      p + "input_layernorm.weight": [c.hiddenSize],
+      p + "post_attention_layernorm.weight": [c.hiddenSize],
+    ]
+    var linears: [String: [Int]] = [:]
+    for slot in LinearSlot.allCases {
+      let shape: [Int] =
+        switch slot {
+        case .query: [queryWidth, c.hiddenSize]
+        case .key, .value: [keyWidth, c.hiddenSize]
+        case .output: [c.hiddenSize, queryWidth]
+        case .gate, .up: [c.intermediateSize, c.hiddenSize]
+        case .down: [c.hiddenSize, c.intermediateSize]
+        }
+      linears[p + slot.rawValue + ".weight"] = shape
+    }
+    shapes.merge(linears) { $1 }
+    for (name, width) in [("q_proj", queryWidth), ("k_proj", keyWidth), ("v_proj", keyWidth)]
+    where parameters[p + "self_attn.\(name).bias"] != nil {
+      shapes[p + "self_attn.\(name).bias"] = [width]
+    }
+    for (name, shape) in shapes {
+      guard let values = parameters[name] else { throw TrainingError.unknownParameter(name: name) }
+      guard values.count == shape.reduce(1, *) else {
+        throw TrainingError.shapeMismatch(
+          operation: "DecoderBlock", detail: "'\(name)' has \(values.count) values, not \(shape)")
+      }
+    }
+    graph = DecoderGraph(
+      configuration: c, tensors: parameters.filter { shapes[$0.key] != nil }, shapes: shapes)
+    self.layerPrefix = layerPrefix
+    self.linearShapes = linears
+  }
+
+  /// The graph with `replacing`'s weights in place of the block's own.
+  func replaced(_ replacing: [String: [T]]) throws -> DecoderGraph<T> {
+    var copy = graph
+    for (name, values) in replacing {
+      guard let shape = linearShapes[name] else { throw TrainingError.unknownParameter(name: name) }
+      guard values.count == shape[0] * shape[1] else {
+        throw TrainingError.shapeMismatch(
+          operation: "DecoderBlock", detail: "'\(name)' is replaced by \(values.count) values, not \(shape)")
+      }
+      copy.tensors[name] = values
+    }
+    return copy
+  }
+
+  func forward(input: [T], lengths: [Int], replacing: [String: [T]]) throws
+    -> (output: [T], graph: DecoderGraph<T>, layer: DecoderGraph<T>.LayerCache, cache: DecoderGraph<T>.Cache)
+  {
+    let c = graph.configuration
+    let rows = lengths.reduce(0, +)
+    guard !lengths.isEmpty, !lengths.contains(where: { $0 <= 0 }) else {
+      throw TrainingError.invalidInput(operation: "DecoderBlock", reason: "a sequence is empty")
+    }
+    guard input.count == rows * c.hiddenSize else {
+      throw TrainingError.shapeMismatch(
+        operation: "DecoderBlock", detail: "\(input.count) inputs for \(rows) rows of \(c.hiddenSize)")
+    }
+    let graph = try replaced(replacing)
+    let (cosines, sines) = graph.rotaryTables(lengths: lengths)
+    var cache = DecoderGraph<T>.Cache(
+      tokens: [], lengths: lengths, cosines: cosines, sines: sines, layers: [], finalInput: [],
+      finalInverseRMS: [], finalNormed: [], effective: [:], passes: [:])
+    var x = input
+    let layer = try graph.forwardLayer(
+      prefix: layerPrefix, x: &x, rows: rows, shape: shape(lengths: lengths), cosines: cosines, sines: sines,
+      cache: &cache)
+    return (x, graph, layer, cache)
+  }
+
+  func shape(lengths: [Int]) -> TrainingOps.AttentionShape {
+    let c = graph.configuration
+    return TrainingOps.AttentionShape(
+      lengths: lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: c.headDimension)
+  }
+
+  /// `mean((output - target)²)` and its gradient with respect to every weight in `replacing`.
+  func reconstruction(
+    input: [T], target: [T], lengths: [Int], replacing: [String: [T]]
+  ) throws -> (loss: T, gradients: [String: [T]]) {
+    let (output, graph, layer, cache) = try forward(input: input, lengths: lengths, replacing: replacing)
+    guard target.count == output.count else {
+      throw TrainingError.shapeMismatch(
+        operation: "DecoderBlock", detail: "\(target.count) targets for \(output.count) outputs")
+    }
+    let count = T(output.count)
+    var loss: T = 0
+    var dx = [T](repeating: 0, count: output.count)
+    for index in output.indices {
+      let difference = output[index] - target[index]
+      loss += difference * difference
+      dx[index] = 2 * difference / count
+    }
+    var gradients: [String: [T]] = [:]
+    try graph.backwardLayer(
+      prefix: layerPrefix, layer: layer, dx: &dx, rows: lengths.reduce(0, +), shape: shape(lengths: lengths),
+      cache: cache, trainable: Set(replacing.keys), gradients: &gradients)
+    return (loss / count, gradients)
+  }
+}
