@@ -1,4 +1,5 @@
 import Foundation
+import QEngine
 import QFormats
 import QToolSupport
 
@@ -13,7 +14,9 @@ extension QConvert {
     let checkpoint = try Checkpoint.open(input)
     let summary = try SpeedQStage1.quantizeVisionTower(
       plan: &plan, checkpoint: checkpoint, imagesFolder: calibImages, limit: calibImageCount,
-      configuration: .init(method: .clipGPTQ, checkpointPath: qatCheckpoint.map { $0 + ".stage1" }),
+      configuration: .init(
+        method: .adaRound, checkpointPath: qatCheckpoint.map { $0 + ".stage1" },
+        adaRound: AdaRound.Options(iterations: visionIterations)),
       measure: !quiet
     ) { step in
       var stderr = StandardError()

@@ -89,6 +89,9 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q stage 1: calibration images to use at most (in name order).")
   var calibImageCount: Int = 32
 
+  @Option(help: "SPEED-Q stage 1: AdaRound iterations per vision block (0 keeps the clip-search grids' round-to-nearest codes).")
+  var visionIterations: Int = 200
+
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false
 
@@ -122,6 +125,7 @@ struct QConvert: ParsableCommand {
       throw ValidationError("'--calib-images' applies to '--method speedq' only")
     }
     if calibImageCount < 1 { throw ValidationError("'--calib-image-count' must be at least 1") }
+    if visionIterations < 0 { throw ValidationError("'--vision-iterations' must not be negative") }
     if calibWindows < 1 { throw ValidationError("'--calib-windows' must be at least 1") }
     if calibContext < 2 { throw ValidationError("'--calib-context' must be at least 2") }
     if let targetBpw, !(targetBpw > 2 && targetBpw <= 16) {

@@ -30,6 +30,7 @@ import Testing
     let arguments = [
       model, "-o", output, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
       "--calib-windows", "2", "--qat-steps", "1", "--calib-images", images.path, "--qat-checkpoint", checkpoint,
+      "--vision-iterations", "20",
     ]
     let run = try runTool("qconvert", arguments)
     #expect(run.status == 0, "\(run.stderr)")

@@ -12,7 +12,9 @@ import Testing
   ///
   /// - `SPEEDQ_VLM`: model folder; `SPEEDQ_IMAGES`: a folder of PNG/JPEG images, the first
   ///   `SPEEDQ_CALIB_IMAGES` (16) calibrate, the rest are held out;
-  /// - `SPEEDQ_GRID`: w2g16g16 (default) or w4g32g128.
+  /// - `SPEEDQ_GRID`: w2g16g16 (default) or w4g32g128; `SPEEDQ_IMAGE_SIZE`: a square resize
+  ///   instead of the tower's own size (DINOv2 interpolates its positions);
+  /// - `SPEEDQ_VISION_ITERATIONS` (50): AdaRound iterations per block.
   @Suite struct SpeedQStage1RealModelTests {
     static func peakRSS() -> String {
       let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
@@ -48,8 +50,11 @@ import Testing
       let encoder = try VisionEncoder(source: checkpoint.source, config: vision, prefix: prefix)
       let layer = config.raw["vision_feature_layer"]?.intValue ?? -2
       let grid: CalibratedGrid = .bilevel(environment["SPEEDQ_GRID"] == "w4g32g128" ? .w4g32g128 : .w2g16g16)
+      var preprocessor = ImagePreprocessor.fallback(for: vision)
+      if let size = Int(environment["SPEEDQ_IMAGE_SIZE"] ?? "") { preprocessor.resize = .exact(height: size, width: size) }
+      let iterations = Int(environment["SPEEDQ_VISION_ITERATIONS"] ?? "") ?? 50
       let all = try SpeedQStage1.images(
-        inFolder: (imagePath as NSString).expandingTildeInPath, preprocessor: .fallback(for: vision))
+        inFolder: (imagePath as NSString).expandingTildeInPath, preprocessor: preprocessor)
       let calibrationCount = min(Int(environment["SPEEDQ_CALIB_IMAGES"] ?? "") ?? 16, all.count - 1)
       let calibration = Array(all.prefix(calibrationCount))
       let heldOut = Array(all.dropFirst(calibrationCount))
@@ -63,10 +68,11 @@ import Testing
       let fpHeldOut = try SpeedQStage1.features(
         encoder: encoder, prefix: prefix, images: heldOut, replacing: [:], hiddenState: layer)
       var replacements: [SpeedQStage1.Method: [String: [Float]]] = [:]
-      for method in [SpeedQStage1.Method.roundToNearest, .clipGPTQ] {
+      for method in [SpeedQStage1.Method.roundToNearest, .clipGPTQ, .adaRound] {
         let start = clock.now
         let stage = try SpeedQStage1(
-          encoder: encoder, prefix: prefix, images: calibration, grids: grids, configuration: .init(method: method))
+          encoder: encoder, prefix: prefix, images: calibration, grids: grids,
+          configuration: .init(method: method, adaRound: AdaRound.Options(iterations: iterations)))
         let results = try stage.run { step in
           print("speedq vision: \(method.rawValue) block \(step.block + 1)/\(step.blocks) error \(step.reconstructionError)")
         }
@@ -87,7 +93,7 @@ import Testing
       let text = b1.count
       let linear1 = try Matrix(rows: text, columns: d, elements: w1)
       let linear2 = try Matrix(rows: text, columns: text, elements: w2)
-      let stage1 = try #require(replacements[.clipGPTQ])
+      let stage1 = try #require(replacements[.adaRound])
       let start = clock.now
       let fpCalibration = try SpeedQStage1.features(
         encoder: encoder, prefix: prefix, images: calibration, replacing: [:], hiddenState: layer)
@@ -99,7 +105,9 @@ import Testing
         quantizedFeatures: try Matrix(rows: tokens, columns: d, elements: quantizedCalibration.flatMap { $0 }),
         linear1Weight: linear1, linear1Bias: b1, linear2Weight: linear2, linear2Bias: b2, ridge: 1e-3)
       let refitTime = clock.now - start
-      for (label, replacing) in [("rtn", replacements[.roundToNearest] ?? [:]), ("clip-gptq", stage1)] {
+      for (label, replacing) in [
+        ("rtn", replacements[.roundToNearest] ?? [:]), ("clip-gptq", replacements[.clipGPTQ] ?? [:]), ("adaround", stage1),
+      ] {
         let quantized = try SpeedQStage1.features(
           encoder: encoder, prefix: prefix, images: heldOut, replacing: replacing, hiddenState: layer)
         let fpProjected = try fpHeldOut.map { try Self.project($0, width: d, linear1, b1, linear2, b2) }

@@ -6,12 +6,16 @@ import QFormats
 /// SPEED-Q's stage 1 (speedq.md 2): the vision tower quantized block by block on calibration
 /// images, each block fed the outputs of the blocks before it as already quantized.
 ///
-/// `clipGPTQ` is the rounding optimiser available today: per linear, in the block's own order
-/// (q/k/v, then o, fc1, fc2, each on the inputs the quantized linears before it produce), the
-/// Gram-weighted asymmetric clip search (speedq.md 1.2) clamps the weights and GPTQ rounds them
-/// on the linear's grid. The reference fits rounding by block-wise AdaRound instead.
+/// `adaRound` is the reference's optimiser (block-wise AdaRound, BRECQ's objective): each
+/// linear's grid comes from the Gram-weighted asymmetric clip search (speedq.md 1.2), then the
+/// rounding of all six linears is learned together so that the block, fed the quantized stream,
+/// reproduces the FP block's output. `clipGPTQ` needs no training: per linear, in the block's
+/// own order (q/k/v, then o, fc1, fc2, each on the inputs the quantized linears before it
+/// produce), the clip search clamps the weights and GPTQ rounds them on the linear's grid.
 public final class SpeedQStage1 {
   public enum Method: String, Sendable, CaseIterable {
+    /// Clip-search grids, then block-wise AdaRound.
+    case adaRound = "adaround"
     /// Gram clip search, then GPTQ on the clipped weights.
     case clipGPTQ = "clip-gptq"
     /// Round-to-nearest on each grid: the baseline, no calibration.
@@ -26,15 +30,22 @@ public final class SpeedQStage1 {
     /// Rows (tokens of whole images) per forward pass while calibrating, to bound memory.
     public var rowsPerChunk: Int
     public var gptq: GPTQ.Options
+    public var adaRound: AdaRound.Options
+    /// Rows (tokens of whole images) per AdaRound batch; `adaRound.batchesPerStep` of them make
+    /// one step.
+    public var rowsPerBatch: Int
 
     public init(
-      method: Method = .clipGPTQ, checkpointPath: String? = nil, rowsPerChunk: Int = 4096,
-      gptq: GPTQ.Options = GPTQ.Options()
+      method: Method = .adaRound, checkpointPath: String? = nil, rowsPerChunk: Int = 4096,
+      gptq: GPTQ.Options = GPTQ.Options(), adaRound: AdaRound.Options = AdaRound.Options(),
+      rowsPerBatch: Int = 1
     ) {
       self.method = method
       self.checkpointPath = checkpointPath
       self.rowsPerChunk = rowsPerChunk
       self.gptq = gptq
+      self.adaRound = adaRound
+      self.rowsPerBatch = rowsPerBatch
     }
   }
 
@@ -84,7 +95,14 @@ public final class SpeedQStage1 {
   var fingerprint: String {
     let names = grids.keys.sorted().map { "\($0)=\(grids[$0].map { "\($0)" } ?? "")" }.joined(separator: ",")
     return "stage1 \(configuration.method.rawValue) images=\(lengths) damp=\(configuration.gptq.dampingFraction) "
-      + "order=\(configuration.gptq.actOrder) \(names)"
+      + "order=\(configuration.gptq.actOrder) \(adaRoundFingerprint) \(names)"
+  }
+
+  var adaRoundFingerprint: String {
+    guard configuration.method == .adaRound else { return "" }
+    let o = configuration.adaRound
+    return "adaround=\(o.iterations),\(o.learningRate),\(o.regularisation),\(o.betaStart),\(o.betaEnd),"
+      + "\(o.warmup),\(o.batchesPerStep),\(o.seed),rows=\(configuration.rowsPerBatch)"
   }
 
   /// Quantizes every planned linear of every block and returns the matrices by checkpoint name.
@@ -103,6 +121,7 @@ public final class SpeedQStage1 {
         return (slot, name, grid)
       }
       let resumed = index < resumedBlocks
+      let fpOutput = try chunkedOutput(of: block, input: fpStream, replacing: [:])
       var replacing: [String: [Float]] = [:]
       if resumed {
         for (_, name, _) in planned {
@@ -110,6 +129,11 @@ public final class SpeedQStage1 {
             throw SpeedQError.checkpoint(
               path: configuration.checkpointPath ?? "", reason: "has no matrix for '\(name)' of block \(index)")
           }
+          replacing[name] = matrix.dequantize()
+        }
+      } else if configuration.method == .adaRound {
+        for (name, matrix) in try adaRound(block: block, planned: planned, fpOutput: fpOutput) {
+          results[name] = matrix
           replacing[name] = matrix.dequantize()
         }
       } else {
@@ -126,7 +150,6 @@ public final class SpeedQStage1 {
           }
         }
       }
-      let fpOutput = try chunkedOutput(of: block, input: fpStream, replacing: [:])
       let quantizedOutput = try chunkedOutput(of: block, input: quantizedStream, replacing: replacing)
       var error = 0.0
       for i in fpOutput.indices {
@@ -172,13 +195,16 @@ public final class SpeedQStage1 {
   }
 
   /// The images of the stream in chunks of whole images of about `rowsPerChunk` rows.
-  func chunks() -> [(rows: Range<Int>, lengths: [Int])] {
+  func chunks() -> [(rows: Range<Int>, lengths: [Int])] { chunks(rows: configuration.rowsPerChunk) }
+
+  /// The images of the stream in chunks of whole images of about `limit` rows (at least one image each).
+  func chunks(rows limit: Int) -> [(rows: Range<Int>, lengths: [Int])] {
     var result: [(Range<Int>, [Int])] = []
     var start = 0
     var current: [Int] = []
     var rows = 0
     for length in lengths {
-      if rows > 0 && rows + length > configuration.rowsPerChunk {
+      if rows > 0 && rows + length > limit {
         result.append((start..<(start + rows), current))
         start += rows
         current = []
