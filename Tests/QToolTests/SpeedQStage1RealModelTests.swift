@@ -29,7 +29,7 @@ import Testing
       hidden.withUnsafeMutableBufferPointer { values in
         for i in 0..<values.count {
           let v = values[i] + b1[i % b1.count]
-          values[i] = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+          values[i] = 0.5 * v * (1 + erf(v / Float(2).squareRoot()))
         }
       }
       var out = try hidden.matmul(w2, transposeOther: true)
