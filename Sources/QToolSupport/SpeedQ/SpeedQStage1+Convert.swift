@@ -81,11 +81,13 @@ extension SpeedQStage1 {
           try grid.roundToNearest($0, rows: shape[0], columns: shape[1])
         }.dequantize()
       }
-      summary.roundToNearestCosine = try featureCosine(
-        encoder: encoder, prefix: prefix, images: images, replacing: rounded, hiddenState: layer)
-      summary.cosine = try featureCosine(
-        encoder: encoder, prefix: prefix, images: images, replacing: results.mapValues { $0.dequantize() },
-        hiddenState: layer)
+      let fp = try features(encoder: encoder, prefix: prefix, images: images, replacing: [:], hiddenState: layer)
+      for (replacing, isStage) in [(rounded, false), (results.mapValues { $0.dequantize() }, true)] {
+        let quantized = try features(
+          encoder: encoder, prefix: prefix, images: images, replacing: replacing, hiddenState: layer)
+        let cosine = meanCosine(fp, quantized, width: vision.hiddenSize)
+        if isStage { summary.cosine = cosine } else { summary.roundToNearestCosine = cosine }
+      }
     }
     return summary
   }
