@@ -53,6 +53,7 @@ extension QConvert {
       guard let config else {
         throw ConvertError.invalidOption(option: input, reason: "has no config.json, which training needs")
       }
+      try quantizeVisionTower(plan: &plan)
       let configuration = SpeedQConfiguration(
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
         checkpointPath: qatCheckpoint)

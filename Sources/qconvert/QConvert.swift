@@ -81,6 +81,17 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q: a file to save training state in and resume from.")
   var qatCheckpoint: String?
 
+  @Option(help: ArgumentHelp(
+    "SPEED-Q stage 1: a folder of PNG or JPEG images on which a vision-language model's vision tower is quantized block by block before the language model is trained.",
+    valueName: "folder"))
+  var calibImages: String?
+
+  @Option(help: "SPEED-Q stage 1: calibration images to use at most (in name order).")
+  var calibImageCount: Int = 32
+
+  @Option(help: "SPEED-Q stage 1: AdaRound iterations per vision block (0 keeps the clip-search grids' round-to-nearest codes).")
+  var visionIterations: Int = 200
+
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false
 
@@ -110,6 +121,11 @@ struct QConvert: ParsableCommand {
       let what = method == .gptq || method == .speedq ? "'--method \(method.rawValue)'" : sensitivity ? "'--sensitivity'" : "'--target-bpw'"
       throw ValidationError("\(what) needs calibration text: give '--calib TEXT'")
     }
+    if calibImages != nil && method != .speedq {
+      throw ValidationError("'--calib-images' applies to '--method speedq' only")
+    }
+    if calibImageCount < 1 { throw ValidationError("'--calib-image-count' must be at least 1") }
+    if visionIterations < 0 { throw ValidationError("'--vision-iterations' must not be negative") }
     if calibWindows < 1 { throw ValidationError("'--calib-windows' must be at least 1") }
     if calibContext < 2 { throw ValidationError("'--calib-context' must be at least 2") }
     if let targetBpw, !(targetBpw > 2 && targetBpw <= 16) {

@@ -1,0 +1,94 @@
+import Foundation
+import QCompute
+import QEngine
+import QFormats
+
+extension SpeedQStage1 {
+  /// What stage 1 did inside a conversion.
+  public struct ConvertSummary: Sendable {
+    public var images: Int
+    public var tensors: Int
+    /// Mean token cosine of the tower's feature layer, quantized against FP, on the calibration
+    /// images, for round-to-nearest on the same grids and for stage 1.
+    public var roundToNearestCosine: Double?
+    public var cosine: Double?
+  }
+
+  /// Stage 1 inside `qconvert --method speedq`: quantizes the vision tower of a LLaVA-style
+  /// checkpoint on the images of `imagesFolder` with the grids the plan gives its linears (the
+  /// vision policy), and stores the codes in the plan.
+  /// - Parameters:
+  ///   - limit: use at most this many images (in name order).
+  ///   - measure: also compute the feature cosines of `ConvertSummary` (one more pass per image).
+  /// - Throws: `SpeedQError.invalidInput` for a checkpoint without a vision tower or a folder
+  ///   without images; what stage 1 throws.
+  public static func quantizeVisionTower(
+    plan: inout ConvertPlan, checkpoint: Checkpoint, imagesFolder: String, limit: Int? = nil,
+    configuration: Configuration, measure: Bool = false, progress: (Progress) -> Void = { _ in }
+  ) throws -> ConvertSummary {
+    guard let data = checkpoint.configData else {
+      throw SpeedQError.invalidInput(operation: "SpeedQ stage 1", reason: "'\(checkpoint.location)' has no config.json")
+    }
+    let config = try ModelConfig(data: data, location: checkpoint.configPath ?? checkpoint.location)
+    guard let visionConfig = config.visionConfig else {
+      throw SpeedQError.invalidInput(
+        operation: "SpeedQ stage 1", reason: "'\(checkpoint.location)' is not a vision-language model (no 'vision_config')")
+    }
+    let vision = try VisionConfig(visionConfig)
+    // LLaVA's layout, as `LLaVAVision` reads it.
+    let names = Set(checkpoint.source.tensors.map(\.name))
+    let prefix =
+      vision.kind == .dinov2
+      ? (names.contains("model.vision_tower.embeddings.cls_token") ? "model.vision_tower." : "vision_tower.")
+      : (names.contains("model.vision_tower.vision_model.embeddings.patch_embedding.weight")
+        ? "model.vision_tower.vision_model." : "vision_tower.vision_model.")
+    let encoder = try VisionEncoder(source: checkpoint.source, config: vision, prefix: prefix)
+    var preprocessor = ImagePreprocessor.fallback(for: vision)
+    if let folder = checkpoint.folder {
+      let path = (folder as NSString).appendingPathComponent("preprocessor_config.json")
+      if let data = FileManager.default.contents(atPath: path) {
+        preprocessor = try ImagePreprocessor(preprocessorConfig: data, location: path)
+      }
+    }
+    let images = try Self.images(inFolder: imagesFolder, preprocessor: preprocessor, limit: limit)
+    var towerLinears = Set<String>()
+    for index in 0..<encoder.blockCount {
+      towerLinears.formUnion(try encoder.block(at: index, prefix: prefix).linearShapes.keys)
+    }
+    var grids: [String: CalibratedGrid] = [:]
+    for entry in plan.entries where towerLinears.contains(entry.info.name) {
+      guard let spec = entry.spec, let grid = ConvertCalibration.calibratedGrid(for: spec) else { continue }
+      grids[entry.info.name] = grid
+    }
+    let stage = try SpeedQStage1(
+      encoder: encoder, prefix: prefix, images: images, grids: grids, configuration: configuration)
+    let results = try stage.run(progress: progress)
+    for index in plan.entries.indices {
+      let entry = plan.entries[index]
+      guard let quantized = results[entry.info.name], let spec = entry.spec else { continue }
+      try plan.entries[index].respec(
+        spec, reason: entry.reason + ", stage 1 \(configuration.method.rawValue)", location: plan.location)
+      plan.entries[index].precomputed = quantized
+    }
+    var summary = ConvertSummary(images: images.count, tensors: results.count)
+    if measure {
+      let layer = config.raw["vision_feature_layer"]?.intValue ?? -2
+      var rounded: [String: [Float]] = [:]
+      for (name, grid) in grids {
+        guard let shape = checkpoint.source.info(named: name)?.shape, shape.count == 2 else { continue }
+        let weight = try checkpoint.source.floats(of: name)
+        rounded[name] = try weight.withUnsafeBufferPointer {
+          try grid.roundToNearest($0, rows: shape[0], columns: shape[1])
+        }.dequantize()
+      }
+      let fp = try features(encoder: encoder, prefix: prefix, images: images, replacing: [:], hiddenState: layer)
+      for (replacing, isStage) in [(rounded, false), (results.mapValues { $0.dequantize() }, true)] {
+        let quantized = try features(
+          encoder: encoder, prefix: prefix, images: images, replacing: replacing, hiddenState: layer)
+        let cosine = meanCosine(fp, quantized, width: vision.hiddenSize)
+        if isStage { summary.cosine = cosine } else { summary.roundToNearestCosine = cosine }
+      }
+    }
+    return summary
+  }
+}

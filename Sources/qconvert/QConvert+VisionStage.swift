@@ -1,0 +1,37 @@
+import Foundation
+import QEngine
+import QFormats
+import QToolSupport
+
+extension QConvert {
+  /// SPEED-Q's stage 1 when `--calib-images` is given: the vision tower quantized block by
+  /// block on the images, before the language model is trained. Finished blocks are kept in
+  /// `<qat-checkpoint>.stage1` when there is a `--qat-checkpoint`, and resumed from there.
+  func quantizeVisionTower(plan: inout ConvertPlan) throws {
+    guard let calibImages else { return }
+    var stderr = StandardError()
+    let quiet = self.quiet
+    let checkpoint = try Checkpoint.open(input)
+    let summary = try SpeedQStage1.quantizeVisionTower(
+      plan: &plan, checkpoint: checkpoint, imagesFolder: calibImages, limit: calibImageCount,
+      configuration: .init(
+        method: .adaRound, checkpointPath: qatCheckpoint.map { $0 + ".stage1" },
+        adaRound: AdaRound.Options(iterations: visionIterations)),
+      measure: !quiet
+    ) { step in
+      var stderr = StandardError()
+      if !quiet {
+        let error = String(format: "%.3g", step.reconstructionError)
+        print(
+          "qconvert: vision block \(step.block + 1)/\(step.blocks) output error \(error)\(step.resumed ? " (resumed)" : "")",
+          to: &stderr)
+      }
+    }
+    if !quiet {
+      let cosines = [summary.roundToNearestCosine, summary.cosine].map { $0.map { String(format: "%.4f", $0) } ?? "-" }
+      print(
+        "qconvert: vision tower: \(summary.tensors) linears on \(summary.images) images; feature cosine to FP "
+          + "\(cosines[1]) (round-to-nearest \(cosines[0]))", to: &stderr)
+    }
+  }
+}
