@@ -66,6 +66,8 @@ public final class CalibrationCollector: @unchecked Sendable {
       var x = try model.embeddings(tokens: window)
       for (block, layer) in blocks.enumerated() {
         try model.runBlock(layer, x: &x, count: window.count) { input, values in
+          guard accumulators[block][input] != nil else { return }
+          try self.checkFinite(values, count: window.count, block: block, input: input, window: index)
           try accumulators[block][input]?.add(values, count: window.count)
         }
       }
@@ -79,6 +81,20 @@ public final class CalibrationCollector: @unchecked Sendable {
       }
     }
     return result
+  }
+
+  /// Stops calibration at the first NaN or infinite activation, naming the layer it feeds: one
+  /// would make every Gram entry it touches non-finite and fail GPTQ far from the cause.
+  /// - Parameter values: `[count, width]` row-major, the input of the layers reading `input`.
+  func checkFinite(
+    _ values: UnsafeBufferPointer<Float>, count: Int, block: Int, input: LinearInput, window: Int
+  ) throws {
+    guard let (index, value) = PackEncoder.firstNonFinite(values, shape: [values.count]) else { return }
+    let width = max(values.count / max(count, 1), 1)
+    let layer = LinearSlot.allCases.first { $0.input == input }?.tensorName(block: block, prefix: prefix) ?? "block \(block)"
+    throw DecoderError.invalidInput(
+      operation: "calibration",
+      reason: "the input of '\(layer)' holds \(value) at token \(index[0] / width), feature \(index[0] % width) of window \(window)")
   }
 
   /// Starts the sequential scheme at block 0 with the embeddings of `windows`.
@@ -97,6 +113,8 @@ public final class CalibrationCollector: @unchecked Sendable {
       var x = input
       let count = windowLengths[index]
       try model.runBlock(layer, x: &x, count: count) { kind, values in
+        guard accumulators[kind] != nil else { return }
+        try self.checkFinite(values, count: count, block: self.currentBlock, input: kind, window: index)
         try accumulators[kind]?.add(values, count: count)
       }
     }
