@@ -110,6 +110,9 @@ struct QConvert: ParsableCommand {
   @Flag(help: "Replace an existing output.")
   var force = false
 
+  @Flag(help: "Keep tensors holding NaN or infinity as stored (with a warning) instead of refusing to write the pack.")
+  var allowNonfinite = false
+
   @Flag(help: "Print no progress.")
   var quiet = false
 
@@ -214,7 +217,8 @@ struct QConvert: ParsableCommand {
       return
     }
     try quantizeCalibrated(calibration, plan: &plan, source: source, config: config)
-    let options = PackOutputOptions(compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes)
+    let options = PackOutputOptions(
+      compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes, allowNonFinite: allowNonfinite)
     let stage = try StagedFolder(destination: output, force: force)
     do {
       let summary = try ConvertJob.writePack(
@@ -229,6 +233,13 @@ struct QConvert: ParsableCommand {
             + String(format: "(%.1f%% saved); tensors %d -> %d bytes (%.1f%% saved)", percent, total, summary.storedBytes,
               total > 0 ? 100 * Double(total - summary.storedBytes) / Double(total) : 0),
           to: &stderr)
+      }
+      if !summary.keptNonFinite.isEmpty {
+        var stderr = StandardError()
+        for element in summary.keptNonFinite {
+          print("qconvert: warning: \(element); kept unquantized", to: &stderr)
+        }
+        plan.keepAsStored(summary.keptNonFinite.map(\.tensor), reason: "holds NaN or infinity")
       }
       try ConvertJob.writeSideFiles(checkpoint: checkpoint, into: stage, quantization: ConvertJob.quantizationBlock(plan: plan))
       try stage.commit()

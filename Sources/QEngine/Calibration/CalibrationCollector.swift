@@ -66,7 +66,11 @@ public final class CalibrationCollector: @unchecked Sendable {
       // One forward pass per window; the hook hands over every block's linear inputs.
       _ = try model.forward(
         tokens: window, cache: nil,
-        observeInputs: { block, input, values in try accumulators[block][input]?.add(values, count: window.count) })
+        observeInputs: { block, input, values in
+          guard accumulators[block][input] != nil else { return }
+          try self.checkFinite(values, count: window.count, block: block, input: input, window: index)
+          try accumulators[block][input]?.add(values, count: window.count)
+        })
       progress?(index + 1, windows.count)
     }
     var result: [String: Matrix<Double>] = [:]
@@ -77,6 +81,20 @@ public final class CalibrationCollector: @unchecked Sendable {
       }
     }
     return result
+  }
+
+  /// Stops calibration at the first NaN or infinite activation, naming the layer it feeds: one
+  /// would make every Gram entry it touches non-finite and fail GPTQ far from the cause.
+  /// - Parameter values: `[count, width]` row-major, the input of the layers reading `input`.
+  func checkFinite(
+    _ values: UnsafeBufferPointer<Float>, count: Int, block: Int, input: LinearInput, window: Int
+  ) throws {
+    guard let (index, value) = PackEncoder.firstNonFinite(values, shape: [values.count]) else { return }
+    let width = max(values.count / max(count, 1), 1)
+    let layer = LinearSlot.allCases.first { $0.input == input }?.tensorName(block: block, prefix: prefix) ?? "block \(block)"
+    throw DecoderError.invalidInput(
+      operation: "calibration",
+      reason: "the input of '\(layer)' holds \(value) at token \(index[0] / width), feature \(index[0] % width) of window \(window)")
   }
 
   /// Starts the sequential scheme at block 0 with the embeddings of `windows`.
@@ -95,6 +113,8 @@ public final class CalibrationCollector: @unchecked Sendable {
       var x = input
       let count = windowLengths[index]
       try model.runBlock(layer, x: &x, count: count) { kind, values in
+        guard accumulators[kind] != nil else { return }
+        try self.checkFinite(values, count: count, block: self.currentBlock, input: kind, window: index)
         try accumulators[kind]?.add(values, count: count)
       }
     }

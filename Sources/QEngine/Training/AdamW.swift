@@ -1,4 +1,5 @@
 import Foundation
+import QCompute
 
 /// Adam with decoupled weight decay, as `torch.optim.AdamW` applies it:
 /// `p ← p (1 - lr λ)`, then `p ← p - lr m̂ / (√v̂ + ε)` with bias-corrected moments.
@@ -21,10 +22,13 @@ public struct AdamW: Sendable {
   }
 
   /// Updates every parameter that has a gradient, at `learningRate`.
-  /// - Throws: `TrainingError` for a gradient without a parameter or of another size.
+  /// - Throws: `TrainingError` for a gradient without a parameter or of another size, and
+  ///   `.invalidInput` naming the parameter and index of a NaN or infinite gradient, before
+  ///   anything is changed.
   public mutating func update(
     _ parameters: inout [String: [Float]], gradients: [String: [Float]], learningRate: Double
   ) throws {
+    try Self.checkFinite(gradients, step: step + 1)
     step += 1
     let correction1 = 1 - Foundation.pow(beta1, Double(step))
     let correction2 = 1 - Foundation.pow(beta2, Double(step))
@@ -54,6 +58,19 @@ public struct AdamW: Sendable {
       parameters[name] = values
       firstMoments[name] = m
       secondMoments[name] = v
+    }
+  }
+
+  /// A NaN or infinite gradient would reach every later step through the moments, so training
+  /// stops at the first one, naming the parameter and the element.
+  static func checkFinite(_ gradients: [String: [Float]], step: Int) throws(TrainingError) {
+    for name in gradients.keys.sorted() {
+      guard let gradient = gradients[name] else { continue }
+      let found = gradient.withUnsafeBufferPointer { PackEncoder.firstNonFinite($0, shape: [$0.count]) }
+      if let (index, value) = found {
+        throw .invalidInput(
+          operation: "AdamW step \(step)", reason: "the gradient of parameter '\(name)' holds \(value) at index \(index[0])")
+      }
     }
   }
 }

@@ -16,6 +16,8 @@ enum HDF5Attributes {
     var count: UInt64 = 0
     try context.check("H5Oget_info", chdf5_object_attribute_count(object, &count))
     var result: [String: String] = [:]
+    guard count > 0 else { return result }
+    try checkAttributeMessagesDecode(of: object, context: context)
     for position in 0..<count {
       let attribute = try context.open(
         "H5Aopen_by_idx",
@@ -34,6 +36,21 @@ enum HDF5Attributes {
       }
     }
     return result
+  }
+
+  /// A name no attribute is expected to have, so a lookup for it visits every attribute message.
+  private static let probeName = "\u{1}qtoolchain: no such attribute\u{1}"
+
+  /// Decodes every attribute message once through a path that cannot crash, before
+  /// `H5Aopen_by_idx` builds its table.
+  ///
+  /// libhdf5 1.10 grows the table for compact attribute storage with uninitialised slots; when a
+  /// later attribute message fails to decode, it frees those slots and crashes in `H5A__close`
+  /// (`Fixtures/malformed-found/libhdf5_attribute_table.h5`). `H5Aexists` decodes the same
+  /// messages one by one without a table, so a corrupt one fails here with an error instead.
+  /// The corresponding C function is `H5Aexists`.
+  private static func checkAttributeMessagesDecode(of object: hid_t, context: HDF5Context) throws(HDF5Error) {
+    try context.check("H5Aexists", H5Aexists(object, probeName))
   }
 
   /// One attribute value, spelled on its own or inside a list.

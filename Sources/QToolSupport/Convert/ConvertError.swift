@@ -12,12 +12,14 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   case outputExists(path: String)
   /// A file system operation failed.
   case fileSystem(path: String, reason: String)
+  /// A tensor holds NaN or infinity and `--allow-nonfinite` was not given.
+  case nonFinite(NonFiniteElement)
 
   /// Usage errors exit with 64; the rest with 1.
   public var isUsageError: Bool {
     switch self {
     case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
-    case .outputExists, .fileSystem: false
+    case .outputExists, .fileSystem, .nonFinite: false
     }
   }
 
@@ -30,6 +32,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
       "rule '\(rule)' cannot apply to tensor '\(tensor)': \(reason)"
     case .outputExists(let path): "\(path): output exists (use '--force' to replace it)"
     case .fileSystem(let path, let reason): "\(path): \(reason)"
+    case .nonFinite(let element): "\(element); use '--allow-nonfinite' to keep such tensors unquantized"
     }
   }
 }

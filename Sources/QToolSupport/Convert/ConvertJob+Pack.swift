@@ -12,11 +12,14 @@ public struct PackOutputOptions: Sendable {
   /// Tensors quantized at once (each may also finish one more ahead of the writer); each holds
   /// a block of floats and its companions, so peak memory grows with it.
   public var concurrency: Int
+  /// Keep a tensor holding NaN or infinity as stored instead of refusing to write the pack.
+  public var allowNonFinite: Bool
 
-  public init(compress: Bool = false, maxShardBytes: Int? = nil, concurrency: Int = 2) {
+  public init(compress: Bool = false, maxShardBytes: Int? = nil, concurrency: Int = 2, allowNonFinite: Bool = false) {
     self.compress = compress
     self.maxShardBytes = maxShardBytes
     self.concurrency = max(1, concurrency)
+    self.allowNonFinite = allowNonFinite
   }
 }
 
@@ -29,6 +32,8 @@ public struct PackWriteSummary: Sendable {
   public var weightBytesAfter: Int
   /// All tensor bytes as stored.
   public var storedBytes: Int
+  /// Tensors kept as stored because they hold NaN or infinity (with `allowNonFinite`).
+  public var keptNonFinite: [NonFiniteElement] = []
 }
 
 /// One tensor made ready for the file: its stored tensors, where their bytes are, its checksum.
@@ -42,6 +47,8 @@ struct PreparedEntry: Sendable {
   var weightBytesAfter = 0
   /// Companion bytes, held from quantization until the writer spools them.
   var payloads: [[UInt8]] = []
+  /// Set when the tensor was planned for quantizing but kept because it holds NaN or infinity.
+  var keptNonFinite: NonFiniteElement? = nil
 }
 
 /// Results of the workers, handed to the writing thread in plan order.
@@ -115,6 +122,7 @@ extension ConvertJob {
     let next = NextIndex()
     let workers = DispatchGroup()
     let compress = options.compress
+    let allowNonFinite = options.allowNonFinite
     // Own threads, not the dispatch pool: a worker waiting for the window must not hold a pool
     // thread that the quantizers' row-parallel loops need.
     for _ in 0..<min(options.concurrency, max(count, 1)) {
@@ -128,7 +136,9 @@ extension ConvertJob {
             window.signal()
             return
           }
-          slots.put(index, Result { try prepare(entries[index], source: source, compress: compress) })
+          slots.put(
+            index,
+            Result { try prepare(entries[index], source: source, compress: compress, allowNonFinite: allowNonFinite) })
         }
       }
       thread.stackSize = 8 << 20
@@ -150,7 +160,9 @@ extension ConvertJob {
           entry.payloads = []
         }
         window.signal()
-        let action = entries[index].spec.map { "\($0)" } ?? "kept (\(entries[index].reason))"
+        let action =
+          entry.keptNonFinite != nil
+          ? "kept (holds NaN or infinity)" : entries[index].spec.map { "\($0)" } ?? "kept (\(entries[index].reason))"
         progress.advance(name: entries[index].info.name, bytes: entries[index].bytesBefore, action: action)
         prepared.append(entry)
       }
@@ -208,7 +220,7 @@ extension ConvertJob {
     return PackWriteSummary(
       files: files, weightBytesBefore: prepared.reduce(0) { $0 + $1.weightBytesBefore },
       weightBytesAfter: prepared.reduce(0) { $0 + $1.weightBytesAfter },
-      storedBytes: outputs.reduce(0) { $0 + $1.byteCount })
+      storedBytes: outputs.reduce(0) { $0 + $1.byteCount }, keptNonFinite: prepared.compactMap(\.keptNonFinite))
   }
 
   /// Floats widened and quantized at a time within one tensor (16 MB), so a large embedding
@@ -237,14 +249,28 @@ extension ConvertJob {
   /// Grids whose groups lie within a row are quantized in blocks of rows (`blockElements`
   /// floats each) and the blocks' companion bytes concatenated, which is exactly the layout of
   /// quantizing the whole matrix; the bilevel grid, whose second level spans rows, is done whole.
-  static func prepare(_ entry: PlanEntry, source: any TensorSource, compress: Bool) throws -> PreparedEntry {
+  ///
+  /// A tensor holding NaN or infinity is refused with `ConvertError.nonFinite`, or kept as
+  /// stored when `allowNonFinite` is set; tensors quantized here are checked as they are
+  /// quantized, the others (kept, or quantized earlier by a calibrated method) by a pass of their own.
+  static func prepare(
+    _ entry: PlanEntry, source: any TensorSource, compress: Bool, allowNonFinite: Bool = false
+  ) throws -> PreparedEntry {
     let info = entry.info
     let name = info.name
-    guard let spec = entry.spec else {
+    func keptAsStored(_ nonFinite: NonFiniteElement? = nil) throws -> PreparedEntry {
       let crc = try source.withRawBytes(of: name) { CRC32C.checksum($0) }
       releasePages(of: name, in: source)
-      return PreparedEntry(outputs: [info], spoolOffsets: nil, description: nil, checksum: CRC32C.formatted(crc))
+      return PreparedEntry(
+        outputs: [info], spoolOffsets: nil, description: nil, checksum: CRC32C.formatted(crc), keptNonFinite: nonFinite)
     }
+    if entry.spec == nil || entry.precomputed != nil,
+      let found = try NonFiniteElement.first(in: info, of: source, blockElements: blockElements)
+    {
+      guard allowNonFinite else { throw ConvertError.nonFinite(found) }
+      return try keptAsStored(entry.spec == nil ? nil : found)
+    }
+    guard let spec = entry.spec else { return try keptAsStored() }
     let (planned, companions) = try PackEncoder.companions(of: info, spec: spec, location: source.location)
     let rows = planned.rows
     let columns = planned.columns
@@ -253,8 +279,14 @@ extension ConvertJob {
       parts = try PackEncoder.pack(quantized: quantized, info: info, spec: spec, location: source.location)
         .companions.map(\.bytes)
     } else {
-      parts = try quantizeInBlocks(
-        entry, source: source, spec: spec, rows: rows, columns: columns, companions: companions)
+      do {
+        parts = try quantizeInBlocks(
+          entry, source: source, spec: spec, rows: rows, columns: columns, companions: companions)
+      } catch PackError.nonFinite(let location, let tensor, let index, let value) {
+        let found = NonFiniteElement(location: location, tensor: tensor, index: index, shape: info.shape, value: value)
+        guard allowNonFinite else { throw ConvertError.nonFinite(found) }
+        return try keptAsStored(found)
+      }
     }
     for (companion, bytes) in zip(companions, parts) where companion.byteCount != bytes.count {
       throw PackError.cannotPack(

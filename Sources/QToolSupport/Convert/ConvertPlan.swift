@@ -99,6 +99,15 @@ public struct ConvertPlan: Sendable {
     }
   }
 
+  /// Marks `names` as kept as stored, after the writer kept them (NaN or infinity in them), so
+  /// the config's quantization block says what the pack holds.
+  public mutating func keepAsStored(_ names: [String], reason: String) {
+    let kept = Set(names)
+    for index in entries.indices where kept.contains(entries[index].info.name) {
+      entries[index] = Self.keep(entries[index].info, reason)
+    }
+  }
+
   static func keep(_ info: TensorInfo, _ reason: String) -> PlanEntry {
     PlanEntry(info: info, spec: nil, description: nil, reason: reason, outputs: [info])
   }

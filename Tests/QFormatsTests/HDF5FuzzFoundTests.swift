@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+@testable import QFormats
+
+/// HDF5 inputs found by `fuzz-hdf5` that reach defects of libhdf5 1.10 (Debian 12's), kept in
+/// `Fixtures/malformed-found/` (see its README).
+@Suite struct HDF5FuzzFoundTests {
+  static func path(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath)
+      .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("Fixtures/malformed-found/\(name)").path
+  }
+
+  /// An object header whose attribute messages stop decoding part way crashed the process in
+  /// `H5Aopen_by_idx` (libhdf5 frees the uninitialised slots of its attribute table in
+  /// `H5A__close`); the corrupt message is now met by `H5Aexists`, which fails cleanly.
+  @Test func corruptAttributeMessageFailsWithAnError() throws {
+    let path = Self.path("libhdf5_attribute_table.h5")
+    #expect {
+      _ = try HDF5File(path: path)
+    } throws: { error in
+      guard let error = error as? HDF5Error else { return false }
+      return error.description.hasPrefix(path) && error.description.contains("H5Aexists")
+    }
+  }
+
+  /// A metadata cache entry whose size in the file is 141 GB: libhdf5 asks malloc for it before
+  /// checking it against the file's end. Outside AddressSanitizer that malloc fails and libhdf5
+  /// reports an error, which must reach the caller as one.
+  @Test func hugeCacheEntryFailsWithAnError() throws {
+    let path = Self.path("libhdf5_huge_cache_entry.h5")
+    #expect {
+      _ = try HDF5File(path: path)
+    } throws: { error in
+      guard let error = error as? HDF5Error else { return false }
+      return error.description.hasPrefix(path)
+    }
+  }
+}
