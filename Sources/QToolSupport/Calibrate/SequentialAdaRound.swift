@@ -1,0 +1,99 @@
+import QCompute
+import QEngine
+
+/// Block-wise AdaRound over a decoder, block after block: each block's grids come from the
+/// Gram-weighted clip search and stay fixed, and the rounding of its seven linears is learned
+/// together against the full-precision block.
+///
+/// Inputs and targets follow BRECQ (`asym=True`), as the AdaRound and BRECQ papers recommend:
+/// the block's input is what the already quantized blocks before it produce, and its target is
+/// the full-precision model's block output on full-precision inputs, so each block also
+/// corrects the error that reaches it. Memory is the windows' activations at one block, twice.
+public enum SequentialAdaRound {
+  /// Where the run is, for a progress line.
+  public struct Progress: Sendable {
+    public var block: Int
+    public var blocks: Int
+    /// The step within the block, 0 when the block starts.
+    public var iteration: Int
+    public var iterations: Int
+    /// The mean squared block-output error of the last step's batch (soft weights).
+    public var reconstruction: Float
+  }
+
+  /// What one block's run achieved, on all calibration windows.
+  public struct BlockReport: Sendable {
+    public var block: Int
+    /// The mean squared output error with the clip search's round-to-nearest codes.
+    public var nearestError: Double
+    /// The same with AdaRound's codes.
+    public var adaRoundError: Double
+  }
+
+  /// Quantizes every q/k/v/o/gate/up/down weight `plan` gives an affine grid (`nil` keeps it)
+  /// with `windows` as calibration data; returns the quantized matrices by tensor name.
+  /// - Throws: `CalibrateError.tensorFailed` naming a tensor the grid rejected, or the engine's
+  ///   error for a bad window.
+  public static func run(
+    model: DecoderModel, windows: [[Int]], plan: (String) -> CalibratedGrid?, options: AdaRound.Options,
+    prefix: String = "", progress: ((Progress) -> Void)? = nil, report: ((BlockReport) -> Void)? = nil
+  ) throws -> [String: QuantizedMatrix] {
+    let quantizedPath = CalibrationCollector(model: model, prefix: prefix)
+    let fullPrecision = CalibrationCollector(model: model, prefix: prefix)
+    try quantizedPath.start(windows: windows)
+    try fullPrecision.start(windows: windows)
+    let lengths = windows.map(\.count)
+    var result: [String: QuantizedMatrix] = [:]
+    for block in 0..<model.blockCount {
+      try fullPrecision.advance()
+      let planned = LinearSlot.allCases.compactMap { slot -> (LinearSlot, CalibratedGrid)? in
+        guard let grid = plan(slot.tensorName(block: block, prefix: prefix)) else { return nil }
+        return (slot, grid)
+      }
+      guard !planned.isEmpty else {
+        try quantizedPath.advance()
+        continue
+      }
+      let grams = try quantizedPath.grams(of: Set(planned.map(\.0.input)))
+      var grids: [String: QuantizedMatrix] = [:]
+      for (slot, grid) in planned {
+        let name = slot.tensorName(block: block, prefix: prefix)
+        guard case .affine = grid else {
+          throw CalibrateError.tensorFailed(tensor: name, reason: "AdaRound needs an affine grid, not \(grid)")
+        }
+        let weight = try quantizedPath.weights(of: slot)
+        grids[name] = try SequentialGPTQ.quantize(
+          weight.values, rows: weight.rows, columns: weight.columns, gram: grams[slot.input], grid: grid,
+          method: .clip, tensor: name)
+      }
+      let decoderBlock = try DecoderBlock(model: model, block: block, prefix: prefix)
+      let batches = zip(quantizedPath.currentInputs, fullPrecision.currentInputs).enumerated().map {
+        BlockBatch(input: $1.0, target: $1.1, lengths: [lengths[$0]])
+      }
+      progress?(
+        Progress(block: block, blocks: model.blockCount, iteration: 0, iterations: options.iterations, reconstruction: 0))
+      let learned = try AdaRound.optimize(block: decoderBlock, batches: batches, grids: grids, options: options) { step in
+        progress?(
+          Progress(
+            block: block, blocks: model.blockCount, iteration: step.iteration, iterations: step.iterations,
+            reconstruction: step.reconstruction))
+      }
+      if let report {
+        func error(_ matrices: [String: QuantizedMatrix]) throws -> Double {
+          let weights = matrices.mapValues { $0.dequantize() }
+          return try batches.reduce(0) { $0 + Double(try decoderBlock.reconstruction($1, replacing: weights).loss) }
+            / Double(batches.count)
+        }
+        report(BlockReport(block: block, nearestError: try error(grids), adaRoundError: try error(learned)))
+      }
+      for (slot, _) in planned {
+        let name = slot.tensorName(block: block, prefix: prefix)
+        guard let matrix = learned[name] else { continue }
+        try quantizedPath.replace(slot, with: matrix.dequantize())
+        result[name] = matrix
+      }
+      try quantizedPath.advance()
+    }
+    return result
+  }
+}
