@@ -81,8 +81,17 @@ public enum SequentialAdaRound {
       if let report {
         func error(_ matrices: [String: QuantizedMatrix]) throws -> Double {
           let weights = matrices.mapValues { $0.dequantize() }
-          return try batches.reduce(0) { $0 + Double(try decoderBlock.reconstruction($1, replacing: weights).loss) }
-            / Double(batches.count)
+          var sum = 0.0
+          var count = 0
+          for batch in batches {
+            let output = try decoderBlock.output(input: batch.input, lengths: batch.lengths, replacing: weights)
+            for (value, target) in zip(output, batch.target) {
+              let difference = Double(value) - Double(target)
+              sum += difference * difference
+            }
+            count += output.count
+          }
+          return sum / Double(max(1, count))
         }
         report(BlockReport(block: block, nearestError: try error(grids), adaRoundError: try error(learned)))
       }
