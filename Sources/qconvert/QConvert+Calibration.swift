@@ -85,7 +85,8 @@ extension QConvert {
           var stderr = StandardError()
           guard !quiet else { return }
           print(
-            "qconvert: block \(block.block + 1) output error: nearest \(block.nearestError), adaround \(block.adaRoundError)",
+            "qconvert: block \(block.block + 1) output error: nearest \(block.nearestError), adaround \(block.adaRoundError)"
+              + (block.keptAdaRound ? "" : " (kept nearest)"),
             to: &stderr)
         })
       return

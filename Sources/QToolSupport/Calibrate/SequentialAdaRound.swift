@@ -28,6 +28,8 @@ public enum SequentialAdaRound {
     public var nearestError: Double
     /// The same with AdaRound's codes.
     public var adaRoundError: Double
+    /// Whether AdaRound's codes were kept (else the nearest ones, which did better).
+    public var keptAdaRound: Bool
   }
 
   /// Quantizes every q/k/v/o/gate/up/down weight `plan` gives an affine grid (`nil` keeps it)
@@ -78,31 +80,42 @@ public enum SequentialAdaRound {
             block: block, blocks: model.blockCount, iteration: step.iteration, iterations: step.iterations,
             reconstruction: step.reconstruction))
       }
-      if let report {
-        func error(_ matrices: [String: QuantizedMatrix]) throws -> Double {
-          let weights = matrices.mapValues { $0.dequantize() }
-          var sum = 0.0
-          var count = 0
-          for batch in batches {
-            let output = try decoderBlock.output(input: batch.input, lengths: batch.lengths, replacing: weights)
-            for (value, target) in zip(output, batch.target) {
-              let difference = Double(value) - Double(target)
-              sum += difference * difference
-            }
-            count += output.count
-          }
-          return sum / Double(max(1, count))
-        }
-        report(BlockReport(block: block, nearestError: try error(grids), adaRoundError: try error(learned)))
-      }
+      // Hard rounding after a short run can land above the nearest codes it started from; keep
+      // whichever does better on the calibration windows, so no block ends worse than the grid's
+      // round-to-nearest.
+      let nearestError = try meanSquaredError(decoderBlock, batches, grids)
+      let adaRoundError = try meanSquaredError(decoderBlock, batches, learned)
+      let kept = adaRoundError <= nearestError ? learned : grids
+      report?(
+        BlockReport(
+          block: block, nearestError: nearestError, adaRoundError: adaRoundError,
+          keptAdaRound: adaRoundError <= nearestError))
       for (slot, _) in planned {
         let name = slot.tensorName(block: block, prefix: prefix)
-        guard let matrix = learned[name] else { continue }
+        guard let matrix = kept[name] else { continue }
         try quantizedPath.replace(slot, with: matrix.dequantize())
         result[name] = matrix
       }
       try quantizedPath.advance()
     }
     return result
+  }
+
+  /// The mean squared output error of `block` with `matrices` in place of its weights.
+  static func meanSquaredError(
+    _ block: DecoderBlock, _ batches: [BlockBatch], _ matrices: [String: QuantizedMatrix]
+  ) throws -> Double {
+    let weights = matrices.mapValues { $0.dequantize() }
+    var sum = 0.0
+    var count = 0
+    for batch in batches {
+      let output = try block.output(input: batch.input, lengths: batch.lengths, replacing: weights)
+      for (value, target) in zip(output, batch.target) {
+        let difference = Double(value) - Double(target)
+        sum += difference * difference
+      }
+      count += output.count
+    }
+    return sum / Double(max(1, count))
   }
 }
