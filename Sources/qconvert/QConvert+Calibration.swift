@@ -70,6 +70,7 @@ extension QConvert {
       let every = max(1, adaroundIterations / 4)
       try calibration.adaRound(
         plan: &plan, iterations: adaroundIterations, learningRate: adaroundLr,
+        gridSearch: adaroundGrid == .gram ? .gram : .weights,
         progress: { step in
           var stderr = StandardError()
           guard !quiet, step.iteration == 0 || step.iteration % every == 0 else { return }

@@ -18,6 +18,7 @@ struct QConvert: ParsableCommand {
     version: "0.1.0")
 
   enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, adaround, speedq }
+  enum AdaRoundGrid: String, ExpressibleByArgument, CaseIterable { case gram, weights }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
   enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
@@ -86,6 +87,9 @@ struct QConvert: ParsableCommand {
 
   @Option(help: "AdaRound: learning rate of Adam on the rounding variables (BRECQ's 1e-3 x 20k steps, scaled to 200).")
   var adaroundLr: Double = 0.1
+
+  @Option(help: "AdaRound: how the fixed grid is found: gram (clip search on the layer's output error) or weights (clip search on the weight error, much faster).")
+  var adaroundGrid: AdaRoundGrid = .gram
 
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false

@@ -32,7 +32,8 @@ import Testing
   /// At 2 bits round-to-nearest hurts the tiny model, so AdaRound must recover a clear share of
   /// the perplexity gap to the float model and land clearly closer to it (KL) to pass, and
   /// every block's output error must fall below its grid's nearest rounding.
-  @Test func adaRoundPackLoadsAndBeatsRoundToNearest() throws {
+  @Test(arguments: ["gram", "weights"])
+  func adaRoundPackLoadsAndBeatsRoundToNearest(grid: String) throws {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("qconvert-adaround-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: work) }
     let adaround = work.appendingPathComponent("adaround").path
@@ -42,7 +43,7 @@ import Testing
       "qconvert",
       [
         model, "-o", adaround, "--method", "adaround", "--calib", text, "--calib-context", "32", "--calib-windows", "6",
-        "--adaround-iterations", "120",
+        "--adaround-iterations", "120", "--adaround-grid", grid,
       ] + common)
     #expect(a.status == 0, "\(a.stderr)")
     let reports = a.stderr.split(separator: "\n").filter { $0.contains("output error: nearest") }

@@ -10,6 +10,14 @@ import QEngine
 /// the full-precision model's block output on full-precision inputs, so each block also
 /// corrects the error that reaches it. Memory is the windows' activations at one block, twice.
 public enum SequentialAdaRound {
+  /// How each linear's fixed grid is chosen before its rounding is learned.
+  public enum GridSearch: String, Sendable, CaseIterable {
+    /// The clip search under the layer's input Gram matrix (output error): slower, better.
+    case gram
+    /// The clip search on the weights alone (weight error): no Gram matrices, much faster.
+    case weights
+  }
+
   /// Where the run is, for a progress line.
   public struct Progress: Sendable {
     public var block: Int
@@ -38,7 +46,7 @@ public enum SequentialAdaRound {
   ///   error for a bad window.
   public static func run(
     model: DecoderModel, windows: [[Int]], plan: (String) -> CalibratedGrid?, options: AdaRound.Options,
-    prefix: String = "", progress: ((Progress) -> Void)? = nil, report: ((BlockReport) -> Void)? = nil
+    gridSearch: GridSearch = .gram, prefix: String = "", progress: ((Progress) -> Void)? = nil, report: ((BlockReport) -> Void)? = nil
   ) throws -> [String: QuantizedMatrix] {
     let quantizedPath = CalibrationCollector(model: model, prefix: prefix)
     let fullPrecision = CalibrationCollector(model: model, prefix: prefix)
@@ -56,7 +64,7 @@ public enum SequentialAdaRound {
         try quantizedPath.advance()
         continue
       }
-      let grams = try quantizedPath.grams(of: Set(planned.map(\.0.input)))
+      let grams = gridSearch == .gram ? try quantizedPath.grams(of: Set(planned.map(\.0.input))) : [:]
       var grids: [String: QuantizedMatrix] = [:]
       for (slot, grid) in planned {
         let name = slot.tensorName(block: block, prefix: prefix)
@@ -64,9 +72,21 @@ public enum SequentialAdaRound {
           throw CalibrateError.tensorFailed(tensor: name, reason: "AdaRound needs an affine grid, not \(grid)")
         }
         let weight = try quantizedPath.weights(of: slot)
-        grids[name] = try SequentialGPTQ.quantize(
-          weight.values, rows: weight.rows, columns: weight.columns, gram: grams[slot.input], grid: grid,
-          method: .clip, tensor: name)
+        switch gridSearch {
+        case .gram:
+          grids[name] = try SequentialGPTQ.quantize(
+            weight.values, rows: weight.rows, columns: weight.columns, gram: grams[slot.input], grid: grid,
+            method: .clip, tensor: name)
+        case .weights:
+          do {
+            grids[name] = try weight.values.withUnsafeBufferPointer { buffer in
+              try ClipSearchQuantizer.quantize(
+                buffer, rows: weight.rows, columns: weight.columns, bits: grid.bits, groupSize: grid.groupSize)
+            }
+          } catch {
+            throw CalibrateError.tensorFailed(tensor: name, reason: "\(error)")
+          }
+        }
       }
       let decoderBlock = try DecoderBlock(model: model, block: block, prefix: prefix)
       let batches = zip(quantizedPath.currentInputs, fullPrecision.currentInputs).enumerated().map {

@@ -89,7 +89,8 @@ public struct ConvertCalibration {
   /// Quantizes the plan's decoder linears with block-wise AdaRound on the Gram clip search's
   /// grids, block by block on the quantized model's activations, and stores the codes in the plan.
   public func adaRound(
-    plan: inout ConvertPlan, iterations: Int, learningRate: Double, progress: ((SequentialAdaRound.Progress) -> Void)? = nil,
+    plan: inout ConvertPlan, iterations: Int, learningRate: Double,
+    gridSearch: SequentialAdaRound.GridSearch = .gram, progress: ((SequentialAdaRound.Progress) -> Void)? = nil,
     report: ((SequentialAdaRound.BlockReport) -> Void)? = nil
   ) throws {
     var grids: [String: CalibratedGrid] = [:]
@@ -99,7 +100,8 @@ public struct ConvertCalibration {
     }
     let options = AdaRound.Options(iterations: iterations, learningRate: learningRate)
     let results = try SequentialAdaRound.run(
-      model: model, windows: windows, plan: { grids[$0] }, options: options, prefix: prefix, progress: progress,
+      model: model, windows: windows, plan: { grids[$0] }, options: options, gridSearch: gridSearch,
+      prefix: prefix, progress: progress,
       report: report)
     for index in plan.entries.indices {
       let entry = plan.entries[index]
