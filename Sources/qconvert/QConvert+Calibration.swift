@@ -66,6 +66,33 @@ extension QConvert {
       }
       return
     }
+    if method == .adaround {
+      let quiet = self.quiet
+      let every = max(1, adaroundIterations / 4)
+      try calibration.adaRound(
+        plan: &plan, iterations: adaroundIterations, learningRate: adaroundLr,
+        gridSearch: adaroundGrid == .gram ? .gram : .weights,
+        progress: { step in
+          var stderr = StandardError()
+          guard !quiet, step.iteration == 0 || step.iteration % every == 0 else { return }
+          if step.iteration == 0 {
+            print("qconvert: block \(step.block + 1)/\(step.blocks) adaround", to: &stderr)
+          } else {
+            print(
+              "qconvert: block \(step.block + 1)/\(step.blocks) step \(step.iteration)/\(step.iterations) error \(step.reconstruction)",
+              to: &stderr)
+          }
+        },
+        report: { block in
+          var stderr = StandardError()
+          guard !quiet else { return }
+          print(
+            "qconvert: block \(block.block + 1) output error: nearest \(block.nearestError), adaround \(block.adaRoundError)"
+              + (block.keptAdaRound ? "" : " (kept nearest)"),
+            to: &stderr)
+        })
+      return
+    }
     guard method == .gptq || method == .clip else { return }
     let sequential: SequentialGPTQ.Method =
       method == .gptq ? .gptq(GPTQ.Options(actOrder: actOrder)) : .clip

@@ -17,7 +17,8 @@ struct QConvert: ParsableCommand {
       """,
     version: "0.1.0")
 
-  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, speedq }
+  enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, adaround, speedq }
+  enum AdaRoundGrid: String, ExpressibleByArgument, CaseIterable { case gram, weights }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
   enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
@@ -34,7 +35,7 @@ struct QConvert: ParsableCommand {
   @Option(help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel.")
   var groupSize: Int = 64
 
-  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib).")
+  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib).")
   var method: Method = .rtn
 
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
@@ -92,6 +93,15 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q stage 1: AdaRound iterations per vision block (0 keeps the clip-search grids' round-to-nearest codes).")
   var visionIterations: Int = 200
 
+  @Option(help: "AdaRound: optimizer steps per block, each on one calibration window.")
+  var adaroundIterations: Int = 200
+
+  @Option(help: "AdaRound: learning rate of Adam on the rounding variables (BRECQ's 1e-3 x 20k steps, scaled to 200).")
+  var adaroundLr: Double = 0.1
+
+  @Option(help: "AdaRound: how the fixed grid is found: gram (clip search on the layer's output error) or weights (clip search on the weight error, much faster).")
+  var adaroundGrid: AdaRoundGrid = .gram
+
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false
 
@@ -120,8 +130,9 @@ struct QConvert: ParsableCommand {
     if let maxShardSize, maxShardSize <= 0 {
       throw ValidationError("'--max-shard-size' must be positive, not \(maxShardSize)")
     }
-    if calib == nil, method == .gptq || method == .speedq || sensitivity || targetBpw != nil {
-      let what = method == .gptq || method == .speedq ? "'--method \(method.rawValue)'" : sensitivity ? "'--sensitivity'" : "'--target-bpw'"
+    let needsCalibration = method == .gptq || method == .adaround || method == .speedq
+    if calib == nil, needsCalibration || sensitivity || targetBpw != nil {
+      let what = needsCalibration ? "'--method \(method.rawValue)'" : sensitivity ? "'--sensitivity'" : "'--target-bpw'"
       throw ValidationError("\(what) needs calibration text: give '--calib TEXT'")
     }
     if calibImages != nil && method != .speedq {
@@ -137,6 +148,8 @@ struct QConvert: ParsableCommand {
     if targetBpw != nil, ![.rtn, .gptq].contains(method) {
       throw ValidationError("'--target-bpw' allocates affine grids; use it with '--method rtn' or '--method gptq'")
     }
+    if adaroundIterations < 1 { throw ValidationError("'--adaround-iterations' must be at least 1") }
+    if !(adaroundLr > 0) { throw ValidationError("'--adaround-lr' must be positive, not \(adaroundLr)") }
     if actOrder && method != .gptq { throw ValidationError("'--act-order' applies to '--method gptq' only") }
     if format != .table && format != .json { throw ValidationError("'--format' is table or json") }
     if format != .table && !sensitivity { throw ValidationError("'--format' applies to '--sensitivity' only") }
@@ -160,7 +173,7 @@ struct QConvert: ParsableCommand {
   func convert() throws {
     let settings = try ConvertSettings(
       bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
-      method: method == .gptq ? .rtn : method == .speedq ? .bilevel : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
+      method: method == .gptq || method == .adaround ? .rtn : method == .speedq ? .bilevel : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
     var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 

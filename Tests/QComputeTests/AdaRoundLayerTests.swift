@@ -146,6 +146,26 @@ import Testing
     #expect(layer.logitGradient(weightGradient: r).allSatisfy { $0 == 0 })
   }
 
+  /// The fused step gradient is the sum of the separate ones.
+  @Test func combinedGradientAddsTheParts() throws {
+    let w = Self.weights(2 * 64, seed: 13)
+    let grid = try Self.grid(.clip, w, rows: 2, columns: 64, bits: 2, groupSize: .elements(32))
+    var layer = try AdaRoundLayer(weights: w, grid: grid)
+    layer.logits = layer.logits.indices.map { Float($0 % 11) * 0.6 - 3 }
+    let r = Self.weights(w.count, seed: 14)
+    let data = layer.logitGradient(weightGradient: r)
+    let (regularised, value) = layer.combinedGradient(weightGradient: r, scale: 3, regularisation: 0.5, beta: 4)
+    let (plain, none) = layer.combinedGradient(weightGradient: r, scale: 3, regularisation: 0.5, beta: nil)
+    let regulariser = layer.regulariser(beta: 4)
+    #expect(none == 0)
+    #expect(abs(value - regulariser.value) < 1e-4 * max(1, regulariser.value))
+    for index in w.indices {
+      #expect(abs(plain[index] - 3 * data[index]) <= 1e-5 * max(1, abs(plain[index])))
+      let expected = 3 * data[index] + 0.5 * regulariser.gradient[index]
+      #expect(abs(regularised[index] - expected) <= 1e-4 * max(1, abs(expected)), "index \(index)")
+    }
+  }
+
   @Test func rejectsAMismatchedGrid() throws {
     let grid = try Self.grid(.clip, Self.weights(8, seed: 1), rows: 1, columns: 8, bits: 2, groupSize: .perChannel)
     #expect(throws: CalibrationError.self) { try AdaRoundLayer(weights: [1, 2], grid: grid) }

@@ -135,6 +135,39 @@ public struct AdaRoundLayer: Sendable {
     return (value, gradient)
   }
 
+  /// One optimiser step's gradient in one pass (one sigmoid and one power per weight):
+  /// `scale · logitGradient(weightGradient)` plus `λ ·` the regulariser's gradient when `beta`
+  /// is given; returns the regulariser's value too (0 without `beta`).
+  public func combinedGradient(
+    weightGradient: [Float], scale: Float, regularisation lambda: Float, beta: Float?
+  ) -> (gradient: [Float], regulariser: Double) {
+    var gradient = [Float](repeating: 0, count: logits.count)
+    var value = 0.0
+    let stretch = Self.zeta - Self.gamma
+    for index in gradient.indices {
+      let sigma = 1 / (1 + exp(-logits[index]))
+      let stretched = sigma * stretch + Self.gamma
+      let h = min(max(stretched, 0), 1)
+      let derivative: Float = stretched > 0 && stretched < 1 ? sigma * (1 - sigma) * stretch : 0
+      let code = floors[index] + h
+      var total: Float = 0
+      if code >= 0, code <= levels {
+        total = scale * weightGradient[index] * weightScales[index] * derivative
+      }
+      if let beta {
+        let centred = 2 * h - 1
+        let magnitude = abs(centred)
+        let lower = magnitude > 0 ? pow(magnitude, beta - 1) : 0
+        value += Double(1 - lower * magnitude)
+        if magnitude > 0 {
+          total += lambda * -2 * beta * lower * (centred > 0 ? 1 : -1) * derivative
+        }
+      }
+      gradient[index] = total
+    }
+    return (gradient, value)
+  }
+
   /// The hard codes: round up where `h(V) >= 0.5`, clamped to the code range.
   public func hardCodes() -> [UInt8] {
     var codes = [UInt8](repeating: 0, count: logits.count)

@@ -127,7 +127,7 @@ public struct PackDescription: Sendable, Hashable, Codable {
     }
     switch (spec.grid, spec.method) {
     case (.affine, .rtn), (.affine, .clip), (.affine, .hqq), (.symmetric, .rtn), (.bilevel, .speedq),
-      (.affine, .gptq), (.symmetric, .gptq), (.bilevel, .gptq):
+      (.affine, .gptq), (.symmetric, .gptq), (.bilevel, .gptq), (.affine, .adaround):
       break
     default:
       throw fail("method '\(spec.method.rawValue)' does not make a '\(spec.grid.rawValue)' grid")

@@ -13,6 +13,7 @@ public enum PackMethod: String, Sendable, CaseIterable, Codable {
   case clip
   case hqq
   case gptq
+  case adaround
   case speedq
 }
 

@@ -107,13 +107,10 @@ public enum AdaRound {
       for name in names {
         guard let layer = layers[name], let weightGradient = weightGradients[name] else { continue }
         // BRECQ sums the squared error over the width: scale the block's mean by it.
-        var gradient = layer.logitGradient(weightGradient: weightGradient.map { $0 * width })
-        if regularised {
-          let (value, regulariserGradient) = layer.regulariser(beta: beta)
-          regulariser += value
-          let lambda = Float(options.regularisation)
-          for index in gradient.indices { gradient[index] += lambda * regulariserGradient[index] }
-        }
+        let (gradient, value) = layer.combinedGradient(
+          weightGradient: weightGradient, scale: width, regularisation: Float(options.regularisation),
+          beta: regularised ? beta : nil)
+        regulariser += value
         gradients[name] = gradient
       }
       try optimizer.update(&parameters, gradients: gradients, learningRate: options.learningRate)

@@ -86,6 +86,32 @@ public struct ConvertCalibration {
     }
   }
 
+  /// Quantizes the plan's decoder linears with block-wise AdaRound on the Gram clip search's
+  /// grids, block by block on the quantized model's activations, and stores the codes in the plan.
+  public func adaRound(
+    plan: inout ConvertPlan, iterations: Int, learningRate: Double,
+    gridSearch: SequentialAdaRound.GridSearch = .gram, progress: ((SequentialAdaRound.Progress) -> Void)? = nil,
+    report: ((SequentialAdaRound.BlockReport) -> Void)? = nil
+  ) throws {
+    var grids: [String: CalibratedGrid] = [:]
+    for entry in plan.entries {
+      guard let spec = entry.spec, spec.grid == .affine, let grid = Self.calibratedGrid(for: spec) else { continue }
+      grids[entry.info.name] = grid
+    }
+    let options = AdaRound.Options(iterations: iterations, learningRate: learningRate)
+    let results = try SequentialAdaRound.run(
+      model: model, windows: windows, plan: { grids[$0] }, options: options, gridSearch: gridSearch,
+      prefix: prefix, progress: progress,
+      report: report)
+    for index in plan.entries.indices {
+      let entry = plan.entries[index]
+      guard let quantized = results[entry.info.name], var spec = entry.spec else { continue }
+      spec.method = .adaround
+      try plan.entries[index].respec(spec, reason: entry.reason + ", adaround", location: plan.location)
+      plan.entries[index].precomputed = quantized
+    }
+  }
+
   /// The calibrated grid of a pack spec, or `nil` for the embedding policy (kept round-to-nearest).
   static func calibratedGrid(for spec: PackSpec) -> CalibratedGrid? {
     switch spec.grid {
