@@ -21,12 +21,12 @@
 #                     BgG        affine B bits, group G (e.g. 2g64, 3g64, 4g64): rtn, clip (Gram-
 #                                weighted clip search on the calibration text), hqq, gptq, adaround;
 #                                speedq trains on the bilevel grids only
-#   llama.cpp       llama-quantize Q2_K and Q4_K_M (LLAMA_TYPES) from an F16 GGUF made by llama.cpp's
+#   llama.cpp[:T,T] llama-quantize Q2_K and Q4_K_M (LLAMA_TYPES) from an F16 GGUF made by llama.cpp's
 #                   convert_hf_to_gguf.py; perplexity both by llama-perplexity (-c CONTEXT, WINDOWS
 #                   chunks: it scores only the second half of each window, so its number is not
 #                   comparable to ours) and by our evaluator on the GGUF dequantized back to an HF
 #                   folder (../shared/models/tools/gguf_to_hf.py), on the same windows as every row
-#   mlx             mlx_lm.convert -q affine at MLX_BITS bits, group 64; evaluated by our evaluator
+#   mlx[:B,B]       mlx_lm.convert -q affine at MLX_BITS bits, group 64; evaluated by our evaluator
 #                   on the folder dequantized back by `mlx_lm.convert -d` (our reader does not load
 #                   MLX-quantized folders)
 # Calibration (gptq, clip, speedq, adaround) reads wiki_vital_en.train.txt only, never the test split.
@@ -256,13 +256,14 @@ row_ours() {
 }
 
 row_llama() {
+  local types=${1:-$LLAMA_TYPES}
   if [ ! -x "$LLAMA_CPP_BIN/llama-quantize" ]; then
     say "llama.cpp: $LLAMA_CPP_BIN/llama-quantize is missing (set LLAMA_CPP_BIN): skipping its rows"
     return
   fi
   f16_gguf || return
   local type
-  for type in $LLAMA_TYPES; do
+  for type in ${types//,/ }; do
     local name="llama.cpp-$type"
     say "$name: llama-quantize $F16_GGUF $type"
     if ! timed "$name" "$LLAMA_CPP_BIN/llama-quantize" "$F16_GGUF" "$WORK/$name.gguf" "$type" "$THREADS"; then
@@ -286,12 +287,13 @@ row_llama() {
 }
 
 row_mlx() {
+  local bits_list=${1:-$MLX_BITS}
   if ! "$PY" -c "import mlx_lm" 2>/dev/null; then
     say "mlx: mlx_lm is not installed (pip install 'mlx[cpu]' mlx-lm): skipping its rows"
     return
   fi
   local bits
-  for bits in $MLX_BITS; do
+  for bits in ${bits_list//,/ }; do
     local name="mlx-affine-${bits}g64"
     rm -rf "$WORK/$name" "$WORK/$name-f16"
     say "$name: mlx_lm.convert -q --q-bits $bits --q-group-size 64"
@@ -321,7 +323,9 @@ for step in $PLAN; do
     ours:*:*) step=${step#ours:}; row_ours "${step%%:*}" "${step#*:}" ;;
     ours:*) row_ours "${step#ours:}" ;;
     llama.cpp) row_llama ;;
+    llama.cpp:*) row_llama "${step#llama.cpp:}" ;;
     mlx) row_mlx ;;
+    mlx:*) row_mlx "${step#mlx:}" ;;
     *) say "unknown PLAN step '$step'" ;;
   esac
 done
