@@ -303,7 +303,9 @@ row_mlx() {
       continue
     fi
     local load=$LOAD note="mlx_lm.convert -q affine; ppl by our evaluator on the folder dequantized by mlx_lm.convert -d"
+    # mlx_lm rewrites tokenizer.json in a form our tokenizer does not read; the tokenizer is the model's.
     if "$PY" -m mlx_lm convert --hf-path "$WORK/$name" --mlx-path "$WORK/$name-f16" -d >"$WORK/$name.dequant.log" 2>&1 \
+      && cp "$MODEL/tokenizer.json" "$WORK/$name-f16/tokenizer.json" \
       && evaluate "$WORK/$name-f16" "$name"; then
       emit "$name" "$(weight_bytes "$WORK/$name")" "$PPL" - "$KL" "$TOP1" "$WORK/$name.time" "$load" "$note"
     else
