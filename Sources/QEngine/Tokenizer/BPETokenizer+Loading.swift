@@ -23,8 +23,9 @@ extension BPETokenizer {
     }
     let modelType = modelObject["type"] as? String ?? (modelObject["merges"] != nil ? "BPE" : "unknown")
     guard modelType == "BPE" else { throw TokenizerError.unsupportedModel(file: file, type: modelType) }
-    if modelObject["continuing_subword_prefix"] as? String != nil
-      || modelObject["end_of_word_suffix"] as? String != nil
+    // Newer writers store absent affixes as empty strings, which change nothing.
+    if !(modelObject["continuing_subword_prefix"] as? String ?? "").isEmpty
+      || !(modelObject["end_of_word_suffix"] as? String ?? "").isEmpty
     {
       throw TokenizerError.unsupportedComponent(file: file, component: "model", type: "BPE with subword affixes")
     }
