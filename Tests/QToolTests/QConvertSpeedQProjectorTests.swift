@@ -140,6 +140,25 @@ import Testing
     #expect(try resumed.floats(of: "multi_modal_projector.linear_2.weight") == refit.floats(of: "multi_modal_projector.linear_2.weight"))
   }
 
+  @Test func refitOfAnotherTowerIsNotResumed() throws {
+    let work = FileManager.default.temporaryDirectory.appending(path: "qconvert-stage2-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: work) }
+    let images = try imageFolder(in: work)
+    let checkpoint = work.appending(path: "state.safetensors").path
+    let first = try runTool(
+      "qconvert", arguments(output: work.appending(path: "first").path, images: images.path, checkpoint: checkpoint))
+    #expect(first.status == 0, "\(first.stderr)")
+    // Stage 1 again from scratch with round-to-nearest codes: the saved refit no longer fits.
+    try FileManager.default.removeItem(atPath: checkpoint + ".stage1")
+    try? FileManager.default.removeItem(atPath: checkpoint)
+    let second = try runTool(
+      "qconvert",
+      arguments(output: work.appending(path: "second").path, images: images.path, checkpoint: checkpoint)
+        + ["--vision-iterations", "0"])
+    #expect(second.status == 1)
+    #expect(second.stderr.contains("was saved by another stage 2 run"), "\(second.stderr)")
+  }
+
   @Test func skippingTheRefitNeedsImages() throws {
     let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused", "--no-projector-refit"])
     #expect(run.status == 64)

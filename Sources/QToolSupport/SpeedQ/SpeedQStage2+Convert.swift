@@ -24,7 +24,7 @@ extension SpeedQStage2 {
   /// on the FP tower (`refitProjector`), and puts the refit in the plan as replacement values.
   /// - Parameters:
   ///   - checkpointPath: where the refit is saved, and read back instead of refitting when it
-  ///     exists and was made from the same images.
+  ///     exists and was made from the same images and tower codes.
   /// - Throws: `SpeedQError.invalidInput` for a checkpoint without a LLaVA projector or with a
   ///   projector activation other than GELU; what the refit throws.
   public static func refitProjector(
@@ -71,8 +71,12 @@ extension SpeedQStage2 {
     let fpFeatures = try stacked([:])
     let quantizedFeatures = try stacked(quantizedTower)
 
-    let fingerprint =
-      "stage2 images=\(setup.images.count) tokens=\(fpFeatures.rows) tower=\(quantizedTower.keys.sorted().joined(separator: ","))"
+    // The tower the refit saw: the resume file of another stage 1 run is refused.
+    var crc: UInt32 = 0
+    for name in quantizedTower.keys.sorted() {
+      crc = quantizedTower[name, default: []].withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+    }
+    let fingerprint = "stage2 images=\(setup.images.count) tokens=\(fpFeatures.rows) tower=\(CRC32C.formatted(crc))"
     var refit: Refit
     var resumed = false
     if let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
