@@ -46,7 +46,7 @@ extension QConvert {
     guard !quiet else { return }
     var stderr = StandardError()
     print(
-      "qconvert: projector refit on \(summary.tokens) tokens of \(summary.images) images\(summary.resumed ? " (resumed)" : ""); "
+      "qconvert: projector refit on \(summary.tokens) tokens of \(summary.images) image\(summary.images == 1 ? "" : "s")\(summary.resumed ? " (resumed)" : ""); "
         + "output cosine to FP " + String(format: "%.6f -> %.6f", summary.cosineBefore, summary.cosineAfter),
       to: &stderr)
   }

@@ -83,7 +83,7 @@ extension SpeedQStage2 {
       refit = try loadRefit(from: path, fingerprint: fingerprint, outputs: w2.rows, hidden: w2.columns)
       resumed = true
     } else {
-      // Plain least squares when the tokens determine it; a little ridge otherwise.
+      // Plain least squares when the tokens determine it; otherwise a little ridge toward the FP linear.
       let ridge = fpFeatures.rows > w2.columns ? 0 : 1e-3
       refit = try refitProjector(
         fpFeatures: fpFeatures, quantizedFeatures: quantizedFeatures, linear1Weight: w1, linear1Bias: b1,
