@@ -90,6 +90,9 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q stage 1: calibration images to use at most (in name order).")
   var calibImageCount: Int = 32
 
+  @Flag(help: "SPEED-Q stage 2: keep the FP projector instead of refitting its second linear to the quantized vision tower on the calibration images.")
+  var noProjectorRefit = false
+
   @Option(help: "SPEED-Q stage 1: AdaRound iterations per vision block (0 keeps the clip-search grids' round-to-nearest codes).")
   var visionIterations: Int = 200
 
@@ -137,6 +140,9 @@ struct QConvert: ParsableCommand {
     }
     if calibImages != nil && method != .speedq {
       throw ValidationError("'--calib-images' applies to '--method speedq' only")
+    }
+    if noProjectorRefit && calibImages == nil {
+      throw ValidationError("'--no-projector-refit' applies to '--calib-images' only")
     }
     if calibImageCount < 1 { throw ValidationError("'--calib-image-count' must be at least 1") }
     if visionIterations < 0 { throw ValidationError("'--vision-iterations' must not be negative") }

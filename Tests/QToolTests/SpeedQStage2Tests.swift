@@ -59,6 +59,24 @@ import Testing
     for (value, expected) in zip(refit.bias, b2) { #expect(abs(value - expected) < 1e-3) }
   }
 
+  /// The ridge pulls toward the FP linear_2: with identical features it comes back even when
+  /// the tokens alone cannot determine it (a ridge toward zero would shrink it).
+  @Test(arguments: [(5, 3, 8, 2), (13, 4, 4, 3), (40, 8, 12, 6)])
+  func ridgeKeepsTheProjector(tokens: Int, width: Int, hidden: Int, outputs: Int) throws {
+    var generator = SplitMixGenerator(state: UInt64(tokens * 17 + hidden))
+    func random(_ count: Int) -> [Float] { (0..<count).map { _ in generator.nextGaussian() } }
+    let features = try Matrix(rows: tokens, columns: width, elements: random(tokens * width))
+    let w2 = random(outputs * hidden)
+    let b2 = random(outputs)
+    let refit = try SpeedQStage2.refitProjector(
+      fpFeatures: features, quantizedFeatures: features,
+      linear1Weight: try Matrix(rows: hidden, columns: width, elements: random(hidden * width)),
+      linear1Bias: random(hidden),
+      linear2Weight: try Matrix(rows: outputs, columns: hidden, elements: w2), linear2Bias: b2, ridge: 0.5)
+    for (value, expected) in zip(refit.weight.elements, w2) { #expect(abs(value - expected) < 1e-4) }
+    for (value, expected) in zip(refit.bias, b2) { #expect(abs(value - expected) < 1e-4) }
+  }
+
   @Test func tooFewTokensAreRefused() throws {
     let features = try Matrix<Float>(rows: 3, columns: 2, elements: [1, 2, 3, 4, 5, 6])
     #expect(throws: SpeedQError.self) {

@@ -14,12 +14,14 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   case fileSystem(path: String, reason: String)
   /// A tensor holds NaN or infinity and `--allow-nonfinite` was not given.
   case nonFinite(NonFiniteElement)
+  /// Replacement values for a tensor that cannot stand in for it.
+  case invalidReplacement(location: String, tensor: String, reason: String)
 
   /// Usage errors exit with 64; the rest with 1.
   public var isUsageError: Bool {
     switch self {
     case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
-    case .outputExists, .fileSystem, .nonFinite: false
+    case .outputExists, .fileSystem, .nonFinite, .invalidReplacement: false
     }
   }
 
@@ -33,6 +35,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case .outputExists(let path): "\(path): output exists (use '--force' to replace it)"
     case .fileSystem(let path, let reason): "\(path): \(reason)"
     case .nonFinite(let element): "\(element); use '--allow-nonfinite' to keep such tensors unquantized"
+    case .invalidReplacement(let location, let tensor, let reason): "\(location): tensor '\(tensor)' \(reason)"
     }
   }
 }

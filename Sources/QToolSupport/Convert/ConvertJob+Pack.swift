@@ -112,6 +112,7 @@ extension ConvertJob {
   public static func writePack(
     plan: ConvertPlan, source: any TensorSource, into directory: String, options: PackOutputOptions, quiet: Bool
   ) throws -> PackWriteSummary {
+    let source = plan.applyingReplacements(to: source)
     let spool = try PayloadSpool(directory: directory)
     let entries = plan.entries
     let count = entries.count
@@ -229,7 +230,9 @@ extension ConvertJob {
 
   /// Drops a tensor's mapped input pages once read (see `SafetensorsFile.releasePages`).
   static func releasePages(of name: String, byteRange: Range<Int>? = nil, in source: any TensorSource) {
-    if let file = source as? SafetensorsFile {
+    if let replaced = source as? ReplacedTensorSource {
+      if replaced.bytes[name] == nil { releasePages(of: name, byteRange: byteRange, in: replaced.base) }
+    } else if let file = source as? SafetensorsFile {
       file.releasePages(of: name, byteRange: byteRange)
     } else if let sharded = source as? ShardedCheckpoint {
       sharded.shard(holding: name)?.releasePages(of: name, byteRange: byteRange)

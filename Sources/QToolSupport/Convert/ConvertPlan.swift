@@ -71,6 +71,9 @@ public struct PlanEntry: Sendable {
   /// Codes a calibrated method (GPTQ, a Gram clip search) already chose; stored as they are
   /// instead of quantizing the weight again.
   public var precomputed: QuantizedMatrix? = nil
+  /// New values a calibrated stage chose for the tensor (row-major, its shape), read in place of
+  /// the stored ones and then treated as the entry says: kept in the tensor's dtype, or quantized.
+  public var replacement: [Float]? = nil
 
   public var bytesBefore: Int { info.byteCount }
   public var bytesAfter: Int { outputs.reduce(0) { $0 + $1.byteCount } }

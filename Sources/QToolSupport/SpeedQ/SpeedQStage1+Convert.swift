@@ -26,31 +26,8 @@ extension SpeedQStage1 {
     plan: inout ConvertPlan, checkpoint: Checkpoint, imagesFolder: String, limit: Int? = nil,
     configuration: Configuration, measure: Bool = false, progress: (Progress) -> Void = { _ in }
   ) throws -> ConvertSummary {
-    guard let data = checkpoint.configData else {
-      throw SpeedQError.invalidInput(operation: "SpeedQ stage 1", reason: "'\(checkpoint.location)' has no config.json")
-    }
-    let config = try ModelConfig(data: data, location: checkpoint.configPath ?? checkpoint.location)
-    guard let visionConfig = config.visionConfig else {
-      throw SpeedQError.invalidInput(
-        operation: "SpeedQ stage 1", reason: "'\(checkpoint.location)' is not a vision-language model (no 'vision_config')")
-    }
-    let vision = try VisionConfig(visionConfig)
-    // LLaVA's layout, as `LLaVAVision` reads it.
-    let names = Set(checkpoint.source.tensors.map(\.name))
-    let prefix =
-      vision.kind == .dinov2
-      ? (names.contains("model.vision_tower.embeddings.cls_token") ? "model.vision_tower." : "vision_tower.")
-      : (names.contains("model.vision_tower.vision_model.embeddings.patch_embedding.weight")
-        ? "model.vision_tower.vision_model." : "vision_tower.vision_model.")
-    let encoder = try VisionEncoder(source: checkpoint.source, config: vision, prefix: prefix)
-    var preprocessor = ImagePreprocessor.fallback(for: vision)
-    if let folder = checkpoint.folder {
-      let path = (folder as NSString).appendingPathComponent("preprocessor_config.json")
-      if let data = FileManager.default.contents(atPath: path) {
-        preprocessor = try ImagePreprocessor(preprocessorConfig: data, location: path)
-      }
-    }
-    let images = try Self.images(inFolder: imagesFolder, preprocessor: preprocessor, limit: limit)
+    let setup = try VisionSetup(checkpoint: checkpoint, imagesFolder: imagesFolder, limit: limit, operation: "SpeedQ stage 1")
+    let (config, vision, encoder, prefix, images) = (setup.config, setup.vision, setup.encoder, setup.prefix, setup.images)
     var towerLinears = Set<String>()
     for index in 0..<encoder.blockCount {
       towerLinears.formUnion(try encoder.block(at: index, prefix: prefix).linearShapes.keys)
@@ -90,5 +67,46 @@ extension SpeedQStage1 {
       }
     }
     return summary
+  }
+}
+
+/// What stages 1 and 2 read from a LLaVA-style checkpoint: its tower and the calibration images
+/// through the checkpoint's preprocessor.
+struct VisionSetup {
+  var config: ModelConfig
+  var vision: VisionConfig
+  var encoder: VisionEncoder
+  /// The prefix of the tower's tensors.
+  var prefix: String
+  var images: [PixelTensor]
+
+  /// - Throws: `SpeedQError.invalidInput` for a checkpoint without a vision tower or a folder
+  ///   without images; what reading the tower or the images throws.
+  init(checkpoint: Checkpoint, imagesFolder: String, limit: Int?, operation: String) throws {
+    guard let data = checkpoint.configData else {
+      throw SpeedQError.invalidInput(operation: operation, reason: "'\(checkpoint.location)' has no config.json")
+    }
+    config = try ModelConfig(data: data, location: checkpoint.configPath ?? checkpoint.location)
+    guard let visionConfig = config.visionConfig else {
+      throw SpeedQError.invalidInput(
+        operation: operation, reason: "'\(checkpoint.location)' is not a vision-language model (no 'vision_config')")
+    }
+    vision = try VisionConfig(visionConfig)
+    // LLaVA's layout, as `LLaVAVision` reads it.
+    let names = Set(checkpoint.source.tensors.map(\.name))
+    prefix =
+      vision.kind == .dinov2
+      ? (names.contains("model.vision_tower.embeddings.cls_token") ? "model.vision_tower." : "vision_tower.")
+      : (names.contains("model.vision_tower.vision_model.embeddings.patch_embedding.weight")
+        ? "model.vision_tower.vision_model." : "vision_tower.vision_model.")
+    encoder = try VisionEncoder(source: checkpoint.source, config: vision, prefix: prefix)
+    var preprocessor = ImagePreprocessor.fallback(for: vision)
+    if let folder = checkpoint.folder {
+      let path = (folder as NSString).appendingPathComponent("preprocessor_config.json")
+      if let data = FileManager.default.contents(atPath: path) {
+        preprocessor = try ImagePreprocessor(preprocessorConfig: data, location: path)
+      }
+    }
+    images = try SpeedQStage1.images(inFolder: imagesFolder, preprocessor: preprocessor, limit: limit)
   }
 }

@@ -15,7 +15,9 @@ public enum SpeedQStage2 {
   /// quantized tower's features matches the FP projector applied to the FP tower's features.
   ///
   /// With `H = GELU(X_q W1ᵀ + b1)` and the target `Y = GELU(X_fp W1ᵀ + b1) W2ᵀ + b2`, it solves
-  /// `min ‖[H 1] Θ − Y‖² + ridge ‖Θ_W‖²` (the bias is not penalised); GELU is the exact erf form.
+  /// `min ‖[H 1] Θ − Y‖² + ridge ‖Θ_W − W2ᵀ‖²` (the bias is not penalised): the ridge pulls toward
+  /// the FP `linear_2`, not toward zero, so scarce tokens leave it nearly as it was. GELU is the
+  /// exact erf form.
   /// - Parameters:
   ///   - fpFeatures: `[tokens, visionWidth]`, the FP tower's output on the calibration images.
   ///   - quantizedFeatures: the same tokens from the quantized tower.
@@ -57,7 +59,7 @@ public enum SpeedQStage2 {
       }
     }
     let quantizedHidden = try activated(try double(quantizedFeatures), w1, linear1Bias)
-    // Design [H 1], with √ridge I rows under the weight columns when regularised.
+    // Design [H 1], with √ridge I rows under the weight columns (right side √ridge W2ᵀ) when regularised.
     let extra = ridge > 0 ? hidden : 0
     var design = [Double](repeating: 0, count: (tokens + extra) * (hidden + 1))
     var right = [Double](repeating: 0, count: (tokens + extra) * outputs)
@@ -68,7 +70,13 @@ public enum SpeedQStage2 {
       design[row * (hidden + 1) + hidden] = 1
       for column in 0..<outputs { right[row * outputs + column] = y[row * outputs + column] }
     }
-    for index in 0..<extra { design[(tokens + index) * (hidden + 1) + index] = ridge.squareRoot() }
+    let w2Values = w2.elements
+    for index in 0..<extra {
+      design[(tokens + index) * (hidden + 1) + index] = ridge.squareRoot()
+      for column in 0..<outputs {
+        right[(tokens + index) * outputs + column] = ridge.squareRoot() * w2Values[column * hidden + index]
+      }
+    }
     let solution = try Matrix<Double>.leastSquares(
       try Matrix(rows: tokens + extra, columns: hidden + 1, elements: design),
       try Matrix(rows: tokens + extra, columns: outputs, elements: right))
