@@ -59,9 +59,9 @@ EOF
 cat >"$WORK/ours.py" <<'EOF'
 import json, sys
 g = json.load(open(sys.argv[1]))[0]["generation"]
-print(json.dumps({"prompt_tokens": g["promptTokens"], "prompt_tps": g["promptTokens"] / g["promptSeconds"],
+print(json.dumps({"prompt_tokens": g["prompt_tokens"], "prompt_tps": g["prompt_tokens"] / g["prompt_seconds"],
                   "tokens": g["tokens"],
-                  "generation_tps": (g["tokens"] - 1) / (g["seconds"] - g["promptSeconds"]) if g["tokens"] > 1 else 0}))
+                  "generation_tps": (g["tokens"] - 1) / (g["seconds"] - g["prompt_seconds"]) if g["tokens"] > 1 else 0}))
 EOF
 
 run() { # NAME JSON_OUT COMMAND...: runs under /usr/bin/time, leaves peak RSS (KB) in $WORK/NAME.rss

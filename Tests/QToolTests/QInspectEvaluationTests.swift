@@ -22,6 +22,9 @@ import Testing
     struct Generation: Decodable {
       var completion: String
       var tokens: Int
+      var seconds: Double
+      var prompt_tokens: Int?
+      var prompt_seconds: Double?
     }
     var perplexity: Perplexity?
     var generation: Generation?
@@ -51,6 +54,11 @@ import Testing
     let generation = try #require(report.generation)
     #expect(generation.tokens == 8)
     #expect(generation.completion == reference.completion)
+    // The prompt's share of the time: "The quick brown fox" through tiny-chat's chat template.
+    let promptTokens = try #require(generation.prompt_tokens)
+    let promptSeconds = try #require(generation.prompt_seconds)
+    #expect(promptTokens > 4)
+    #expect(promptSeconds > 0 && promptSeconds <= generation.seconds)
   }
 
   @Test func packedModelRunsFromItsCodes() throws {

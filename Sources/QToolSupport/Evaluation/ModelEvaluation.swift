@@ -50,6 +50,12 @@ public enum ModelEvaluation {
       guard let promptSeconds, tokens > 1, seconds > promptSeconds else { return nil }
       return Double(tokens - 1) / (seconds - promptSeconds)
     }
+
+    enum CodingKeys: String, CodingKey {
+      case prompt, image, completion, tokens, seconds
+      case promptTokens = "prompt_tokens"
+      case promptSeconds = "prompt_seconds"
+    }
   }
 
   /// The checkpoint's language model and tokenizer, loaded once for several evaluations.

@@ -135,7 +135,12 @@ extension InspectionReport {
       out += "in \(p.windows) windows of \(p.context) (stride \(p.stride)), \(formatFixed(p.seconds, 2)) s\n"
     }
     if let g = generation {
-      out += "\ngeneration (\(g.tokens) tokens, \(formatFixed(g.seconds, 2)) s)\n"
+      out += "\ngeneration (\(g.tokens) tokens, \(formatFixed(g.seconds, 2)) s"
+      if let prompt = g.promptTokensPerSecond, let promptTokens = g.promptTokens {
+        out += "; prompt \(promptTokens) tokens at \(formatFixed(prompt, 1)) tokens/s"
+      }
+      if let rate = g.generationTokensPerSecond { out += "; generation \(formatFixed(rate, 1)) tokens/s" }
+      out += ")\n"
       out += "  prompt: \(g.prompt)\n  completion: \(g.completion)\n"
     }
     return out
