@@ -28,6 +28,13 @@ extension QConvert {
     let progress: (ExportProgress) -> Void = { step in
       if !quiet { print("[\(step.index + 1)/\(step.count)] \(step.tensor)", to: &stderr) }
     }
+    if layout == .native { return }
+    let nonFinite = try NonFiniteElement.all(in: source)
+    if let first = nonFinite.first, !allowNonfinite { throw ConvertError.nonFinite(first) }
+    for element in nonFinite {
+      let kept = layout == .mlx ? "kept unquantized" : "written as it is"
+      print("qconvert: warning: \(element); \(kept)", to: &stderr)
+    }
     switch layout {
     case .native:
       return
@@ -47,7 +54,9 @@ extension QConvert {
       do {
         try MLXExport.exportMLX(
           source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
-          to: stage.temporary, bits: bits, groupSize: groupSize, progress: progress)
+          to: stage.temporary, bits: bits, groupSize: groupSize,
+          overrides: Dictionary(nonFinite.map { ($0.tensor, nil) }, uniquingKeysWith: { first, _ in first }),
+          progress: progress)
         try stage.commit()
       } catch {
         stage.abandon()

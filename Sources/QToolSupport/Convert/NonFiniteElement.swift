@@ -61,3 +61,13 @@ public struct NonFiniteElement: Sendable, Equatable, CustomStringConvertible {
     return nil
   }
 }
+
+extension NonFiniteElement {
+  /// The first NaN or infinity of every floating-point tensor of `source` that has one, in name
+  /// order; the runtime layouts check a whole checkpoint this way before writing anything.
+  public static func all(in source: any TensorSource) throws -> [NonFiniteElement] {
+    try source.tensors.sorted { $0.name < $1.name }.compactMap { info in
+      try first(in: info, of: source, blockElements: 1 << 20)
+    }
+  }
+}
