@@ -53,30 +53,6 @@ extension PackEncoder {
       }
     }
 
-    var companions: [(info: TensorInfo, bytes: [UInt8])] = []
-    for companion in infos {
-      let suffix = companion.name.dropFirst(info.name.count + 1)
-      let bytes: [UInt8]
-      switch suffix {
-      case "scales": bytes = narrowed(matrix.scales, to: scaleDType)
-      case "biases", "zeros": bytes = narrowed(matrix.offsets, to: scaleDType)
-      case "qweight":
-        do { bytes = try matrix.packedBytes() } catch { throw reject(error.description) }
-      case "qzeros":
-        let codes = matrix.offsets.map { UInt8(clamping: Int($0)) }
-        bytes = packRows(codes, rows: description.rows, columns: description.groupsPerRow, bits: description.bits)
-      case "qscales":
-        let codes = matrix.secondLevel?.codes ?? []
-        bytes = packRows(codes, rows: 1, columns: codes.count, bits: 4)
-      case "scale_step": bytes = narrowed(matrix.secondLevel?.chunkScales ?? [], to: .f32)
-      case "scale_zero": bytes = narrowed(matrix.secondLevel?.chunkZeros ?? [], to: .f32)
-      default: bytes = []
-      }
-      guard bytes.count == companion.byteCount else {
-        throw reject("companion '\(companion.name)' came out as \(bytes.count) bytes, not \(companion.byteCount)")
-      }
-      companions.append((companion, bytes))
-    }
-    return PackedTensor(name: info.name, description: description, companions: companions, matrix: matrix)
+    return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
   }
 }

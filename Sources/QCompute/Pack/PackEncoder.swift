@@ -122,6 +122,16 @@ public enum PackEncoder {
     case .int: break
     }
 
+    return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
+  }
+
+  /// The pack entry of a quantized matrix: each companion's bytes as `description` lays them out,
+  /// checked against the companion's declared size.
+  static func assemble(
+    info: TensorInfo, companions infos: [TensorInfo], description: PackDescription, matrix: QuantizedMatrix,
+    location: String
+  ) throws(PackError) -> PackedTensor {
+    let scaleDType = description.scaleDType
     var companions: [(info: TensorInfo, bytes: [UInt8])] = []
     for companion in infos {
       let suffix = companion.name.dropFirst(info.name.count + 1)
@@ -135,7 +145,7 @@ public enum PackEncoder {
         }
       case "qzeros":
         let codes = matrix.offsets.map { UInt8(clamping: Int($0)) }
-        bytes = packRows(codes, rows: rows, columns: description.groupsPerRow, bits: description.bits)
+        bytes = packRows(codes, rows: description.rows, columns: description.groupsPerRow, bits: description.bits)
       case "qscales":
         let codes = matrix.secondLevel?.codes ?? []
         bytes = packRows(codes, rows: 1, columns: codes.count, bits: 4)
