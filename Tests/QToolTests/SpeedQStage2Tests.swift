@@ -42,10 +42,12 @@ import Testing
     #expect(change > 1e-3)
   }
 
-  /// Identical features: the FP linear_2 is the exact solution and comes back.
-  @Test(arguments: [(13, 3, 4, 2), (40, 8, 12, 6), (65, 7, 16, 1)])
-  func identicalFeaturesRecoverTheProjector(tokens: Int, width: Int, hidden: Int, outputs: Int) throws {
-    var generator = SplitMixGenerator(state: UInt64(tokens * 31 + width))
+  /// A random projector refitted on FP and quantized features that are the same, with the
+  /// `linear_2` weight and bias it started from.
+  static func refitOnIdenticalFeatures(
+    tokens: Int, width: Int, hidden: Int, outputs: Int, seed: UInt64, ridge: Double = 0
+  ) throws -> (refit: SpeedQStage2.Refit, w2: [Float], b2: [Float]) {
+    var generator = SplitMixGenerator(state: seed)
     func random(_ count: Int) -> [Float] { (0..<count).map { _ in generator.nextGaussian() } }
     let features = try Matrix(rows: tokens, columns: width, elements: random(tokens * width))
     let w2 = random(outputs * hidden)
@@ -54,7 +56,15 @@ import Testing
       fpFeatures: features, quantizedFeatures: features,
       linear1Weight: try Matrix(rows: hidden, columns: width, elements: random(hidden * width)),
       linear1Bias: random(hidden),
-      linear2Weight: try Matrix(rows: outputs, columns: hidden, elements: w2), linear2Bias: b2)
+      linear2Weight: try Matrix(rows: outputs, columns: hidden, elements: w2), linear2Bias: b2, ridge: ridge)
+    return (refit, w2, b2)
+  }
+
+  /// Identical features: the FP linear_2 is the exact solution and comes back.
+  @Test(arguments: [(13, 3, 4, 2), (40, 8, 12, 6), (65, 7, 16, 1)])
+  func identicalFeaturesRecoverTheProjector(tokens: Int, width: Int, hidden: Int, outputs: Int) throws {
+    let (refit, w2, b2) = try Self.refitOnIdenticalFeatures(
+      tokens: tokens, width: width, hidden: hidden, outputs: outputs, seed: UInt64(tokens * 31 + width))
     for (value, expected) in zip(refit.weight.elements, w2) { #expect(abs(value - expected) < 1e-3) }
     for (value, expected) in zip(refit.bias, b2) { #expect(abs(value - expected) < 1e-3) }
   }
@@ -63,16 +73,8 @@ import Testing
   /// the tokens alone cannot determine it (a ridge toward zero would shrink it).
   @Test(arguments: [(5, 3, 8, 2), (13, 4, 4, 3), (40, 8, 12, 6)])
   func ridgeKeepsTheProjector(tokens: Int, width: Int, hidden: Int, outputs: Int) throws {
-    var generator = SplitMixGenerator(state: UInt64(tokens * 17 + hidden))
-    func random(_ count: Int) -> [Float] { (0..<count).map { _ in generator.nextGaussian() } }
-    let features = try Matrix(rows: tokens, columns: width, elements: random(tokens * width))
-    let w2 = random(outputs * hidden)
-    let b2 = random(outputs)
-    let refit = try SpeedQStage2.refitProjector(
-      fpFeatures: features, quantizedFeatures: features,
-      linear1Weight: try Matrix(rows: hidden, columns: width, elements: random(hidden * width)),
-      linear1Bias: random(hidden),
-      linear2Weight: try Matrix(rows: outputs, columns: hidden, elements: w2), linear2Bias: b2, ridge: 0.5)
+    let (refit, w2, b2) = try Self.refitOnIdenticalFeatures(
+      tokens: tokens, width: width, hidden: hidden, outputs: outputs, seed: UInt64(tokens * 17 + hidden), ridge: 0.5)
     for (value, expected) in zip(refit.weight.elements, w2) { #expect(abs(value - expected) < 1e-4) }
     for (value, expected) in zip(refit.bias, b2) { #expect(abs(value - expected) < 1e-4) }
   }
