@@ -44,12 +44,3 @@ public struct VisionBlockActivations: Sendable {
     return (block, batch)
   }
 }
-
-extension VisionEncoder {
-  /// The input of the first block for one image: patch and position embeddings (after CLIP's
-  /// pre-layer norm), `[tokens, hidden]`. Runs the whole tower: the embedding steps are private
-  /// to the forward pass, and one FP pass per calibration image is cheap next to calibration.
-  public func embeddings(pixels: PixelTensor) throws -> [Float] {
-    try forward(pixels: pixels).hiddenStates[0]
-  }
-}

@@ -143,34 +143,48 @@ public final class VisionEncoder: Sendable {
   /// Runs the tower on one image of any size that is a multiple of the patch size (the
   /// remainder is cropped, as the strided convolution does).
   public func forward(pixels: PixelTensor) throws -> VisionOutput {
-    let c = config
-    let d = c.hiddenSize
-    guard pixels.channels == c.channels, pixels.height >= c.patchSize, pixels.width >= c.patchSize else {
-      throw EngineError.unexpectedShape(
-        location: "pixels", tensor: "pixel_values", expected: [c.channels, c.imageSize, c.imageSize],
-        found: [pixels.channels, pixels.height, pixels.width])
-    }
-    let gridHeight = pixels.height / c.patchSize
-    let gridWidth = pixels.width / c.patchSize
-    let positions = try positionEmbeddings(gridHeight: gridHeight, gridWidth: gridWidth, pixels: pixels)
-    let patches = im2col(pixels, gridHeight: gridHeight, gridWidth: gridWidth)
-    let patchCount = gridHeight * gridWidth
-    let projected = embedding.projection(patches, rows: patchCount)
-    var x = embedding.classToken.map { $0 + projected } ?? projected
+    let d = config.hiddenSize
+    let (gridHeight, gridWidth) = try grid(of: pixels)
+    var x = try embeddings(pixels: pixels)
     let tokens = x.count / d
-    for i in x.indices { x[i] += positions[i] }
-    if let preNorm { x = VisionKernels.layerNorm(x, width: d, weight: preNorm.weight, bias: preNorm.bias, epsilon: c.layerNormEpsilon) }
     var hidden = [x]
     for block in blocks {
       x = apply(block, to: x, tokens: tokens)
       hidden.append(x)
     }
     let last = finalNorm.map {
-      VisionKernels.layerNorm(x, width: d, weight: $0.weight, bias: $0.bias, epsilon: c.layerNormEpsilon)
+      VisionKernels.layerNorm(x, width: d, weight: $0.weight, bias: $0.bias, epsilon: config.layerNormEpsilon)
     } ?? x
     return VisionOutput(
       tokenCount: tokens, hiddenSize: d, gridHeight: gridHeight, gridWidth: gridWidth, lastHiddenState: last,
       hiddenStates: hidden)
+  }
+
+  /// The input of the first block for one image: patch and position embeddings (after CLIP's
+  /// pre-layer norm), `[tokens, hidden]`.
+  public func embeddings(pixels: PixelTensor) throws -> [Float] {
+    let c = config
+    let d = c.hiddenSize
+    let (gridHeight, gridWidth) = try grid(of: pixels)
+    let positions = try positionEmbeddings(gridHeight: gridHeight, gridWidth: gridWidth, pixels: pixels)
+    let patches = im2col(pixels, gridHeight: gridHeight, gridWidth: gridWidth)
+    let patchCount = gridHeight * gridWidth
+    let projected = embedding.projection(patches, rows: patchCount)
+    var x = embedding.classToken.map { $0 + projected } ?? projected
+    for i in x.indices { x[i] += positions[i] }
+    if let preNorm { x = VisionKernels.layerNorm(x, width: d, weight: preNorm.weight, bias: preNorm.bias, epsilon: c.layerNormEpsilon) }
+    return x
+  }
+
+  /// The patch grid of an image, checked against the tower's channels and patch size.
+  private func grid(of pixels: PixelTensor) throws -> (height: Int, width: Int) {
+    let c = config
+    guard pixels.channels == c.channels, pixels.height >= c.patchSize, pixels.width >= c.patchSize else {
+      throw EngineError.unexpectedShape(
+        location: "pixels", tensor: "pixel_values", expected: [c.channels, c.imageSize, c.imageSize],
+        found: [pixels.channels, pixels.height, pixels.width])
+    }
+    return (pixels.height / c.patchSize, pixels.width / c.patchSize)
   }
 
   private func apply(_ block: Block, to x: [Float], tokens: Int) -> [Float] {
