@@ -1,6 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The numeric kernels are compiled for the building machine's CPU (AVX2 and FMA where it has
+/// them), as llama.cpp does by default; `QTOOLCHAIN_PORTABLE=1` builds for the architecture's
+/// baseline instead, for binaries that move to other machines.
+let kernelSettings: [SwiftSetting] =
+  Context.environment["QTOOLCHAIN_PORTABLE"] == "1"
+  ? [] : [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
+
 let package = Package(
   name: "qtoolchain",
   products: [
@@ -33,9 +40,12 @@ let package = Package(
     // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders.
     .target(name: "QFormats", dependencies: ["CZstd", "CHDF5"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
-    .target(name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK"]),
+    .target(
+      name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK"], swiftSettings: kernelSettings),
     // The model engine: tokenizer, data, transformer forward and backward passes, images.
-    .target(name: "QEngine", dependencies: ["QFormats", "QCompute", "CPNG", "CJPEG"]),
+    .target(
+      name: "QEngine", dependencies: ["QFormats", "QCompute", "CPNG", "CJPEG"],
+      swiftSettings: kernelSettings),
     // What the four tools share: input handling, output formats, errors.
     .target(
       name: "QToolSupport",

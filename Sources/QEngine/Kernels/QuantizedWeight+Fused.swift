@@ -159,9 +159,9 @@ extension QuantizedWeight {
 
   /// How the fused product walks a row's codes, which fixes how the activations are scaled.
   enum _FusedLayout {
-    /// Groups of a multiple of 16 two-bit codes: 16 codes (4 bytes) at a time; the first three
-    /// bytes are masked in place (code `4j + i` carries `2^(8j + 2i)`), the last after a shift
-    /// by 24 bits (carrying `2^(2i)`), which keeps every lane's value positive.
+    /// Groups of a multiple of 16 two-bit codes: 16 codes (4 bytes) at a time; the first two
+    /// bytes are masked in place (code `i` carries `2^(2i)`), the last two after a shift by 16
+    /// bits (code `8 + i` carrying `2^(2i)` too), which keeps every lane's value positive.
     case twoBitWide
     /// Groups of a multiple of eight codes: eight at a time, code `i` carrying `2^(bits * (i % 4))`.
     case chunks(laneShift: Int)
@@ -170,9 +170,7 @@ extension QuantizedWeight {
 
     func shift(ofColumn column: Int) -> Int {
       switch self {
-      case .twoBitWide:
-        let lane = column & 15
-        return lane < 12 ? 8 &* (lane >> 2) &+ 2 &* (lane & 3) : 2 &* (lane & 3)
+      case .twoBitWide: return 2 &* (column & 7)
       case .chunks(let laneShift): return laneShift &* (column & 3)
       case .unaligned: return 0
       }
@@ -190,8 +188,11 @@ extension QuantizedWeight {
     }
   }
 
-  /// Two-bit codes in groups of a multiple of 16: one 32-bit load, broadcast and masked four
-  /// ways, feeds 16 multiply-adds into four accumulators.
+  /// Two-bit codes in groups of a multiple of 16: one 32-bit load, broadcast to eight lanes,
+  /// feeds 16 multiply-adds, the first eight codes masked in place and the last eight after a
+  /// shift by 16 bits. Rows go in pairs that share each load of `x` and keep four independent
+  /// sums in flight; a group's scale is applied to a vector, and the offset terms are summed
+  /// apart, so nothing is reduced to a scalar until the row's end.
   private func fusedRowsTwoBitWide(
     _ range: Range<Int>, tokens: Int, _ input: UnsafeMutablePointer<Float>,
     _ groupSums: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>
@@ -201,45 +202,68 @@ extension QuantizedWeight {
     let groups = groupsPerRow
     let wordsPerGroup = groupSize / 16
     let bias = offsetIsBias
-    let low = SIMD4<Int32>(3, 3 << 2, 3 << 4, 3 << 6)
-    let middle = SIMD4<Int32>(3 << 8, 3 << 10, 3 << 12, 3 << 14)
-    let high = SIMD4<Int32>(3 << 16, 3 << 18, 3 << 20, 3 << 22)
+    let bytesPerRow = self.bytesPerRow
+    let mask = SIMD8<Int32>(3, 3 << 2, 3 << 4, 3 << 6, 3 << 8, 3 << 10, 3 << 12, 3 << 14)
     codes.withUnsafeBufferPointer { codeBuffer in
       scales.withUnsafeBufferPointer { scaleBuffer in
         offsets.withUnsafeBufferPointer { offsetBuffer in
           let codeBase = UnsafeRawPointer(codeBuffer.baseAddress!)
-          for row in range {
-            let rowCodes = codeBase + row &* bytesPerRow
-            let rowScales = scaleBuffer.baseAddress! + row &* groups
-            let rowOffsets = offsetBuffer.baseAddress! + row &* groups
+          let scaleBase = scaleBuffer.baseAddress!
+          let offsetBase = offsetBuffer.baseAddress!
+          /// The offset part of a row's product: each group's zero (or bias) times its sum of `x`.
+          func offsetTerm(row: Int, sums: UnsafeMutablePointer<Float>) -> Float {
+            let rowScales = scaleBase + row &* groups
+            let rowOffsets = offsetBase + row &* groups
+            var term: Float = 0
+            for group in 0..<groups {
+              term += (bias ? rowOffsets[group] : -rowScales[group] * rowOffsets[group]) * sums[group]
+            }
+            return term
+          }
+          var first = range.lowerBound
+          while first < range.upperBound {
+            // An odd last row is computed as its own pair and written once.
+            let second = first &+ 1 < range.upperBound ? first &+ 1 : first
+            let codes0 = codeBase + first &* bytesPerRow
+            let codes1 = codeBase + second &* bytesPerRow
+            let scales0 = scaleBase + first &* groups
+            let scales1 = scaleBase + second &* groups
             for token in 0..<tokens {
               let x = UnsafeRawPointer(input + token &* columns)
-              let sums = groupSums + token &* groups
-              var total = SIMD4<Float>()
-              var offsetTerm: Float = 0
+              var total0 = SIMD8<Float>()
+              var total1 = SIMD8<Float>()
               var word = 0
               for group in 0..<groups {
-                var a0 = SIMD4<Float>()
-                var a1 = SIMD4<Float>()
-                var a2 = SIMD4<Float>()
-                var a3 = SIMD4<Float>()
+                var low0 = SIMD8<Float>()
+                var high0 = SIMD8<Float>()
+                var low1 = SIMD8<Float>()
+                var high1 = SIMD8<Float>()
                 let end = word &+ wordsPerGroup
                 while word < end {
-                  let bits = Int32(bitPattern: UInt32(littleEndian: rowCodes.loadUnaligned(fromByteOffset: word &* 4, as: UInt32.self)))
-                  let broadcast = SIMD4<Int32>(repeating: bits)
-                  let xs = word &* 64
-                  a0 += SIMD4<Float>(broadcast & low) * x.loadUnaligned(fromByteOffset: xs, as: SIMD4<Float>.self)
-                  a1 += SIMD4<Float>(broadcast & middle) * x.loadUnaligned(fromByteOffset: xs &+ 16, as: SIMD4<Float>.self)
-                  a2 += SIMD4<Float>(broadcast & high) * x.loadUnaligned(fromByteOffset: xs &+ 32, as: SIMD4<Float>.self)
-                  a3 += SIMD4<Float>((broadcast &>> 24) & low) * x.loadUnaligned(fromByteOffset: xs &+ 48, as: SIMD4<Float>.self)
+                  let bits0 = SIMD8<Int32>(
+                    repeating: Int32(littleEndian: codes0.loadUnaligned(fromByteOffset: word &* 4, as: Int32.self)))
+                  let bits1 = SIMD8<Int32>(
+                    repeating: Int32(littleEndian: codes1.loadUnaligned(fromByteOffset: word &* 4, as: Int32.self)))
+                  let xLow = x.loadUnaligned(fromByteOffset: word &* 64, as: SIMD8<Float>.self)
+                  let xHigh = x.loadUnaligned(fromByteOffset: word &* 64 &+ 32, as: SIMD8<Float>.self)
+                  low0 += SIMD8<Float>(bits0 & mask) * xLow
+                  high0 += SIMD8<Float>((bits0 &>> 16) & mask) * xHigh
+                  low1 += SIMD8<Float>(bits1 & mask) * xLow
+                  high1 += SIMD8<Float>((bits1 &>> 16) & mask) * xHigh
                   word &+= 1
                 }
-                let scale = rowScales[group]
-                total += ((a0 + a1) + (a2 + a3)) * scale
-                offsetTerm += (bias ? rowOffsets[group] : -scale * rowOffsets[group]) * sums[group]
+                total0 += (low0 + high0) * SIMD8(repeating: scales0[group])
+                total1 += (low1 + high1) * SIMD8(repeating: scales1[group])
               }
-              output[token &* rows &+ row] = total.sum() + offsetTerm
+              let sums = groupSums + token &* groups
+              let half0 = total0.lowHalf + total0.highHalf
+              output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, sums: sums)
+              if second != first {
+                let half1 = total1.lowHalf + total1.highHalf
+                output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, sums: sums)
+              }
             }
+            first = second &+ 1
           }
         }
       }
