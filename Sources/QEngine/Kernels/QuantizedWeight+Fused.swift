@@ -201,77 +201,64 @@ extension QuantizedWeight {
     let rows = self.rows
     let groups = groupsPerRow
     let wordsPerGroup = groupSize / 16
-    let bias = offsetIsBias
     let bytesPerRow = self.bytesPerRow
     let mask = SIMD8<Int32>(3, 3 << 2, 3 << 4, 3 << 6, 3 << 8, 3 << 10, 3 << 12, 3 << 14)
     codes.withUnsafeBufferPointer { codeBuffer in
       scales.withUnsafeBufferPointer { scaleBuffer in
-        offsets.withUnsafeBufferPointer { offsetBuffer in
-          let codeBase = UnsafeRawPointer(codeBuffer.baseAddress!)
-          let scaleBase = scaleBuffer.baseAddress!
-          let offsetBase = offsetBuffer.baseAddress!
-          /// The offset part of a row's product: each group's zero (or bias) times its sum of `x`.
-          func offsetTerm(row: Int, sums: UnsafeMutablePointer<Float>) -> Float {
-            let rowScales = scaleBase + row &* groups
-            let rowOffsets = offsetBase + row &* groups
-            var term: Float = 0
+        let codeBase = UnsafeRawPointer(codeBuffer.baseAddress!)
+        let scaleBase = scaleBuffer.baseAddress!
+        var first = range.lowerBound
+        while first < range.upperBound {
+          // An odd last row is computed as its own pair and written once.
+          let second = first &+ 1 < range.upperBound ? first &+ 1 : first
+          let codes0 = codeBase + first &* bytesPerRow
+          let codes1 = codeBase + second &* bytesPerRow
+          let scales0 = scaleBase + first &* groups
+          let scales1 = scaleBase + second &* groups
+          for token in 0..<tokens {
+            let x = UnsafeRawPointer(input + token &* columns)
+            var total0 = SIMD8<Float>()
+            var total1 = SIMD8<Float>()
+            var word = 0
             for group in 0..<groups {
-              term += (bias ? rowOffsets[group] : -rowScales[group] * rowOffsets[group]) * sums[group]
-            }
-            return term
-          }
-          var first = range.lowerBound
-          while first < range.upperBound {
-            // An odd last row is computed as its own pair and written once.
-            let second = first &+ 1 < range.upperBound ? first &+ 1 : first
-            let codes0 = codeBase + first &* bytesPerRow
-            let codes1 = codeBase + second &* bytesPerRow
-            let scales0 = scaleBase + first &* groups
-            let scales1 = scaleBase + second &* groups
-            for token in 0..<tokens {
-              let x = UnsafeRawPointer(input + token &* columns)
-              var total0 = SIMD8<Float>()
-              var total1 = SIMD8<Float>()
-              var word = 0
-              for group in 0..<groups {
-                var low0 = SIMD8<Float>()
-                var high0 = SIMD8<Float>()
-                var low1 = SIMD8<Float>()
-                var high1 = SIMD8<Float>()
-                let end = word &+ wordsPerGroup
-                while word < end {
-                  let bits0 = SIMD8<Int32>(
-                    repeating: Int32(littleEndian: codes0.loadUnaligned(fromByteOffset: word &* 4, as: Int32.self)))
-                  let bits1 = SIMD8<Int32>(
-                    repeating: Int32(littleEndian: codes1.loadUnaligned(fromByteOffset: word &* 4, as: Int32.self)))
-                  let xLow = x.loadUnaligned(fromByteOffset: word &* 64, as: SIMD8<Float>.self)
-                  let xHigh = x.loadUnaligned(fromByteOffset: word &* 64 &+ 32, as: SIMD8<Float>.self)
-                  low0 += SIMD8<Float>(bits0 & mask) * xLow
-                  high0 += SIMD8<Float>((bits0 &>> 16) & mask) * xHigh
-                  low1 += SIMD8<Float>(bits1 & mask) * xLow
-                  high1 += SIMD8<Float>((bits1 &>> 16) & mask) * xHigh
-                  word &+= 1
-                }
-                total0 += (low0 + high0) * SIMD8(repeating: scales0[group])
-                total1 += (low1 + high1) * SIMD8(repeating: scales1[group])
+              var low0 = SIMD8<Float>()
+              var high0 = SIMD8<Float>()
+              var low1 = SIMD8<Float>()
+              var high1 = SIMD8<Float>()
+              let end = word &+ wordsPerGroup
+              while word < end {
+                let bits0 = SIMD8<Int32>(
+                  repeating: Int32(littleEndian: codes0.loadUnaligned(fromByteOffset: word &* 4, as: Int32.self)))
+                let bits1 = SIMD8<Int32>(
+                  repeating: Int32(littleEndian: codes1.loadUnaligned(fromByteOffset: word &* 4, as: Int32.self)))
+                let xLow = x.loadUnaligned(fromByteOffset: word &* 64, as: SIMD8<Float>.self)
+                let xHigh = x.loadUnaligned(fromByteOffset: word &* 64 &+ 32, as: SIMD8<Float>.self)
+                low0 += SIMD8<Float>(bits0 & mask) * xLow
+                high0 += SIMD8<Float>((bits0 &>> 16) & mask) * xHigh
+                low1 += SIMD8<Float>(bits1 & mask) * xLow
+                high1 += SIMD8<Float>((bits1 &>> 16) & mask) * xHigh
+                word &+= 1
               }
-              let sums = groupSums + token &* groups
-              let half0 = total0.lowHalf + total0.highHalf
-              output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, sums: sums)
-              if second != first {
-                let half1 = total1.lowHalf + total1.highHalf
-                output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, sums: sums)
-              }
+              total0 += (low0 + high0) * SIMD8(repeating: scales0[group])
+              total1 += (low1 + high1) * SIMD8(repeating: scales1[group])
             }
-            first = second &+ 1
+            let sums = groupSums + token &* groups
+            let half0 = total0.lowHalf + total0.highHalf
+            output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, groupSums: sums)
+            if second != first {
+              let half1 = total1.lowHalf + total1.highHalf
+              output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, groupSums: sums)
+            }
           }
+          first = second &+ 1
         }
       }
     }
   }
 
   /// Groups of a multiple of eight codes start on a byte, so eight codes at a time are read
-  /// from `bits` bytes; two accumulators per group keep two multiply-adds in flight.
+  /// from `bits` bytes. Rows go in pairs that share each load of `x`, with two accumulators per
+  /// row; as in the two-bit kernel, scales are applied to vectors and offsets summed apart.
   private func fusedRows<Chunk: _FusedCodeChunk>(
     _ range: Range<Int>, tokens: Int, _ input: UnsafeMutablePointer<Float>,
     _ groupSums: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>, chunk: Chunk.Type
@@ -281,46 +268,80 @@ extension QuantizedWeight {
     let groups = groupsPerRow
     let chunksPerGroup = groupSize / 8
     let groupBytes = chunksPerGroup &* Chunk.bytes
-    let bias = offsetIsBias
+    let bytesPerRow = self.bytesPerRow
     codes.withUnsafeBufferPointer { codeBuffer in
       scales.withUnsafeBufferPointer { scaleBuffer in
-        offsets.withUnsafeBufferPointer { offsetBuffer in
-          let codeBase = codeBuffer.baseAddress!
-          for row in range {
-            let rowCodes = codeBase + row &* bytesPerRow
-            let rowScales = scaleBuffer.baseAddress! + row &* groups
-            let rowOffsets = offsetBuffer.baseAddress! + row &* groups
-            for token in 0..<tokens {
-              let x = input + token &* columns
-              let sums = groupSums + token &* groups
-              var total = SIMD8<Float>()
-              var offsetTerm: Float = 0
-              for group in 0..<groups {
-                var source = rowCodes + group &* groupBytes
-                var xs = x + group &* groupSize
-                var first = SIMD8<Float>()
-                var second = SIMD8<Float>()
-                var remaining = chunksPerGroup
-                while remaining >= 2 {
-                  first += Chunk.floats(at: source) * UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)
-                  second +=
-                    Chunk.floats(at: source + Chunk.bytes)
-                    * UnsafeRawPointer(xs + 8).loadUnaligned(as: SIMD8<Float>.self)
-                  source += 2 &* Chunk.bytes
-                  xs += 16
-                  remaining &-= 2
-                }
-                if remaining == 1 {
-                  first += Chunk.floats(at: source) * UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)
-                }
-                let scale = rowScales[group]
-                total += (first + second) * scale
-                offsetTerm += (bias ? rowOffsets[group] : -scale * rowOffsets[group]) * sums[group]
+        let codeBase = codeBuffer.baseAddress!
+        let scaleBase = scaleBuffer.baseAddress!
+        var first = range.lowerBound
+        while first < range.upperBound {
+          // An odd last row is computed as its own pair and written once.
+          let second = first &+ 1 < range.upperBound ? first &+ 1 : first
+          let codes0 = codeBase + first &* bytesPerRow
+          let codes1 = codeBase + second &* bytesPerRow
+          let scales0 = scaleBase + first &* groups
+          let scales1 = scaleBase + second &* groups
+          for token in 0..<tokens {
+            let x = input + token &* columns
+            var total0 = SIMD8<Float>()
+            var total1 = SIMD8<Float>()
+            for group in 0..<groups {
+              var source0 = codes0 + group &* groupBytes
+              var source1 = codes1 + group &* groupBytes
+              var xs = x + group &* groupSize
+              var even0 = SIMD8<Float>()
+              var odd0 = SIMD8<Float>()
+              var even1 = SIMD8<Float>()
+              var odd1 = SIMD8<Float>()
+              var remaining = chunksPerGroup
+              while remaining >= 2 {
+                let xEven = UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)
+                let xOdd = UnsafeRawPointer(xs + 8).loadUnaligned(as: SIMD8<Float>.self)
+                even0 += Chunk.floats(at: source0) * xEven
+                odd0 += Chunk.floats(at: source0 + Chunk.bytes) * xOdd
+                even1 += Chunk.floats(at: source1) * xEven
+                odd1 += Chunk.floats(at: source1 + Chunk.bytes) * xOdd
+                source0 += 2 &* Chunk.bytes
+                source1 += 2 &* Chunk.bytes
+                xs += 16
+                remaining &-= 2
               }
-              output[token &* rows &+ row] = total.sum() + offsetTerm
+              if remaining == 1 {
+                let xEven = UnsafeRawPointer(xs).loadUnaligned(as: SIMD8<Float>.self)
+                even0 += Chunk.floats(at: source0) * xEven
+                even1 += Chunk.floats(at: source1) * xEven
+              }
+              total0 += (even0 + odd0) * SIMD8(repeating: scales0[group])
+              total1 += (even1 + odd1) * SIMD8(repeating: scales1[group])
+            }
+            let sums = groupSums + token &* groups
+            let half0 = total0.lowHalf + total0.highHalf
+            output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, groupSums: sums)
+            if second != first {
+              let half1 = total1.lowHalf + total1.highHalf
+              output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, groupSums: sums)
             }
           }
+          first = second &+ 1
         }
+      }
+    }
+  }
+
+  /// The offset part of a row's product: each group's zero (or bias) times its sum of `x`.
+  @inline(__always)
+  func offsetTerm(row: Int, groupSums: UnsafeMutablePointer<Float>) -> Float {
+    let groups = groupsPerRow
+    let bias = offsetIsBias
+    return scales.withUnsafeBufferPointer { scaleBuffer in
+      offsets.withUnsafeBufferPointer { offsetBuffer in
+        let rowScales = scaleBuffer.baseAddress! + row &* groups
+        let rowOffsets = offsetBuffer.baseAddress! + row &* groups
+        var term: Float = 0
+        for group in 0..<groups {
+          term += (bias ? rowOffsets[group] : -rowScales[group] * rowOffsets[group]) * groupSums[group]
+        }
+        return term
       }
     }
   }
