@@ -7,6 +7,8 @@
 # Usage: Tests/Benchmarks/bench-engine.sh [MODEL_FOLDER]
 #   default MODEL_FOLDER: SmolLM2-135M-Instruct F16 from ../shared/models/fetch.sh
 #   PROMPT_TOKENS (512) and NEW_TOKENS (128) size the run; QINSPECT/QCONVERT=path run other builds.
+#   MLX_BITS ("4 2") lists the packs mlx_lm also runs; MLX_BITS="" runs only its F16 model (MLX's
+#   CPU build multiplies quantized matrices slowly: its 4-bit 512-token prompt takes over 10 min).
 # Needs: a release build (swift build -c release), python3 with mlx and mlx-lm (pip install "mlx[cpu]" mlx-lm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +17,7 @@ MODEL=${1:-$MODELS/smollm2-135m-instruct-hf}
 TEXT=${TEXT:-$MODELS/corpus/wiki_vital_en.valid.txt}
 PROMPT_TOKENS=${PROMPT_TOKENS:-512}
 NEW_TOKENS=${NEW_TOKENS:-128}
+MLX_BITS=${MLX_BITS-4 2}
 QINSPECT=${QINSPECT:-.build/release/qinspect}
 QCONVERT=${QCONVERT:-.build/release/qconvert}
 [ -x "$QINSPECT" ] || swift build -c release --product qinspect >&2
@@ -74,6 +77,8 @@ echo "model: $MODEL, prompt $(python3 -c "import json; print(len(json.load(open(
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the cores are shared: rates fall when other jobs run)"
 for BITS in 4 2; do
   "$QCONVERT" "$MODEL" -o "$WORK/q$BITS" --bits "$BITS" --group-size $GROUP --method rtn --quiet
+done
+for BITS in $MLX_BITS; do
   mlx_lm.convert --hf-path "$MODEL" --mlx-path "$WORK/m$BITS" -q --q-bits "$BITS" --q-group-size $GROUP >/dev/null 2>&1
 done
 
@@ -84,17 +89,23 @@ for KIND in f16 4 2; do
   run "ours$KIND" "$WORK/ours$KIND.json" "$QINSPECT" "$OURS" --generate "$(cat "$WORK/prompt.txt")" \
     --max-tokens "$NEW_TOKENS" --format json
   python3 "$WORK/ours.py" "$WORK/ours$KIND.json" >"$WORK/ours$KIND.rates"
-  run "mlx$KIND" "$WORK/mlx$KIND.rates" python3 "$WORK/mlx_run.py" "$MLX" "$WORK/prompt.json" "$NEW_TOKENS"
+  if [ "$KIND" = f16 ] || [[ " $MLX_BITS " == *" $KIND "* ]]; then
+    run "mlx$KIND" "$WORK/mlx$KIND.rates" python3 "$WORK/mlx_run.py" "$MLX" "$WORK/prompt.json" "$NEW_TOKENS"
+  fi
   python3 - "$KIND" "$WORK" <<'EOF'
-import json, sys
+import json, os, sys
 kind, work = sys.argv[1], sys.argv[2]
 label = "F16" if kind == "f16" else f"{kind}-bit"
 rates = {}
 for engine, name in (("ours", "qinspect"), ("mlx", "mlx_lm")):
+    if not os.path.exists(f"{work}/{engine}{kind}.rates"):
+        continue
     r = json.load(open(f"{work}/{engine}{kind}.rates"))
     rss = int(open(f"{work}/{engine}{kind}.rss").read().split()[-1]) // 1024
     rates[engine] = r
     print(f"{label:<6} {name:<8} {r['prompt_tps']:14.1f} {r['generation_tps']:16.1f} {r['tokens']:10d} {rss:7d} MB")
+if "mlx" not in rates:
+    sys.exit(0)
 o, m = rates["ours"], rates["mlx"]
 print(f"{label:<6} ratio    {o['prompt_tps'] / m['prompt_tps']:13.2f}x {o['generation_tps'] / m['generation_tps']:15.2f}x"
       "   (ours / mlx_lm; > 1 is faster)")
