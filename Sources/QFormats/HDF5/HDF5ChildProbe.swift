@@ -53,20 +53,40 @@ enum HDF5ChildProbe {
     if let error = error(for: outcome, path: path, timeout: timeout) { throw error }
   }
 
+  /// A running child, and the read end of a pipe whose only writer is the child: the pipe reports
+  /// end of file the moment the child is gone, however it ended.
+  struct Child {
+    var id: pid_t
+    var exitPipe: Int32
+  }
+
   /// Forks a child that runs `body` and exits with the status it returns.
   ///
-  /// The corresponding C function is `fork`.
-  static func start(path: String, _ body: () -> Int32) throws(HDF5Error) -> pid_t {
-    let (child, forkErrno) = HDF5Library.locked { () -> (pid_t, Int32) in
-      let child = fork()
-      if child == 0 {
+  /// The corresponding C functions are `pipe` and `fork`.
+  static func start(path: String, _ body: () -> Int32) throws(HDF5Error) -> Child {
+    let (child, failure) = HDF5Library.locked { () -> (Child?, (operation: String, errno: Int32)?) in
+      var ends: [Int32] = [-1, -1]
+      guard pipe(&ends) == 0 else { return (nil, ("pipe", errno)) }
+      // Programs started by other threads must not keep the write end open.
+      for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+      let id = fork()
+      if id == 0 {
         HDF5Library.isProbeChild = true
+        close(ends[0])
         prepareChild()
         _exit(body())
       }
-      return (child, errno)
+      let forkErrno = errno
+      close(ends[1])
+      guard id > 0 else {
+        close(ends[0])
+        return (nil, ("fork", forkErrno))
+      }
+      return (Child(id: id, exitPipe: ends[0]), nil)
     }
-    guard child > 0 else { throw HDF5Error.io(path: path, operation: "fork", errno: forkErrno) }
+    guard let child else {
+      throw HDF5Error.io(path: path, operation: failure?.operation ?? "fork", errno: failure?.errno ?? 0)
+    }
     return child
   }
 
@@ -88,31 +108,53 @@ enum HDF5ChildProbe {
 
   /// Waits for `child` to end, killing it once `timeout` has passed.
   ///
-  /// The corresponding C function is `waitpid`.
-  static func wait(for child: pid_t, path: String, timeout: Duration) throws(HDF5Error) -> Outcome {
+  /// The corresponding C functions are `poll` and `waitpid`.
+  static func wait(for child: Child, path: String, timeout: Duration) throws(HDF5Error) -> Outcome {
+    defer { close(child.exitPipe) }
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
-    // Most children end within milliseconds; poll often at first, then every 10 ms.
-    var pause = 50
-    var status: Int32 = 0
-    while true {
-      let result = waitpid(child, &status, WNOHANG)
-      if result == child { return outcome(status) }
-      if result < 0 {
-        if errno == EINTR { continue }
-        throw HDF5Error.io(path: path, operation: "waitpid", errno: errno)
+    var entry = pollfd(fd: child.exitPipe, events: Int16(POLLIN), revents: 0)
+    var ended = false
+    while !ended {
+      let ready = poll(&entry, 1, milliseconds(until: deadline, on: clock))
+      if ready < 0 {
+        guard errno == EINTR else { throw HDF5Error.io(path: path, operation: "poll", errno: errno) }
+        continue
       }
-      if clock.now >= deadline { break }
-      usleep(UInt32(pause))
-      pause = min(pause * 2, 10_000)
+      // The child writes nothing, so the pipe is readable only at end of file: the child is gone.
+      ended = ready > 0
+      if !ended, clock.now >= deadline { break }
     }
-    kill(child, SIGKILL)
-    while waitpid(child, &status, 0) < 0 {
+    var status: Int32 = 0
+    if !ended {
+      // A child that ended just now, or whose pipe another process still holds, has not hung.
+      if try reap(child, path: path, status: &status, options: WNOHANG) { return outcome(status) }
+      kill(child.id, SIGKILL)
+    }
+    _ = try reap(child, path: path, status: &status, options: 0)
+    let how = outcome(status)
+    return !ended && how == .signalled(SIGKILL) ? .timedOut : how
+  }
+
+  /// Collects the child's status; false when `WNOHANG` finds it still running.
+  private static func reap(
+    _ child: Child, path: String, status: inout Int32, options: Int32
+  ) throws(HDF5Error) -> Bool {
+    while true {
+      let result = waitpid(child.id, &status, options)
+      if result == child.id { return true }
+      if result == 0 { return false }
       guard errno == EINTR else { throw HDF5Error.io(path: path, operation: "waitpid", errno: errno) }
     }
-    // A child that ended by itself just before the kill still reports how it ended.
-    let ended = outcome(status)
-    return ended == .signalled(SIGKILL) ? .timedOut : ended
+  }
+
+  /// `poll`'s timeout in whole milliseconds, rounded up, until `deadline`.
+  private static func milliseconds(until deadline: ContinuousClock.Instant, on clock: ContinuousClock) -> Int32 {
+    let left = clock.now.duration(to: deadline)
+    guard left > .zero else { return 0 }
+    let parts = left.components
+    let total = parts.seconds * 1000 + (parts.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+    return Int32(clamping: total)
   }
 
   /// Decodes a `waitpid` status (the `WIFEXITED` and `WTERMSIG` macros, which Swift does not import).

@@ -35,8 +35,11 @@ public final class HDF5File: TensorSource {
     try self.init(path: path, probeTimeout: HDF5ChildProbe.timeout)
   }
 
-  /// Opens the file with the child's time limit given; tests shorten it.
-  init(path: String, probeTimeout: Duration) throws {
+  /// Opens the file, giving the child that reads its structure first `probeTimeout` to finish.
+  ///
+  /// A caller with its own time limit per file, such as a fuzzer, passes one below that limit, so
+  /// that a file on which libhdf5 loops is reported as an error in time.
+  public init(path: String, probeTimeout: Duration) throws {
     location = path
     try HDF5ChildProbe.check(path: path, timeout: probeTimeout) { () throws(HDF5Error) in
       _ = try Self.readStructure(path: path)
