@@ -10,7 +10,7 @@
 /// the bytes: decoding an attribute message reads past its buffer in `H5O__msg_iterate_real`
 /// (`Fixtures/malformed-found/libhdf5_attribute_decode.h5`), and a crash there takes the whole
 /// process with it. The child has its own copy of the library and runs the same walk the parent is
-/// about to run (`HDF5File.readStructure`), so it meets every code path the parent will take. If it
+/// about to run (`HDF5File.readStructure`), so it meets every libhdf5 call opening makes. If it
 /// dies by a signal or a sanitizer abort, or does not finish within `timeout`, the file is refused
 /// with an error and the parent never opens it. If it meets a clean libhdf5 error it exits with
 /// `cleanErrorStatus`, and the parent opens the file itself, which reports that error in detail.
@@ -18,7 +18,9 @@
 /// The child does not exec. It is forked with the library lock held, so no other thread is inside
 /// libhdf5 at that moment, and the parent's own libhdf5 state is untouched: the parent opens the
 /// file only after the child has ended. The child leaves with `_exit`, which runs no atexit
-/// handlers and flushes no libhdf5 state. Tensor data is not read, only metadata.
+/// handlers and flushes no libhdf5 state. Tensor data is not read, only metadata. A lock that
+/// another thread held at the fork (the allocator's, the Swift runtime's) stays held in the child;
+/// should the child need it, it waits until `timeout` and the file is reported as not read in time.
 enum HDF5ChildProbe {
   /// How long the child may take; reading the metadata of a valid file takes milliseconds.
   static let timeout: Duration = .seconds(10)
