@@ -25,6 +25,21 @@ import Testing
     }
   }
 
+  /// An attribute message whose inner sizes run past its object header chunk: libhdf5 reads past
+  /// its buffer while decoding it (`H5O__msg_iterate_real`), before any check of ours runs. The
+  /// child of `HDF5ChildProbe` meets it first; whether the overread crashes the child (it does
+  /// under AddressSanitizer) or ends in a clean libhdf5 error, opening fails with one line naming
+  /// the file, and this process survives.
+  @Test func attributeMessageOverreadFailsWithAnError() throws {
+    let path = Self.path("libhdf5_attribute_decode.h5")
+    #expect {
+      _ = try HDF5File(path: path)
+    } throws: { error in
+      guard let error = error as? HDF5Error else { return false }
+      return error.description.hasPrefix(path) && !error.description.contains("\n")
+    }
+  }
+
   /// A metadata cache entry whose size in the file is 141 GB: libhdf5 asks malloc for it before
   /// checking it against the file's end. Outside AddressSanitizer that malloc fails and libhdf5
   /// reports an error, which must reach the caller as one.

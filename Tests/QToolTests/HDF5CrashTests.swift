@@ -11,4 +11,16 @@ import Testing
     #expect(run.status == 0 || run.status == 1, "status \(run.status), stderr: \(run.stderr)")
     if run.status == 1 { #expect(run.stderr.contains("libhdf5_vlen_attribute_heap.h5")) }
   }
+
+  /// An attribute message libhdf5 reads past (heap-buffer-overflow in `H5O__msg_iterate_real`):
+  /// the child that reads the file's structure first absorbs it, and `qinspect` ends with one
+  /// line naming the file and a non-zero status instead of crashing.
+  @Test func qinspectReportsAttributeOverreadOnOneLine() throws {
+    let path = fixturesDirectory.appendingPathComponent("malformed-found/libhdf5_attribute_decode.h5").path
+    let run = try runTool("qinspect", [path])
+    #expect(run.status == 1, "status \(run.status), stderr: \(run.stderr)")
+    let lines = run.stderr.split(separator: "\n")
+    #expect(lines.count == 1, "stderr: \(run.stderr)")
+    #expect(run.stderr.hasPrefix("qinspect: \(path): "))
+  }
 }

@@ -29,8 +29,13 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable {
   case invalidBool(path: String, name: String, index: Int, value: UInt8)
   /// The writer was used after `finish()` or after a failure.
   case writerClosed(path: String)
-  /// A POSIX call around the file (fsync, rename) failed.
+  /// A POSIX call around the file (fsync, rename, fork) failed.
   case io(path: String, operation: String, errno: Int32)
+  /// libhdf5 crashed reading the file's structure in the child of `HDF5ChildProbe`;
+  /// `termination` says how the child ended ("signal 11", "exit status 1").
+  case libraryCrashed(path: String, termination: String)
+  /// libhdf5 did not finish reading the file's structure in the child within `seconds`.
+  case libraryTimedOut(path: String, seconds: Double)
 
   public var description: String {
     switch self {
@@ -62,6 +67,11 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable {
       "\(path): writer is already finished"
     case .io(let path, let operation, let errno):
       "\(path): \(operation) failed: \(String(cString: strerror(errno)))"
+    case .libraryCrashed(let path, let termination):
+      "\(path): libhdf5 crashed (\(termination)) while reading the file's structure; the file is malformed"
+    case .libraryTimedOut(let path, let seconds):
+      "\(path): libhdf5 did not finish reading the file's structure within "
+        + "\(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)) s; the file is likely malformed"
     }
   }
 }

@@ -25,12 +25,40 @@ public final class HDF5File: TensorSource {
 
   /// Opens the file and lists its tensors; no tensor data is read yet.
   ///
+  /// A child process reads the file's structure first (`HDF5ChildProbe`), so that a malformed
+  /// file that crashes libhdf5 crashes the child, not this process.
   /// The corresponding C functions are `H5Fis_hdf5` and `H5Fopen`.
   /// - Parameter path: The file to open; it stays open, read-only, until the value is released.
-  /// - Throws: `HDF5Error` naming the file when it is missing, not HDF5, truncated or unreadable.
-  public init(path: String) throws {
+  /// - Throws: `HDF5Error` naming the file when it is missing, not HDF5, truncated or unreadable,
+  ///   or when libhdf5 crashed or hung on it in the child.
+  public convenience init(path: String) throws {
+    try self.init(path: path, probeTimeout: HDF5ChildProbe.timeout)
+  }
+
+  /// Opens the file, giving the child that reads its structure first `probeTimeout` to finish.
+  ///
+  /// A caller with its own time limit per file, such as a fuzzer, passes one below that limit, so
+  /// that a file on which libhdf5 loops is reported as an error in time.
+  public init(path: String, probeTimeout: Duration) throws {
     location = path
-    let catalog = try HDF5Library.locked { () throws(HDF5Error) -> (HDF5Object, HDF5Catalog) in
+    try HDF5ChildProbe.check(path: path, timeout: probeTimeout) { () throws(HDF5Error) in
+      _ = try Self.readStructure(path: path)
+    }
+    let (file, catalog) = try Self.readStructure(path: path)
+    self.file = file
+    tensors = catalog.tensors
+    metadata = catalog.metadata
+    skipped = catalog.skipped
+    plans = catalog.plans
+  }
+
+  /// Opens the file and walks everything the reader touches before reading tensor data:
+  /// groups, links, datasets' types and shapes, attributes and global heaps.
+  ///
+  /// Both the child in `HDF5ChildProbe` and the parent call this, so the child meets every
+  /// libhdf5 code path the parent is about to take.
+  static func readStructure(path: String) throws(HDF5Error) -> (HDF5Object, HDF5Catalog) {
+    try HDF5Library.locked { () throws(HDF5Error) -> (HDF5Object, HDF5Catalog) in
       guard access(path, R_OK) == 0 else { throw HDF5Error.fileNotFound(path: path) }
       let context = HDF5Context(path: path, object: "/", heaps: HDF5GlobalHeaps(path: path))
       let isHDF5 = H5Fis_hdf5(path)
@@ -51,11 +79,6 @@ public final class HDF5File: TensorSource {
       try catalog.walk(group: root, objectPath: "/", dottedName: "", context: context)
       return (file, catalog)
     }
-    file = catalog.0
-    tensors = catalog.1.tensors
-    metadata = catalog.1.metadata
-    skipped = catalog.1.skipped
-    plans = catalog.1.plans
   }
 
   /// Reads the whole dataset into a temporary buffer and passes its little-endian bytes to `body`.

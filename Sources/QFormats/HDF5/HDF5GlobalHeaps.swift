@@ -68,12 +68,19 @@ final class HDF5GlobalHeaps: @unchecked Sendable {
       else { return false }
       let end = start + Int(collectionSize)
       // Objects: index (2), reference count (2), reserved (4), size, data padded to 8 bytes.
+      // Walked as libhdf5's `H5HG__cache_heap_deserialize` walks them, which reads on past index 0.
       var entry = start + headerSize
       while entry + objectHeaderSize <= end {
         let index = UInt16(file[entry]) | UInt16(file[entry + 1]) << 8
         let objectSize = readLength(file, at: entry + 8, size: lengthSize)
-        // Index 0 is the free space that ends the collection.
-        if index == 0 { break }
+        // Index 0 is free space, whose size counts its own header; libhdf5 steps over exactly
+        // that size, so a size of 0 holds it in place for ever
+        // (`Fixtures/malformed-found/libhdf5_global_heap_loop.h5`).
+        if index == 0 {
+          guard objectSize > 0, objectSize <= UInt64(end - entry) else { return false }
+          entry += Int(objectSize)
+          continue
+        }
         let (padded, overflow) = objectSize.addingReportingOverflow(7)
         let room = UInt64(end - entry - objectHeaderSize)
         guard !overflow, padded / 8 * 8 <= room else { return false }

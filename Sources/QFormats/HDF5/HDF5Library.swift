@@ -13,10 +13,16 @@ enum HDF5Library {
     return lock
   }()
 
+  /// True only in a child forked by `HDF5ChildProbe`.
+  ///
+  /// The child is forked with `lock` held and owns a copy of it whose owner is the parent's
+  /// thread, so locking it again would wait forever. The child has a single thread and needs no lock.
+  nonisolated(unsafe) static var isProbeChild = false
+
   /// Runs `body` with exclusive access to libhdf5.
   static func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-    lock.lock()
-    defer { lock.unlock() }
+    if !isProbeChild { lock.lock() }
+    defer { if !isProbeChild { lock.unlock() } }
     // Turn off libhdf5's printing of its error stack; `HDF5Error` carries what matters.
     // Thread-safe builds (Debian's among them) keep this setting per thread, so set it each time.
     _ = H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
