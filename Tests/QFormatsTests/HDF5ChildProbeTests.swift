@@ -75,4 +75,24 @@ import Testing
       return errorPath == path
     }
   }
+
+  /// A child forked while a file is being written keeps a copy of the writer's descriptor; the
+  /// finished file must still open at once (no libhdf5 file lock outlives the writer's close).
+  @Test func childForkedDuringAWriteLeavesTheFileOpenable() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hdf5-probe-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let path = folder.appendingPathComponent("out.h5").path
+    let writer = try HDF5Writer(path: path, metadata: [:])
+    let values: [Float] = [1, 2, 3]
+    try values.withUnsafeBytes { try writer.write(name: "w", dtype: .f32, shape: [3], bytes: $0) }
+    let child = try HDF5ChildProbe.start(path: path) {
+      sleep(30)
+      return HDF5ChildProbe.passedStatus
+    }
+    defer { _ = try? HDF5ChildProbe.wait(for: child, path: path, timeout: .milliseconds(1)) }
+    try writer.finish()
+    let file = try HDF5File(path: path)
+    #expect(file.tensors.map(\.name) == ["w"])
+  }
 }

@@ -64,9 +64,7 @@ public final class HDF5File: TensorSource {
       let isHDF5 = H5Fis_hdf5(path)
       if isHDF5 == 0 { throw HDF5Error.notHDF5(path: path) }
       try context.check("H5Fis_hdf5", isHDF5)
-      // Keep libhdf5's file locks, but do not fail on file systems that do not support them.
-      let access = try context.open("H5Pcreate", H5Pcreate(chdf5_p_file_access()))
-      try context.check("H5Pset_file_locking", H5Pset_file_locking(access.id, true, true))
+      let access = try HDF5Library.unlockedFileAccess(context: context)
       let id = H5Fopen(path, chdf5_acc_rdonly(), access.id)
       if id < 0 {
         let detail = HDF5Library.innermostError()

@@ -29,6 +29,20 @@ enum HDF5Library {
     return try body()
   }
 
+  /// File access properties that take no file lock, for every file we open or create.
+  ///
+  /// `HDF5ChildProbe` forks while other threads may hold HDF5 files open, and a forked child
+  /// keeps a copy of each descriptor, so a lock taken on one would outlive its close until the
+  /// child ends, and another open of that file would fail with "unable to lock file". Locks buy us
+  /// nothing: we write to a temporary file and rename it, so no reader sees a file being written.
+  ///
+  /// The corresponding C functions are `H5Pcreate` and `H5Pset_file_locking`.
+  static func unlockedFileAccess(context: HDF5Context) throws(HDF5Error) -> HDF5Object {
+    let access = try context.open("H5Pcreate", H5Pcreate(chdf5_p_file_access()))
+    try context.check("H5Pset_file_locking", H5Pset_file_locking(access.id, false, true))
+    return access
+  }
+
   /// The innermost message on libhdf5's error stack, which names the actual defect, on one line.
   static func innermostError() -> String {
     var buffer = [CChar](repeating: 0, count: 512)

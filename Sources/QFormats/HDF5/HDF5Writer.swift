@@ -32,9 +32,10 @@ public final class HDF5Writer {
     let temporaryPath = temporaryPath
     let context = HDF5Context(path: path, object: "/")
     file = try HDF5Library.locked { () throws(HDF5Error) -> HDF5Object in
+      let access = try HDF5Library.unlockedFileAccess(context: context)
       let file = try context.open(
         "H5Fcreate",
-        H5Fcreate(temporaryPath, chdf5_acc_trunc(), chdf5_p_default(), chdf5_p_default()))
+        H5Fcreate(temporaryPath, chdf5_acc_trunc(), chdf5_p_default(), access.id))
       for key in metadata.keys.sorted() {
         try Self.writeStringAttribute(
           key, value: metadata[key] ?? "", on: file.id, context: context)
