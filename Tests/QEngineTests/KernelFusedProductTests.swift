@@ -221,4 +221,42 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
       }
     }
   }
+
+  /// Weights sharing one input (query, key and value) in one parallel region give, bit for bit,
+  /// what each gives alone, at every width and with rows both below and above a thread split.
+  @Test(arguments: [2, 3, 4, 8])
+  func sharedRegionMatchesSeparateProducts(bits: Int) throws {
+    let shapes = [(rows: 1031, bias: true), (rows: 5, bias: false), (rows: 192, bias: true)]
+    let fixtures = try shapes.map { shape in
+      try Self.fixture(
+        FusedCase(bits: bits, rows: shape.rows, columns: 576, groupSize: 64, tokens: 3, offsetIsBias: shape.bias))
+    }
+    let input = fixtures[0].input
+    let separate = fixtures.map { fixture in
+      var output = [Float](repeating: .nan, count: 3 * fixture.weight.rows)
+      input.withUnsafeBufferPointer { x in
+        output.withUnsafeMutableBufferPointer { fixture.weight.applyFused(x, tokens: 3, into: $0) }
+      }
+      return output
+    }
+    var first = [Float](repeating: .nan, count: 3 * fixtures[0].weight.rows)
+    var second = [Float](repeating: .nan, count: 3 * fixtures[1].weight.rows)
+    var third = [Float](repeating: .nan, count: 3 * fixtures[2].weight.rows)
+    try input.withUnsafeBufferPointer { x in
+      try first.withUnsafeMutableBufferPointer { a in
+        try second.withUnsafeMutableBufferPointer { b in
+          try third.withUnsafeMutableBufferPointer { c in
+            try LinearWeight.apply(
+              [(.quantized(fixtures[0].weight), a), (.quantized(fixtures[1].weight), b),
+               (.quantized(fixtures[2].weight), c)], to: x, tokens: 3)
+          }
+        }
+      }
+    }
+    let shared = [first, second, third]
+    for index in 0..<3 {
+      #expect(shared[index].map(\.bitPattern) == separate[index].map(\.bitPattern))
+    }
+  }
+
 }

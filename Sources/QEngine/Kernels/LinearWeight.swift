@@ -28,6 +28,29 @@ public enum LinearWeight: Sendable {
     }
   }
 
+  /// Several weights applied to the same input: in one parallel region when all of them are
+  /// low-bit and the input is a decoding step's few rows (`QuantizedWeight.applyFused`), one
+  /// after another through `apply(_:tokens:into:)` otherwise.
+  public static func apply(
+    _ products: [(weight: LinearWeight, output: UnsafeMutableBufferPointer<Float>)],
+    to input: UnsafeBufferPointer<Float>, tokens: Int
+  ) throws {
+    var fused: [(weight: QuantizedWeight, output: UnsafeMutableBufferPointer<Float>)] = []
+    if tokens > 0, tokens <= QuantizedWeight.fusedTokenLimit {
+      for (weight, output) in products {
+        guard case .quantized(let quantized) = weight, input.count == tokens * quantized.columns,
+          output.count == tokens * quantized.rows
+        else { break }
+        fused.append((quantized, output))
+      }
+    }
+    if !fused.isEmpty, fused.count == products.count {
+      QuantizedWeight.applyFused(fused, to: input, tokens: tokens)
+    } else {
+      for (weight, output) in products { try weight.apply(input, tokens: tokens, into: output) }
+    }
+  }
+
   /// `output[t, r] = sum_c input[t, c] * W[r, c]` for `tokens` rows of input: `Y = X Wᵀ`.
   /// - Throws: `DecoderError.invalidInput` when the buffers do not hold `tokens` rows.
   public func apply(

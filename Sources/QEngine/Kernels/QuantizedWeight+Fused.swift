@@ -65,6 +65,17 @@ enum _EightBitChunk: _FusedCodeChunk {
   }
 }
 
+/// One weight's view of a fused product's input, owned by the call that prepared it.
+struct _FusedInput: Sendable {
+  let scaled: _SendablePointer<Float>
+  let groupSums: _SendablePointer<Float>
+
+  func deallocate() {
+    scaled.base.deallocate()
+    groupSums.base.deallocate()
+  }
+}
+
 /// A pointer handed to concurrent row blocks that each write disjoint outputs.
 struct _SendablePointer<Pointee>: @unchecked Sendable {
   let base: UnsafeMutablePointer<Pointee>
@@ -87,23 +98,62 @@ extension QuantizedWeight {
   func applyFused(
     _ input: UnsafeBufferPointer<Float>, tokens: Int, into output: UnsafeMutableBufferPointer<Float>
   ) {
-    let columns = self.columns
-    let rows = self.rows
-    guard tokens > 0, rows > 0, let outputBase = output.baseAddress else { return }
-    guard columns > 0, let inputBase = input.baseAddress else {
-      output.update(repeating: 0)
-      return
+    Self.applyFused([(self, output)], to: input, tokens: tokens)
+  }
+
+  /// The fused product of several weights with the same input (a layer's query, key and value,
+  /// or its gate and up projections) in one parallel region, so that a decoding step wakes and
+  /// joins the other cores once for all of them instead of once per weight.
+  static func applyFused(
+    _ products: [(weight: QuantizedWeight, output: UnsafeMutableBufferPointer<Float>)],
+    to input: UnsafeBufferPointer<Float>, tokens: Int
+  ) {
+    guard tokens > 0 else { return }
+    var active: [(weight: QuantizedWeight, target: _SendablePointer<Float>, input: _FusedInput)] = []
+    var blocks: [(product: Int, rows: Range<Int>)] = []
+    defer { for product in active { product.input.deallocate() } }
+    let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    for (weight, output) in products {
+      guard weight.rows > 0, let outputBase = output.baseAddress else { continue }
+      guard weight.columns > 0, input.baseAddress != nil else {
+        output.update(repeating: 0)
+        continue
+      }
+      active.append((weight, _SendablePointer(base: outputBase), weight.prepareFusedInput(input, tokens: tokens)))
+      let work = weight.rows * weight.columns * tokens
+      let count = max(1, min(weight.rows, min(work / fusedCodesPerBlock, 4 * cores)))
+      let rowsPerBlock = (weight.rows + count - 1) / count
+      for start in stride(from: 0, to: weight.rows, by: rowsPerBlock) {
+        blocks.append((active.count - 1, start..<min(weight.rows, start + rowsPerBlock)))
+      }
     }
+    guard !blocks.isEmpty else { return }
+    let plan = blocks
+    let products = active
+    let body = { @Sendable (block: Int) in
+      let (index, rows) = plan[block]
+      let product = products[index]
+      product.weight.fusedRows(
+        rows, tokens: tokens, scaledInput: product.input.scaled.base,
+        groupSums: product.input.groupSums.base, into: product.target.base)
+    }
+    if plan.count == 1 {
+      body(0)
+    } else {
+      DispatchQueue.concurrentPerform(iterations: plan.count, execute: body)
+    }
+  }
+
+  /// Per input row: `x` scaled to meet the unshifted codes, and the sum of `x` over each group.
+  func prepareFusedInput(_ input: UnsafeBufferPointer<Float>, tokens: Int) -> _FusedInput {
     let groups = groupsPerRow
     let layout = fusedLayout
-    // Per input row: x scaled to meet the unshifted codes, and the sum of x over each group.
-    let scaled = UnsafeMutableBufferPointer<Float>.allocate(capacity: tokens * columns)
-    defer { scaled.deallocate() }
-    let groupSums = UnsafeMutableBufferPointer<Float>.allocate(capacity: tokens * groups)
-    defer { groupSums.deallocate() }
+    let inputBase = input.baseAddress!
+    let scaled = UnsafeMutablePointer<Float>.allocate(capacity: tokens * columns)
+    let groupSums = UnsafeMutablePointer<Float>.allocate(capacity: tokens * groups)
     for token in 0..<tokens {
       let x = inputBase + token &* columns
-      let target = scaled.baseAddress! + token &* columns
+      let target = scaled + token &* columns
       for index in 0..<columns {
         let shift = layout.shift(ofColumn: index)
         target[index] = x[index] * Float(sign: .plus, exponent: -shift, significand: 1)
@@ -115,26 +165,7 @@ extension QuantizedWeight {
         groupSums[token &* groups &+ group] = sum
       }
     }
-
-    let work = rows * columns * tokens
-    let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-    let blocks = max(1, min(rows, min(work / Self.fusedCodesPerBlock, 4 * cores)))
-    let rowsPerBlock = (rows + blocks - 1) / blocks
-    let blockCount = (rows + rowsPerBlock - 1) / rowsPerBlock
-    let target = _SendablePointer(base: outputBase)
-    let scaledInput = _SendablePointer(base: scaled.baseAddress!)
-    let sums = _SendablePointer(base: groupSums.baseAddress!)
-    let body = { @Sendable (block: Int) in
-      let start = block * rowsPerBlock
-      let range = start..<min(rows, start + rowsPerBlock)
-      self.fusedRows(
-        range, tokens: tokens, scaledInput: scaledInput.base, groupSums: sums.base, into: target.base)
-    }
-    if blockCount == 1 {
-      body(0)
-    } else {
-      DispatchQueue.concurrentPerform(iterations: blockCount, execute: body)
-    }
+    return _FusedInput(scaled: _SendablePointer(base: scaled), groupSums: _SendablePointer(base: groupSums))
   }
 
   /// Rows `range` of the fused product, for every input row, into `output` (token-major).

@@ -91,9 +91,7 @@ extension DecoderModel {
     for (layerIndex, layer) in (blocks ?? layers).enumerated() {
       Self.rmsNorm(x, weight: layer.inputNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
       try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .attentionInput, $0) }
-      try Self.apply(layer.query, normed, tokens: count, into: &queries, bias: layer.queryBias)
-      try Self.apply(layer.key, normed, tokens: count, into: &keys, bias: layer.keyBias)
-      try Self.apply(layer.value, normed, tokens: count, into: &values, bias: layer.valueBias)
+      try Self.applyQueryKeyValue(layer, normed, tokens: count, into: &queries, &keys, &values)
       Self.rotate(&queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
       Self.rotate(&keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
 
@@ -172,8 +170,7 @@ extension DecoderModel {
       Self.add(projected, to: &x)
       Self.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
       try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .mlpInput, $0) }
-      try Self.apply(layer.gate, normed, tokens: count, into: &gate, bias: nil)
-      try Self.apply(layer.up, normed, tokens: count, into: &up, bias: nil)
+      try Self.applyGateUp(layer, normed, tokens: count, into: &gate, &up)
       Self.swiGLU(&gate, up)
       try gate.withUnsafeBufferPointer { try observeInputs?(layerIndex, .mlpHidden, $0) }
       try Self.apply(layer.down, gate, tokens: count, into: &projected, bias: nil)
@@ -198,6 +195,44 @@ extension DecoderModel {
     try input.withUnsafeBufferPointer { x in
       try output.withUnsafeMutableBufferPointer { y in try weight.apply(x, tokens: tokens, into: y) }
     }
+    addBias(bias, to: &output, tokens: tokens)
+  }
+
+  /// A layer's query, key and value projections of one input, in one parallel region when they
+  /// run from packed codes (`LinearWeight.apply(_:to:tokens:)`), each with its bias.
+  static func applyQueryKeyValue(
+    _ layer: DecoderLayer, _ input: [Float], tokens: Int,
+    into queries: inout [Float], _ keys: inout [Float], _ values: inout [Float]
+  ) throws {
+    try input.withUnsafeBufferPointer { x in
+      try queries.withUnsafeMutableBufferPointer { q in
+        try keys.withUnsafeMutableBufferPointer { k in
+          try values.withUnsafeMutableBufferPointer { v in
+            try LinearWeight.apply([(layer.query, q), (layer.key, k), (layer.value, v)], to: x, tokens: tokens)
+          }
+        }
+      }
+    }
+    addBias(layer.queryBias, to: &queries, tokens: tokens)
+    addBias(layer.keyBias, to: &keys, tokens: tokens)
+    addBias(layer.valueBias, to: &values, tokens: tokens)
+  }
+
+  /// A layer's gate and up projections of one input, in one parallel region like the above.
+  static func applyGateUp(
+    _ layer: DecoderLayer, _ input: [Float], tokens: Int, into gate: inout [Float], _ up: inout [Float]
+  ) throws {
+    try input.withUnsafeBufferPointer { x in
+      try gate.withUnsafeMutableBufferPointer { g in
+        try up.withUnsafeMutableBufferPointer { u in
+          try LinearWeight.apply([(layer.gate, g), (layer.up, u)], to: x, tokens: tokens)
+        }
+      }
+    }
+  }
+
+  /// Adds `bias` to each of the `tokens` rows of `output`.
+  static func addBias(_ bias: [Float]?, to output: inout [Float], tokens: Int) {
     guard let bias else { return }
     let width = bias.count
     output.withUnsafeMutableBufferPointer { y in
