@@ -229,7 +229,6 @@ extension QuantizedWeight {
     _ groupSums: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>
   ) {
     let columns = self.columns
-    let rows = self.rows
     let groups = groupsPerRow
     let wordsPerGroup = groupSize / 16
     let bytesPerRow = self.bytesPerRow
@@ -273,13 +272,8 @@ extension QuantizedWeight {
               total0 += (low0 + high0) * SIMD8(repeating: scales0[group])
               total1 += (low1 + high1) * SIMD8(repeating: scales1[group])
             }
-            let sums = groupSums + token &* groups
-            let half0 = total0.lowHalf + total0.highHalf
-            output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, groupSums: sums)
-            if second != first {
-              let half1 = total1.lowHalf + total1.highHalf
-              output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, groupSums: sums)
-            }
+            storeRowPair(
+              total0, total1, rows: first, second, token: token, groupSums: groupSums, into: output)
           }
           first = second &+ 1
         }
@@ -295,7 +289,6 @@ extension QuantizedWeight {
     _ groupSums: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>, chunk: Chunk.Type
   ) {
     let columns = self.columns
-    let rows = self.rows
     let groups = groupsPerRow
     let chunksPerGroup = groupSize / 8
     let groupBytes = chunksPerGroup &* Chunk.bytes
@@ -345,17 +338,28 @@ extension QuantizedWeight {
               total0 += (even0 + odd0) * SIMD8(repeating: scales0[group])
               total1 += (even1 + odd1) * SIMD8(repeating: scales1[group])
             }
-            let sums = groupSums + token &* groups
-            let half0 = total0.lowHalf + total0.highHalf
-            output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, groupSums: sums)
-            if second != first {
-              let half1 = total1.lowHalf + total1.highHalf
-              output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, groupSums: sums)
-            }
+            storeRowPair(
+              total0, total1, rows: first, second, token: token, groupSums: groupSums, into: output)
           }
           first = second &+ 1
         }
       }
+    }
+  }
+
+  /// Writes the outputs of a row pair for one input row: each vector total reduced, plus the
+  /// row's offset term. `second == first` marks an odd last row, written once.
+  @inline(__always)
+  func storeRowPair(
+    _ total0: SIMD8<Float>, _ total1: SIMD8<Float>, rows first: Int, _ second: Int, token: Int,
+    groupSums: UnsafeMutablePointer<Float>, into output: UnsafeMutablePointer<Float>
+  ) {
+    let sums = groupSums + token &* groupsPerRow
+    let half0 = total0.lowHalf + total0.highHalf
+    output[token &* rows &+ first] = half0.sum() + offsetTerm(row: first, groupSums: sums)
+    if second != first {
+      let half1 = total1.lowHalf + total1.highHalf
+      output[token &* rows &+ second] = half1.sum() + offsetTerm(row: second, groupSums: sums)
     }
   }
 
