@@ -82,6 +82,9 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q: a file to save training state in and resume from.")
   var qatCheckpoint: String?
 
+  @Option(help: "SPEED-Q: stop training after this global step and write the pack from the weights so far; a later run with the same --qat-checkpoint resumes on the same schedule.")
+  var qatStopAfter: Int?
+
   @Option(help: ArgumentHelp(
     "SPEED-Q stage 1: a folder of PNG or JPEG images on which a vision-language model's vision tower is quantized block by block before the language model is trained.",
     valueName: "folder"))
@@ -153,6 +156,9 @@ struct QConvert: ParsableCommand {
     }
     if targetBpw != nil, ![.rtn, .gptq].contains(method) {
       throw ValidationError("'--target-bpw' allocates affine grids; use it with '--method rtn' or '--method gptq'")
+    }
+    if let qatStopAfter, qatStopAfter < 0 || method != .speedq {
+      throw ValidationError("'--qat-stop-after' takes a step count of at least 0 with '--method speedq', not \(qatStopAfter)")
     }
     if adaroundIterations < 1 { throw ValidationError("'--adaround-iterations' must be at least 1") }
     if !(adaroundLr > 0) { throw ValidationError("'--adaround-lr' must be positive, not \(adaroundLr)") }

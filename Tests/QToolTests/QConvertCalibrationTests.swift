@@ -63,6 +63,35 @@ import Testing
     #expect(trainedKL < roundedKL, "mean KL to the float model: SPEED-Q \(trainedKL), bilevel RTN \(roundedKL)")
   }
 
+  /// A rule on the embedding changes the grid the student trains against, and the pack holds it.
+  @Test func speedQTrainsAgainstTheEmbeddingGridOfTheRules() throws {
+    let work = temporaryFolder()
+    try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: work) }
+    let output = work.appendingPathComponent("speedq").path
+    let checkpoint = work.appendingPathComponent("state.safetensors").path
+    let common = [
+      model, "-o", output, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
+      "--calib-windows", "4", "--qat-steps", "4", "--qat-lr", "2e-3", "--qat-checkpoint", checkpoint,
+      "--force", "--rule", "embed_tokens=8g32:sym",
+    ]
+    let first = try runTool("qconvert", common + ["--qat-stop-after", "2"])
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(first.stderr.contains("step 2/4") && !first.stderr.contains("step 3/4"), "\(first.stderr)")
+    let second = try runTool("qconvert", common)
+    #expect(second.status == 0, "\(second.stderr)")
+    #expect(!second.stderr.contains("step 2/4") && second.stderr.contains("step 4/4"), "\(second.stderr)")
+    let jsonl = try runTool("qinspect", [output, "--format", "jsonl"])
+    let embedding = try #require(jsonl.stdout.split(separator: "\n").first { $0.contains(#""name":"model.embed_tokens.weight""#) })
+    #expect(embedding.contains(#""bits":8"#) && embedding.contains(#""grid":"symmetric""#), "\(embedding)")
+    let linear = try #require(jsonl.stdout.split(separator: "\n").first { $0.contains(#""name":"model.layers.0.mlp.up_proj.weight""#) })
+    #expect(linear.contains(#""grid":"bilevel""#) && linear.contains(#""method":"speedq""#), "\(linear)")
+    // The checkpoint remembers the embedding grid: the default SPEED-Q policy cannot resume from it.
+    let other = try runTool("qconvert", Array(common.dropLast(2)))
+    #expect(other.status != 0)
+    #expect(other.stderr.contains("embedding=8-bit"), "\(other.stderr)")
+  }
+
   @Test func sensitivityFallsWithBits() throws {
     let run = try runTool(
       "qconvert",
@@ -101,5 +130,12 @@ import Testing
     let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused"] + arguments)
     #expect(run.status == 64)
     #expect(!run.stderr.isEmpty)
+  }
+
+  @Test(arguments: [["--method", "gptq", "--qat-stop-after", "3"], ["--method", "speedq", "--qat-stop-after", "-1"]])
+  func stoppingTrainingNeedsSpeedQAndACount(arguments: [String]) throws {
+    let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused", "--calib", text] + arguments)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--qat-stop-after"), "\(run.stderr)")
   }
 }

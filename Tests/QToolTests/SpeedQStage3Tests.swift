@@ -113,6 +113,36 @@ import Testing
     }
   }
 
+  /// The student's embedding is frozen at exactly what the pack will hold on the chosen grid.
+  @Test func embeddingGridIsTheOneThePackHolds() throws {
+    let tiny = try TinyChat()
+    let name = "model.embed_tokens.weight"
+    let info = try #require(tiny.source.tensors.first { $0.name == name })
+    let source = try tiny.source.floats(of: name)
+    let spec = PackSpec(bits: 8, groupSize: .elements(32), grid: .symmetric, method: .rtn)
+    let packed = try source.withUnsafeBufferPointer {
+      try PackEncoder.quantize($0, info: info, spec: spec, location: "test")
+    }
+    var configuration = SpeedQConfiguration(grid: .w2g16g16, steps: 0)
+    configuration.embedding = .packed(spec)
+    let eight = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    #expect(eight.student.parameters[name] == packed.dequantize())
+    #expect(try eight.run()[name] == packed)
+    configuration.embedding = .kept
+    let kept = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    #expect(kept.student.parameters[name] == source)
+    #expect(try kept.run()[name] == nil)
+    configuration.embedding = .speedQ
+    let policy = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    #expect(try policy.run()[name]?.method == .symmetricEmbedding)
+  }
+
   /// The weights-only clip search keeps the same ranges as `GramClipSearch` under H = I, whose
   /// error Δwᵀ I Δw is the same squared weight error.
   @Test(arguments: [(1, 16), (7, 32), (8, 16), (65, 64)])

@@ -73,6 +73,19 @@ public enum PackEncoder {
     _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
   ) throws(PackError) -> PackedTensor {
     let (description, infos) = try companions(of: info, spec: spec, location: location)
+    let matrix = try quantize(weights, info: info, spec: spec, location: location)
+    return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
+  }
+
+  /// The quantized matrix `pack` would store for one weight, with its scales and offsets already
+  /// rounded through the stored scale dtype: what a reader of the pack dequantizes. Training that
+  /// holds a tensor frozen at its packed values starts from this.
+  ///
+  /// - Throws: as `pack`.
+  public static func quantize(
+    _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
+  ) throws(PackError) -> QuantizedMatrix {
+    let (description, _) = try companions(of: info, spec: spec, location: location)
     guard weights.count == info.elementCount else {
       throw .cannotPack(
         location: location, tensor: info.name,
@@ -122,7 +135,7 @@ public enum PackEncoder {
     case .int: break
     }
 
-    return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
+    return matrix
   }
 
   /// The pack entry of a quantized matrix: each companion's bytes as `description` lays them out,

@@ -152,13 +152,31 @@ extension PlanEntry {
 }
 
 extension ConvertCalibration {
+  /// The grid the plan gives the token embedding (and an untied lm_head, which must share it),
+  /// so that the student trains against the values the pack will hold.
+  func embeddingGrid(in plan: ConvertPlan) throws -> SpeedQConfiguration.EmbeddingGrid {
+    let names = ["model.embed_tokens.weight", "lm_head.weight"].map { prefix + $0 }
+    let entries = plan.entries.filter { names.contains($0.info.name) }
+    guard let first = entries.first else { return .speedQ }
+    for entry in entries.dropFirst() where entry.spec != first.spec {
+      throw ConvertError.invalidOption(
+        option: "--rule",
+        reason: "SPEED-Q training holds \(first.info.name) and \(entry.info.name) on one grid; "
+          + "the plan gives them '\(first.spec.map { "\($0)" } ?? "keep")' and '\(entry.spec.map { "\($0)" } ?? "keep")'")
+    }
+    guard let spec = first.spec else { return .kept }
+    return spec.embeddingPolicy && spec.bits == 4 && spec.groupSize == .elements(32) ? .speedQ : .packed(spec)
+  }
+
   /// SPEED-Q's stage 3 on the language model: quantization-aware training of the decoder linears
   /// on the plan's bilevel grid, distilled from the full-precision model on the calibration
-  /// windows; the trained codes (and the frozen 4-bit embedding grids) replace the plan's.
+  /// windows; the trained codes (and the frozen embedding, on the grid the plan gives it) replace the plan's.
   public func speedQ(
     plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig,
     configuration: SpeedQConfiguration, progress: @escaping (SpeedQProgress) -> Void
   ) throws {
+    var configuration = configuration
+    configuration.embedding = try embeddingGrid(in: plan)
     let stage = try SpeedQStage3(
       teacher: model, source: source, config: config, prefix: prefix, configuration: configuration,
       windows: windows)

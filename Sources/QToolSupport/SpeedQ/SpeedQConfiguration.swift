@@ -31,13 +31,34 @@ public struct SpeedQConfiguration: Sendable, Equatable {
   public var checkpointInterval: Int
   /// Stop this run after this global step (for splitting a run over sessions); `nil` runs to `steps`.
   public var stopAfterStep: Int?
+  /// How the token embedding (and an untied lm_head) is held, frozen, while the linears train.
+  public var embedding: EmbeddingGrid
+
+  /// The frozen grid of the embedding and lm_head. The student trains against exactly the values
+  /// the pack will hold, so the linears learn to make up for the embedding's rounding.
+  public enum EmbeddingGrid: Sendable, Equatable, CustomStringConvertible {
+    /// SPEED-Q's policy: 4-bit symmetric, group 32.
+    case speedQ
+    /// Full precision, written as stored.
+    case kept
+    /// Any other pack grid, e.g. 8 bits for a small model whose tied embedding is a fifth of it.
+    case packed(PackSpec)
+
+    public var description: String {
+      switch self {
+      case .speedQ: "speedq"
+      case .kept: "kept"
+      case .packed(let spec): "\(spec)"
+      }
+    }
+  }
 
   public init(
     grid: BilevelQuantizer.Configuration = .w2g16g16, learningRate: Double = 5e-5, steps: Int = 100,
     warmupFraction: Double = 0.03, weightDecay: Double = 0.01, batchSize: Int = 1,
     labelSmoothing: Double = 0.1, distillationWeight: Double = 1, crossEntropyWeight: Double = 1,
     maxGradientNorm: Double? = 1, clipSkipsQueryKey: Bool = true, checkpointPath: String? = nil,
-    checkpointInterval: Int = 50, stopAfterStep: Int? = nil
+    checkpointInterval: Int = 50, stopAfterStep: Int? = nil, embedding: EmbeddingGrid = .speedQ
   ) {
     self.grid = grid
     self.learningRate = learningRate
@@ -53,6 +74,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     self.checkpointPath = checkpointPath
     self.checkpointInterval = checkpointInterval
     self.stopAfterStep = stopAfterStep
+    self.embedding = embedding
   }
 
   /// What a resumed run must share with the run that saved the checkpoint.
@@ -60,6 +82,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     "\(grid) lr=\(learningRate) steps=\(steps) warmup=\(warmupFraction) wd=\(weightDecay) "
       + "batch=\(batchSize) ls=\(labelSmoothing) kd=\(distillationWeight) ce=\(crossEntropyWeight) "
       + "clip=\(maxGradientNorm.map { "\($0)" } ?? "off") qk=\(clipSkipsQueryKey)"
+      + (embedding == .speedQ ? "" : " embedding=\(embedding)")
   }
 }
 

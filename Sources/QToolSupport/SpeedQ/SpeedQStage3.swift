@@ -58,12 +58,22 @@ public final class SpeedQStage3 {
     guard teacher.configuration == c else {
       throw SpeedQError.invalidInput(operation: "SpeedQ stage 3", reason: "teacher and student configurations differ")
     }
-    // Embedding and untied head: SPEED-Q's 4-bit symmetric g32 grid, once, then frozen.
+    // Embedding and untied head: on their grid (SPEED-Q's 4-bit symmetric g32 unless asked
+    // otherwise), once, then frozen.
     var frozen: [String: QuantizedMatrix] = [:]
     var parameters = student.parameters
     for name in ["model.embed_tokens.weight", "lm_head.weight"] {
       guard let values = parameters[name] else { continue }
-      let matrix = try Self.quantizeEmbedding(values, rows: c.vocabularySize, columns: c.hiddenSize, name: name)
+      let matrix: QuantizedMatrix
+      switch configuration.embedding {
+      case .kept: continue
+      case .speedQ:
+        matrix = try Self.quantizeEmbedding(values, rows: c.vocabularySize, columns: c.hiddenSize, name: name)
+      case .packed(let spec):
+        matrix = try Self.quantizeEmbedding(
+          values, info: TensorInfo(name: prefix + name, dtype: .f32, shape: [c.vocabularySize, c.hiddenSize]),
+          spec: spec)
+      }
       frozen[name] = matrix
       parameters[name] = matrix.dequantize()
     }
@@ -207,6 +217,15 @@ public final class SpeedQStage3 {
         vocabularySize: teacher.configuration.vocabularySize)
     }
     return accumulator.gamma
+  }
+
+  /// An embedding on any pack grid, exactly as the pack will store it.
+  static func quantizeEmbedding(_ values: [Float], info: TensorInfo, spec: PackSpec) throws -> QuantizedMatrix {
+    do {
+      return try values.withUnsafeBufferPointer { (buffer) throws(PackError) in
+        try PackEncoder.quantize(buffer, info: info, spec: spec, location: "SpeedQ stage 3")
+      }
+    } catch { throw SpeedQError.quantization(tensor: info.name, reason: "\(error)") }
   }
 
   static func quantizeEmbedding(_ values: [Float], rows: Int, columns: Int, name: String) throws -> QuantizedMatrix {
