@@ -33,7 +33,9 @@
 #
 # Usage: Tests/RealModels/quality-table.sh
 #   env: WINDOWS (16), CONTEXT (512), METHODS ("rtn clip hqq gptq speedq", add adaround), PLAN,
-#        QAT_STEPS (60), QAT_LR (5e-5), CALIB_WINDOWS (32), LLAMA_TYPES ("Q2_K Q4_K_M"),
+#        QAT_STEPS (60), QAT_LR (5e-5), QAT_EMBEDDING (a rule SPEC such as 8g32:sym for the
+#        embedding of speedq rows, which then trains against it; empty: SPEED-Q's 4-bit policy),
+#        CALIB_WINDOWS (32), LLAMA_TYPES ("Q2_K Q4_K_M"),
 #        MLX_BITS ("2 3 4"), THREADS (2), OUT (work folder, .build/quality-table), TSV
 #        (OUT/quality-table.tsv), MODELS_DIR (~/.cache/qtoolchain-models), PYTHON (python3),
 #        LLAMA_CPP_DIR (the llama.cpp source tree with convert_hf_to_gguf.py and gguf-py),
@@ -56,6 +58,7 @@ METHODS=${METHODS:-"rtn clip hqq gptq speedq"}
 PLAN=${PLAN:-"fp16 ours:w2g16g16 llama.cpp mlx ours:4g64 ours:3g64 ours:2g64 ours:w4g32g128"}
 QAT_STEPS=${QAT_STEPS:-60}
 QAT_LR=${QAT_LR:-5e-5}
+QAT_EMBEDDING=${QAT_EMBEDDING:-}
 CALIB_WINDOWS=${CALIB_WINDOWS:-32}
 LLAMA_TYPES=${LLAMA_TYPES:-"Q2_K Q4_K_M"}
 MLX_BITS=${MLX_BITS:-"2 3 4"}
@@ -204,7 +207,9 @@ ours_arguments() {
       local bits=${grid:1:1}
       case "$method" in
         rtn) ARGS=(--method bilevel --bits "$bits") ;;
-        speedq) ARGS=(--method speedq --bits "$bits" "${calib[@]}" --qat-steps "$QAT_STEPS" --qat-lr "$QAT_LR") ;;
+        speedq)
+          ARGS=(--method speedq --bits "$bits" "${calib[@]}" --qat-steps "$QAT_STEPS" --qat-lr "$QAT_LR")
+          [ -n "$QAT_EMBEDDING" ] && ARGS+=(--rule "embed_tokens\\.weight\$=$QAT_EMBEDDING") ;;
         gptq | adaround)
           # The bilevel grid on the decoder linears, SPEED-Q's 4-bit symmetric g32 embedding.
           ARGS=(--method "$method" --bits "$bits" "${calib[@]}"
@@ -227,6 +232,7 @@ row_ours() {
   local grid=$1 methods=${2:-$METHODS} method
   for method in ${methods//,/ }; do
     local name="ours-$method-$grid"
+    [ "$method" = speedq ] && [ -n "$QAT_EMBEDDING" ] && name="$name-embed-$QAT_EMBEDDING"
     if ! "$QC" --help 2>&1 | tr '\n' ' ' | grep -qE "values: +rtn[^)]*\b$method\b"; then
       say "$name: qconvert has no '--method $method': skipped"
       continue
