@@ -119,9 +119,11 @@ public enum ConvertJob {
   public static func writeSideFiles(checkpoint: Checkpoint, into stage: StagedFolder, quantization: [String: Any]?) throws {
     if let folder = checkpoint.folder {
       for name in sideFiles(of: folder) {
+        // Side files are plain files; a folder of the same kind of name is not ours to copy.
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory)
-        if isDirectory.boolValue { continue }
+        guard FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory),
+          !isDirectory.boolValue
+        else { continue }
         try FileManager.default.copyItem(atPath: folder + "/" + name, toPath: stage.path(name))
       }
     }
