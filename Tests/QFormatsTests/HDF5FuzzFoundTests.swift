@@ -27,7 +27,7 @@ import Testing
 
   /// An attribute message whose inner sizes run past its object header chunk: libhdf5 reads past
   /// its buffer while decoding it (`H5O__msg_iterate_real`), before any check of ours runs. The
-  /// child of `HDF5ChildProbe` meets it first; whether the overread crashes the child (it does
+  /// worker of `HDF5ChildProbe` meets it first; whether the overread crashes the worker (it does
   /// under AddressSanitizer) or ends in a clean libhdf5 error, opening fails with one line naming
   /// the file, and this process survives.
   @Test func attributeMessageOverreadFailsWithAnError() throws {

@@ -25,25 +25,24 @@ public final class HDF5File: TensorSource {
 
   /// Opens the file and lists its tensors; no tensor data is read yet.
   ///
-  /// A child process reads the file's structure first (`HDF5ChildProbe`), so that a malformed
-  /// file that crashes libhdf5 crashes the child, not this process.
+  /// A worker process reads the file's structure first (`HDF5ChildProbe`), so that a malformed
+  /// file that crashes libhdf5 crashes the worker, not this process.
   /// The corresponding C functions are `H5Fis_hdf5` and `H5Fopen`.
   /// - Parameter path: The file to open; it stays open, read-only, until the value is released.
   /// - Throws: `HDF5Error` naming the file when it is missing, not HDF5, truncated or unreadable,
-  ///   or when libhdf5 crashed or hung on it in the child.
+  ///   or when libhdf5 crashed or hung on it in the worker.
   public convenience init(path: String) throws {
     try self.init(path: path, probeTimeout: HDF5ChildProbe.timeout)
   }
 
-  /// Opens the file, giving the child that reads its structure first `probeTimeout` to finish.
+  /// Opens the file, giving the worker that reads its structure first `probeTimeout` to answer.
   ///
   /// A caller with its own time limit per file, such as a fuzzer, passes one below that limit, so
-  /// that a file on which libhdf5 loops is reported as an error in time.
+  /// that a file on which libhdf5 loops is reported as an error in time. A file a reused worker
+  /// hung on is tried once more in a fresh one, so a hang is reported after twice `probeTimeout`.
   public init(path: String, probeTimeout: Duration) throws {
     location = path
-    try HDF5ChildProbe.check(path: path, timeout: probeTimeout) { () throws(HDF5Error) in
-      _ = try Self.readStructure(path: path)
-    }
+    try HDF5ChildProbe.shared.check(path: path, timeout: probeTimeout)
     let (file, catalog) = try Self.readStructure(path: path)
     self.file = file
     tensors = catalog.tensors
@@ -55,7 +54,7 @@ public final class HDF5File: TensorSource {
   /// Opens the file and walks everything the reader touches before reading tensor data:
   /// groups, links, datasets' types and shapes, attributes and global heaps.
   ///
-  /// Both the child in `HDF5ChildProbe` and the parent call this, so the child meets every
+  /// Both the worker of `HDF5ChildProbe` and the parent call this, so the worker meets every
   /// libhdf5 code path the parent is about to take.
   static func readStructure(path: String) throws(HDF5Error) -> (HDF5Object, HDF5Catalog) {
     try HDF5Library.locked { () throws(HDF5Error) -> (HDF5Object, HDF5Catalog) in
