@@ -52,4 +52,23 @@ import Testing
       return error.description.hasPrefix(path)
     }
   }
+
+  /// A chunked dataset whose chunks (46096 x 8) are larger than the dataset's fixed shape
+  /// (64 x 8), one byte changed from `Fixtures/hdf5/basic.h5`: libhdf5 1.10 opens it, and
+  /// `H5Dread` copied a chunk's worth of bytes out of a smaller heap buffer. Reading that tensor
+  /// now fails with one line naming the file and the dataset; the file's other tensors still read.
+  @Test func chunkLargerThanTheDatasetFailsWithAnError() throws {
+    let path = Self.path("libhdf5_chunk_past_dataset.h5")
+    let file = try HDF5File(path: path)
+    #expect(throws: HDF5Error.unsupportedDataset(
+      path: path, name: "chunked", reason: "its chunks [46096, 8] do not fit its maximum shape [64, 8]")
+    ) {
+      _ = try file.floats(of: "chunked")
+    }
+    let others = file.tensors.map(\.name).filter { $0 != "chunked" }
+    #expect(!others.isEmpty)
+    for name in others {
+      #expect(throws: Never.self) { _ = try file.withRawBytes(of: name) { $0.count } }
+    }
+  }
 }

@@ -126,6 +126,7 @@ public final class HDF5File: TensorSource {
     let context = HDF5Context(path: location, object: plan.objectPath)
     let dataset = try context.open(
       "H5Dopen2", H5Dopen2(file.id, plan.objectPath, chdf5_p_default()))
+    try checkChunkShape(of: dataset, name: plan.info.name, context: context)
     let memoryType: HDF5Object
     switch plan.memory {
     case .native(let make):
@@ -142,6 +143,39 @@ public final class HDF5File: TensorSource {
       H5Dread(
         dataset.id, memoryType.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
         buffer.baseAddress))
+  }
+
+  /// Refuses a chunked dataset whose chunks are empty, or larger than its fixed maximum shape
+  /// along some dimension, as libhdf5 refuses to create one.
+  ///
+  /// libhdf5 1.10 reads such a dataset from a file without that check, and `H5Dread` then copies a
+  /// whole chunk's worth of bytes out of the smaller buffer it decompressed the stored chunk into
+  /// (`Fixtures/malformed-found/libhdf5_chunk_past_dataset.h5`: chunks of 46096 x 8 in a 64 x 8
+  /// dataset). The walk in `HDF5ChildProbe`'s worker reads no data, so this check is what stands
+  /// between such a file and the overread.
+  /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout`, `H5Pget_chunk` and
+  /// `H5Sget_simple_extent_dims`.
+  private func checkChunkShape(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
+    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
+    guard H5Pget_layout(properties.id) == H5D_CHUNKED else { return }
+    let space = try context.open("H5Dget_space", H5Dget_space(dataset.id))
+    let rank = Int(try context.check("H5Sget_simple_extent_ndims", H5Sget_simple_extent_ndims(space.id)))
+    var current = [hsize_t](repeating: 0, count: max(rank, 1))
+    var maximum = current
+    var chunk = current
+    try context.check("H5Sget_simple_extent_dims", H5Sget_simple_extent_dims(space.id, &current, &maximum))
+    let chunkRank = Int(try context.check("H5Pget_chunk", H5Pget_chunk(properties.id, Int32(rank), &chunk)))
+    // H5S_UNLIMITED, a macro Swift does not import.
+    let unlimited = hsize_t.max
+    let fits = chunkRank == rank && (0..<rank).allSatisfy { axis in
+      chunk[axis] > 0 && (current[axis] == 0 || maximum[axis] == unlimited || chunk[axis] <= maximum[axis])
+    }
+    if !fits {
+      let shape = { (dims: [hsize_t], count: Int) in "[\(dims.prefix(count).map(String.init).joined(separator: ", "))]" }
+      throw HDF5Error.unsupportedDataset(
+        path: location, name: name,
+        reason: "its chunks \(shape(chunk, min(chunkRank, rank))) do not fit its maximum shape \(shape(maximum, rank))")
+    }
   }
 }
 
