@@ -14,11 +14,12 @@ nonisolated(unsafe) private var requestsSeenByThisWorker = 0
 /// turns into an error, how it is reused and replaced, and that opening a valid file still works
 /// through it.
 @Suite struct HDF5ChildProbeTests {
-  /// A walk for paths that name what it should do: hang, crash, crash only in a reused worker,
-  /// exit, fail cleanly; any other path is read as an HDF5 file.
+  /// A walk for paths whose last component names what it should do: hang, crash, crash only in a
+  /// reused worker, exit, fail cleanly; any other path is read as an HDF5 file. (The worker gets
+  /// relative paths made absolute.)
   static let scriptedWalk: @Sendable (String) throws(HDF5Error) -> Void = { path throws(HDF5Error) in
     requestsSeenByThisWorker += 1
-    switch path {
+    switch path.split(separator: "/").last.map(String.init) ?? path {
     case "hang": sleep(30)
     case "crash": raise(SIGSEGV)
     case "crash-when-reused" where requestsSeenByThisWorker > 1: raise(SIGSEGV)
@@ -191,6 +192,19 @@ nonisolated(unsafe) private var requestsSeenByThisWorker = 0
     let probe = HDF5ChildProbe(walk: Self.scriptedWalk)
     #expect(try probe.outcome(path: path) == .failedCleanly)
     #expect(!file.tensors.isEmpty)
+  }
+
+  /// A file this process reaches through one of its descriptors, opened after the worker was
+  /// forked, is read by the worker too (`Checkpoint` opens a decompressed `.h5.zst` this way).
+  @Test func workerReadsAFileThroughADescriptorOfThisProcess() throws {
+    let probe = HDF5ChildProbe(walk: Self.scriptedWalk)
+    #expect(try probe.outcome(path: "pass") == .passed)
+    let descriptor = open(HDF5Fixtures.path("keras2.h5"), O_RDONLY)
+    #expect(descriptor >= 0)
+    defer { close(descriptor) }
+    #expect(try probe.outcome(path: "/proc/self/fd/\(descriptor)") == .passed)
+    #expect(try probe.outcome(path: "/dev/fd/\(descriptor)") == .passed)
+    #expect(HDF5ChildProbe.workerPath(for: "a.h5") == FileManager.default.currentDirectoryPath + "/a.h5")
   }
 
   /// A file libhdf5 reports as broken without crashing gets the in-process error, not a crash report.

@@ -60,20 +60,21 @@ extension HDF5ChildProbe {
       return worker
     }
 
-    /// Sends `path` and waits for the answer, killing the worker once `timeout` has passed.
+    /// Sends `request`, the worker's spelling of `path`, and waits for the answer, killing the
+    /// worker once `timeout` has passed; `path` names the file in errors.
     ///
     /// An answer leaves the worker running for the next request. End of file on the socket means
     /// the worker is gone, however it ended; it is then collected and its end decoded. Whenever
     /// this returns a death or a hang, or throws, the worker is collected and `channel` closed.
     /// The corresponding C functions are `send`, `poll`, `recv` and `waitpid`.
-    mutating func run(path: String, timeout: Duration) throws(HDF5Error) -> Outcome {
+    mutating func run(path: String, request: String, timeout: Duration) throws(HDF5Error) -> Outcome {
       let clock = ContinuousClock()
       let deadline = clock.now + timeout
-      let length = UInt32(clamping: path.utf8.count)
-      let request = withUnsafeBytes(of: length) { Array($0) } + Array(path.utf8.prefix(Int(length)))
+      let length = UInt32(clamping: request.utf8.count)
+      let message = withUnsafeBytes(of: length) { Array($0) } + Array(request.utf8.prefix(Int(length)))
       // A worker that died since its last answer refuses the request (EPIPE, ECONNRESET); the end
       // of file read below then reports how it ended.
-      if !Self.sendAll(request, to: channel), errno != EPIPE, errno != ECONNRESET {
+      if !Self.sendAll(message, to: channel), errno != EPIPE, errno != ECONNRESET {
         throw abandon(path: path, operation: "send", errno: errno)
       }
       var entry = pollfd(fd: channel, events: Int16(POLLIN), revents: 0)

@@ -96,13 +96,28 @@ final class HDF5ChildProbe: @unchecked Sendable {
     }
     let byFreshWorker = running.answered == 0
     do {
-      let outcome = try running.run(path: path, timeout: timeout)
+      let outcome = try running.run(path: path, request: Self.workerPath(for: path), timeout: timeout)
       worker = outcome.isAnswer ? running : nil
       return (outcome, byFreshWorker)
     } catch {
       worker = nil
       throw error
     }
+  }
+
+  /// `path` as the worker must spell it to reach the file this process means.
+  ///
+  /// The worker was forked earlier and lives in its own process: `/proc/self` (and `/dev/fd`, which
+  /// points there) names the worker, not this process, whose descriptors (`Checkpoint` reads a
+  /// decompressed `.h5.zst` through one) the worker does not have; and a relative path resolves
+  /// against the working directory this process had at the fork, which it may have changed since.
+  static func workerPath(for path: String) -> String {
+    for prefix in ["/proc/self/", "/dev/fd/"] where path.hasPrefix(prefix) {
+      let rest = path.dropFirst(prefix.count)
+      return "/proc/\(getpid())/" + (prefix == "/dev/fd/" ? "fd/" : "") + rest
+    }
+    if path.isEmpty || path.hasPrefix("/") { return path }
+    return FileManager.default.currentDirectoryPath + "/" + path
   }
 
   /// The running worker's process id, nil when none is running.
