@@ -10,7 +10,9 @@ import Foundation
 /// is about to run (`HDF5File.readStructure`), so it meets every libhdf5 call opening makes. If
 /// it dies by a signal or a sanitizer abort, or does not answer within `timeout`, the file is
 /// refused with an error and the parent never opens it. If it meets a clean libhdf5 error it
-/// answers so, and the parent opens the file itself, which reports that error in detail.
+/// answers so, and the parent opens the file itself, which reports that error in detail. Tensor
+/// data is not read, only metadata: the reader checks what it hands to `H5Dread` itself
+/// (`HDF5File.checkChunkShape`).
 ///
 /// The worker persists. It is forked on the first request and then reads one file after another,
 /// each path sent over a socket and each outcome answered with one byte, because the fork, not
