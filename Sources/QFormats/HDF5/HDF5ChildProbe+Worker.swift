@@ -29,7 +29,9 @@ extension HDF5ChildProbe {
     /// It is forked with the library lock held, so no other thread is inside libhdf5 at that
     /// moment and the worker's copy of the library is consistent. The corresponding C functions
     /// are `socketpair` and `fork`.
-    static func start(path: String, walk: @escaping @Sendable (String) throws(HDF5Error) -> Void) throws(HDF5Error) -> Worker {
+    static func start(
+      path: String, walk: @escaping @Sendable (String) throws(HDF5Error) -> Void
+    ) throws(HDF5Error) -> Worker {
       let (worker, failure) = HDF5Library.locked { () -> (Worker?, (operation: String, errno: Int32)?) in
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, streamSocket, 0, &ends) == 0 else { return (nil, ("socketpair", errno)) }
@@ -149,7 +151,9 @@ extension HDF5ChildProbe {
     private static func sendAll(_ bytes: [UInt8], to channel: Int32) -> Bool {
       var sent = 0
       while sent < bytes.count {
-        let count = bytes.withUnsafeBytes { send(channel, $0.baseAddress! + sent, bytes.count - sent, noSignal) }
+        let count = bytes.withUnsafeBytes {
+          send(channel, $0.baseAddress! + sent, bytes.count - sent, noSignal)
+        }
         if count < 0 {
           if errno == EINTR { continue }
           return false

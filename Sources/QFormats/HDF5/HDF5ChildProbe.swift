@@ -89,7 +89,9 @@ final class HDF5ChildProbe: @unchecked Sendable {
   }
 
   /// Sends `path` to the worker, forking one first if none is running; needs `lock` held.
-  private func attempt(path: String, timeout: Duration) throws(HDF5Error) -> (outcome: Outcome, byFreshWorker: Bool) {
+  private func attempt(
+    path: String, timeout: Duration
+  ) throws(HDF5Error) -> (outcome: Outcome, byFreshWorker: Bool) {
     var running: Worker
     if let worker {
       running = worker

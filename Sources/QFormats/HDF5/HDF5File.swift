@@ -171,10 +171,13 @@ public final class HDF5File: TensorSource {
       chunk[axis] > 0 && (current[axis] == 0 || maximum[axis] == unlimited || chunk[axis] <= maximum[axis])
     }
     if !fits {
-      let shape = { (dims: [hsize_t], count: Int) in "[\(dims.prefix(count).map(String.init).joined(separator: ", "))]" }
+      let shape = { (dims: [hsize_t], count: Int) in
+        "[" + dims.prefix(count).map(String.init).joined(separator: ", ") + "]"
+      }
+      let chunks = shape(chunk, min(chunkRank, rank))
       throw HDF5Error.unsupportedDataset(
         path: location, name: name,
-        reason: "its chunks \(shape(chunk, min(chunkRank, rank))) do not fit its maximum shape \(shape(maximum, rank))")
+        reason: "its chunks \(chunks) do not fit its maximum shape \(shape(maximum, rank))")
     }
   }
 }
