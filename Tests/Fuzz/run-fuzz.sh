@@ -67,8 +67,8 @@ for target in "${targets[@]}"; do
     # 29k inputs, 11k of them with libhdf5's free lists off so that ASan sees its reuse of memory
     # (H5set_free_list_limits(0, 0, 0, 0, 0, 0)). The likeliest cause is libhdf5 writing into memory it keeps on
     # its own free lists, which ASan cannot see, on a path the worker does not take: it reads no
-    # tensor data, and H5Dread is where the parent met libhdf5_chunk_past_dataset.h5 and
-    # libhdf5_enum_base_size.h5 (both heap overreads, caught by ASan at 74k and 735k). Should it
+    # tensor data, and H5Dread is where the parent met libhdf5_chunk_past_dataset.h5,
+    # libhdf5_enum_base_size.h5 and libhdf5_compact_short.h5 (overreads, caught by ASan). Should it
     # recur, rerun the corpus with a build that makes those two calls around each input.
     target_asan="$ASAN_OPTIONS:detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=2048"
     target_asan="$target_asan:quarantine_size_mb=16:symbolize=0"

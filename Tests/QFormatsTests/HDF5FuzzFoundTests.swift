@@ -86,4 +86,16 @@ import Testing
     }
     #expect(file.tensors.count > 10)
   }
+
+  /// A compact dataset that stores 0 bytes for its 2-byte shape and type: libhdf5 1.10's
+  /// `H5Dread` copied from a null pointer. Reading it now fails with one line naming the dataset.
+  @Test func compactDatasetStoringTooLittleFailsWithAnError() throws {
+    let path = Self.path("libhdf5_compact_short.h5")
+    let file = try HDF5File(path: path)
+    #expect(throws: HDF5Error.unsupportedDataset(
+      path: path, name: "alpha", reason: "its compact storage holds 0 bytes but its shape and type need 2")
+    ) {
+      _ = try file.withRawBytes(of: "alpha") { $0.count }
+    }
+  }
 }

@@ -12,7 +12,7 @@ import Foundation
 /// refused with an error and the parent never opens it. If it meets a clean libhdf5 error it
 /// answers so, and the parent opens the file itself, which reports that error in detail. Tensor
 /// data is not read, only metadata: the reader checks what it hands to `H5Dread` itself
-/// (`HDF5File.checkChunkShape`, `HDF5ElementKind.isBoolEnum`).
+/// (`HDF5File.checkChunkShape`, `HDF5File.checkCompactStorage`, `HDF5ElementKind.isBoolEnum`).
 ///
 /// The worker persists. It is forked on the first request and then reads one file after another,
 /// each path sent over a socket and each outcome answered with one byte, because the fork, not

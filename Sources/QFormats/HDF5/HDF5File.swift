@@ -127,6 +127,7 @@ public final class HDF5File: TensorSource {
     let dataset = try context.open(
       "H5Dopen2", H5Dopen2(file.id, plan.objectPath, chdf5_p_default()))
     try checkChunkShape(of: dataset, name: plan.info.name, context: context)
+    try checkCompactStorage(of: dataset, name: plan.info.name, context: context)
     let memoryType: HDF5Object
     switch plan.memory {
     case .native(let make):
@@ -143,6 +144,29 @@ public final class HDF5File: TensorSource {
       H5Dread(
         dataset.id, memoryType.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
         buffer.baseAddress))
+  }
+
+  /// Refuses a compact dataset that stores fewer bytes than its shape and type need.
+  ///
+  /// A compact dataset keeps its data inside its object header, and libhdf5 1.10's `H5Dread`
+  /// copies as many bytes out of that buffer as the dataspace asks for without comparing the two
+  /// (`Fixtures/malformed-found/libhdf5_compact_short.h5`: 0 bytes stored for a 2-byte dataset, a
+  /// copy from a null pointer).
+  /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout` and `H5Dget_storage_size`.
+  private func checkCompactStorage(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
+    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
+    guard H5Pget_layout(properties.id) == H5D_COMPACT else { return }
+    let fileType = try context.open("H5Dget_type", H5Dget_type(dataset.id))
+    let space = try context.open("H5Dget_space", H5Dget_space(dataset.id))
+    let elements = try context.check("H5Sget_simple_extent_npoints", H5Sget_simple_extent_npoints(space.id))
+    let (needed, overflow) = UInt64(elements).multipliedReportingOverflow(by: UInt64(H5Tget_size(fileType.id)))
+    let stored = H5Dget_storage_size(dataset.id)
+    if overflow || stored < needed {
+      throw HDF5Error.unsupportedDataset(
+        path: location, name: name,
+        reason: "its compact storage holds \(stored) bytes but its shape and type need "
+          + (overflow ? "more than 2^64" : "\(needed)"))
+    }
   }
 
   /// Refuses a chunked dataset whose chunks are empty, or larger than its fixed maximum shape
