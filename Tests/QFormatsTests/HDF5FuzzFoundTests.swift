@@ -27,7 +27,7 @@ import Testing
 
   /// An attribute message whose inner sizes run past its object header chunk: libhdf5 reads past
   /// its buffer while decoding it (`H5O__msg_iterate_real`), before any check of ours runs. The
-  /// child of `HDF5ChildProbe` meets it first; whether the overread crashes the child (it does
+  /// worker of `HDF5ChildProbe` meets it first; whether the overread crashes the worker (it does
   /// under AddressSanitizer) or ends in a clean libhdf5 error, opening fails with one line naming
   /// the file, and this process survives.
   @Test func attributeMessageOverreadFailsWithAnError() throws {
@@ -50,6 +50,52 @@ import Testing
     } throws: { error in
       guard let error = error as? HDF5Error else { return false }
       return error.description.hasPrefix(path)
+    }
+  }
+
+  /// A chunked dataset whose chunks (46096 x 8) are larger than the dataset's fixed shape
+  /// (64 x 8), one byte changed from `Fixtures/hdf5/basic.h5`: libhdf5 1.10 opens it, and
+  /// `H5Dread` copied a chunk's worth of bytes out of a smaller heap buffer. Reading that tensor
+  /// now fails with one line naming the file and the dataset; the file's other tensors still read.
+  @Test func chunkLargerThanTheDatasetFailsWithAnError() throws {
+    let path = Self.path("libhdf5_chunk_past_dataset.h5")
+    let file = try HDF5File(path: path)
+    #expect(throws: HDF5Error.unsupportedDataset(
+      path: path, name: "chunked", reason: "its chunks [46096, 8] do not fit its maximum shape [64, 8]")
+    ) {
+      _ = try file.floats(of: "chunked")
+    }
+    let others = file.tensors.map(\.name).filter { $0 != "chunked" }
+    #expect(!others.isEmpty)
+    for name in others {
+      #expect(throws: Never.self) { _ = try file.withRawBytes(of: name) { $0.count } }
+    }
+  }
+
+  /// A one-byte bool enum whose base type claims 20 bytes, one byte changed from
+  /// `Fixtures/hdf5/basic.h5`: libhdf5 1.10's `H5Dread` compared its values 20 bytes at a time,
+  /// past the one byte each it stores. Such an enum is not read as BOOL but skipped with a reason;
+  /// the file's other tensors still read.
+  @Test func enumWithALargerBaseTypeIsSkipped() throws {
+    let path = Self.path("libhdf5_enum_base_size.h5")
+    let file = try HDF5File(path: path)
+    #expect(!file.tensors.contains { $0.name == "types.bool" })
+    #expect(file.skipped.contains { $0.name == "types.bool" && $0.reason == "enum type" })
+    #expect(throws: HDF5Error.unsupportedDataset(path: path, name: "types.bool", reason: "enum type")) {
+      _ = try file.floats(of: "types.bool")
+    }
+    #expect(file.tensors.count > 10)
+  }
+
+  /// A compact dataset that stores 0 bytes for its 2-byte shape and type: libhdf5 1.10's
+  /// `H5Dread` copied from a null pointer. Reading it now fails with one line naming the dataset.
+  @Test func compactDatasetStoringTooLittleFailsWithAnError() throws {
+    let path = Self.path("libhdf5_compact_short.h5")
+    let file = try HDF5File(path: path)
+    #expect(throws: HDF5Error.unsupportedDataset(
+      path: path, name: "alpha", reason: "its compact storage holds 0 bytes but its shape and type need 2")
+    ) {
+      _ = try file.withRawBytes(of: "alpha") { $0.count }
     }
   }
 }

@@ -82,11 +82,19 @@ enum HDF5ElementKind {
     }
   }
 
-  /// Whether the enum is h5py's spelling of numpy bool: one byte, `FALSE` = 0 and `TRUE` = 1.
+  /// Whether the enum is h5py's spelling of numpy bool: one byte over a one-byte base type,
+  /// `FALSE` = 0 and `TRUE` = 1.
   ///
-  /// The corresponding C functions are `H5Tget_nmembers`, `H5Tget_member_name` and `H5Tget_member_value`.
+  /// The base type's size is checked too: libhdf5 creates an enum as large as its base, but reads
+  /// one whose base is larger from a file, stores each value at the enum's size, and 1.10's
+  /// `H5Dread` then compares values at the base's size when it looks up the conversion (`H5T_cmp`),
+  /// past the values it stored (`Fixtures/malformed-found/libhdf5_enum_base_size.h5`: a 20-byte base).
+  /// The corresponding C functions are `H5Tget_super`, `H5Tget_nmembers`, `H5Tget_member_name`
+  /// and `H5Tget_member_value`.
   static func isBoolEnum(_ type: HDF5Object, context: HDF5Context) throws(HDF5Error) -> Bool {
     guard H5Tget_size(type.id) == 1, H5Tget_nmembers(type.id) == 2 else { return false }
+    let base = try context.open("H5Tget_super", H5Tget_super(type.id))
+    guard H5Tget_size(base.id) == 1 else { return false }
     var members: [String: Int8] = [:]
     for index in UInt32(0)..<2 {
       guard let cName = H5Tget_member_name(type.id, index) else { return false }

@@ -31,10 +31,10 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable {
   case writerClosed(path: String)
   /// A POSIX call around the file (fsync, rename, fork) failed.
   case io(path: String, operation: String, errno: Int32)
-  /// libhdf5 crashed reading the file's structure in the child of `HDF5ChildProbe`;
-  /// `termination` says how the child ended ("signal 11", "exit status 1").
+  /// libhdf5 crashed reading the file's structure in a fresh worker of `HDF5ChildProbe`;
+  /// `termination` says how the worker ended ("signal 11", "exit status 1").
   case libraryCrashed(path: String, termination: String)
-  /// libhdf5 did not finish reading the file's structure in the child within `seconds`.
+  /// libhdf5 did not finish reading the file's structure in a fresh worker within `seconds`.
   case libraryTimedOut(path: String, seconds: Double)
 
   public var description: String {

@@ -25,25 +25,24 @@ public final class HDF5File: TensorSource {
 
   /// Opens the file and lists its tensors; no tensor data is read yet.
   ///
-  /// A child process reads the file's structure first (`HDF5ChildProbe`), so that a malformed
-  /// file that crashes libhdf5 crashes the child, not this process.
+  /// A worker process reads the file's structure first (`HDF5ChildProbe`), so that a malformed
+  /// file that crashes libhdf5 crashes the worker, not this process.
   /// The corresponding C functions are `H5Fis_hdf5` and `H5Fopen`.
   /// - Parameter path: The file to open; it stays open, read-only, until the value is released.
   /// - Throws: `HDF5Error` naming the file when it is missing, not HDF5, truncated or unreadable,
-  ///   or when libhdf5 crashed or hung on it in the child.
+  ///   or when libhdf5 crashed or hung on it in the worker.
   public convenience init(path: String) throws {
     try self.init(path: path, probeTimeout: HDF5ChildProbe.timeout)
   }
 
-  /// Opens the file, giving the child that reads its structure first `probeTimeout` to finish.
+  /// Opens the file, giving the worker that reads its structure first `probeTimeout` to answer.
   ///
   /// A caller with its own time limit per file, such as a fuzzer, passes one below that limit, so
-  /// that a file on which libhdf5 loops is reported as an error in time.
+  /// that a file on which libhdf5 loops is reported as an error in time. A file a reused worker
+  /// hung on is tried once more in a fresh one, so a hang is reported after twice `probeTimeout`.
   public init(path: String, probeTimeout: Duration) throws {
     location = path
-    try HDF5ChildProbe.check(path: path, timeout: probeTimeout) { () throws(HDF5Error) in
-      _ = try Self.readStructure(path: path)
-    }
+    try HDF5ChildProbe.shared.check(path: path, timeout: probeTimeout)
     let (file, catalog) = try Self.readStructure(path: path)
     self.file = file
     tensors = catalog.tensors
@@ -55,7 +54,7 @@ public final class HDF5File: TensorSource {
   /// Opens the file and walks everything the reader touches before reading tensor data:
   /// groups, links, datasets' types and shapes, attributes and global heaps.
   ///
-  /// Both the child in `HDF5ChildProbe` and the parent call this, so the child meets every
+  /// Both the worker of `HDF5ChildProbe` and the parent call this, so the worker meets every
   /// libhdf5 code path the parent is about to take.
   static func readStructure(path: String) throws(HDF5Error) -> (HDF5Object, HDF5Catalog) {
     try HDF5Library.locked { () throws(HDF5Error) -> (HDF5Object, HDF5Catalog) in
@@ -127,6 +126,8 @@ public final class HDF5File: TensorSource {
     let context = HDF5Context(path: location, object: plan.objectPath)
     let dataset = try context.open(
       "H5Dopen2", H5Dopen2(file.id, plan.objectPath, chdf5_p_default()))
+    try checkChunkShape(of: dataset, name: plan.info.name, context: context)
+    try checkCompactStorage(of: dataset, name: plan.info.name, context: context)
     let memoryType: HDF5Object
     switch plan.memory {
     case .native(let make):
@@ -143,6 +144,65 @@ public final class HDF5File: TensorSource {
       H5Dread(
         dataset.id, memoryType.id, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
         buffer.baseAddress))
+  }
+
+  /// Refuses a compact dataset that stores fewer bytes than its shape and type need.
+  ///
+  /// A compact dataset keeps its data inside its object header, and libhdf5 1.10's `H5Dread`
+  /// copies as many bytes out of that buffer as the dataspace asks for without comparing the two
+  /// (`Fixtures/malformed-found/libhdf5_compact_short.h5`: 0 bytes stored for a 2-byte dataset, a
+  /// copy from a null pointer).
+  /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout` and `H5Dget_storage_size`.
+  private func checkCompactStorage(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
+    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
+    guard H5Pget_layout(properties.id) == H5D_COMPACT else { return }
+    let fileType = try context.open("H5Dget_type", H5Dget_type(dataset.id))
+    let space = try context.open("H5Dget_space", H5Dget_space(dataset.id))
+    let elements = try context.check("H5Sget_simple_extent_npoints", H5Sget_simple_extent_npoints(space.id))
+    let (needed, overflow) = UInt64(elements).multipliedReportingOverflow(by: UInt64(H5Tget_size(fileType.id)))
+    let stored = H5Dget_storage_size(dataset.id)
+    if overflow || stored < needed {
+      throw HDF5Error.unsupportedDataset(
+        path: location, name: name,
+        reason: "its compact storage holds \(stored) bytes but its shape and type need "
+          + (overflow ? "more than 2^64" : "\(needed)"))
+    }
+  }
+
+  /// Refuses a chunked dataset whose chunks are empty, or larger than its fixed maximum shape
+  /// along some dimension, as libhdf5 refuses to create one.
+  ///
+  /// libhdf5 1.10 reads such a dataset from a file without that check, and `H5Dread` then copies a
+  /// whole chunk's worth of bytes out of the smaller buffer it decompressed the stored chunk into
+  /// (`Fixtures/malformed-found/libhdf5_chunk_past_dataset.h5`: chunks of 46096 x 8 in a 64 x 8
+  /// dataset). The walk in `HDF5ChildProbe`'s worker reads no data, so this check is what stands
+  /// between such a file and the overread.
+  /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout`, `H5Pget_chunk` and
+  /// `H5Sget_simple_extent_dims`.
+  private func checkChunkShape(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
+    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
+    guard H5Pget_layout(properties.id) == H5D_CHUNKED else { return }
+    let space = try context.open("H5Dget_space", H5Dget_space(dataset.id))
+    let rank = Int(try context.check("H5Sget_simple_extent_ndims", H5Sget_simple_extent_ndims(space.id)))
+    var current = [hsize_t](repeating: 0, count: max(rank, 1))
+    var maximum = current
+    var chunk = current
+    try context.check("H5Sget_simple_extent_dims", H5Sget_simple_extent_dims(space.id, &current, &maximum))
+    let chunkRank = Int(try context.check("H5Pget_chunk", H5Pget_chunk(properties.id, Int32(rank), &chunk)))
+    // H5S_UNLIMITED, a macro Swift does not import.
+    let unlimited = hsize_t.max
+    let fits = chunkRank == rank && (0..<rank).allSatisfy { axis in
+      chunk[axis] > 0 && (current[axis] == 0 || maximum[axis] == unlimited || chunk[axis] <= maximum[axis])
+    }
+    if !fits {
+      let shape = { (dims: [hsize_t], count: Int) in
+        "[" + dims.prefix(count).map(String.init).joined(separator: ", ") + "]"
+      }
+      let chunks = shape(chunk, min(chunkRank, rank))
+      throw HDF5Error.unsupportedDataset(
+        path: location, name: name,
+        reason: "its chunks \(chunks) do not fit its maximum shape \(shape(maximum, rank))")
+    }
   }
 }
 

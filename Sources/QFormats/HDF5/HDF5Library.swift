@@ -13,10 +13,10 @@ enum HDF5Library {
     return lock
   }()
 
-  /// True only in a child forked by `HDF5ChildProbe`.
+  /// True only in the worker process forked by `HDF5ChildProbe`.
   ///
-  /// The child is forked with `lock` held and owns a copy of it whose owner is the parent's
-  /// thread, so locking it again would wait forever. The child has a single thread and needs no lock.
+  /// The worker is forked with `lock` held and owns a copy of it whose owner is the parent's
+  /// thread, so locking it again would wait forever. The worker has a single thread and needs no lock.
   nonisolated(unsafe) static var isProbeChild = false
 
   /// Runs `body` with exclusive access to libhdf5.
@@ -31,9 +31,9 @@ enum HDF5Library {
 
   /// File access properties that take no file lock, for every file we open or create.
   ///
-  /// `HDF5ChildProbe` forks while other threads may hold HDF5 files open, and a forked child
-  /// keeps a copy of each descriptor, so a lock taken on one would outlive its close until the
-  /// child ends, and another open of that file would fail with "unable to lock file". Locks buy us
+  /// `HDF5ChildProbe` forks while other threads may hold HDF5 files open, and a forked worker
+  /// keeps a copy of each descriptor until it has closed the ones it inherited, so a lock taken on
+  /// one could outlive its close, and another open of that file would fail with "unable to lock file". Locks buy us
   /// nothing: we write to a temporary file and rename it, so no reader sees a file being written.
   ///
   /// The corresponding C functions are `H5Pcreate` and `H5Pset_file_locking`.
