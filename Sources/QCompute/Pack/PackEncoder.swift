@@ -73,7 +73,7 @@ public enum PackEncoder {
     _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
   ) throws(PackError) -> PackedTensor {
     let (description, infos) = try companions(of: info, spec: spec, location: location)
-    let matrix = try quantize(weights, info: info, spec: spec, location: location)
+    let matrix = try quantize(weights, info: info, spec: spec, description: description, location: location)
     return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
   }
 
@@ -86,6 +86,14 @@ public enum PackEncoder {
     _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
   ) throws(PackError) -> QuantizedMatrix {
     let (description, _) = try companions(of: info, spec: spec, location: location)
+    return try quantize(weights, info: info, spec: spec, description: description, location: location)
+  }
+
+  /// `quantize` with the layout `companions` already worked out for this spec.
+  static func quantize(
+    _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, description: PackDescription,
+    location: String
+  ) throws(PackError) -> QuantizedMatrix {
     guard weights.count == info.elementCount else {
       throw .cannotPack(
         location: location, tensor: info.name,
