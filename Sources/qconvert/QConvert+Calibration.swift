@@ -5,9 +5,15 @@ import QFormats
 import QToolSupport
 
 extension QConvert {
-  /// The grids `--sensitivity` and `--target-bpw` weigh: affine at 2, 3, 4 and 8 bits.
+  /// The grids `--sensitivity` and `--target-bpw` weigh: affine at 2, 3, 4 and 8 bits, or under
+  /// SPEED-Q the bilevel grids its training takes (w2g16g16, then groups of 32 with 128 scales
+  /// per second-level chunk, as w4g32g128).
   var candidateGrids: [CalibratedGrid] {
-    [2, 3, 4, 8].map { .affine(bits: $0, groupSize: groupSize == 0 ? .perChannel : .elements(groupSize)) }
+    guard method != .speedq else {
+      return [.w2g16g16, .init(bits: 3, groupSize: 32, scaleGroupSize: 128), .w4g32g128,
+        .init(bits: 8, groupSize: 32, scaleGroupSize: 128)].map { .bilevel($0) }
+    }
+    return [2, 3, 4, 8].map { .affine(bits: $0, groupSize: groupSize == 0 ? .perChannel : .elements(groupSize)) }
   }
 
   /// Loads the calibration data when asked, prints `--sensitivity`, and applies `--target-bpw`.
@@ -35,9 +41,10 @@ extension QConvert {
       return calibration
     }
     if let targetBpw {
-      let grids = try report.allocate(bitsPerWeight: targetBpw)
+      let quantized = Set(plan.entries.filter { $0.spec != nil }.map(\.info.name))
+      let grids = try report.allocate(bitsPerWeight: targetBpw, among: quantized)
       try ConvertCalibration.apply(
-        allocation: grids, to: &plan, method: method == .gptq ? .gptq : .rtn,
+        allocation: grids, to: &plan, method: method == .gptq ? .gptq : method == .speedq ? .speedq : .rtn,
         scaleDType: plan.settings.scaleDType)
     }
     return calibration

@@ -114,7 +114,7 @@ struct QConvert: ParsableCommand {
   @Flag(help: "Print each linear layer's output error when quantized alone, at 2, 3, 4 and 8 bits, and exit.")
   var sensitivity = false
 
-  @Option(help: "Choose bits per linear layer (2, 3, 4 or 8) to minimise output error under this budget of bits per weight.")
+  @Option(help: "Choose bits per linear layer (2, 3, 4 or 8) to minimise output error under this budget of bits per weight of the linear layers; under speedq each layer then trains on its own bilevel grid.")
   var targetBpw: Double?
 
   @Option(help: "Output format of --sensitivity: table or json.")
@@ -154,8 +154,9 @@ struct QConvert: ParsableCommand {
     if let targetBpw, !(targetBpw > 2 && targetBpw <= 16) {
       throw ValidationError("'--target-bpw' must be above 2 and at most 16, not \(targetBpw)")
     }
-    if targetBpw != nil, ![.rtn, .gptq].contains(method) {
-      throw ValidationError("'--target-bpw' allocates affine grids; use it with '--method rtn' or '--method gptq'")
+    if targetBpw != nil, ![.rtn, .gptq, .speedq].contains(method) {
+      throw ValidationError(
+        "'--target-bpw' allocates affine grids (or bilevel ones under speedq); use it with '--method rtn', 'gptq' or 'speedq'")
     }
     if let qatStopAfter, qatStopAfter < 0 || method != .speedq {
       throw ValidationError("'--qat-stop-after' takes a step count of at least 0 with '--method speedq', not \(qatStopAfter)")

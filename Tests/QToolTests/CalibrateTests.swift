@@ -168,8 +168,9 @@ import Testing
     #expect(report.rows.count == 14)
     #expect(report.candidates.map(\.bitsPerWeight) == [3, 4, 5, 9])
     for row in report.rows {
-      #expect(row.relativeErrors.allSatisfy { $0 > 0 && $0 < 1 }, "\(row.tensor)")
-      #expect(zip(row.relativeErrors, row.relativeErrors.dropFirst()).allSatisfy { $0 > $1 }, "\(row.tensor)")
+      let errors = row.relativeErrors.compactMap { $0 }
+      #expect(errors.count == 4 && errors.allSatisfy { $0 > 0 && $0 < 1 }, "\(row.tensor)")
+      #expect(zip(errors, errors.dropFirst()).allSatisfy { $0 > $1 }, "\(row.tensor)")
     }
     // Components: the whole language model, then one per layer kind.
     #expect(report.components.first?.component == "language_model")
@@ -192,5 +193,32 @@ import Testing
     let json = try JSONSerialization.jsonObject(with: try report.jsonData()) as? [String: Any]
     #expect((json?["rows"] as? [Any])?.count == 14)
     #expect(report.renderTable().contains("model.layers.1.mlp.down_proj.weight"))
+  }
+
+  /// A bilevel grid whose second-level chunk is longer than a tensor's scales (k/v: 32 rows × 2
+  /// groups of 32 = 64 scales, chunks of 128) is reported as null there and never allocated to it.
+  @Test func bilevelGridsThatDoNotFitATensorAreNeverAllocated() throws {
+    let setup = try Self.setup()
+    let grams = try CalibrationCollector(model: setup.model).collectGrams(windows: setup.windows)
+    let candidates: [CalibratedGrid] = [.bilevel(.w2g16g16), .bilevel(.w4g32g128)]
+    let report = try SensitivityReport.compute(model: setup.model, grams: grams, candidates: candidates)
+    for row in report.rows {
+      let fits = !(row.tensor.contains("k_proj") || row.tensor.contains("v_proj"))
+      #expect((row.relativeErrors[1] != nil) == fits, "\(row.tensor)")
+      #expect(row.relativeErrors[0] != nil, "\(row.tensor)")
+    }
+    #expect(report.components.first?.relativeErrors[1] == nil)
+    let generous = try report.allocate(bitsPerWeight: 8)
+    for (tensor, grid) in generous {
+      let fits = !(tensor.contains("k_proj") || tensor.contains("v_proj"))
+      #expect(grid == (fits ? candidates[1] : candidates[0]), "\(tensor)")
+    }
+    let json = String(decoding: try report.jsonData(), as: UTF8.self)
+    #expect(json.contains("null"))
+    #expect(report.renderTable().split(separator: "\n").contains { $0.contains("k_proj") && $0.hasSuffix(" -") })
+    // A tensor left out (kept by a rule) takes no part in the allocation or its budget.
+    let among = Set(report.rows.map(\.tensor).filter { !$0.contains("down_proj") })
+    let partial = try report.allocate(bitsPerWeight: 3, among: among)
+    #expect(Set(partial.keys) == among)
   }
 }

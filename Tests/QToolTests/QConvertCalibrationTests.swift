@@ -92,6 +92,32 @@ import Testing
     #expect(other.stderr.contains("embedding=8-bit"), "\(other.stderr)")
   }
 
+  /// `--target-bpw` under speedq allocates bilevel grids by sensitivity and each linear is trained
+  /// and written on its own; `--rule ...=keep` keeps a linear out of training; a rule asking for
+  /// a grid the training cannot reproduce is refused by name.
+  @Test func speedQTrainsEachLinearOnTheGridItsBudgetGives() throws {
+    let work = temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let output = work.appendingPathComponent("mixed").path
+    let common = [
+      model, "-o", output, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
+      "--calib-windows", "4", "--qat-steps", "2", "--qat-lr", "2e-3", "--quiet", "--force",
+    ]
+    let run = try runTool("qconvert", common + ["--target-bpw", "3.4", "--rule", "layers.1.mlp.up_proj=keep"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let jsonl = try runTool("qinspect", [output, "--format", "jsonl"])
+    let linears = jsonl.stdout.split(separator: "\n").filter { $0.contains("_proj.weight\"") }
+    #expect(linears.count == 14, "\(jsonl.stdout)")
+    let kept = linears.filter { $0.contains("layers.1.mlp.up_proj") }
+    #expect(kept.count == 1 && !kept[0].contains(#""grid""#), "\(kept)")
+    let trained = linears.filter { !$0.contains("layers.1.mlp.up_proj") }
+    #expect(trained.allSatisfy { $0.contains(#""grid":"bilevel""#) && $0.contains(#""method":"speedq""#) }, "\(trained)")
+    #expect(trained.contains { $0.contains(#""bits":2"#) } && trained.contains { !$0.contains(#""bits":2"#) }, "\(trained)")
+    let refused = try runTool("qconvert", common + ["--rule", "layers.0.mlp.down_proj=4"])
+    #expect(refused.status != 0)
+    #expect(refused.stderr.contains("model.layers.0.mlp.down_proj.weight") && refused.stderr.contains("bilevel2"), "\(refused.stderr)")
+  }
+
   @Test func sensitivityFallsWithBits() throws {
     let run = try runTool(
       "qconvert",
@@ -100,7 +126,7 @@ import Testing
     struct Report: Decodable {
       struct Row: Decodable {
         var tensor: String
-        var relativeErrors: [Double]
+        var relativeErrors: [Double?]
         enum CodingKeys: String, CodingKey {
           case tensor
           case relativeErrors = "relative_errors"
@@ -111,7 +137,8 @@ import Testing
     let report = try JSONDecoder().decode(Report.self, from: Data(run.stdout.utf8))
     #expect(report.rows.count == 14)
     for row in report.rows {
-      #expect(zip(row.relativeErrors, row.relativeErrors.dropFirst()).allSatisfy { $0 > $1 }, "\(row.tensor)")
+      let errors = row.relativeErrors.compactMap { $0 }
+      #expect(errors.count == 4 && zip(errors, errors.dropFirst()).allSatisfy { $0 > $1 }, "\(row.tensor)")
     }
   }
 

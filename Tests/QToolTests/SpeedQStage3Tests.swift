@@ -143,6 +143,52 @@ import Testing
     #expect(try policy.run()[name]?.method == .symmetricEmbedding)
   }
 
+  /// Under a bit allocation each linear trains on its own grid and is written on it; a kept
+  /// linear is neither quantized nor trained. The student's forward pass is exactly the model
+  /// the returned codes make.
+  @Test func eachLinearTrainsAndIsWrittenOnItsOwnGrid() throws {
+    let tiny = try TinyChat()
+    let directory = try Self.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let down = "model.layers.0.mlp.down_proj.weight"
+    let kept = "model.layers.1.self_attn.v_proj.weight"
+    var configuration = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 0)
+    configuration.linearGrids = [down: .w4g32g128]
+    configuration.keptLinears = [kept]
+    let untouched = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    let initial = try untouched.run()
+    let logits = try untouched.student.forward(tokens: tiny.windows[0]).logits.elements
+    let path = directory.appending(path: "initial.safetensors").path
+    try SpeedQDequantized.write(initial, over: tiny.source, to: path)
+    let written = try DecoderModel(source: try SafetensorsFile(path: path), config: tiny.config)
+    let reference = try written.logits(tokens: tiny.windows[0]).elements
+    let difference = zip(logits, reference).map { abs($0 - $1) }.max() ?? .infinity
+    #expect(difference < 1e-3, "student and written model differ by \(difference)")
+
+    configuration.steps = 3
+    let stage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    let trained = try stage.run()
+    #expect(trained[down]?.bits == 4 && trained[down]?.groupLength == 32)
+    #expect(trained["model.layers.0.mlp.up_proj.weight"]?.bits == 2)
+    #expect(trained[kept] == nil)
+    #expect(!stage.student.trainable.contains(kept))
+    #expect(stage.student.parameters[kept] == (try tiny.source.floats(of: kept)))
+    let latent = try #require(stage.student.parameters[down])
+    let codes = try latent.withUnsafeBufferPointer {
+      try BilevelQuantizer.quantize($0, rows: 64, columns: 128, configuration: .w4g32g128)
+    }
+    #expect(trained[down] == codes)
+    #expect(trained[down] != initial[down])
+    // The grids are part of what a resumed run must share.
+    let plain = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 3)
+    #expect(configuration.fingerprint != plain.fingerprint)
+    #expect(configuration.fingerprint.contains("\(down):w4g32g128") && configuration.fingerprint.contains("kept=\(kept)"))
+  }
+
   /// The weights-only clip search keeps the same ranges as `GramClipSearch` under H = I, whose
   /// error Δwᵀ I Δw is the same squared weight error.
   @Test(arguments: [(1, 16), (7, 32), (8, 16), (65, 64)])

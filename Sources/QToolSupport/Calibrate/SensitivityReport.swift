@@ -21,8 +21,9 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
     public var component: String
     public var block: Int
     public var parameters: Int
-    /// Relative output error at each candidate, in `candidates` order.
-    public var relativeErrors: [Double]
+    /// Relative output error at each candidate, in `candidates` order; `nil` (JSON null) where
+    /// the grid does not fit the tensor's shape (a bilevel chunk longer than its scales).
+    public var relativeErrors: [Double?]
     enum CodingKeys: String, CodingKey {
       case tensor, component, block, parameters
       case relativeErrors = "relative_errors"
@@ -30,11 +31,12 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
   }
 
   /// Per component (the language model, or a layer kind such as `mlp.down_proj`): the
-  /// parameter-weighted mean of its rows' relative errors.
+  /// parameter-weighted mean of its rows' relative errors (`nil` where a grid fits none of them
+  /// wholly).
   public struct ComponentRow: Sendable, Codable, Equatable {
     public var component: String
     public var parameters: Int
-    public var relativeErrors: [Double]
+    public var relativeErrors: [Double?]
     enum CodingKeys: String, CodingKey {
       case component, parameters
       case relativeErrors = "relative_errors"
@@ -82,12 +84,14 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
             Candidate(grid: $0.description, bitsPerWeight: bitsPerWeight($0, columns: weight.columns))
           }
         }
-        var errors: [Double] = []
+        var errors: [Double?] = []
         for grid in candidates {
           do {
             errors.append(
               try Sensitivity.relativeOutputError(
                 weights: weight.values, rows: weight.rows, columns: weight.columns, hessian: gram, grid: grid))
+          } catch .grid(.scaleCountNotDivisible) {
+            errors.append(nil)
           } catch {
             throw CalibrateError.tensorFailed(tensor: name, reason: "\(grid): \(error)")
           }
@@ -115,34 +119,40 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
         order.append(name)
         table[name] = ComponentRow(
           component: name, parameters: 0,
-          relativeErrors: [Double](repeating: 0, count: row.relativeErrors.count))
+          relativeErrors: [Double?](repeating: 0, count: row.relativeErrors.count))
       }
       table[name]?.parameters += row.parameters
       for (index, error) in row.relativeErrors.enumerated() {
-        table[name]?.relativeErrors[index] += error * Double(row.parameters)
+        let sum = table[name]?.relativeErrors[index]
+        table[name]?.relativeErrors[index] = sum.flatMap { sum in error.map { sum + $0 * Double(row.parameters) } }
       }
     }
     return order.compactMap { name in
       guard var entry = table[name] else { return nil }
-      entry.relativeErrors = entry.relativeErrors.map { $0 / Double(max(entry.parameters, 1)) }
+      entry.relativeErrors = entry.relativeErrors.map { $0.map { $0 / Double(max(entry.parameters, 1)) } }
       return entry
     }
   }
 
   /// One candidate grid per tensor minimising the summed parameter-weighted relative error
-  /// with at most `bitsPerWeight` on average over the reported tensors.
+  /// with at most `bitsPerWeight` on average over the reported tensors (those of `tensors` only,
+  /// when given: a tensor kept in full precision takes no part in the budget).
   /// - Throws: `CalibrateError.unreachableTarget` when even the smallest candidates exceed it.
-  public func allocate(bitsPerWeight target: Double) throws -> [String: CalibratedGrid] {
+  public func allocate(bitsPerWeight target: Double, among tensors: Set<String>? = nil) throws
+    -> [String: CalibratedGrid]
+  {
     guard grids.count == candidates.count, !grids.isEmpty else {
       throw CalibrateError.unreachableTarget(bitsPerWeight: target, reason: "the report has no candidate grids")
     }
+    let rows = tensors.map { names in self.rows.filter { names.contains($0.tensor) } } ?? self.rows
     let total = rows.reduce(0) { $0 + $1.parameters }
     // Costs in 1/64 bit per weight units keep the fractional overheads of small groups exact enough.
     let options = rows.map { row in
       zip(candidates, row.relativeErrors).map { candidate, error in
+        // A grid that does not fit the tensor is never the cheaper way to a lower error.
         BitAllocation.Option(
           bits: Int((candidate.bitsPerWeight * 64).rounded(.up)) * row.parameters,
-          error: error * Double(row.parameters))
+          error: error.map { $0 * Double(row.parameters) } ?? .infinity)
       }
     }
     let choice: [Int]
@@ -158,7 +168,7 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
 
   /// The rows as a table: one line per tensor, one column per candidate, then the components.
   public func renderTable() -> String {
-    func cells(_ errors: [Double]) -> [String] { errors.map { String(format: "%.3e", $0) } }
+    func cells(_ errors: [Double?]) -> [String] { errors.map { $0.map { String(format: "%.3e", $0) } ?? "-" } }
     let headers = ["tensor", "parameters"] + candidates.map { "\($0.grid) (\(String(format: "%.2f", $0.bitsPerWeight)) bpw)" }
     let alignments: [TextTable.Alignment] = [.left] + Array(repeating: .right, count: headers.count - 1)
     var table = TextTable(headers: headers, alignments: alignments)

@@ -168,6 +168,38 @@ extension ConvertCalibration {
     return spec.embeddingPolicy && spec.bits == 4 && spec.groupSize == .elements(32) ? .speedQ : .packed(spec)
   }
 
+  /// The bilevel grid the plan gives each decoder linear where it is not `default` (after
+  /// `--rule` or `--target-bpw`), and the linears it keeps in full precision.
+  /// - Throws: `ConvertError.invalidOption` for a linear the plan puts on a grid other than
+  ///   bilevel, which the training cannot reproduce.
+  func linearGrids(in plan: ConvertPlan, layers: Int, default grid: BilevelQuantizer.Configuration) throws
+    -> (grids: [String: BilevelQuantizer.Configuration], kept: Set<String>)
+  {
+    var names: Set<String> = []
+    for layer in 0..<layers {
+      for module in TrainableDecoder.linearModules(layer: layer) { names.insert(module + ".weight") }
+    }
+    var grids: [String: BilevelQuantizer.Configuration] = [:]
+    var kept: Set<String> = []
+    for entry in plan.entries where entry.info.name.hasPrefix(prefix) {
+      let name = String(entry.info.name.dropFirst(prefix.count))
+      guard names.contains(name) else { continue }
+      guard let spec = entry.spec else {
+        kept.insert(name)
+        continue
+      }
+      guard spec.grid == .bilevel, case .elements(let group) = spec.groupSize else {
+        throw ConvertError.invalidOption(
+          option: "--rule",
+          reason: "SPEED-Q trains \(entry.info.name) on a bilevel grid (bilevel2, bilevel4) or keeps it; "
+            + "the plan gives it '\(spec)'")
+      }
+      let own = BilevelQuantizer.Configuration(bits: spec.bits, groupSize: group, scaleGroupSize: spec.scaleGroupSize)
+      if own != grid { grids[name] = own }
+    }
+    return (grids, kept)
+  }
+
   /// SPEED-Q's stage 3 on the language model: quantization-aware training of the decoder linears
   /// on the plan's bilevel grid, distilled from the full-precision model on the calibration
   /// windows; the trained codes (and the frozen embedding, on the grid the plan gives it) replace the plan's.
@@ -177,6 +209,8 @@ extension ConvertCalibration {
   ) throws {
     var configuration = configuration
     configuration.embedding = try embeddingGrid(in: plan)
+    (configuration.linearGrids, configuration.keptLinears) = try linearGrids(
+      in: plan, layers: model.configuration.layerCount, default: configuration.grid)
     let stage = try SpeedQStage3(
       teacher: model, source: source, config: config, prefix: prefix, configuration: configuration,
       windows: windows)

@@ -2,8 +2,14 @@ import QCompute
 
 /// The settings of SPEED-Q's stage 3 (quantization-aware training with the FP model as teacher).
 public struct SpeedQConfiguration: Sendable, Equatable {
-  /// The bilevel grid of every decoder linear: `.w2g16g16` or `.w4g32g128`.
+  /// The bilevel grid of every decoder linear not named in `linearGrids` or `keptLinears`:
+  /// `.w2g16g16` or `.w4g32g128`.
   public var grid: BilevelQuantizer.Configuration
+  /// Grids that replace `grid` for some linears (unprefixed weight names), as a bit allocation
+  /// by sensitivity gives them: each linear trains against the grid its pack entry will hold.
+  public var linearGrids: [String: BilevelQuantizer.Configuration]
+  /// Linears (unprefixed weight names) written in full precision: neither quantized nor trained.
+  public var keptLinears: Set<String>
   /// Peak learning rate of the cosine schedule. The reference trains 10k steps at 8e-6; a short
   /// CPU run needs a larger step to move weights across 2-bit grid cells.
   public var learningRate: Double
@@ -58,9 +64,12 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     warmupFraction: Double = 0.03, weightDecay: Double = 0.01, batchSize: Int = 1,
     labelSmoothing: Double = 0.1, distillationWeight: Double = 1, crossEntropyWeight: Double = 1,
     maxGradientNorm: Double? = 1, clipSkipsQueryKey: Bool = true, checkpointPath: String? = nil,
-    checkpointInterval: Int = 50, stopAfterStep: Int? = nil, embedding: EmbeddingGrid = .speedQ
+    checkpointInterval: Int = 50, stopAfterStep: Int? = nil, embedding: EmbeddingGrid = .speedQ,
+    linearGrids: [String: BilevelQuantizer.Configuration] = [:], keptLinears: Set<String> = []
   ) {
     self.grid = grid
+    self.linearGrids = linearGrids
+    self.keptLinears = keptLinears
     self.learningRate = learningRate
     self.steps = steps
     self.warmupFraction = warmupFraction
@@ -83,6 +92,17 @@ public struct SpeedQConfiguration: Sendable, Equatable {
       + "batch=\(batchSize) ls=\(labelSmoothing) kd=\(distillationWeight) ce=\(crossEntropyWeight) "
       + "clip=\(maxGradientNorm.map { "\($0)" } ?? "off") qk=\(clipSkipsQueryKey)"
       + (embedding == .speedQ ? "" : " embedding=\(embedding)")
+      + (linearGrids.isEmpty ? "" : " grids=" + overrides)
+      + (keptLinears.isEmpty ? "" : " kept=" + keptLinears.sorted().joined(separator: ","))
+  }
+
+  private var overrides: String {
+    linearGrids.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+  }
+
+  /// The grid `name` trains on, or `nil` for a kept linear.
+  public func grid(for name: String) -> BilevelQuantizer.Configuration? {
+    keptLinears.contains(name) ? nil : linearGrids[name] ?? grid
   }
 }
 

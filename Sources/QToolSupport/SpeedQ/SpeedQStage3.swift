@@ -4,8 +4,9 @@ import QEngine
 import QFormats
 
 /// SPEED-Q's stage 3 for a decoder language model (speedq.md 1-3): quantization-aware training
-/// of every decoder linear on the bilevel grid through the straight-through estimator, from
-/// clip-initialised weights, with the FP model as teacher.
+/// of every decoder linear on its bilevel grid (one for all, or per linear from a bit
+/// allocation) through the straight-through estimator, from clip-initialised weights, with the
+/// FP model as teacher.
 ///
 /// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen; norms and
 /// biases stay FP and frozen. The loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's
@@ -26,8 +27,10 @@ public final class SpeedQStage3 {
   var optimizer: AdamW
   /// The frozen embedding and lm_head on their 4-bit grid, by unprefixed name.
   let frozenQuantized: [String: QuantizedMatrix]
-  /// Every decoder linear weight, unprefixed, in layer order.
+  /// The decoder linear weights that train (unprefixed, in layer order) and the grid of each;
+  /// a kept linear is in neither.
   let linearNames: [String]
+  let linearGrids: [String: BilevelQuantizer.Configuration]
 
   /// Prepares the student from `source` (usually the teacher's own checkpoint): embeddings to
   /// 4 bits, linears clip-initialised and clamped, fake quantizers set.
@@ -77,14 +80,20 @@ public final class SpeedQStage3 {
       frozen[name] = matrix
       parameters[name] = matrix.dequantize()
     }
-    // Linears: clip search, hard clamp.
+    // Linears: clip search on each one's grid, hard clamp; kept linears stay as they are, frozen.
     var names: [String] = []
+    var grids: [String: BilevelQuantizer.Configuration] = [:]
     for layer in 0..<c.layerCount {
-      for module in TrainableDecoder.linearModules(layer: layer) { names.append(module + ".weight") }
+      for module in TrainableDecoder.linearModules(layer: layer) {
+        let name = module + ".weight"
+        guard let grid = configuration.grid(for: name) else { continue }
+        names.append(name)
+        grids[name] = grid
+      }
     }
     let shapes = student.shapes
     for name in names {
-      guard let values = parameters[name], let shape = shapes[name], shape.count == 2 else {
+      guard let values = parameters[name], let shape = shapes[name], shape.count == 2, let grid = grids[name] else {
         throw SpeedQError.quantization(tensor: name, reason: "is not a matrix of the decoder")
       }
       let isQueryKey = name.contains("q_proj") || name.contains("k_proj")
@@ -92,24 +101,25 @@ public final class SpeedQStage3 {
       if let hessian = hessians[name] {
         do {
           parameters[name] = try GramClipSearch.quantize(
-            values, rows: shape[0], columns: shape[1], hessian: hessian, bits: configuration.grid.bits,
-            groupSize: .elements(configuration.grid.groupSize)
+            values, rows: shape[0], columns: shape[1], hessian: hessian, bits: grid.bits,
+            groupSize: .elements(grid.groupSize)
           ).clippedWeights
         } catch { throw SpeedQError.quantization(tensor: name, reason: "\(error)") }
       } else {
         parameters[name] = try SpeedQClipInit.clamped(
-          values, rows: shape[0], columns: shape[1], bits: configuration.grid.bits,
-          groupSize: configuration.grid.groupSize)
+          values, rows: shape[0], columns: shape[1], bits: grid.bits, groupSize: grid.groupSize)
       }
     }
     student.parameters = parameters
-    let grid = configuration.grid
-    try student.setQuantizer(
-      GroupAffineFakeQuantizer(bits: grid.bits, groupSize: grid.groupSize, scaleGroupSize: grid.scaleGroupSize),
-      for: names)
+    for grid in Set(grids.values) {
+      try student.setQuantizer(
+        GroupAffineFakeQuantizer(bits: grid.bits, groupSize: grid.groupSize, scaleGroupSize: grid.scaleGroupSize),
+        for: names.filter { grids[$0] == grid })
+    }
     student.trainable = Set(names)
     self.student = student
     self.linearNames = names
+    self.linearGrids = grids
     self.frozenQuantized = frozen
     self.optimizer = AdamW(weightDecay: configuration.weightDecay)
   }
@@ -164,12 +174,12 @@ public final class SpeedQStage3 {
     let parameters = student.parameters
     let shapes = student.shapes
     for name in linearNames {
-      guard let values = parameters[name], let shape = shapes[name] else {
+      guard let values = parameters[name], let shape = shapes[name], let grid = linearGrids[name] else {
         throw SpeedQError.quantization(tensor: name, reason: "is not a matrix of the decoder")
       }
       do {
         out[prefix + name] = try values.withUnsafeBufferPointer { (buffer) throws(QuantizeError) in
-          try BilevelQuantizer.quantize(buffer, rows: shape[0], columns: shape[1], configuration: configuration.grid)
+          try BilevelQuantizer.quantize(buffer, rows: shape[0], columns: shape[1], configuration: grid)
         }
       } catch { throw SpeedQError.quantization(tensor: name, reason: "\(error)") }
     }
