@@ -189,6 +189,33 @@ import Testing
     #expect(configuration.fingerprint.contains("\(down):w4g32g128") && configuration.fingerprint.contains("kept=\(kept)"))
   }
 
+  /// γ is the teacher's mean top-1 probability over the first `confidenceWindows` windows only,
+  /// computed here from softmax directly.
+  @Test(arguments: [1, 2, 1000])
+  func gammaAveragesTheFirstWindows(count: Int) throws {
+    let tiny = try TinyChat()
+    var configuration = SpeedQConfiguration(grid: .w2g16g16, steps: 0)
+    configuration.confidenceWindows = count
+    let stage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    _ = try stage.run()
+    let vocabulary = tiny.teacher.configuration.vocabularySize
+    var sum = 0.0
+    var positions = 0
+    for window in tiny.windows.prefix(count) {
+      let logits = try tiny.teacher.logits(tokens: window).elements.map(Double.init)
+      for row in 0..<(logits.count / vocabulary) {
+        let slice = logits[(row * vocabulary)..<((row + 1) * vocabulary)]
+        let top = slice.max() ?? 0
+        sum += 1 / slice.reduce(0.0) { $0 + Foundation.exp($1 - top) }
+        positions += 1
+      }
+    }
+    let gamma = try #require(stage.gamma)
+    #expect(abs(gamma - sum / Double(positions)) < 1e-6, "γ \(gamma), by hand \(sum / Double(positions))")
+  }
+
   /// The weights-only clip search keeps the same ranges as `GramClipSearch` under H = I, whose
   /// error Δwᵀ I Δw is the same squared weight error.
   @Test(arguments: [(1, 16), (7, 32), (8, 16), (65, 64)])

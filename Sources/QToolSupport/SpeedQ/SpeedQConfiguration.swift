@@ -30,6 +30,8 @@ public struct SpeedQConfiguration: Sendable, Equatable {
   public var maxGradientNorm: Double?
   /// Skip the clip search for q/k projections, as the reference does.
   public var clipSkipsQueryKey: Bool
+  /// Windows CAKLD's γ is averaged over before training (the first ones).
+  public var confidenceWindows: Int
   /// Where the run's latent weights and optimizer state are saved for `--resume`; `nil` keeps
   /// nothing. An existing file there is resumed from.
   public var checkpointPath: String?
@@ -63,7 +65,8 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     grid: BilevelQuantizer.Configuration = .w2g16g16, learningRate: Double = 5e-5, steps: Int = 100,
     warmupFraction: Double = 0.03, weightDecay: Double = 0.01, batchSize: Int = 1,
     labelSmoothing: Double = 0.1, distillationWeight: Double = 1, crossEntropyWeight: Double = 1,
-    maxGradientNorm: Double? = 1, clipSkipsQueryKey: Bool = true, checkpointPath: String? = nil,
+    maxGradientNorm: Double? = 1, clipSkipsQueryKey: Bool = true, confidenceWindows: Int = 100,
+    checkpointPath: String? = nil,
     checkpointInterval: Int = 50, stopAfterStep: Int? = nil, embedding: EmbeddingGrid = .speedQ,
     linearGrids: [String: BilevelQuantizer.Configuration] = [:], keptLinears: Set<String> = []
   ) {
@@ -80,6 +83,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     self.crossEntropyWeight = crossEntropyWeight
     self.maxGradientNorm = maxGradientNorm
     self.clipSkipsQueryKey = clipSkipsQueryKey
+    self.confidenceWindows = confidenceWindows
     self.checkpointPath = checkpointPath
     self.checkpointInterval = checkpointInterval
     self.stopAfterStep = stopAfterStep

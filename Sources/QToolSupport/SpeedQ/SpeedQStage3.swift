@@ -10,7 +10,7 @@ import QFormats
 ///
 /// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen; norms and
 /// biases stay FP and frozen. The loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's
-/// `γ` the teacher's mean top-1 probability over all windows, computed once before training.
+/// `γ` the teacher's mean top-1 probability over the first windows, computed once before training.
 /// Teacher logits are computed per window as needed and never stored.
 public final class SpeedQStage3 {
   public let teacher: DecoderModel
@@ -218,10 +218,12 @@ public final class SpeedQStage3 {
     return ((configuration.distillationWeight * kd + ceWeight * crossEntropy.value, kd, crossEntropy.value), gradients)
   }
 
-  /// The teacher's mean top-1 probability over every position of every window.
+  /// The teacher's mean top-1 probability over every position of the first
+  /// `configuration.confidenceWindows` windows, as the reference averages it over its first 101
+  /// batches: a mean over tens of thousands of positions, which more windows would not move.
   func teacherConfidence() throws -> Double {
     var accumulator = ConfidenceAccumulator()
-    for window in windows {
+    for window in windows.prefix(max(1, configuration.confidenceWindows)) {
       try accumulator.add(
         teacherLogits: try teacher.logits(tokens: window).elements,
         vocabularySize: teacher.configuration.vocabularySize)
