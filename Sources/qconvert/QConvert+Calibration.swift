@@ -20,7 +20,7 @@ extension QConvert {
   func calibrate(checkpoint: Checkpoint, plan: inout ConvertPlan) throws -> ConvertCalibration? {
     guard let calib else { return nil }
     var stderr = StandardError()
-    let calibration = try ConvertCalibration(
+    var calibration = try ConvertCalibration(
       checkpoint: checkpoint,
       settings: .init(
         textFile: calib, field: calibField, context: calibContext, windows: calibWindows, actOrder: actOrder))
@@ -65,7 +65,14 @@ extension QConvert {
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
         checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter)
       let quiet = self.quiet
-      try calibration.speedQ(plan: &plan, source: source, config: config, configuration: configuration) { step in
+      var calibration = calibration
+      try calibration.speedQ(
+        plan: &plan, source: source, config: config, configuration: configuration,
+        gramProgress: { done, total in
+          var stderr = StandardError()
+          if !quiet, done == total { print("qconvert: Gram matrices of \(total) windows for the clip search", to: &stderr) }
+        }
+      ) { step in
         var stderr = StandardError()
         if !quiet {
           print("qconvert: step \(step.step)/\(step.totalSteps) loss \(step.loss) lr \(step.learningRate)", to: &stderr)

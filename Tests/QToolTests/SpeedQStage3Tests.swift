@@ -189,6 +189,29 @@ import Testing
     #expect(configuration.fingerprint.contains("\(down):w4g32g128") && configuration.fingerprint.contains("kept=\(kept)"))
   }
 
+  /// Given Gram matrices, the clip search that starts training weighs each group's error by
+  /// them: the latent weights are `GramClipSearch`'s clipped weights on each linear's grid.
+  @Test func clipInitialisationUsesTheGramMatrices() throws {
+    let tiny = try TinyChat()
+    let grams = try CalibrationCollector(model: tiny.teacher).collectGrams(windows: tiny.windows)
+    let down = "model.layers.1.mlp.down_proj.weight"
+    let up = "model.layers.0.mlp.up_proj.weight"
+    var configuration = SpeedQConfiguration(grid: .w2g16g16, steps: 0)
+    configuration.linearGrids = [down: .w4g32g128]
+    let stage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows, hessians: grams)
+    for (name, rows, columns, bits, group) in [(down, 64, 128, 4, 32), (up, 128, 64, 2, 16)] {
+      let weights = try tiny.source.floats(of: name)
+      let hessian = try #require(grams[name])
+      let expected = try GramClipSearch.quantize(
+        weights, rows: rows, columns: columns, hessian: hessian, bits: bits, groupSize: .elements(group))
+      #expect(stage.student.parameters[name] == expected.clippedWeights, "\(name)")
+      let weightsOnly = try SpeedQClipInit.clamped(weights, rows: rows, columns: columns, bits: bits, groupSize: group)
+      #expect(stage.student.parameters[name] != weightsOnly, "\(name): the Gram matrix changed nothing")
+    }
+  }
+
   /// γ is the teacher's mean top-1 probability over the first `confidenceWindows` windows only,
   /// computed here from softmax directly.
   @Test(arguments: [1, 2, 1000])

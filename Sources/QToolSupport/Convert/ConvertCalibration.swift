@@ -28,6 +28,8 @@ public struct ConvertCalibration {
   public let windows: [[Int]]
   public let prefix: String
   let location: String
+  /// Input Gram matrices of the decoder linears (prefixed names), once a step has collected them.
+  public private(set) var grams: [String: Matrix<Double>]?
 
   /// Loads the checkpoint's decoder and tokenizer and cuts the calibration text into windows.
   public init(checkpoint: Checkpoint, settings: Settings) throws {
@@ -40,13 +42,24 @@ public struct ConvertCalibration {
     location = checkpoint.location
   }
 
-  /// The relative output error of quantizing each linear layer alone at each candidate grid.
-  public func sensitivity(candidates: [CalibratedGrid], progress: ((Int, Int) -> Void)? = nil) throws
+  /// The relative output error of quantizing each linear layer alone at each candidate grid,
+  /// from Gram matrices over every window (kept for the steps after it).
+  public mutating func sensitivity(candidates: [CalibratedGrid], progress: ((Int, Int) -> Void)? = nil) throws
     -> SensitivityReport
   {
-    let collector = CalibrationCollector(model: model, prefix: prefix)
-    let grams = try collector.collectGrams(windows: windows, progress: progress)
+    let grams = try collectGrams(windows: windows.count, progress: progress)
     return try SensitivityReport.compute(model: model, grams: grams, candidates: candidates, prefix: prefix)
+  }
+
+  /// The Gram matrices collected so far, or those of the first `count` windows.
+  mutating func collectGrams(windows count: Int, progress: ((Int, Int) -> Void)? = nil) throws
+    -> [String: Matrix<Double>]
+  {
+    if let grams { return grams }
+    let collector = CalibrationCollector(model: model, prefix: prefix)
+    let collected = try collector.collectGrams(windows: Array(windows.prefix(count)), progress: progress)
+    grams = collected
+    return collected
   }
 
   /// Replaces the plan's spec of every tensor in `grids` (a bit allocation) by that grid.
@@ -203,17 +216,31 @@ extension ConvertCalibration {
   /// SPEED-Q's stage 3 on the language model: quantization-aware training of the decoder linears
   /// on the plan's bilevel grid, distilled from the full-precision model on the calibration
   /// windows; the trained codes (and the frozen embedding, on the grid the plan gives it) replace the plan's.
-  public func speedQ(
+  ///
+  /// The clip search that initialises the linears weighs each group's error by the calibration
+  /// Gram matrices: those of `--target-bpw` when it ran, else of the first windows γ is taken
+  /// from. A run resuming from a checkpoint skips them, as its latent weights are in the file.
+  public mutating func speedQ(
     plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig,
-    configuration: SpeedQConfiguration, progress: @escaping (SpeedQProgress) -> Void
+    configuration: SpeedQConfiguration, gramProgress: ((Int, Int) -> Void)? = nil,
+    progress: @escaping (SpeedQProgress) -> Void
   ) throws {
     var configuration = configuration
     configuration.embedding = try embeddingGrid(in: plan)
     (configuration.linearGrids, configuration.keptLinears) = try linearGrids(
       in: plan, layers: model.configuration.layerCount, default: configuration.grid)
+    var hessians: [String: Matrix<Double>] = [:]
+    let resuming = configuration.checkpointPath.map { FileManager.default.fileExists(atPath: $0) } ?? false
+    if !resuming {
+      for (name, gram) in try collectGrams(windows: configuration.confidenceWindows, progress: gramProgress)
+      where name.hasPrefix(prefix) {
+        hessians[String(name.dropFirst(prefix.count))] = gram
+      }
+    }
     let stage = try SpeedQStage3(
       teacher: model, source: source, config: config, prefix: prefix, configuration: configuration,
-      windows: windows)
+      windows: windows, hessians: hessians)
+    grams = nil  // only the initialisation needed them; training runs for long
     let results = try stage.run(progress: progress)
     for index in plan.entries.indices {
       let entry = plan.entries[index]

@@ -42,7 +42,7 @@ public final class SpeedQStage3 {
   ///   `TrainableDecoder` throws for a checkpoint that does not fit `config`.
   public init(
     teacher: DecoderModel, source: any TensorSource, config: ModelConfig, prefix: String = "",
-    configuration: SpeedQConfiguration, windows: [[Int]], hessians: [String: Matrix<Float>] = [:]
+    configuration: SpeedQConfiguration, windows: [[Int]], hessians: [String: Matrix<Double>] = [:]
   ) throws {
     guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 2 }) else {
       throw SpeedQError.invalidInput(operation: "SpeedQ stage 3", reason: "needs windows of at least 2 tokens")
