@@ -4,9 +4,10 @@
 #   Tests/Fuzz/run-fuzz.sh [RUNS] [TARGET...]
 #
 # RUNS defaults to 1,000,000 per target; FUZZ_SECONDS, when set, also stops each target after
-# that many seconds (the summary then shows the executions reached). Seeds come from corpus/<target>/; new inputs go to a
-# scratch corpus under .fuzz-work/ (not committed). A crash, timeout (> 1 s) or sanitizer
-# report stops that target; its input is minimised into .fuzz-work/<target>/ and the script
+# that many seconds (the summary then shows the executions reached). FUZZ_JOBS (default 1) runs
+# that many fuzzers side by side per target, each doing its share of RUNS; the summary adds them.
+# Seeds come from corpus/<target>/; new inputs go to a scratch corpus under .fuzz-work/ (not
+# committed). A crash, timeout (> 1 s) or sanitizer report stops that target (all its jobs); its input is minimised into .fuzz-work/<target>/ and the script
 # exits 1 after the summary. Crashers worth keeping go to Fixtures/malformed-found/ by hand,
 # with a test that expects the error.
 set -euo pipefail
@@ -40,6 +41,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1}"
 # on top of that, symbolicates for minutes and holds the run (and the minimiser) until it is done.
 export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}"
 
+jobs="${FUZZ_JOBS:-1}"
 status=0
 summary=()
 for target in "${targets[@]}"; do
@@ -74,14 +76,32 @@ for target in "${targets[@]}"; do
     target_asan="$target_asan:quarantine_size_mb=16:symbolize=0"
   fi
   if [ -n "${FUZZ_SECONDS:-}" ]; then extra+=(-max_total_time="$FUZZ_SECONDS"); fi
-  set +e
-  ASAN_OPTIONS="$target_asan" ".build-fuzz/release/fuzz-$target" -runs="$runs" -timeout=1 -rss_limit_mb=2048 \
-    -max_len="$(max_len "$target")" -artifact_prefix="$work/" -print_final_stats=1 \
-    "${extra[@]}" "$work/corpus" "corpus/$target" >"$log" 2>&1
-  code=$?
-  set -e
+  # FUZZ_JOBS independent fuzzers share the target's work: each runs its share of the executions
+  # into the same corpus (libFuzzer rereads it for the others' finds), with its own log.
+  logs=("$log")
+  if [ "$jobs" -gt 1 ]; then logs=(); for j in $(seq 1 "$jobs"); do logs+=("$work/fuzz-$j.log"); done; fi
+  pids=()
+  for job_log in "${logs[@]}"; do
+    ASAN_OPTIONS="$target_asan" ".build-fuzz/release/fuzz-$target" -runs="$(( (runs + jobs - 1) / jobs ))" \
+      -timeout=1 -rss_limit_mb=2048 -max_len="$(max_len "$target")" -artifact_prefix="$work/" \
+      -print_final_stats=1 "${extra[@]}" "$work/corpus" "corpus/$target" >"$job_log" 2>&1 &
+    pids+=($!)
+  done
+  code=0
+  for _ in "${pids[@]}"; do
+    job_code=0
+    wait -n "${pids[@]}" || job_code=$?
+    if [ "$job_code" -ne 0 ] && [ "$job_code" -ne 127 ]; then
+      [ "$code" -ne 0 ] || code=$job_code
+      kill "${pids[@]}" 2>/dev/null || true
+    fi
+  done
   elapsed=$(( $(date +%s) - start ))
-  executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  executions=0
+  for job_log in "${logs[@]}"; do
+    count=$(sed -n 's/^stat::number_of_executed_units: *//p' "$job_log" | tail -1)
+    executions=$(( executions + ${count:-0} ))
+  done
   crashes=$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) \
     ! -name '*.min' | wc -l)
   if [ "$code" -ne 0 ]; then
