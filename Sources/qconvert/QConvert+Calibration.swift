@@ -20,7 +20,7 @@ extension QConvert {
   func calibrate(checkpoint: Checkpoint, plan: inout ConvertPlan) throws -> ConvertCalibration? {
     guard let calib else { return nil }
     var stderr = StandardError()
-    var calibration = try ConvertCalibration(
+    let calibration = try ConvertCalibration(
       checkpoint: checkpoint,
       settings: .init(
         textFile: calib, field: calibField, context: calibContext, windows: calibWindows, actOrder: actOrder))
@@ -65,7 +65,6 @@ extension QConvert {
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
         checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter)
       let quiet = self.quiet
-      var calibration = calibration
       try calibration.speedQ(
         plan: &plan, source: source, config: config, configuration: configuration,
         gramProgress: { done, total in

@@ -28,8 +28,13 @@ public struct ConvertCalibration {
   public let windows: [[Int]]
   public let prefix: String
   let location: String
-  /// Input Gram matrices of the decoder linears (prefixed names), once a step has collected them.
-  public private(set) var grams: [String: Matrix<Double>]?
+  /// Input Gram matrices of the decoder linears (prefixed names) that one step collected for the
+  /// next: shared by every copy, so that dropping them before training frees them.
+  private let gramCache = GramCache()
+
+  private final class GramCache {
+    var grams: [String: Matrix<Double>]?
+  }
 
   /// Loads the checkpoint's decoder and tokenizer and cuts the calibration text into windows.
   public init(checkpoint: Checkpoint, settings: Settings) throws {
@@ -44,7 +49,7 @@ public struct ConvertCalibration {
 
   /// The relative output error of quantizing each linear layer alone at each candidate grid,
   /// from Gram matrices over every window (kept for the steps after it).
-  public mutating func sensitivity(candidates: [CalibratedGrid], progress: ((Int, Int) -> Void)? = nil) throws
+  public func sensitivity(candidates: [CalibratedGrid], progress: ((Int, Int) -> Void)? = nil) throws
     -> SensitivityReport
   {
     let grams = try collectGrams(windows: windows.count, progress: progress)
@@ -52,13 +57,13 @@ public struct ConvertCalibration {
   }
 
   /// The Gram matrices collected so far, or those of the first `count` windows.
-  mutating func collectGrams(windows count: Int, progress: ((Int, Int) -> Void)? = nil) throws
+  func collectGrams(windows count: Int, progress: ((Int, Int) -> Void)? = nil) throws
     -> [String: Matrix<Double>]
   {
-    if let grams { return grams }
+    if let grams = gramCache.grams { return grams }
     let collector = CalibrationCollector(model: model, prefix: prefix)
     let collected = try collector.collectGrams(windows: Array(windows.prefix(count)), progress: progress)
-    grams = collected
+    gramCache.grams = collected
     return collected
   }
 
@@ -220,7 +225,7 @@ extension ConvertCalibration {
   /// The clip search that initialises the linears weighs each group's error by the calibration
   /// Gram matrices: those of `--target-bpw` when it ran, else of the first windows γ is taken
   /// from. A run resuming from a checkpoint skips them, as its latent weights are in the file.
-  public mutating func speedQ(
+  public func speedQ(
     plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig,
     configuration: SpeedQConfiguration, gramProgress: ((Int, Int) -> Void)? = nil,
     progress: @escaping (SpeedQProgress) -> Void
@@ -240,7 +245,7 @@ extension ConvertCalibration {
     let stage = try SpeedQStage3(
       teacher: model, source: source, config: config, prefix: prefix, configuration: configuration,
       windows: windows, hessians: hessians)
-    grams = nil  // only the initialisation needed them; training runs for long
+    gramCache.grams = nil  // only the initialisation needed them; training runs for long
     let results = try stage.run(progress: progress)
     for index in plan.entries.indices {
       let entry = plan.entries[index]
