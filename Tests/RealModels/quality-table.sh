@@ -35,6 +35,8 @@
 #   env: WINDOWS (16), CONTEXT (512), METHODS ("rtn clip hqq gptq speedq", add adaround), PLAN,
 #        QAT_STEPS (60), QAT_LR (5e-5), QAT_EMBEDDING (a rule SPEC such as 8g32:sym for the
 #        embedding of speedq rows, which then trains against it; empty: SPEED-Q's 4-bit policy),
+#        QAT_TARGET_BPW (bits per weight of the linears for speedq rows: a bilevel grid per linear
+#        by sensitivity, each trained on its own; empty: the row's grid everywhere),
 #        CALIB_WINDOWS (32), LLAMA_TYPES ("Q2_K Q4_K_M"),
 #        MLX_BITS ("2 3 4"), THREADS (2), OUT (work folder, .build/quality-table), TSV
 #        (OUT/quality-table.tsv), MODELS_DIR (~/.cache/qtoolchain-models), PYTHON (python3),
@@ -59,6 +61,7 @@ PLAN=${PLAN:-"fp16 ours:w2g16g16 llama.cpp mlx ours:4g64 ours:3g64 ours:2g64 our
 QAT_STEPS=${QAT_STEPS:-60}
 QAT_LR=${QAT_LR:-5e-5}
 QAT_EMBEDDING=${QAT_EMBEDDING:-}
+QAT_TARGET_BPW=${QAT_TARGET_BPW:-}
 CALIB_WINDOWS=${CALIB_WINDOWS:-32}
 LLAMA_TYPES=${LLAMA_TYPES:-"Q2_K Q4_K_M"}
 MLX_BITS=${MLX_BITS:-"2 3 4"}
@@ -209,7 +212,8 @@ ours_arguments() {
         rtn) ARGS=(--method bilevel --bits "$bits") ;;
         speedq)
           ARGS=(--method speedq --bits "$bits" "${calib[@]}" --qat-steps "$QAT_STEPS" --qat-lr "$QAT_LR")
-          [ -n "$QAT_EMBEDDING" ] && ARGS+=(--rule "embed_tokens\\.weight\$=$QAT_EMBEDDING") ;;
+          [ -n "$QAT_EMBEDDING" ] && ARGS+=(--rule "embed_tokens\\.weight\$=$QAT_EMBEDDING")
+          [ -n "$QAT_TARGET_BPW" ] && ARGS+=(--target-bpw "$QAT_TARGET_BPW") ;;
         gptq | adaround)
           # The bilevel grid on the decoder linears, SPEED-Q's 4-bit symmetric g32 embedding.
           ARGS=(--method "$method" --bits "$bits" "${calib[@]}"
@@ -233,6 +237,7 @@ row_ours() {
   for method in ${methods//,/ }; do
     local name="ours-$method-$grid"
     [ "$method" = speedq ] && [ -n "$QAT_EMBEDDING" ] && name="$name-embed-$QAT_EMBEDDING"
+    [ "$method" = speedq ] && [ -n "$QAT_TARGET_BPW" ] && name="$name-bpw-$QAT_TARGET_BPW"
     if ! "$QC" --help 2>&1 | tr '\n' ' ' | grep -qE "values: +rtn[^)]*\b$method\b"; then
       say "$name: qconvert has no '--method $method': skipped"
       continue
