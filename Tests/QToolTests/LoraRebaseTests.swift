@@ -205,7 +205,7 @@ private func temporaryFolder(_ name: String) -> String {
       try Data(tokenizer.utf8)
         .write(to: URL(fileURLWithPath: (base as NSString).appendingPathComponent("tokenizer.json")))
     }
-    var config = try String(
+    let config = try String(
       contentsOfFile: (tinyLlama as NSString).appendingPathComponent("config.json"), encoding: .utf8)
     try config.write(toFile: (oldBase as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
     try config.write(toFile: (newBase as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
