@@ -67,11 +67,12 @@ for target in "${targets[@]}"; do
     # H5_term_library. No libhdf5 identifier stays open after any input, failed opens included
     # (H5Fget_obj_count), and closing the library after every input (H5close()) showed nothing over
     # 29k inputs, 11k of them with libhdf5's free lists off so that ASan sees its reuse of memory
-    # (H5set_free_list_limits(0, 0, 0, 0, 0, 0)). The likeliest cause is libhdf5 writing into memory it keeps on
-    # its own free lists, which ASan cannot see, on a path the worker does not take: it reads no
-    # tensor data, and H5Dread is where the parent met libhdf5_chunk_past_dataset.h5,
-    # libhdf5_enum_base_size.h5 and libhdf5_compact_short.h5 (overreads, caught by ASan). Should it
-    # recur, rerun the corpus with a build that makes those two calls around each input.
+    # (H5set_free_list_limits(0, 0, 0, 0, 0, 0)). The likeliest cause is libhdf5 writing into
+    # memory it keeps on its own free lists, which ASan cannot see, on a path the worker does not
+    # take: it reads no tensor data, and H5Dread is where the parent met
+    # libhdf5_chunk_past_dataset.h5, libhdf5_chunk_past_shape.h5, libhdf5_enum_base_size.h5 and
+    # libhdf5_compact_short.h5 (overreads, caught by ASan). Should it recur, rerun the corpus with
+    # a build that makes those two calls around each input.
     target_asan="$ASAN_OPTIONS:detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=2048"
     target_asan="$target_asan:quarantine_size_mb=16:symbolize=0"
   fi

@@ -66,6 +66,25 @@ import Testing
     }
   }
 
+  /// Chunks of 16 x 512 in a 64 x 8 dataset whose maximum shape claims 64 x 2^52 + 8, two fields
+  /// changed from `Fixtures/hdf5/basic.h5`: the chunks fit the maximum shape, and libhdf5 1.10's
+  /// `H5Dread` read from past the chunk it inflated. Reading it now fails with one line naming the
+  /// dataset; the file's other tensors still read.
+  @Test func chunkLargerThanTheDatasetShapeFailsWithAnError() throws {
+    let path = Self.path("libhdf5_chunk_past_shape.h5")
+    let file = try HDF5File(path: path)
+    #expect(throws: HDF5Error.unsupportedDataset(
+      path: path, name: "chunked", reason: "its chunks [16, 512] are larger than its shape [64, 8]")
+    ) {
+      _ = try file.floats(of: "chunked")
+    }
+    let others = file.tensors.map(\.name).filter { $0 != "chunked" }
+    #expect(others.count > 10)
+    for name in others {
+      #expect(throws: Never.self) { _ = try file.withRawBytes(of: name) { $0.count } }
+    }
+  }
+
   /// A one-byte bool enum whose base type claims 20 bytes, one byte changed from
   /// `Fixtures/hdf5/basic.h5`: libhdf5 1.10's `H5Dread` compared its values 20 bytes at a time,
   /// past the one byte each it stores. Such an enum is not read as BOOL but skipped with a reason;

@@ -169,14 +169,18 @@ public final class HDF5File: TensorSource {
     }
   }
 
-  /// Refuses a chunked dataset whose chunks are empty, or larger than its fixed maximum shape
-  /// along some dimension, as libhdf5 refuses to create one.
+  /// Refuses a chunked dataset whose chunks are empty, larger than its fixed maximum shape along
+  /// some dimension (as libhdf5 refuses to create one), or larger than its current shape along a
+  /// dimension that holds data.
   ///
-  /// libhdf5 1.10 reads such a dataset from a file without that check, and `H5Dread` then copies a
-  /// whole chunk's worth of bytes out of the smaller buffer it decompressed the stored chunk into
+  /// libhdf5 1.10 reads such a dataset from a file without those checks, and `H5Dread` then copies
+  /// a whole chunk's worth of bytes out of the smaller buffer it decompressed the stored chunk into
   /// (`Fixtures/malformed-found/libhdf5_chunk_past_dataset.h5`: chunks of 46096 x 8 in a 64 x 8
-  /// dataset). The walk in `HDF5ChildProbe`'s worker reads no data, so this check is what stands
-  /// between such a file and the overread.
+  /// dataset; `libhdf5_chunk_past_shape.h5`: chunks of 16 x 512 in a 64 x 8 dataset whose
+  /// maximum shape was raised to 64 x 2^52). A real checkpoint's chunks lie within its tensors; an
+  /// extendible dataset chunked beyond its present data is refused with the rest. The walk in
+  /// `HDF5ChildProbe`'s worker reads no data, so this check is what stands between such a file
+  /// and the overread.
   /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout`, `H5Pget_chunk` and
   /// `H5Sget_simple_extent_dims`.
   private func checkChunkShape(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
@@ -194,14 +198,19 @@ public final class HDF5File: TensorSource {
     let fits = chunkRank == rank && (0..<rank).allSatisfy { axis in
       chunk[axis] > 0 && (current[axis] == 0 || maximum[axis] == unlimited || chunk[axis] <= maximum[axis])
     }
+    let shape = { (dims: [hsize_t], count: Int) in
+      "[" + dims.prefix(count).map(String.init).joined(separator: ", ") + "]"
+    }
     if !fits {
-      let shape = { (dims: [hsize_t], count: Int) in
-        "[" + dims.prefix(count).map(String.init).joined(separator: ", ") + "]"
-      }
       let chunks = shape(chunk, min(chunkRank, rank))
       throw HDF5Error.unsupportedDataset(
         path: location, name: name,
         reason: "its chunks \(chunks) do not fit its maximum shape \(shape(maximum, rank))")
+    }
+    if (0..<rank).contains(where: { current[$0] > 0 && chunk[$0] > current[$0] }) {
+      throw HDF5Error.unsupportedDataset(
+        path: location, name: name,
+        reason: "its chunks \(shape(chunk, rank)) are larger than its shape \(shape(current, rank))")
     }
   }
 }
