@@ -89,12 +89,17 @@ for target in "${targets[@]}"; do
     pids+=($!)
   done
   code=0
-  for _ in "${pids[@]}"; do
+  running=("${pids[@]}")
+  while [ "${#running[@]}" -gt 0 ]; do
     job_code=0
-    wait -n "${pids[@]}" || job_code=$?
-    if [ "$job_code" -ne 0 ] && [ "$job_code" -ne 127 ]; then
+    finished=
+    wait -n -p finished "${running[@]}" || job_code=$?
+    remaining=()
+    for pid in "${running[@]}"; do [ "$pid" = "$finished" ] || remaining+=("$pid"); done
+    running=("${remaining[@]}")
+    if [ "$job_code" -ne 0 ]; then
       [ "$code" -ne 0 ] || code=$job_code
-      kill "${pids[@]}" 2>/dev/null || true
+      kill "${running[@]}" 2>/dev/null || true
     fi
   done
   elapsed=$(( $(date +%s) - start ))
