@@ -126,8 +126,12 @@ public final class HDF5File: TensorSource {
     let context = HDF5Context(path: location, object: plan.objectPath)
     let dataset = try context.open(
       "H5Dopen2", H5Dopen2(file.id, plan.objectPath, chdf5_p_default()))
-    try checkChunkShape(of: dataset, name: plan.info.name, context: context)
-    try checkCompactStorage(of: dataset, name: plan.info.name, context: context)
+    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
+    switch H5Pget_layout(properties.id) {
+    case H5D_CHUNKED: try checkChunkShape(of: dataset, properties: properties, name: plan.info.name, context: context)
+    case H5D_COMPACT: try checkCompactStorage(of: dataset, name: plan.info.name, context: context)
+    default: break
+    }
     let memoryType: HDF5Object
     switch plan.memory {
     case .native(let make):
@@ -152,10 +156,8 @@ public final class HDF5File: TensorSource {
   /// copies as many bytes out of that buffer as the dataspace asks for without comparing the two
   /// (`Fixtures/malformed-found/libhdf5_compact_short.h5`: 0 bytes stored for a 2-byte dataset, a
   /// copy from a null pointer).
-  /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout` and `H5Dget_storage_size`.
+  /// The corresponding C function is `H5Dget_storage_size`.
   private func checkCompactStorage(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
-    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
-    guard H5Pget_layout(properties.id) == H5D_COMPACT else { return }
     let fileType = try context.open("H5Dget_type", H5Dget_type(dataset.id))
     let space = try context.open("H5Dget_space", H5Dget_space(dataset.id))
     let elements = try context.check("H5Sget_simple_extent_npoints", H5Sget_simple_extent_npoints(space.id))
@@ -181,11 +183,10 @@ public final class HDF5File: TensorSource {
   /// extendible dataset chunked beyond its present data is refused with the rest. The walk in
   /// `HDF5ChildProbe`'s worker reads no data, so this check is what stands between such a file
   /// and the overread.
-  /// The corresponding C functions are `H5Dget_create_plist`, `H5Pget_layout`, `H5Pget_chunk` and
-  /// `H5Sget_simple_extent_dims`.
-  private func checkChunkShape(of dataset: HDF5Object, name: String, context: HDF5Context) throws(HDF5Error) {
-    let properties = try context.open("H5Dget_create_plist", H5Dget_create_plist(dataset.id))
-    guard H5Pget_layout(properties.id) == H5D_CHUNKED else { return }
+  /// The corresponding C functions are `H5Pget_chunk` and `H5Sget_simple_extent_dims`.
+  private func checkChunkShape(
+    of dataset: HDF5Object, properties: HDF5Object, name: String, context: HDF5Context
+  ) throws(HDF5Error) {
     let space = try context.open("H5Dget_space", H5Dget_space(dataset.id))
     let rank = Int(try context.check("H5Sget_simple_extent_ndims", H5Sget_simple_extent_ndims(space.id)))
     var current = [hsize_t](repeating: 0, count: max(rank, 1))
