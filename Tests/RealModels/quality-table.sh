@@ -37,6 +37,10 @@
 #        embedding of speedq rows, which then trains against it; empty: SPEED-Q's 4-bit policy),
 #        QAT_TARGET_BPW (bits per weight of the linears for speedq rows: a bilevel grid per linear
 #        by sensitivity, each trained on its own; empty: the row's grid everywhere),
+#        QAT_CHECKPOINT (a training-state file for speedq rows: a run resumes from it, so a long
+#        training can be spread over several runs with the same settings), QAT_STOP_AFTER (stop
+#        training after this global step and measure the pack so far; with QAT_CHECKPOINT a later run
+#        goes on from there),
 #        CALIB_WINDOWS (32), LLAMA_TYPES ("Q2_K Q4_K_M"),
 #        MLX_BITS ("2 3 4"), THREADS (2), OUT (work folder, .build/quality-table), TSV
 #        (OUT/quality-table.tsv), MODELS_DIR (~/.cache/qtoolchain-models), PYTHON (python3),
@@ -62,6 +66,8 @@ QAT_STEPS=${QAT_STEPS:-60}
 QAT_LR=${QAT_LR:-5e-5}
 QAT_EMBEDDING=${QAT_EMBEDDING:-}
 QAT_TARGET_BPW=${QAT_TARGET_BPW:-}
+QAT_CHECKPOINT=${QAT_CHECKPOINT:-}
+QAT_STOP_AFTER=${QAT_STOP_AFTER:-}
 CALIB_WINDOWS=${CALIB_WINDOWS:-32}
 LLAMA_TYPES=${LLAMA_TYPES:-"Q2_K Q4_K_M"}
 MLX_BITS=${MLX_BITS:-"2 3 4"}
@@ -213,7 +219,9 @@ ours_arguments() {
         speedq)
           ARGS=(--method speedq --bits "$bits" "${calib[@]}" --qat-steps "$QAT_STEPS" --qat-lr "$QAT_LR")
           [ -n "$QAT_EMBEDDING" ] && ARGS+=(--rule "embed_tokens\\.weight\$=$QAT_EMBEDDING")
-          [ -n "$QAT_TARGET_BPW" ] && ARGS+=(--target-bpw "$QAT_TARGET_BPW") ;;
+          [ -n "$QAT_TARGET_BPW" ] && ARGS+=(--target-bpw "$QAT_TARGET_BPW")
+          [ -n "$QAT_CHECKPOINT" ] && ARGS+=(--qat-checkpoint "$QAT_CHECKPOINT")
+          [ -n "$QAT_STOP_AFTER" ] && ARGS+=(--qat-stop-after "$QAT_STOP_AFTER") ;;
         gptq | adaround)
           # The bilevel grid on the decoder linears, SPEED-Q's 4-bit symmetric g32 embedding.
           ARGS=(--method "$method" --bits "$bits" "${calib[@]}"
@@ -238,6 +246,7 @@ row_ours() {
     local name="ours-$method-$grid"
     [ "$method" = speedq ] && [ -n "$QAT_EMBEDDING" ] && name="$name-embed-$QAT_EMBEDDING"
     [ "$method" = speedq ] && [ -n "$QAT_TARGET_BPW" ] && name="$name-bpw-$QAT_TARGET_BPW"
+    [ "$method" = speedq ] && [ -n "$QAT_STOP_AFTER" ] && name="$name-step-$QAT_STOP_AFTER"
     if ! "$QC" --help 2>&1 | tr '\n' ' ' | grep -qE "values: +rtn[^)]*\b$method\b"; then
       say "$name: qconvert has no '--method $method': skipped"
       continue
