@@ -6,11 +6,16 @@ struct SendableMutablePointer<Element>: @unchecked Sendable {
   init(_ pointer: UnsafeMutablePointer<Element>?) { self.pointer = pointer }
 }
 
-/// Runs `body` over blocks of rows, concurrently once the matrix is large enough to pay for it.
-func forEachRowBlock(
-  rows: Int, elementsPerRow: Int, _ body: (Range<Int>) -> Void
+/// Runs `body` over blocks of rows, concurrently once the matrix is large enough to pay for it:
+/// at least two blocks of `minimumElementsPerBlock` elements. Each row is in exactly one block,
+/// so element-wise work gives the same result however the rows are split.
+///
+/// Only element-wise work belongs here; BLAS calls stay on the calling thread, where OpenBLAS
+/// already uses every core.
+public func forEachRowBlock(
+  rows: Int, elementsPerRow: Int, minimumElementsPerBlock: Int = 1 << 16, _ body: (Range<Int>) -> Void
 ) {
-  let minimumElementsPerBlock = 1 << 16
+  guard rows > 0 else { return }
   let elements = rows * max(elementsPerRow, 1)
   guard rows > 1, elements >= 2 * minimumElementsPerBlock else {
     body(0..<rows)

@@ -48,13 +48,8 @@ public struct AdamW: Sendable {
       }
       var m = firstMoments.removeValue(forKey: name) ?? [Float](repeating: 0, count: values.count)
       var v = secondMoments.removeValue(forKey: name) ?? [Float](repeating: 0, count: values.count)
-      for index in values.indices {
-        let g = gradient[index]
-        m[index] = b1 * m[index] + (1 - b1) * g
-        v[index] = b2 * v[index] + (1 - b2) * g * g
-        values[index] *= decay
-        values[index] -= stepSize * m[index] / (v[index].squareRoot() / root2 + eps)
-      }
+      let moments = AdamMoments(b1: b1, b2: b2, decay: decay, stepSize: stepSize, root2: root2, eps: eps)
+      moments.apply(gradient, to: &values, first: &m, second: &v)
       parameters[name] = values
       firstMoments[name] = m
       secondMoments[name] = v
@@ -70,6 +65,54 @@ public struct AdamW: Sendable {
       if let (index, value) = found {
         throw .invalidInput(
           operation: "AdamW step \(step)", reason: "the gradient of parameter '\(name)' holds \(value) at index \(index[0])")
+      }
+    }
+  }
+}
+
+/// One AdamW step's constants, applied element by element across the cores: every element
+/// gets the same arithmetic in the same order as a serial loop, so the split changes nothing.
+struct AdamMoments {
+  let b1: Float
+  let b2: Float
+  let decay: Float
+  let stepSize: Float
+  let root2: Float
+  let eps: Float
+
+  /// Chunks small enough to split a 576-wide norm, large enough to amortize a worker.
+  static let chunk = 4096
+
+  func apply(_ gradient: [Float], to values: inout [Float], first m: inout [Float], second v: inout [Float]) {
+    let count = values.count
+    guard count > 0 else { return }
+    gradient.withUnsafeBufferPointer { g in
+      values.withUnsafeMutableBufferPointer { p in
+        m.withUnsafeMutableBufferPointer { mp in
+          v.withUnsafeMutableBufferPointer { vp in
+            guard let gBase = g.baseAddress, let pBase = p.baseAddress, let mBase = mp.baseAddress,
+              let vBase = vp.baseAddress
+            else { return }
+            let (parameters, firsts, seconds) = (
+              SharedMutablePointer(pointer: pBase), SharedMutablePointer(pointer: mBase),
+              SharedMutablePointer(pointer: vBase)
+            )
+            let gradients = SharedMutablePointer(pointer: UnsafeMutablePointer(mutating: gBase))
+            let chunk = Self.chunk
+            forEachRowBlock(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk, minimumElementsPerBlock: engineBlockElements) { range in
+              for index in (range.lowerBound * chunk)..<min(count, range.upperBound * chunk) {
+                let g = gradients.pointer[index]
+                let mNew = b1 * firsts.pointer[index] + (1 - b1) * g
+                let vNew = b2 * seconds.pointer[index] + (1 - b2) * g * g
+                firsts.pointer[index] = mNew
+                seconds.pointer[index] = vNew
+                var w = parameters.pointer[index] * decay
+                w -= stepSize * mNew / (vNew.squareRoot() / root2 + eps)
+                parameters.pointer[index] = w
+              }
+            }
+          }
+        }
       }
     }
   }

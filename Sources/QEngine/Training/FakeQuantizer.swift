@@ -1,3 +1,5 @@
+import QCompute
+
 /// Rounds a latent weight onto a quantization grid in the forward pass of quantization-aware
 /// training; the backward is the straight-through estimator, which passes the gradient where
 /// the weight lies inside the grid's range and stops it where it was clamped.
@@ -29,20 +31,32 @@ public struct GroupAffineFakeQuantizer: FakeQuantizer {
     // Row r = j * rows + o holds W[o, j*g ..< (j+1)*g], as in the reference.
     var scales = [Float](repeating: 0, count: groups * rows)
     var zeros = scales
-    for j in 0..<groups {
-      for o in 0..<rows {
-        let start = o * columns + j * group
-        let end = o * columns + min(columns, (j + 1) * group)
-        var low = Float.infinity
-        var high = -Float.infinity
-        for index in start..<end {
-          low = min(low, weight[index])
-          high = max(high, weight[index])
+    guard rows > 0, columns > 0 else { return ([Float](repeating: 0, count: weight.count), [Bool](repeating: false, count: weight.count)) }
+    weight.withUnsafeBufferPointer { w in
+      scales.withUnsafeMutableBufferPointer { scaleBuffer in
+        zeros.withUnsafeMutableBufferPointer { zeroBuffer in
+          let (scaleOut, zeroOut) = (
+            SharedMutablePointer(pointer: scaleBuffer.baseAddress!), SharedMutablePointer(pointer: zeroBuffer.baseAddress!)
+          )
+          forEachRowBlock(rows: rows, elementsPerRow: columns, minimumElementsPerBlock: engineBlockElements) { range in
+            for o in range {
+              for j in 0..<groups {
+                let start = o * columns + j * group
+                let end = o * columns + min(columns, (j + 1) * group)
+                var low = Float.infinity
+                var high = -Float.infinity
+                for index in start..<end {
+                  low = min(low, w[index])
+                  high = max(high, w[index])
+                }
+                if low == high { (low, high) = (-1, 1) }
+                let scale = max((high - low) / top, 1e-5)
+                scaleOut.pointer[j * rows + o] = scale
+                zeroOut.pointer[j * rows + o] = min(max((-low / scale).rounded(.toNearestOrEven), 0), top)
+              }
+            }
+          }
         }
-        if low == high { (low, high) = (-1, 1) }
-        let scale = max((high - low) / top, 1e-5)
-        scales[j * rows + o] = scale
-        zeros[j * rows + o] = min(max((-low / scale).rounded(.toNearestOrEven), 0), top)
       }
     }
     var quantizedScales = scales
@@ -64,15 +78,35 @@ public struct GroupAffineFakeQuantizer: FakeQuantizer {
     }
     var values = [Float](repeating: 0, count: weight.count)
     var passes = [Bool](repeating: false, count: weight.count)
-    for o in 0..<rows {
-      for column in 0..<columns {
-        let slot = (column / group) * rows + o
-        let scale = quantizedScales[slot]
-        let zero = zeros[slot]
-        let w = weight[o * columns + column]
-        let code = min(max((w / scale + zero).rounded(.toNearestOrEven), 0), top)
-        values[o * columns + column] = scale * (code - zero)
-        passes[o * columns + column] = -scale * zero <= w && w <= scale * (top - zero)
+    weight.withUnsafeBufferPointer { w in
+      quantizedScales.withUnsafeBufferPointer { scaleBuffer in
+        zeros.withUnsafeBufferPointer { zeroBuffer in
+          values.withUnsafeMutableBufferPointer { valueBuffer in
+            passes.withUnsafeMutableBufferPointer { passBuffer in
+              let (valueOut, passOut) = (
+                SharedMutablePointer(pointer: valueBuffer.baseAddress!), SharedMutablePointer(pointer: passBuffer.baseAddress!)
+              )
+              forEachRowBlock(rows: rows, elementsPerRow: columns, minimumElementsPerBlock: engineBlockElements) { range in
+                for o in range {
+                  for j in 0..<groups {
+                    let slot = j * rows + o
+                    let scale = scaleBuffer[slot]
+                    let zero = zeroBuffer[slot]
+                    let low = -scale * zero
+                    let high = scale * (top - zero)
+                    for column in (j * group)..<min(columns, (j + 1) * group) {
+                      let index = o * columns + column
+                      let w = w[index]
+                      let code = min(max((w / scale + zero).rounded(.toNearestOrEven), 0), top)
+                      valueOut.pointer[index] = scale * (code - zero)
+                      passOut.pointer[index] = low <= w && w <= high
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
       }
     }
     return (values, passes)

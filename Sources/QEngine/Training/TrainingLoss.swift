@@ -1,4 +1,5 @@
 import Foundation
+import QCompute
 
 /// A loss value and its gradient with respect to the logits it was computed from.
 public struct LossResult: Sendable {
@@ -33,21 +34,23 @@ public enum TrainingLoss {
     guard scored > 0 else { return LossResult(value: 0, gradient: gradient) }
     let epsilon = labelSmoothing
     let uniform = epsilon / Double(vocabularySize)
-    var total: Double = 0
-    var logProbabilities = [Double](repeating: 0, count: vocabularySize)
-    for row in 0..<rows where targets[row] >= 0 {
-      let base = row * vocabularySize
-      logSoftmax(logits, base: base, count: vocabularySize, into: &logProbabilities)
+    var rowLosses = [Double](repeating: 0, count: rows)
+    forEachScoredRow(rows: rows, vocabularySize: vocabularySize, scored: { targets[$0] >= 0 }, logits: [logits],
+      gradient: &gradient, rowLosses: &rowLosses) { row, inputs, buffers, gradientRow in
+      let distribution = buffers[0]
+      distribution.softmax(inputs[0])
       var meanNegative: Double = 0
-      for index in 0..<vocabularySize { meanNegative -= logProbabilities[index] }
+      for index in 0..<vocabularySize { meanNegative -= distribution.log[index] }
       meanNegative /= Double(vocabularySize)
-      total += (1 - epsilon) * -logProbabilities[targets[row]] + epsilon * meanNegative
+      let target = targets[row]
       for index in 0..<vocabularySize {
-        var target = uniform
-        if index == targets[row] { target += 1 - epsilon }
-        gradient[base + index] = Float((Foundation.exp(logProbabilities[index]) - target) / Double(scored))
+        let wanted = index == target ? uniform + (1 - epsilon) : uniform
+        gradientRow[index] = Float((distribution.probability[index] - wanted) / Double(scored))
       }
+      return (1 - epsilon) * -distribution.log[target] + epsilon * meanNegative
     }
+    var total: Double = 0
+    for row in 0..<rows where targets[row] >= 0 { total += rowLosses[row] }
     return LossResult(value: total / Double(scored), gradient: gradient)
   }
 
@@ -83,29 +86,29 @@ public enum TrainingLoss {
     var gradient = [Float](repeating: 0, count: student.count)
     guard scored > 0 else { return LossResult(value: 0, gradient: gradient) }
     let divisor = reduction == .mean ? Double(scored) : 1
-    var logStudent = [Double](repeating: 0, count: vocabularySize)
-    var logTeacher = logStudent
-    var total: Double = 0
-    for row in 0..<rows where mask?[row] ?? true {
-      let base = row * vocabularySize
-      logSoftmax(student, base: base, count: vocabularySize, into: &logStudent)
-      logSoftmax(teacher, base: base, count: vocabularySize, into: &logTeacher)
+    var rowLosses = [Double](repeating: 0, count: rows)
+    forEachScoredRow(rows: rows, vocabularySize: vocabularySize, scored: { mask?[$0] ?? true },
+      logits: [student, teacher], gradient: &gradient, rowLosses: &rowLosses) { _, inputs, buffers, gradientRow in
+      let (studentRow, teacherRow) = (buffers[0], buffers[1])
+      studentRow.softmax(inputs[0])
+      teacherRow.softmax(inputs[1])
       var forward: Double = 0
       var reverse: Double = 0
       for index in 0..<vocabularySize {
-        let difference = logStudent[index] - logTeacher[index]
-        forward -= Foundation.exp(logTeacher[index]) * difference
-        reverse += Foundation.exp(logStudent[index]) * difference
+        let difference = studentRow.log[index] - teacherRow.log[index]
+        forward -= teacherRow.probability[index] * difference
+        reverse += studentRow.probability[index] * difference
       }
-      total += gamma * reverse + (1 - gamma) * forward
       for index in 0..<vocabularySize {
-        let ps = Foundation.exp(logStudent[index])
-        let pt = Foundation.exp(logTeacher[index])
-        let difference = logStudent[index] - logTeacher[index]
-        let value = gamma * ps * (difference - reverse) + (1 - gamma) * (ps - pt)
-        gradient[base + index] = Float(value / divisor)
+        let ps = studentRow.probability[index]
+        let difference = studentRow.log[index] - teacherRow.log[index]
+        let value = gamma * ps * (difference - reverse) + (1 - gamma) * (ps - teacherRow.probability[index])
+        gradientRow[index] = Float(value / divisor)
       }
+      return gamma * reverse + (1 - gamma) * forward
     }
+    var total: Double = 0
+    for row in 0..<rows where mask?[row] ?? true { total += rowLosses[row] }
     return LossResult(value: total / divisor, gradient: gradient)
   }
 
@@ -117,6 +120,45 @@ public enum TrainingLoss {
     for index in 0..<count { sum += Foundation.exp(Double(logits[base + index]) - largest) }
     let logSum = largest + Foundation.log(sum)
     for index in 0..<count { out[index] = Double(logits[base + index]) - logSum }
+  }
+
+  /// Runs `body` on each scored row, rows split across the cores. `body` gets the row, that
+  /// row of each of `logits`, one `RowDistribution` scratch per input (its worker's own) and the
+  /// row of `gradient` to fill; it returns the row's loss, stored in `rowLosses[row]` so the
+  /// caller sums them in row order whatever the split.
+  static func forEachScoredRow(
+    rows: Int, vocabularySize: Int, scored: (Int) -> Bool, logits: [[Float]], gradient: inout [Float],
+    rowLosses: inout [Double],
+    _ body: (Int, [UnsafePointer<Float>], [RowDistribution], UnsafeMutablePointer<Float>) -> Double
+  ) {
+    var inputs: [UnsafePointer<Float>] = []
+    func withInputs(_ index: Int, _ run: () -> Void) {
+      guard index < logits.count else { return run() }
+      logits[index].withUnsafeBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        inputs.append(base)
+        withInputs(index + 1, run)
+      }
+    }
+    withInputs(0) {
+      gradient.withUnsafeMutableBufferPointer { gradientBuffer in
+        rowLosses.withUnsafeMutableBufferPointer { lossBuffer in
+          guard let gradientBase = gradientBuffer.baseAddress, let lossBase = lossBuffer.baseAddress else { return }
+          let (gradients, losses) = (SharedMutablePointer(pointer: gradientBase), SharedMutablePointer(pointer: lossBase))
+          let rowInputs = inputs
+          // Blocks of at least 16 rows, as each allocates its own scratch rows.
+          let rowElements = vocabularySize * logits.count
+          forEachRowBlock(rows: rows, elementsPerRow: rowElements, minimumElementsPerBlock: max(engineBlockElements, 16 * rowElements)) { range in
+            let buffers = rowInputs.map { _ in RowDistribution(count: vocabularySize) }
+            for row in range where scored(row) {
+              let offset = row * vocabularySize
+              losses.pointer[row] = body(
+                row, rowInputs.map { $0 + offset }, buffers, gradients.pointer + offset)
+            }
+          }
+        }
+      }
+    }
   }
 
   static func rowCount(_ count: Int, _ vocabularySize: Int, operation: String) throws -> Int {
@@ -148,4 +190,41 @@ public struct ConfidenceAccumulator: Sendable {
 
   /// The mean top-1 probability, 0 before any position was added.
   public var gamma: Double { positions == 0 ? 0 : sum / Double(positions) }
+}
+
+/// One row's softmax in Double, kept both as probabilities and as log-probabilities, so each
+/// logit costs one `exp` (scratch memory owned by one worker).
+final class RowDistribution {
+  let count: Int
+  let probability: UnsafeMutablePointer<Double>
+  let log: UnsafeMutablePointer<Double>
+
+  init(count: Int) {
+    self.count = count
+    probability = .allocate(capacity: max(1, count))
+    log = .allocate(capacity: max(1, count))
+  }
+
+  deinit {
+    probability.deallocate()
+    log.deallocate()
+  }
+
+  /// `p = exp(x - max) / Σ`, `log p = x - max - log Σ`.
+  func softmax(_ logits: UnsafePointer<Float>) {
+    var largest = -Double.infinity
+    for index in 0..<count { largest = max(largest, Double(logits[index])) }
+    var sum: Double = 0
+    for index in 0..<count {
+      let e = Foundation.exp(Double(logits[index]) - largest)
+      probability[index] = e
+      sum += e
+    }
+    let logSum = Foundation.log(sum)
+    let inverse = 1 / sum
+    for index in 0..<count {
+      probability[index] *= inverse
+      log[index] = Double(logits[index]) - largest - logSum
+    }
+  }
 }

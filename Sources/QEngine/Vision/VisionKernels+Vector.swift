@@ -81,34 +81,3 @@ enum VectorMath {
     for lane in 0..<(values.count &- index) { base[index &+ lane] = mapped[lane] }
   }
 }
-
-/// A pointer shared by concurrent workers that each write their own rows.
-struct SharedMutablePointer<Element>: @unchecked Sendable {
-  let pointer: UnsafeMutablePointer<Element>
-}
-
-extension VisionKernels {
-  /// Runs `body` over contiguous row ranges, one per core when there is enough work.
-  ///
-  /// Only element-wise work runs here; BLAS calls stay on the calling thread, where OpenBLAS
-  /// already uses every core, so the two never compete for them.
-  static func forEachRowRange(rows: Int, elementsPerRow: Int, _ body: (Range<Int>) -> Void) {
-    let workers = min(ProcessInfo.processInfo.activeProcessorCount, rows)
-    guard workers > 1, rows * elementsPerRow >= 1 << 14 else {
-      body(0..<rows)
-      return
-    }
-    let rowsPerWorker = (rows + workers - 1) / workers
-    withoutActuallyEscaping(body) { body in
-      let box = SendableRangeBody(body: body)
-      DispatchQueue.concurrentPerform(iterations: workers) { worker in
-        let start = worker * rowsPerWorker
-        if start < rows { box.body(start..<min(rows, start + rowsPerWorker)) }
-      }
-    }
-  }
-}
-
-private struct SendableRangeBody: @unchecked Sendable {
-  let body: (Range<Int>) -> Void
-}

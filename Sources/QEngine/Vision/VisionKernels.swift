@@ -39,7 +39,7 @@ enum VisionKernels {
           output.withUnsafeMutableBufferPointer { y in
             guard let xBase = x.baseAddress, let yBase = y.baseAddress else { return }
             let target = SharedMutablePointer(pointer: yBase)
-            forEachRowRange(rows: rows, elementsPerRow: width) { range in
+            forEachRowBlock(rows: rows, elementsPerRow: width, minimumElementsPerBlock: engineBlockElements) { range in
               for row in range {
                 normalizeRow(
                   UnsafeBufferPointer(start: xBase + row * width, count: width), weight: w, bias: b,
@@ -109,7 +109,7 @@ enum VisionKernels {
       let target = SharedMutablePointer(pointer: base)
       // Rows of 1024 elements only to split the work.
       let chunk = 1024
-      forEachRowRange(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk) { range in
+      forEachRowBlock(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk, minimumElementsPerBlock: engineBlockElements) { range in
         let start = range.lowerBound * chunk
         let slice = UnsafeMutableBufferPointer(start: target.pointer + start, count: min(count, range.upperBound * chunk) - start)
         switch activation {
@@ -156,7 +156,7 @@ enum VisionKernels {
                   ldc: Int32(tokens))
               }
               let target = SharedMutablePointer(pointer: scoreBase)
-              forEachRowRange(rows: heads * tokens, elementsPerRow: tokens) { range in
+              forEachRowBlock(rows: heads * tokens, elementsPerRow: tokens, minimumElementsPerBlock: engineBlockElements) { range in
                 for row in range {
                   softmax(UnsafeMutableBufferPointer(start: target.pointer + row * tokens, count: tokens))
                 }
