@@ -109,4 +109,49 @@ import Testing
     let worst = zip(values, restored).map { abs($0 - $1) }.max() ?? 0
     #expect(worst <= 1e-6)
   }
+
+  /// Element-wise ops of the decoder graph, below and above the split, against their formulas.
+  @Test(arguments: [1, 4097, 70001])
+  func swiGLUAndResidualAddMatchTheirFormulas(count: Int) {
+    let gate = Self.random(count, seed: 5, in: -6...6)
+    let up = Self.random(count, seed: 6)
+    let dy = Self.random(count, seed: 7)
+    let out = TrainingOps.swiGLU(gate: gate, up: up)
+    let (dGate, dUp) = TrainingOps.swiGLUBackward(dy, gate: gate, up: up)
+    for i in 0..<count {
+      let (g, u, d) = (Double(gate[i]), Double(up[i]), Double(dy[i]))
+      let sigma = 1 / (1 + exp(-g))
+      #expect(Self.close(Double(out[i]), g * sigma * u, 1e-6))
+      #expect(Self.close(Double(dUp[i]), d * g * sigma, 1e-6))
+      #expect(Self.close(Double(dGate[i]), d * u * sigma * (1 + g * (1 - sigma)), 1e-6))
+    }
+    var sum = up
+    TrainingOps.add(dy, to: &sum)
+    #expect(sum == zip(up, dy).map { $0 + $1 })
+  }
+
+  /// Causal softmax and its backward on 1, 64 and 181 rows (the last split across the cores).
+  @Test(arguments: [1, 64, 181])
+  func causalSoftmaxAndBackwardMatchTheirFormulas(rows: Int) {
+    var scores = Self.random(rows * rows, seed: 8, in: -5...5)
+    let original = scores
+    TrainingOps.causalSoftmax(&scores, rows: rows)
+    var dS = Self.random(rows * rows, seed: 9)
+    let dP = dS
+    TrainingOps.softmaxBackward(&dS, probabilities: scores, rows: rows)
+    for row in 0..<rows {
+      let base = row * rows
+      let logits = original[base...(base + row)].map(Double.init)
+      let largest = logits.max()!
+      let sum = logits.reduce(0) { $0 + exp($1 - largest) }
+      let p = logits.map { exp($0 - largest) / sum }
+      let dot = (0...row).reduce(0.0) { $0 + Double(dP[base + $1]) * p[$1] }
+      for column in 0..<rows {
+        let expected = column <= row ? p[column] : 0
+        #expect(Self.close(Double(scores[base + column]), expected, 1e-6))
+        let gradient = column <= row ? p[column] * (Double(dP[base + column]) - dot) : 0
+        #expect(abs(Double(dS[base + column]) - gradient) <= 1e-6)
+      }
+    }
+  }
 }

@@ -4,7 +4,13 @@ extension DecoderGraph {
   func accumulate(_ local: [T], name: String, cache: Cache, into gradients: inout [String: [T]]) {
     var local = local
     if let passes = cache.passes[name] {
-      for index in local.indices where !passes[index] { local[index] = 0 }
+      local.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        let out = SharedMutablePointer(pointer: base)
+        TrainingOps.forEachChunk(min(buffer.count, passes.count)) { range in
+          for index in range where !passes[index] { out.pointer[index] = 0 }
+        }
+      }
     }
     if var existing = gradients.removeValue(forKey: name) {
       TrainingOps.add(local, to: &existing)

@@ -1,3 +1,5 @@
+import QCompute
+
 /// Rotary embedding and causal grouped-query attention, forward and backward.
 extension TrainingOps {
   /// Rotates each head's halves by the angles of each row's position:
@@ -90,19 +92,45 @@ extension TrainingOps {
 
   /// Softmax of row `i` over its first `i + 1` entries; the rest become 0.
   static func causalSoftmax<T: TrainingScalar>(_ scores: inout [T], rows: Int) {
-    for row in 0..<rows {
-      let base = row &* rows
-      var largest = -T.infinity
-      for index in 0...row { largest = max(largest, scores[base &+ index]) }
-      var sum: T = 0
-      for index in 0...row {
-        let value = T.exp(scores[base &+ index] - largest)
-        scores[base &+ index] = value
-        sum += value
+    scores.withUnsafeMutableBufferPointer { buffer in
+      guard let base = buffer.baseAddress else { return }
+      let shared = SharedMutablePointer(pointer: base)
+      forEachRowBlock(rows: rows, elementsPerRow: rows, minimumElementsPerBlock: engineBlockElements) { range in
+        for row in range {
+          let scores = shared.pointer + row &* rows
+          var largest = -T.infinity
+          for index in 0...row { largest = max(largest, scores[index]) }
+          var sum: T = 0
+          for index in 0...row {
+            let value = T.exp(scores[index] - largest)
+            scores[index] = value
+            sum += value
+          }
+          let inverse = 1 / sum
+          for index in 0...row { scores[index] *= inverse }
+          for index in (row + 1)..<rows { scores[index] = 0 }
+        }
       }
-      let inverse = 1 / sum
-      for index in 0...row { scores[base &+ index] *= inverse }
-      for index in (row + 1)..<rows { scores[base &+ index] = 0 }
+    }
+  }
+
+  /// `dS = P ∘ (dP - rowsum(dP ∘ P))` in place of `dP`, causal rows.
+  static func softmaxBackward<T: TrainingScalar>(_ dS: inout [T], probabilities p: [T], rows length: Int) {
+    p.withUnsafeBufferPointer { p in
+      dS.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        let shared = SharedMutablePointer(pointer: base)
+        forEachRowBlock(rows: length, elementsPerRow: length, minimumElementsPerBlock: engineBlockElements) { range in
+          for row in range {
+            let start = row &* length
+            let dS = shared.pointer + start
+            var dot: T = 0
+            for column in 0...row { dot += dS[column] * p[start &+ column] }
+            for column in 0...row { dS[column] = p[start &+ column] * (dS[column] - dot) }
+            for column in (row + 1)..<length { dS[column] = 0 }
+          }
+        }
+      }
     }
   }
 
@@ -131,13 +159,7 @@ extension TrainingOps {
         try gemm(p, rows: length, columns: length, transposeA: true, dO, rows: length, columns: d, into: &dV)
         var dS = [T](repeating: 0, count: length * length)
         try gemm(dO, rows: length, columns: d, v, rows: length, columns: d, transposeB: true, into: &dS)
-        for row in 0..<length {
-          let base = row &* length
-          var dot: T = 0
-          for column in 0...row { dot += dS[base &+ column] * p[base &+ column] }
-          for column in 0...row { dS[base &+ column] = p[base &+ column] * (dS[base &+ column] - dot) }
-          for column in (row + 1)..<length { dS[base &+ column] = 0 }
-        }
+        softmaxBackward(&dS, probabilities: p, rows: length)
         var dQ = [T](repeating: 0, count: length * d)
         try gemm(dS, rows: length, columns: length, k, rows: length, columns: d, into: &dQ, alpha: scale)
         var dK = [T](repeating: 0, count: length * d)

@@ -162,9 +162,19 @@ enum TrainingOps {
   /// `silu(gate) * up`.
   static func swiGLU<T: TrainingScalar>(gate: [T], up: [T]) -> [T] {
     var out = [T](repeating: 0, count: gate.count)
-    for index in gate.indices {
-      let value = gate[index]
-      out[index] = value / (1 + T.exp(-value)) * up[index]
+    gate.withUnsafeBufferPointer { gate in
+      up.withUnsafeBufferPointer { up in
+        out.withUnsafeMutableBufferPointer { out in
+          guard let base = out.baseAddress else { return }
+          let target = SharedMutablePointer(pointer: base)
+          forEachChunk(gate.count) { range in
+            for index in range {
+              let value = gate[index]
+              target.pointer[index] = value / (1 + T.exp(-value)) * up[index]
+            }
+          }
+        }
+      }
     }
     return out
   }
@@ -186,17 +196,50 @@ enum TrainingOps {
   static func swiGLUBackward<T: TrainingScalar>(_ dy: [T], gate: [T], up: [T]) -> (gate: [T], up: [T]) {
     var dGate = [T](repeating: 0, count: gate.count)
     var dUp = dGate
-    for index in gate.indices {
-      let g = gate[index]
-      let sigma = 1 / (1 + T.exp(-g))
-      dUp[index] = dy[index] * g * sigma
-      dGate[index] = dy[index] * up[index] * sigma * (1 + g * (1 - sigma))
+    dy.withUnsafeBufferPointer { dy in
+      gate.withUnsafeBufferPointer { gate in
+        up.withUnsafeBufferPointer { up in
+          dGate.withUnsafeMutableBufferPointer { dGate in
+            dUp.withUnsafeMutableBufferPointer { dUp in
+              guard let gateBase = dGate.baseAddress, let upBase = dUp.baseAddress else { return }
+              let (gateOut, upOut) = (SharedMutablePointer(pointer: gateBase), SharedMutablePointer(pointer: upBase))
+              forEachChunk(gate.count) { range in
+                for index in range {
+                  let g = gate[index]
+                  let sigma = 1 / (1 + T.exp(-g))
+                  upOut.pointer[index] = dy[index] * g * sigma
+                  gateOut.pointer[index] = dy[index] * up[index] * sigma * (1 + g * (1 - sigma))
+                }
+              }
+            }
+          }
+        }
+      }
     }
     return (dGate, dUp)
   }
 
   /// `target += source`: a residual add, whose backward passes the gradient to both branches.
   static func add<T: TrainingScalar>(_ source: [T], to target: inout [T]) {
-    for index in target.indices { target[index] += source[index] }
+    precondition(source.count == target.count, "add: \(source.count) values into \(target.count)")
+    source.withUnsafeBufferPointer { source in
+      target.withUnsafeMutableBufferPointer { target in
+        guard let base = target.baseAddress else { return }
+        let out = SharedMutablePointer(pointer: base)
+        forEachChunk(source.count) { range in
+          for index in range { out.pointer[index] += source[index] }
+        }
+      }
+    }
+  }
+
+  /// Runs `body` over consecutive index ranges of `count` elements, split across the cores
+  /// once there is enough work; each index is in exactly one range.
+  static func forEachChunk(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let chunk = 4096
+    forEachRowBlock(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk, minimumElementsPerBlock: engineBlockElements) {
+      blocks in
+      body((blocks.lowerBound * chunk)..<min(count, blocks.upperBound * chunk))
+    }
   }
 }
