@@ -154,4 +154,27 @@ import Testing
       }
     }
   }
+
+  /// The global norm in Double, and every element scaled by the same coefficient, for tensors
+  /// below and above the split; the sum of squares is per chunk of 4096 in order.
+  @Test func clippingByGlobalNormAcrossTheCores() {
+    let sizes = [0, 1, 4095, 4097, 70001]
+    var gradients: [String: [Float]] = [:]
+    for (index, size) in sizes.enumerated() { gradients["t\(index)"] = Self.random(size, seed: UInt64(20 + index)) }
+    let original = gradients
+    var expectedSquares: Double = 0
+    for name in original.keys.sorted() {
+      let values = original[name]!
+      let chunks = stride(from: 0, to: values.count, by: 4096).map { start in
+        values[start..<min(values.count, start + 4096)].reduce(0.0) { $0 + Double($1) * Double($1) }
+      }
+      expectedSquares += chunks.reduce(0, +)
+    }
+    let norm = GradientClipping.clip(&gradients, maxNorm: 1)
+    #expect(norm == expectedSquares.squareRoot())
+    let coefficient = 1 / (norm + 1e-6)
+    for (name, values) in original {
+      #expect(gradients[name] == values.map { Float(Double($0) * coefficient) })
+    }
+  }
 }

@@ -146,20 +146,56 @@ public struct CosineSchedule: Sendable {
 public enum GradientClipping {
   /// Scales every gradient by `maxNorm / (norm + 1e-6)` when that is below 1; returns the norm
   /// before clipping.
+  ///
+  /// The squares are summed in Double over fixed chunks of each tensor, tensors in name order
+  /// and chunks in index order, so the norm does not depend on the dictionary's order (which
+  /// changes from process to process) nor on how the chunks are spread over the cores: a run
+  /// resumed in a new process clips exactly as the first one would have.
   @discardableResult
   public static func clip(_ gradients: inout [String: [Float]], maxNorm: Double) -> Double {
     var squares: Double = 0
-    for values in gradients.values {
-      for value in values { squares += Double(value) * Double(value) }
+    for name in gradients.keys.sorted() {
+      guard let values = gradients[name] else { continue }
+      squares += sumOfSquares(values)
     }
     let norm = squares.squareRoot()
     let coefficient = maxNorm / (norm + 1e-6)
     guard coefficient < 1 else { return norm }
     for name in Array(gradients.keys) {
       guard var values = gradients.removeValue(forKey: name) else { continue }
-      for index in values.indices { values[index] = Float(Double(values[index]) * coefficient) }
+      values.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        let out = SharedMutablePointer(pointer: base)
+        TrainingOps.forEachChunk(buffer.count) { range in
+          for index in range { out.pointer[index] = Float(Double(out.pointer[index]) * coefficient) }
+        }
+      }
       gradients[name] = values
     }
     return norm
+  }
+
+  /// `Σ x²` in Double: per chunk of `TrainingOps.chunkLength`, then the chunks in order.
+  static func sumOfSquares(_ values: [Float]) -> Double {
+    let chunk = TrainingOps.chunkLength
+    var partial = [Double](repeating: 0, count: (values.count + chunk - 1) / chunk)
+    values.withUnsafeBufferPointer { values in
+      partial.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        let out = SharedMutablePointer(pointer: base)
+        TrainingOps.forEachChunk(values.count) { range in
+          var sum: Double = 0
+          for index in range {
+            let value = Double(values[index])
+            sum += value * value
+            if (index + 1) % chunk == 0 || index + 1 == range.upperBound {
+              out.pointer[index / chunk] = sum
+              sum = 0
+            }
+          }
+        }
+      }
+    }
+    return partial.reduce(0, +)
   }
 }

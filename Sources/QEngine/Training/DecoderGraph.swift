@@ -75,8 +75,10 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
   func effectiveWeight(_ name: String, rows: Int, columns: Int, cache: inout Cache) throws -> [T] {
     let latent = try tensor(name)
     guard let quantizer = quantizers[name] else { return latent }
-    let (values, passes) = quantizer.fakeQuantize(latent.map { Float($0) }, rows: rows, columns: columns)
-    let converted = values.map { T($0) }
+    // Training runs in Float, where both conversions are the identity; gradient checks run in Double.
+    let floats = T.self == Float.self ? unsafeBitCast(latent, to: [Float].self) : latent.map { Float($0) }
+    let (values, passes) = quantizer.fakeQuantize(floats, rows: rows, columns: columns)
+    let converted = T.self == Float.self ? unsafeBitCast(values, to: [T].self) : values.map { T($0) }
     cache.effective[name] = converted
     cache.passes[name] = passes
     return converted

@@ -233,10 +233,13 @@ enum TrainingOps {
     }
   }
 
+  /// Ranges given to `forEachChunk` start at multiples of this length.
+  static let chunkLength = 4096
+
   /// Runs `body` over consecutive index ranges of `count` elements, split across the cores
   /// once there is enough work; each index is in exactly one range.
   static func forEachChunk(_ count: Int, _ body: (Range<Int>) -> Void) {
-    let chunk = 4096
+    let chunk = chunkLength
     forEachRowBlock(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk, minimumElementsPerBlock: engineBlockElements) {
       blocks in
       body((blocks.lowerBound * chunk)..<min(count, blocks.upperBound * chunk))
