@@ -63,7 +63,7 @@ extension QConvert {
       try quantizeVisionTower(plan: &plan)
       let configuration = SpeedQConfiguration(
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
-        checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter)
+        checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter, trainsNormsAndBiases: !qatFreezeNorms)
       let quiet = self.quiet
       try calibration.speedQ(
         plan: &plan, source: source, config: config, configuration: configuration,

@@ -85,6 +85,9 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q: stop training after this global step and write the pack from the weights so far; a later run with the same --qat-checkpoint resumes on the same schedule.")
   var qatStopAfter: Int?
 
+  @Flag(help: "SPEED-Q: keep the norm weights and biases as stored instead of training them in full precision beside the linears.")
+  var qatFreezeNorms = false
+
   @Option(help: ArgumentHelp(
     "SPEED-Q stage 1: a folder of PNG or JPEG images on which a vision-language model's vision tower is quantized block by block before the language model is trained.",
     valueName: "folder"))
@@ -160,6 +163,9 @@ struct QConvert: ParsableCommand {
     }
     if let qatStopAfter, qatStopAfter < 0 || method != .speedq {
       throw ValidationError("'--qat-stop-after' takes a step count of at least 0 with '--method speedq', not \(qatStopAfter)")
+    }
+    if qatFreezeNorms && method != .speedq {
+      throw ValidationError("'--qat-freeze-norms' applies to '--method speedq' only")
     }
     if adaroundIterations < 1 { throw ValidationError("'--adaround-iterations' must be at least 1") }
     if !(adaroundLr > 0) { throw ValidationError("'--adaround-lr' must be positive, not \(adaroundLr)") }

@@ -42,6 +42,19 @@ import Testing
     #expect(optimizer.firstMoments["p"] == m && optimizer.secondMoments["p"] == v)
   }
 
+  /// A parameter in `decayExempt` takes the Adam step only: with a zero gradient it stays put,
+  /// while the same values outside the set shrink by `1 - lr λ`.
+  @Test func decayExemptParametersTakeNoDecay() throws {
+    var optimizer = AdamW(weightDecay: 0.1)
+    optimizer.decayExempt = ["norm"]
+    let values = Self.random(65, seed: 3)
+    var parameters = ["norm": values, "weight": values]
+    let zero = [Float](repeating: 0, count: 65)
+    try optimizer.update(&parameters, gradients: ["norm": zero, "weight": zero], learningRate: 0.5)
+    #expect(parameters["norm"] == values)
+    #expect(parameters["weight"] == values.map { $0 * Float(1 - 0.5 * 0.1) })
+  }
+
   /// Softmax of one row in Double, the textbook way.
   static func logSoftmax(_ row: ArraySlice<Float>) -> [Double] {
     let values = row.map(Double.init)

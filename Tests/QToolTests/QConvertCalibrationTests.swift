@@ -1,4 +1,5 @@
 import Foundation
+import QFormats
 import Testing
 
 /// `qconvert --calib` end to end on the tiny-chat fixture (a tiny Llama with a real tokenizer).
@@ -90,6 +91,35 @@ import Testing
     let other = try runTool("qconvert", Array(common.dropLast(2)))
     #expect(other.status != 0)
     #expect(other.stderr.contains("embedding=8-bit"), "\(other.stderr)")
+  }
+
+  /// The pack holds the norm weights as trained, in the stored dtype; `--qat-freeze-norms`
+  /// writes them as stored.
+  @Test func speedQWritesTheTrainedNormsUnlessFrozen() throws {
+    let work = temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let common = [
+      model, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
+      "--calib-windows", "4", "--qat-steps", "3", "--qat-lr", "2e-3", "--quiet",
+    ]
+    let trained = work.appendingPathComponent("trained").path
+    let frozen = work.appendingPathComponent("frozen").path
+    let a = try runTool("qconvert", common + ["-o", trained])
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try runTool("qconvert", common + ["-o", frozen, "--qat-freeze-norms"])
+    #expect(b.status == 0, "\(b.stderr)")
+    let stored = try Checkpoint.open(model).source
+    let trainedSource = try Checkpoint.open(trained).source
+    let frozenSource = try Checkpoint.open(frozen).source
+    for name in ["model.layers.0.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight", "model.norm.weight"] {
+      let original = try stored.floats(of: name)
+      #expect(try trainedSource.floats(of: name) != original, "\(name) is as stored")
+      #expect(try frozenSource.floats(of: name) == original, "\(name) changed")
+      let storedType = stored.tensors.first { $0.name == name }?.dtype
+      #expect(trainedSource.tensors.first { $0.name == name }?.dtype == storedType)
+    }
+    let misplaced = try runTool("qconvert", [model, "-o", frozen, "--force", "--qat-freeze-norms"])
+    #expect(misplaced.status != 0 && misplaced.stderr.contains("--qat-freeze-norms"), "\(misplaced.stderr)")
   }
 
   /// `--target-bpw` under speedq allocates bilevel grids by sensitivity and each linear is trained

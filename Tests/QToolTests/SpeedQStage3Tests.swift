@@ -26,9 +26,11 @@ import Testing
 
     /// Mean per-token KL(teacher ‖ model) over the windows, the model read back from a
     /// dequantized checkpoint by `DecoderModel`.
-    func klToTeacher(_ quantized: [String: QuantizedMatrix], directory: URL) throws -> Double {
+    func klToTeacher(
+      _ quantized: [String: QuantizedMatrix], trained: [String: [Float]] = [:], directory: URL
+    ) throws -> Double {
       let path = directory.appending(path: "model-\(UUID().uuidString).safetensors").path
-      try SpeedQDequantized.write(quantized, over: source, to: path)
+      try SpeedQDequantized.write(quantized, replacing: trained, over: source, to: path)
       let model = try DecoderModel(source: try SafetensorsFile(path: path), config: config)
       var total = 0.0
       for window in windows {
@@ -71,7 +73,7 @@ import Testing
     #expect(trained["model.embed_tokens.weight"]?.method == .symmetricEmbedding)
     #expect(trained["model.layers.1.mlp.down_proj.weight"]?.method == .bilevel)
     let before = try tiny.klToTeacher(clipInit, directory: directory)
-    let after = try tiny.klToTeacher(trained, directory: directory)
+    let after = try tiny.klToTeacher(trained, trained: stage.fullPrecisionWeights(), directory: directory)
     #expect(after < before * 0.9, "KL to the teacher \(before) at step 0, \(after) after 20 steps; losses \(losses)")
   }
 
@@ -80,9 +82,9 @@ import Testing
     let directory = try Self.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
     let base = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 6)
-    let whole = try SpeedQStage3(
-      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: base, windows: tiny.windows
-    ).run()
+    let wholeStage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: base, windows: tiny.windows)
+    let whole = try wholeStage.run()
     var split = base
     split.checkpointPath = directory.appending(path: "state.safetensors").path
     split.checkpointInterval = 2
@@ -103,6 +105,13 @@ import Testing
       let difference = zip(matrix.dequantize(), other.dequantize()).map { abs($0 - $1) }.max() ?? 0
       #expect(difference < 1e-6, "\(name) differs by \(difference)")
     }
+    let wholeNorms = wholeStage.fullPrecisionWeights()
+    #expect(!wholeNorms.isEmpty)
+    for (name, values) in wholeNorms {
+      let other = try #require(second.fullPrecisionWeights()[name])
+      let difference = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+      #expect(difference < 1e-6, "\(name) differs by \(difference)")
+    }
     // A checkpoint of other settings is refused.
     var other = split
     other.learningRate = 1e-3
@@ -111,6 +120,43 @@ import Testing
         teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: other, windows: tiny.windows
       ).run()
     }
+  }
+
+  /// The norm weights train beside the linears, in full precision and without weight decay, as
+  /// the reference trains them; `trainsNormsAndBiases: false` keeps them as stored. The two are
+  /// different runs to a checkpoint.
+  @Test func normsTrainUnlessKept() throws {
+    let tiny = try TinyChat()
+    let norms = [
+      "model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
+      "model.layers.1.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight", "model.norm.weight",
+    ]
+    var configuration = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 3)
+    let stage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    #expect(stage.fullPrecisionNames == norms)
+    #expect(stage.optimizer.decayExempt == Set(norms))
+    _ = try stage.run()
+    let trained = stage.fullPrecisionWeights()
+    #expect(trained.keys.sorted() == norms)
+    for name in norms {
+      let stored = try tiny.source.floats(of: name)
+      #expect(trained[name] != stored, "\(name) did not train")
+      #expect(trained[name] == stage.student.parameters[name])
+    }
+    configuration.trainsNormsAndBiases = false
+    let frozen = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    _ = try frozen.run()
+    #expect(frozen.fullPrecisionWeights().isEmpty)
+    for name in norms {
+      #expect(frozen.student.parameters[name] == (try tiny.source.floats(of: name)))
+      #expect(!frozen.student.trainable.contains(name))
+    }
+    #expect(configuration.fingerprint + " norms=trained" == SpeedQConfiguration(
+      grid: .w2g16g16, learningRate: 2e-3, steps: 3).fingerprint)
   }
 
   /// The student's embedding is frozen at exactly what the pack will hold on the chosen grid.

@@ -13,6 +13,9 @@ public struct AdamW: Sendable {
   public var step = 0
   public var firstMoments: [String: [Float]] = [:]
   public var secondMoments: [String: [Float]] = [:]
+  /// Parameters updated without weight decay (norms and biases, as Hugging Face's Trainer
+  /// leaves them out of its decay group).
+  public var decayExempt: Set<String> = []
 
   public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
     self.beta1 = beta1
@@ -48,7 +51,8 @@ public struct AdamW: Sendable {
       }
       var m = firstMoments.removeValue(forKey: name) ?? [Float](repeating: 0, count: values.count)
       var v = secondMoments.removeValue(forKey: name) ?? [Float](repeating: 0, count: values.count)
-      let moments = AdamMoments(b1: b1, b2: b2, decay: decay, stepSize: stepSize, root2: root2, eps: eps)
+      let moments = AdamMoments(
+        b1: b1, b2: b2, decay: decayExempt.contains(name) ? 1 : decay, stepSize: stepSize, root2: root2, eps: eps)
       moments.apply(gradient, to: &values, first: &m, second: &v)
       parameters[name] = values
       firstMoments[name] = m

@@ -255,5 +255,8 @@ extension ConvertCalibration {
       try plan.entries[index].respec(spec, reason: entry.reason + ", qat", location: plan.location)
       plan.entries[index].precomputed = quantized
     }
+    for (name, values) in stage.fullPrecisionWeights() {
+      try plan.replace(name, with: values, reason: "qat")
+    }
   }
 }

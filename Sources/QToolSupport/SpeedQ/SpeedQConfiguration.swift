@@ -41,6 +41,10 @@ public struct SpeedQConfiguration: Sendable, Equatable {
   public var stopAfterStep: Int?
   /// How the token embedding (and an untied lm_head) is held, frozen, while the linears train.
   public var embedding: EmbeddingGrid
+  /// Train the RMSNorm weights and the linear biases in full precision beside the latent
+  /// linears, as the reference does (speedq.md 2: "norms and biases"); they take no weight
+  /// decay, as Hugging Face's Trainer groups them. `false` keeps them as stored.
+  public var trainsNormsAndBiases: Bool
 
   /// The frozen grid of the embedding and lm_head. The student trains against exactly the values
   /// the pack will hold, so the linears learn to make up for the embedding's rounding.
@@ -68,7 +72,8 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     maxGradientNorm: Double? = 1, clipSkipsQueryKey: Bool = true, confidenceWindows: Int = 100,
     checkpointPath: String? = nil,
     checkpointInterval: Int = 50, stopAfterStep: Int? = nil, embedding: EmbeddingGrid = .speedQ,
-    linearGrids: [String: BilevelQuantizer.Configuration] = [:], keptLinears: Set<String> = []
+    linearGrids: [String: BilevelQuantizer.Configuration] = [:], keptLinears: Set<String> = [],
+    trainsNormsAndBiases: Bool = true
   ) {
     self.grid = grid
     self.linearGrids = linearGrids
@@ -88,6 +93,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     self.checkpointInterval = checkpointInterval
     self.stopAfterStep = stopAfterStep
     self.embedding = embedding
+    self.trainsNormsAndBiases = trainsNormsAndBiases
   }
 
   /// What a resumed run must share with the run that saved the checkpoint.
@@ -98,6 +104,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
       + (embedding == .speedQ ? "" : " embedding=\(embedding)")
       + (linearGrids.isEmpty ? "" : " grids=" + overrides)
       + (keptLinears.isEmpty ? "" : " kept=" + keptLinears.sorted().joined(separator: ","))
+      + (trainsNormsAndBiases ? " norms=trained" : "")
   }
 
   private var overrides: String {

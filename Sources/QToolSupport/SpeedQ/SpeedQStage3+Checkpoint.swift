@@ -2,12 +2,12 @@ import Foundation
 import QFormats
 
 extension SpeedQStage3 {
-  /// Writes the latent linears, the AdamW moments, the step count and γ to a safetensors file,
+  /// Writes the latent linears, the trained norms and biases, the AdamW moments, the step count and γ to a safetensors file,
   /// atomically (a crash leaves the previous checkpoint in place).
   func saveCheckpoint(to path: String) throws {
     var tensors: [String: [Float]] = [:]
     let parameters = student.parameters
-    for name in linearNames {
+    for name in linearNames + fullPrecisionNames {
       tensors["latent." + name] = parameters[name]
       if let m = optimizer.firstMoments[name] { tensors["adam_m." + name] = m }
       if let v = optimizer.secondMoments[name] { tensors["adam_v." + name] = v }
@@ -43,7 +43,7 @@ extension SpeedQStage3 {
     var parameters = student.parameters
     var first: [String: [Float]] = [:]
     var second: [String: [Float]] = [:]
-    for name in linearNames {
+    for name in linearNames + fullPrecisionNames {
       let count = parameters[name]?.count ?? 0
       func read(_ key: String) throws -> [Float] {
         guard let info = file.info(named: key) else {

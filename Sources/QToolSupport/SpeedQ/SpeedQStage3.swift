@@ -9,7 +9,7 @@ import QFormats
 /// FP model as teacher.
 ///
 /// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen; norms and
-/// biases stay FP and frozen. The loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's
+/// biases train in full precision beside the linears (unless the configuration keeps them). The loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's
 /// `γ` the teacher's mean top-1 probability over the first windows, computed once before training.
 /// Teacher logits are computed per window as needed and never stored.
 public final class SpeedQStage3 {
@@ -31,6 +31,9 @@ public final class SpeedQStage3 {
   /// a kept linear is in neither.
   let linearNames: [String]
   let linearGrids: [String: BilevelQuantizer.Configuration]
+  /// The norm weights and biases that train in full precision (unprefixed, sorted); empty when
+  /// the configuration keeps them.
+  let fullPrecisionNames: [String]
 
   /// Prepares the student from `source` (usually the teacher's own checkpoint): embeddings to
   /// 4 bits, linears clip-initialised and clamped, fake quantizers set.
@@ -116,12 +119,30 @@ public final class SpeedQStage3 {
         GroupAffineFakeQuantizer(bits: grid.bits, groupSize: grid.groupSize, scaleGroupSize: grid.scaleGroupSize),
         for: names.filter { grids[$0] == grid })
     }
-    student.trainable = Set(names)
+    let fullPrecision = configuration.trainsNormsAndBiases ? parameters.keys.filter(Self.isNormOrBias).sorted() : []
+    student.trainable = Set(names + fullPrecision)
     self.student = student
     self.linearNames = names
     self.linearGrids = grids
+    self.fullPrecisionNames = fullPrecision
     self.frozenQuantized = frozen
     self.optimizer = AdamW(weightDecay: configuration.weightDecay)
+    optimizer.decayExempt = Set(fullPrecision)
+  }
+
+  /// RMSNorm weights (`input_layernorm`, `post_attention_layernorm`, the final `model.norm`)
+  /// and linear biases: what the reference trains in full precision besides the latent linears.
+  static func isNormOrBias(_ name: String) -> Bool {
+    name.hasSuffix("norm.weight") || name.hasSuffix(".bias")
+  }
+
+  /// The norm weights and biases as trained so far, by (prefixed) name; empty when the
+  /// configuration keeps them as stored. The pack stores them in place of the source's values.
+  public func fullPrecisionWeights() -> [String: [Float]] {
+    let parameters = student.parameters
+    var out: [String: [Float]] = [:]
+    for name in fullPrecisionNames { out[prefix + name] = parameters[name] }
+    return out
   }
 
   /// Trains (resuming from `configuration.checkpointPath` when a checkpoint is there) and
@@ -186,7 +207,7 @@ public final class SpeedQStage3 {
     return out
   }
 
-  /// The loss terms of one batch and the gradients of the trainable linears.
+  /// The loss terms of one batch and the gradients of the trainable parameters.
   func lossAndGradients(batch: [[Int]], gamma: Double) throws -> (
     (total: Double, distillation: Double, crossEntropy: Double), [String: [Float]]
   ) {
