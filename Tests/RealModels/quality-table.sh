@@ -40,7 +40,8 @@
 #        QAT_CHECKPOINT (a training-state file for speedq rows: a run resumes from it, so a long
 #        training can be spread over several runs with the same settings), QAT_STOP_AFTER (stop
 #        training after this global step and measure the pack so far; with QAT_CHECKPOINT a later run
-#        goes on from there),
+#        goes on from there), QAT_FREEZE_NORMS (1: speedq rows keep the norm weights as stored
+#        instead of training them),
 #        CALIB_WINDOWS (32), LLAMA_TYPES ("Q2_K Q4_K_M"),
 #        MLX_BITS ("2 3 4"), THREADS (2), OUT (work folder, .build/quality-table), TSV
 #        (OUT/quality-table.tsv), MODELS_DIR (~/.cache/qtoolchain-models), PYTHON (python3),
@@ -68,6 +69,7 @@ QAT_EMBEDDING=${QAT_EMBEDDING:-}
 QAT_TARGET_BPW=${QAT_TARGET_BPW:-}
 QAT_CHECKPOINT=${QAT_CHECKPOINT:-}
 QAT_STOP_AFTER=${QAT_STOP_AFTER:-}
+QAT_FREEZE_NORMS=${QAT_FREEZE_NORMS:-}
 CALIB_WINDOWS=${CALIB_WINDOWS:-32}
 LLAMA_TYPES=${LLAMA_TYPES:-"Q2_K Q4_K_M"}
 MLX_BITS=${MLX_BITS:-"2 3 4"}
@@ -221,7 +223,8 @@ ours_arguments() {
           [ -n "$QAT_EMBEDDING" ] && ARGS+=(--rule "embed_tokens\\.weight\$=$QAT_EMBEDDING")
           [ -n "$QAT_TARGET_BPW" ] && ARGS+=(--target-bpw "$QAT_TARGET_BPW")
           [ -n "$QAT_CHECKPOINT" ] && ARGS+=(--qat-checkpoint "$QAT_CHECKPOINT")
-          [ -n "$QAT_STOP_AFTER" ] && ARGS+=(--qat-stop-after "$QAT_STOP_AFTER") ;;
+          [ -n "$QAT_STOP_AFTER" ] && ARGS+=(--qat-stop-after "$QAT_STOP_AFTER")
+          [ "$QAT_FREEZE_NORMS" = 1 ] && ARGS+=(--qat-freeze-norms) ;;
         gptq | adaround)
           # The bilevel grid on the decoder linears, SPEED-Q's 4-bit symmetric g32 embedding.
           ARGS=(--method "$method" --bits "$bits" "${calib[@]}"
@@ -247,6 +250,7 @@ row_ours() {
     [ "$method" = speedq ] && [ -n "$QAT_EMBEDDING" ] && name="$name-embed-$QAT_EMBEDDING"
     [ "$method" = speedq ] && [ -n "$QAT_TARGET_BPW" ] && name="$name-bpw-$QAT_TARGET_BPW"
     [ "$method" = speedq ] && [ -n "$QAT_STOP_AFTER" ] && name="$name-step-$QAT_STOP_AFTER"
+    [ "$method" = speedq ] && [ "$QAT_FREEZE_NORMS" = 1 ] && name="$name-frozen-norms"
     if ! "$QC" --help 2>&1 | tr '\n' ' ' | grep -qE "values: +rtn[^)]*\b$method\b"; then
       say "$name: qconvert has no '--method $method': skipped"
       continue
