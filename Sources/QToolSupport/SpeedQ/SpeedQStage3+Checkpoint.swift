@@ -2,8 +2,8 @@ import Foundation
 import QFormats
 
 extension SpeedQStage3 {
-  /// Writes the latent linears, the trained norms and biases, the AdamW moments, the step count and γ to a safetensors file,
-  /// atomically (a crash leaves the previous checkpoint in place).
+  /// Writes the latent linears, the trained norms and biases, the AdamW moments, the step count
+  /// and γ to a safetensors file, atomically (a crash leaves the previous checkpoint in place).
   func saveCheckpoint(to path: String) throws {
     var tensors: [String: [Float]] = [:]
     let parameters = student.parameters

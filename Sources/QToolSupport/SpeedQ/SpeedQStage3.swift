@@ -9,8 +9,9 @@ import QFormats
 /// FP model as teacher.
 ///
 /// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen; norms and
-/// biases train in full precision beside the linears (unless the configuration keeps them). The loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's
-/// `γ` the teacher's mean top-1 probability over the first windows, computed once before training.
+/// biases train in full precision beside the linears (unless the configuration keeps them). The
+/// loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's `γ` the teacher's mean top-1
+/// probability over the first windows, computed once before training.
 /// Teacher logits are computed per window as needed and never stored.
 public final class SpeedQStage3 {
   public let teacher: DecoderModel
