@@ -16,7 +16,7 @@ import Testing
     }
     var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
     while header.count % 8 != 0 { header.append(0x20) }
-    FileManager.default.createFile(atPath: url.path, contents: nil)
+    try Data().write(to: url)
     let handle = try FileHandle(forWritingTo: url)
     defer { try? handle.close() }
     try handle.write(

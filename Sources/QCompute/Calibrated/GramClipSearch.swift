@@ -63,13 +63,14 @@ public enum GramClipSearch {
             lower.withUnsafeMutableBufferPointer { lower in
               upper.withUnsafeMutableBufferPointer { upper in
                 blocks.withUnsafeBufferPointer { blocks in
+                  guard let codes = codes.baseAddress, let clipped = clipped.baseAddress,
+                    let scales = scales.baseAddress, let zeros = zeros.baseAddress,
+                    let lower = lower.baseAddress, let upper = upper.baseAddress
+                  else { return }
                   let outputs = GroupOutputs(
-                    codes: SendableMutablePointer(codes.baseAddress),
-                    clipped: SendableMutablePointer(clipped.baseAddress),
-                    scales: SendableMutablePointer(scales.baseAddress),
-                    zeros: SendableMutablePointer(zeros.baseAddress),
-                    lower: SendableMutablePointer(lower.baseAddress),
-                    upper: SendableMutablePointer(upper.baseAddress))
+                    codes: SendableMutablePointer(codes), clipped: SendableMutablePointer(clipped),
+                    scales: SendableMutablePointer(scales), zeros: SendableMutablePointer(zeros),
+                    lower: SendableMutablePointer(lower), upper: SendableMutablePointer(upper))
                   forEachRowBlock(rows: rows, elementsPerRow: columns * 100) { rowRange in
                     var difference = [Double](repeating: 0, count: length)
                     for row in rowRange {
@@ -160,9 +161,8 @@ private struct GroupOutputs: Sendable {
     _ values: UnsafeBufferPointer<Float>, start: Int, index: Int, bottom: Float, top: Float,
     levels: Float
   ) {
-    guard let codes = codes.pointer, let clipped = clipped.pointer, let scales = scales.pointer,
-      let zeros = zeros.pointer, let lower = lower.pointer, let upper = upper.pointer
-    else { return }
+    let (codes, clipped, scales, zeros) = (codes.pointer, clipped.pointer, scales.pointer, zeros.pointer)
+    let (lower, upper) = (lower.pointer, upper.pointer)
     let (low, high) = minMax(values)
     let grid = ClipSearchQuantizer.gridFor(
       low: low, high: high, bottom: bottom, top: top, levels: levels)

@@ -103,9 +103,10 @@ public enum BilevelQuantizer {
     quantizedScales.withUnsafeBufferPointer { scales in
       first.offsets.withUnsafeBufferPointer { zeros in
         codes.withUnsafeMutableBufferPointer { codeBuffer in
-          let target = SendableMutablePointer(codeBuffer.baseAddress)
+          guard let codeBase = codeBuffer.baseAddress else { return }
+          let target = SendableMutablePointer(codeBase)
           forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
-            guard let codes = target.pointer else { return }
+            let codes = target.pointer
             for row in rowRange {
               for group in 0..<groupsPerRow {
                 let scale = scales[row &* groupsPerRow &+ group]

@@ -53,9 +53,10 @@ public enum GGUFBlocks {
     let blocks = values.count / type.blockElements
     var out = [UInt8](repeating: 0, count: blocks * type.blockBytes)
     out.withUnsafeMutableBytes { raw in
-      let base = SendableMutablePointer(raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+      guard let start = raw.baseAddress, let source = values.baseAddress else { return }
+      let base = SendableMutablePointer(start.assumingMemoryBound(to: UInt8.self))
       forEachRowBlock(rows: blocks, elementsPerRow: type.blockElements) { range in
-        guard let target = base.pointer, let source = values.baseAddress else { return }
+        let target = base.pointer
         for block in range {
           let input = UnsafeBufferPointer(
             start: source + block * type.blockElements, count: type.blockElements)
@@ -83,9 +84,10 @@ public enum GGUFBlocks {
     let blocks = bytes.count / type.blockBytes
     var out = [Float](repeating: 0, count: blocks * type.blockElements)
     out.withUnsafeMutableBufferPointer { buffer in
-      let base = SendableMutablePointer(buffer.baseAddress)
+      guard let start = buffer.baseAddress, let source = bytes.baseAddress else { return }
+      let base = SendableMutablePointer(start)
       forEachRowBlock(rows: blocks, elementsPerRow: type.blockElements) { range in
-        guard let target = base.pointer, let source = bytes.baseAddress else { return }
+        let target = base.pointer
         for block in range {
           let input = UnsafeRawBufferPointer(
             start: source + block * type.blockBytes, count: type.blockBytes)

@@ -23,13 +23,14 @@ func quantizeGroups(
   codes.withUnsafeMutableBufferPointer { codeBuffer in
     scales.withUnsafeMutableBufferPointer { scaleBuffer in
       offsets.withUnsafeMutableBufferPointer { offsetBuffer in
-        let codeBase = SendableMutablePointer(codeBuffer.baseAddress)
-        let scaleBase = SendableMutablePointer(scaleBuffer.baseAddress)
-        let offsetBase = SendableMutablePointer(offsetBuffer.baseAddress)
+        guard let codeStart = codeBuffer.baseAddress, let scaleStart = scaleBuffer.baseAddress,
+          let offsetStart = offsetBuffer.baseAddress, let source = weights.baseAddress
+        else { return }
+        let codeBase = SendableMutablePointer(codeStart)
+        let scaleBase = SendableMutablePointer(scaleStart)
+        let offsetBase = SendableMutablePointer(offsetStart)
         forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
-          guard let codes = codeBase.pointer, let scales = scaleBase.pointer,
-            let offsets = offsetBase.pointer, let source = weights.baseAddress
-          else { return }
+          let (codes, scales, offsets) = (codeBase.pointer, scaleBase.pointer, offsetBase.pointer)
           for row in rowRange {
             for group in 0..<groupsPerRow {
               let start = row &* columns &+ group &* groupLength

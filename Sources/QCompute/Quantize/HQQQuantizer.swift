@@ -67,10 +67,11 @@ public enum HQQQuantizer {
         inverseScales.withUnsafeBufferPointer { inverseScales in
           zeros.withUnsafeMutableBufferPointer { zeroBuffer in
             rowErrors.withUnsafeMutableBufferPointer { errorBuffer in
-              let zeroBase = SendableMutablePointer(zeroBuffer.baseAddress)
-              let errorBase = SendableMutablePointer(errorBuffer.baseAddress)
+              guard let zeroStart = zeroBuffer.baseAddress, let errorStart = errorBuffer.baseAddress
+              else { return }
+              let (zeroBase, errorBase) = (SendableMutablePointer(zeroStart), SendableMutablePointer(errorStart))
               forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
-                guard let zeros = zeroBase.pointer, let errors = errorBase.pointer else { return }
+                let (zeros, errors) = (zeroBase.pointer, errorBase.pointer)
                 for row in rowRange {
                   var rowError = 0.0
                   for group in 0..<groupsPerRow {
@@ -113,13 +114,14 @@ public enum HQQQuantizer {
     codes.withUnsafeMutableBufferPointer { codeBuffer in
       scales.withUnsafeMutableBufferPointer { scaleBuffer in
         finalZeros.withUnsafeMutableBufferPointer { zeroBuffer in
-          let target = SendableMutablePointer(codeBuffer.baseAddress)
-          let scaleBase = SendableMutablePointer(scaleBuffer.baseAddress)
-          let zeroBase = SendableMutablePointer(zeroBuffer.baseAddress)
+          guard let codeStart = codeBuffer.baseAddress, let scaleStart = scaleBuffer.baseAddress,
+            let zeroStart = zeroBuffer.baseAddress
+          else { return }
+          let target = SendableMutablePointer(codeStart)
+          let scaleBase = SendableMutablePointer(scaleStart)
+          let zeroBase = SendableMutablePointer(zeroStart)
           forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
-            guard let codes = target.pointer, let scales = scaleBase.pointer,
-              let zeros = zeroBase.pointer
-            else { return }
+            let (codes, scales, zeros) = (target.pointer, scaleBase.pointer, zeroBase.pointer)
             let scratchStorage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: length)
             defer { scratchStorage.deallocate() }
             let scratch = scratchStorage

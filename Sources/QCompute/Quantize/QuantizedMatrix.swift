@@ -74,9 +74,10 @@ public struct QuantizedMatrix: Sendable, Equatable {
       scales.withUnsafeBufferPointer { scales in
         offsets.withUnsafeBufferPointer { offsets in
           out.withUnsafeMutableBufferPointer { out in
-            let target = SendableMutablePointer(out.baseAddress)
+            guard let outStart = out.baseAddress else { return }
+            let target = SendableMutablePointer(outStart)
             forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
-              guard let out = target.pointer else { return }
+              let out = target.pointer
               for row in rowRange {
                 for group in 0..<groups {
                   let scale = scales[row &* groups &+ group]

@@ -1,9 +1,10 @@
 import Dispatch
 
-/// A pointer handed to concurrent row blocks that each write disjoint rows.
-struct SendableMutablePointer<Element>: @unchecked Sendable {
-  let pointer: UnsafeMutablePointer<Element>?
-  init(_ pointer: UnsafeMutablePointer<Element>?) { self.pointer = pointer }
+/// A pointer handed to concurrent row blocks that each write disjoint rows. Sendable on that
+/// promise alone: the blocks of `forEachRowBlock` never write the same element.
+public struct SendableMutablePointer<Element>: @unchecked Sendable {
+  public let pointer: UnsafeMutablePointer<Element>
+  public init(_ pointer: UnsafeMutablePointer<Element>) { self.pointer = pointer }
 }
 
 /// Runs `body` over blocks of rows, concurrently once the matrix is large enough to pay for it:

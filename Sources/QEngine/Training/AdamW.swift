@@ -98,10 +98,10 @@ struct AdamMoments {
               let vBase = vp.baseAddress
             else { return }
             let (parameters, firsts, seconds) = (
-              SharedMutablePointer(pointer: pBase), SharedMutablePointer(pointer: mBase),
-              SharedMutablePointer(pointer: vBase)
+              SendableMutablePointer(pBase), SendableMutablePointer(mBase),
+              SendableMutablePointer(vBase)
             )
-            let gradients = SharedMutablePointer(pointer: UnsafeMutablePointer(mutating: gBase))
+            let gradients = SendableMutablePointer(UnsafeMutablePointer(mutating: gBase))
             let chunk = Self.chunk
             forEachRowBlock(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk, minimumElementsPerBlock: engineBlockElements) { range in
               for index in (range.lowerBound * chunk)..<min(count, range.upperBound * chunk) {
@@ -169,7 +169,7 @@ public enum GradientClipping {
       guard var values = gradients.removeValue(forKey: name) else { continue }
       values.withUnsafeMutableBufferPointer { buffer in
         guard let base = buffer.baseAddress else { return }
-        let out = SharedMutablePointer(pointer: base)
+        let out = SendableMutablePointer(base)
         TrainingOps.forEachChunk(buffer.count) { range in
           for index in range { out.pointer[index] = Float(Double(out.pointer[index]) * coefficient) }
         }
@@ -186,7 +186,7 @@ public enum GradientClipping {
     values.withUnsafeBufferPointer { values in
       partial.withUnsafeMutableBufferPointer { buffer in
         guard let base = buffer.baseAddress else { return }
-        let out = SharedMutablePointer(pointer: base)
+        let out = SendableMutablePointer(base)
         TrainingOps.forEachChunk(values.count) { range in
           var sum: Double = 0
           for index in range {

@@ -1,3 +1,5 @@
+import QCompute
+
 extension DecoderGraph {
   /// Adds `local` into `gradients[name]`, masked by the straight-through estimator when `name`
   /// is fake-quantized.
@@ -6,7 +8,7 @@ extension DecoderGraph {
     if let passes = cache.passes[name] {
       local.withUnsafeMutableBufferPointer { buffer in
         guard let base = buffer.baseAddress else { return }
-        let out = SharedMutablePointer(pointer: base)
+        let out = SendableMutablePointer(base)
         TrainingOps.forEachChunk(min(buffer.count, passes.count)) { range in
           for index in range where !passes[index] { out.pointer[index] = 0 }
         }

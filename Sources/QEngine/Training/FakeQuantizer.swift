@@ -36,7 +36,7 @@ public struct GroupAffineFakeQuantizer: FakeQuantizer {
       scales.withUnsafeMutableBufferPointer { scaleBuffer in
         zeros.withUnsafeMutableBufferPointer { zeroBuffer in
           let (scaleOut, zeroOut) = (
-            SharedMutablePointer(pointer: scaleBuffer.baseAddress!), SharedMutablePointer(pointer: zeroBuffer.baseAddress!)
+            SendableMutablePointer(scaleBuffer.baseAddress!), SendableMutablePointer(zeroBuffer.baseAddress!)
           )
           forEachRowBlock(rows: rows, elementsPerRow: columns, minimumElementsPerBlock: engineBlockElements) { range in
             for o in range {
@@ -84,7 +84,7 @@ public struct GroupAffineFakeQuantizer: FakeQuantizer {
           values.withUnsafeMutableBufferPointer { valueBuffer in
             passes.withUnsafeMutableBufferPointer { passBuffer in
               let (valueOut, passOut) = (
-                SharedMutablePointer(pointer: valueBuffer.baseAddress!), SharedMutablePointer(pointer: passBuffer.baseAddress!)
+                SendableMutablePointer(valueBuffer.baseAddress!), SendableMutablePointer(passBuffer.baseAddress!)
               )
               forEachRowBlock(rows: rows, elementsPerRow: columns, minimumElementsPerBlock: engineBlockElements) { range in
                 for o in range {

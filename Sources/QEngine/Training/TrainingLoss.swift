@@ -144,7 +144,7 @@ public enum TrainingLoss {
       gradient.withUnsafeMutableBufferPointer { gradientBuffer in
         rowLosses.withUnsafeMutableBufferPointer { lossBuffer in
           guard let gradientBase = gradientBuffer.baseAddress, let lossBase = lossBuffer.baseAddress else { return }
-          let (gradients, losses) = (SharedMutablePointer(pointer: gradientBase), SharedMutablePointer(pointer: lossBase))
+          let (gradients, losses) = (SendableMutablePointer(gradientBase), SendableMutablePointer(lossBase))
           let rowInputs = inputs
           // Blocks of at least 16 rows, as each allocates its own scratch rows.
           let rowElements = vocabularySize * logits.count

@@ -94,7 +94,7 @@ extension TrainingOps {
   static func causalSoftmax<T: TrainingScalar>(_ scores: inout [T], rows: Int) {
     scores.withUnsafeMutableBufferPointer { buffer in
       guard let base = buffer.baseAddress else { return }
-      let shared = SharedMutablePointer(pointer: base)
+      let shared = SendableMutablePointer(base)
       forEachRowBlock(rows: rows, elementsPerRow: rows, minimumElementsPerBlock: engineBlockElements) { range in
         for row in range {
           let scores = shared.pointer + row &* rows
@@ -119,7 +119,7 @@ extension TrainingOps {
     p.withUnsafeBufferPointer { p in
       dS.withUnsafeMutableBufferPointer { buffer in
         guard let base = buffer.baseAddress else { return }
-        let shared = SharedMutablePointer(pointer: base)
+        let shared = SendableMutablePointer(base)
         forEachRowBlock(rows: length, elementsPerRow: length, minimumElementsPerBlock: engineBlockElements) { range in
           for row in range {
             let start = row &* length

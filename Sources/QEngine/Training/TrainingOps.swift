@@ -166,7 +166,7 @@ enum TrainingOps {
       up.withUnsafeBufferPointer { up in
         out.withUnsafeMutableBufferPointer { out in
           guard let base = out.baseAddress else { return }
-          let target = SharedMutablePointer(pointer: base)
+          let target = SendableMutablePointer(base)
           forEachChunk(gate.count) { range in
             for index in range {
               let value = gate[index]
@@ -202,7 +202,7 @@ enum TrainingOps {
           dGate.withUnsafeMutableBufferPointer { dGate in
             dUp.withUnsafeMutableBufferPointer { dUp in
               guard let gateBase = dGate.baseAddress, let upBase = dUp.baseAddress else { return }
-              let (gateOut, upOut) = (SharedMutablePointer(pointer: gateBase), SharedMutablePointer(pointer: upBase))
+              let (gateOut, upOut) = (SendableMutablePointer(gateBase), SendableMutablePointer(upBase))
               forEachChunk(gate.count) { range in
                 for index in range {
                   let g = gate[index]
@@ -225,7 +225,7 @@ enum TrainingOps {
     source.withUnsafeBufferPointer { source in
       target.withUnsafeMutableBufferPointer { target in
         guard let base = target.baseAddress else { return }
-        let out = SharedMutablePointer(pointer: base)
+        let out = SendableMutablePointer(base)
         forEachChunk(source.count) { range in
           for index in range { out.pointer[index] += source[index] }
         }

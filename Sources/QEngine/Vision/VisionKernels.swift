@@ -38,7 +38,7 @@ enum VisionKernels {
         bias.withUnsafeBufferPointer { b in
           output.withUnsafeMutableBufferPointer { y in
             guard let xBase = x.baseAddress, let yBase = y.baseAddress else { return }
-            let target = SharedMutablePointer(pointer: yBase)
+            let target = SendableMutablePointer(yBase)
             forEachRowBlock(rows: rows, elementsPerRow: width, minimumElementsPerBlock: engineBlockElements) { range in
               for row in range {
                 normalizeRow(
@@ -106,7 +106,7 @@ enum VisionKernels {
     let count = values.count
     values.withUnsafeMutableBufferPointer { buffer in
       guard let base = buffer.baseAddress else { return }
-      let target = SharedMutablePointer(pointer: base)
+      let target = SendableMutablePointer(base)
       // Rows of 1024 elements only to split the work.
       let chunk = 1024
       forEachRowBlock(rows: (count + chunk - 1) / chunk, elementsPerRow: chunk, minimumElementsPerBlock: engineBlockElements) { range in
@@ -155,7 +155,7 @@ enum VisionKernels {
                   b: k.baseAddress.map { $0 + offset }, ldb: Int32(width), beta: 0, c: scoreBase + head * perHead,
                   ldc: Int32(tokens))
               }
-              let target = SharedMutablePointer(pointer: scoreBase)
+              let target = SendableMutablePointer(scoreBase)
               forEachRowBlock(rows: heads * tokens, elementsPerRow: tokens, minimumElementsPerBlock: engineBlockElements) { range in
                 for row in range {
                   softmax(UnsafeMutableBufferPointer(start: target.pointer + row * tokens, count: tokens))
