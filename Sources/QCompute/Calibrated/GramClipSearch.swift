@@ -161,8 +161,8 @@ private struct GroupOutputs: Sendable {
     _ values: UnsafeBufferPointer<Float>, start: Int, index: Int, bottom: Float, top: Float,
     levels: Float
   ) {
-    let (codes, clipped, scales, zeros) = (codes.pointer, clipped.pointer, scales.pointer, zeros.pointer)
-    let (lower, upper) = (lower.pointer, upper.pointer)
+    let (codes, clipped, scales) = (codes.pointer, clipped.pointer, scales.pointer)
+    let (zeros, lower, upper) = (zeros.pointer, lower.pointer, upper.pointer)
     let (low, high) = minMax(values)
     let grid = ClipSearchQuantizer.gridFor(
       low: low, high: high, bottom: bottom, top: top, levels: levels)

@@ -69,7 +69,8 @@ public enum HQQQuantizer {
             rowErrors.withUnsafeMutableBufferPointer { errorBuffer in
               guard let zeroStart = zeroBuffer.baseAddress, let errorStart = errorBuffer.baseAddress
               else { return }
-              let (zeroBase, errorBase) = (SendableMutablePointer(zeroStart), SendableMutablePointer(errorStart))
+              let zeroBase = SendableMutablePointer(zeroStart)
+              let errorBase = SendableMutablePointer(errorStart)
               forEachRowBlock(rows: rows, elementsPerRow: columns) { rowRange in
                 let (zeros, errors) = (zeroBase.pointer, errorBase.pointer)
                 for row in rowRange {
