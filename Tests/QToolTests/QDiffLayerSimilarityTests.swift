@@ -218,9 +218,9 @@ import Testing
     #expect(missing.stderr.contains("hidden sizes 16 and 24 differ and there is no 'tokenizer.json'"))
   }
 
-  /// Renders with rsvg-convert when it is installed and checks the PNG signature.
+  /// Renders with rsvg-convert (which the README's setup installs) and checks the PNG signature.
   private func render(_ svgPath: String, in directory: URL) throws {
-    guard let converter = rsvgConvert else { return }
+    let converter = try #require(rsvgConvert, "rsvg-convert is not installed (apt librsvg2-bin)")
     let output = directory.appendingPathComponent("figure.png")
     let process = Process()
     process.executableURL = converter
