@@ -37,8 +37,10 @@ let package = Package(
     .systemLibrary(
       name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
 
-    // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders.
-    .target(name: "QFormats", dependencies: ["CZstd", "CHDF5"]),
+    // renameat2 and its flags, which Swift's Glibc module does not show.
+    .target(name: "CFileSystem"),
+    // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders; safe output paths.
+    .target(name: "QFormats", dependencies: ["CZstd", "CHDF5", "CFileSystem"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
     .target(
       name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK"], swiftSettings: kernelSettings),

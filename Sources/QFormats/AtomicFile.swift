@@ -10,18 +10,37 @@
 ///
 /// The temporary file is `.NAME.tmp-PID-RANDOM` in the destination's directory (a rename
 /// is only atomic within one file system). `commit()` fsyncs the file, renames it and fsyncs
-/// the directory; without `commit()`, deinit removes the temporary file.
+/// the directory; without `commit()`, deinit removes the temporary file, and so does SIGINT,
+/// SIGTERM or SIGHUP (`TemporaryCleanup`).
+///
+/// A file a user named goes through `init(output:)`: its path was checked by
+/// `OutputDestination`, whose rename re-checks what it replaces. Files inside a staged folder
+/// use `init(destination:)`, a plain rename.
 public final class AtomicFile {
   public let destination: String
   public let temporaryPath: String
+  private let output: OutputDestination?
   private var descriptor: Int32
   private var committed = false
+
+  /// Creates the temporary file for a checked output path.
+  ///
+  /// - Throws: `SafetensorsError.system` naming the temporary path.
+  public convenience init(output: OutputDestination) throws(SafetensorsError) {
+    output.removeStaleTemporaries()
+    try self.init(destination: output.resolvedPath, output: output)
+  }
 
   /// Creates the temporary file.
   ///
   /// - Throws: `SafetensorsError.system` naming the temporary path.
-  public init(destination: String) throws(SafetensorsError) {
+  public convenience init(destination: String) throws(SafetensorsError) {
+    try self.init(destination: destination, output: nil)
+  }
+
+  private init(destination: String, output: OutputDestination?) throws(SafetensorsError) {
     self.destination = destination
+    self.output = output
     let slash = destination.lastIndex(of: "/")
     let directory = slash.map { String(destination[...$0]) } ?? ""
     let name = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
@@ -31,6 +50,7 @@ public final class AtomicFile {
     if descriptor < 0 {
       throw .system(location: temporaryPath, operation: "create", errno: errno)
     }
+    TemporaryCleanup.register(temporaryPath)
   }
 
   deinit {
@@ -51,8 +71,20 @@ public final class AtomicFile {
       throw failure("close")
     }
     descriptor = -1
-    if rename(temporaryPath, destination) != 0 { throw failure("rename to '\(destination)'") }
+    if let output {
+      do { try output.install(from: temporaryPath) } catch {
+        abandon()
+        throw .output(error)
+      }
+    } else {
+      do { try OutputDestination.refuseSpecialFile(at: destination) } catch {
+        abandon()
+        throw .output(error)
+      }
+      if rename(temporaryPath, destination) != 0 { throw failure("rename to '\(destination)'") }
+    }
     committed = true
+    TemporaryCleanup.unregister(temporaryPath)
     let slash = destination.lastIndex(of: "/")
     let directory = slash.map { $0 == destination.startIndex ? "/" : String(destination[..<$0]) } ?? "."
     let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -68,7 +100,10 @@ public final class AtomicFile {
       close(descriptor)
       descriptor = -1
     }
-    if !committed { unlink(temporaryPath) }
+    if !committed {
+      unlink(temporaryPath)
+      TemporaryCleanup.unregister(temporaryPath)
+    }
   }
 
   private func failure(_ operation: String) -> SafetensorsError {

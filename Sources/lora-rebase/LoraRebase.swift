@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QFormats
 import QToolSupport
 
 @main
@@ -32,6 +33,9 @@ struct LoraRebaseCommand: ParsableCommand {
 
   @Option(name: .shortAndLong, help: "Where to write the moved adapter folder.")
   var output: String
+
+  @Flag(help: "Replace an existing output folder (never one of the inputs).")
+  var force = false
 
   @Flag(help: "Use the least-squares head and neuron maps, exact when both bases are the same.")
   var normalize = false
@@ -84,11 +88,27 @@ struct LoraRebaseCommand: ParsableCommand {
     }
   }
 
+  /// Every path this run reads: the output may not be any of them, hold one or lie inside one.
+  var inputPaths: [String] {
+    [oldBase, newBase, adapter, mapping, data, finetune.data, finetune.eval].compactMap { $0 }
+  }
+
+  /// The output folder, checked before any work starts.
+  func checkedOutput() throws -> OutputDestination {
+    do {
+      return try OutputDestination(path: output, kind: .folder, replace: force, inputs: inputPaths)
+    } catch {
+      throw LoraRebaseError.outputRefused(error)
+    }
+  }
+
   func run() throws {
+    if let plot { _ = try OutputDestination(path: plot, kind: .file, replace: true, inputs: inputPaths + [output]) }
     if fresh {
       try runFresh()
       return
     }
+    let destination = try checkedOutput()
     let mappingFile = try mapping.map { try LayerMappingFile.read(from: $0) }
     let activations = data.map {
       LoraRebaseActivations(text: $0, field: finetune.field, context: dataContext, windows: dataWindows)
@@ -107,17 +127,18 @@ struct LoraRebaseCommand: ParsableCommand {
       let peak = LoRAFinetune.peakResidentBytes().map { " peak RSS \($0 / 1_048_576) MiB," } ?? ""
       print("fine-tuning: \(options.steps) steps in \(Int(tuned.seconds.rounded()))s,\(peak) \(tuned.trainingWindows) windows", to: &err)
     }
-    try moved.write(to: output)
+    try moved.write(to: destination)
     var report = result.report
     report.output = output
     if let plot {
-      try Data(report.plot(similarity: result.similarity).utf8).write(to: URL(fileURLWithPath: plot), options: .atomic)
+      try AtomicText.write(Data(report.plot(similarity: result.similarity).utf8), to: plot, inputs: inputPaths + [output])
     }
     print(format == .json ? try report.json() : report.table(), terminator: "")
   }
 
   /// `--fresh`: the baseline adapter, trained when `--finetune` is given.
   func runFresh() throws {
+    let destination = try checkedOutput()
     var adapter = try LoraRebase.freshAdapter(like: self.adapter, newBase: newBase, seed: finetune.seed)
     let report = LoraFreshReport(
       newBase: newBase, adapterPath: self.adapter, output: output, fresh: adapter, seed: finetune.seed)
@@ -130,7 +151,7 @@ struct LoraRebaseCommand: ParsableCommand {
       let peak = LoRAFinetune.peakResidentBytes().map { " peak RSS \($0 / 1_048_576) MiB," } ?? ""
       print("fine-tuning: \(options.steps) steps in \(Int(tuned.seconds.rounded()))s,\(peak) \(tuned.trainingWindows) windows", to: &err)
     }
-    try adapter.write(to: output)
+    try adapter.write(to: destination)
     print(format == .json ? try report.json() : report.table(), terminator: "")
   }
 }

@@ -50,7 +50,7 @@ extension QConvert {
       if dryRun {
         throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
       }
-      let stage = try StagedFolder(destination: output, force: force)
+      let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try MLXExport.exportMLX(
           source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
@@ -63,6 +63,7 @@ extension QConvert {
         throw error
       }
     case .gguf:
+      let destination = try checkedOutput(checkpoint)
       guard let configData = checkpoint.configData else {
         throw ConvertError.invalidOption(
           option: input, reason: "has no config.json beside it, which GGUF's hyper-parameters come from")
@@ -70,14 +71,11 @@ extension QConvert {
       if dryRun {
         throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
       }
-      if FileManager.default.fileExists(atPath: output), !force {
-        throw ConvertError.outputExists(path: output)
-      }
       let tokenizer = checkpoint.folder.flatMap {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       try GGUFExport.exportGGUF(
-        source: source, configData: configData, tokenizerJSON: tokenizer, to: output,
+        source: source, configData: configData, tokenizerJSON: tokenizer, to: destination,
         type: ggufType.blockType, progress: progress)
     }
   }

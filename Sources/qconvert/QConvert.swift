@@ -189,6 +189,24 @@ struct QConvert: ParsableCommand {
     }
   }
 
+  /// Every path this run reads: an output may not be any of them, hold one or lie inside one.
+  /// A file input's folder is not among them (outputs beside the input are the common case),
+  /// but the input and its config.json are.
+  func inputPaths(_ checkpoint: Checkpoint) -> [String] {
+    [input, checkpoint.configPath, recipe, calib, calibImages, qatCheckpoint].compactMap { $0 }
+  }
+
+  /// The output path, checked against the inputs; done before any work so that a refused path
+  /// costs nothing, and again when the output is put in place.
+  func checkedOutput(_ checkpoint: Checkpoint) throws -> OutputDestination {
+    let kind: OutputDestination.Kind = layout == .gguf && to == nil ? .file : .folder
+    do {
+      return try OutputDestination(path: output, kind: kind, replace: force, inputs: inputPaths(checkpoint))
+    } catch {
+      throw ConvertError.output(error)
+    }
+  }
+
   func convert() throws {
     let settings = try ConvertSettings(
       bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
@@ -197,6 +215,7 @@ struct QConvert: ParsableCommand {
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
     let checkpoint = try Checkpoint.open(input)
+    if !dryRun && !sensitivity { _ = try checkedOutput(checkpoint) }
     let source: any TensorSource =
       PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source
 
@@ -207,7 +226,7 @@ struct QConvert: ParsableCommand {
         print("\(source.tensors.count) tensors -> \(bytes) bytes of \(dtype.rawValue)")
         return
       }
-      let stage = try StagedFolder(destination: output, force: force)
+      let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try ConvertJob.writePlain(source: source, dtype: dtype, to: stage.path("model.safetensors"), quiet: quiet)
         try ConvertJob.writeSideFiles(checkpoint: checkpoint, into: stage, quantization: nil)
@@ -251,7 +270,7 @@ struct QConvert: ParsableCommand {
     try quantizeCalibrated(calibration, plan: &plan, source: source, config: config)
     let options = PackOutputOptions(
       compress: compress == .zstd, maxShardBytes: maxShardSize ?? inputShardBytes, allowNonFinite: allowNonfinite)
-    let stage = try StagedFolder(destination: output, force: force)
+    let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
     do {
       let summary = try ConvertJob.writePack(
         plan: plan, source: source, into: stage.temporary, options: options, quiet: quiet)

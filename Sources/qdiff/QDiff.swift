@@ -135,6 +135,11 @@ struct QDiff: ParsableCommand {
     var output = StandardOutput()
     var report: DiffReport
     do {
+      // Output paths are checked before the comparison runs, and again when written.
+      let inputs = [old, new] + [data].compactMap { $0 } + images
+      for path in [plot, saveMapping].compactMap({ $0 }) {
+        _ = try OutputDestination(path: path, kind: .file, replace: true, inputs: inputs)
+      }
       let options = DiffOptions(tolerance: tolerance, filter: try filter.map { try Regex($0) })
       let oldInput = try DiffInput(Checkpoint.open(old))
       let newInput = try DiffInput(Checkpoint.open(new))
@@ -158,9 +163,9 @@ struct QDiff: ParsableCommand {
         guard let similarity = report.data?.layerSimilarity ?? report.layerSimilarity else {
           throw ValidationError("'--save-mapping': the text is too short for a layer mapping from activations")
         }
-        try LayerMappingFile(oldPath: old, newPath: new, layerSimilarity: similarity).write(to: saveMapping)
+        try LayerMappingFile(oldPath: old, newPath: new, layerSimilarity: similarity).write(to: saveMapping, inputs: inputs)
       }
-      if let plot { try report.writePlot(to: plot) }
+      if let plot { try report.writePlot(to: plot, inputs: inputs) }
       let text: String
       switch format {
       case .table: text = report.table()

@@ -51,13 +51,16 @@ private func number(after label: String, in text: String) -> Double? {
     #expect(report.cka == expected.matrix)
     #expect(layerData.windows == (try JSONDecoder().decode(QDiffOutput.self, from: Data(diff.stdout.utf8))).data.windows)
 
-    let weights = try runTool("lora-rebase", [tinyChat, tinyChat, tinyAdapter, "-o", output, "--format", "json"])
+    // The same output again: replacing it takes '--force'.
+    let weights = try runTool(
+      "lora-rebase", [tinyChat, tinyChat, tinyAdapter, "-o", output, "--format", "json", "--force"])
     let weightReport = try JSONDecoder().decode(LoraRebaseReport.self, from: Data(weights.stdout.utf8))
     #expect(weightReport.layerSource == "weight-cka" && weightReport.layerData == nil)
     #expect(weightReport.cka != report.cka)
 
     let table = try runTool(
-      "lora-rebase", [tinyChat, tinyChat, tinyAdapter, "-o", output, "--data", sampleText, "--data-context", "32"])
+      "lora-rebase",
+      [tinyChat, tinyChat, tinyAdapter, "-o", output, "--data", sampleText, "--data-context", "32", "--force"])
     #expect(table.stdout.contains("Layer map (activation-cka on \(sampleText): shared tokenization"), "\(table.stdout)")
   }
 

@@ -102,8 +102,12 @@ private func temporaryFolder(_ name: String) -> String {
     heads.oldToNew = [3, nil, nil, 0]
     file.layerSimilarity.heads = [heads]
     try file.write(to: edited)
-    let moved = try runTool(
+    let refused = try runTool(
       "lora-rebase", [tinyLlama, tinyLlama, tinyAdapter, "-o", output, "--mapping", edited, "--format", "json"])
+    #expect(refused.status == 1 && refused.stderr.contains("output exists (use '--force' to replace it)"))
+    let moved = try runTool(
+      "lora-rebase",
+      [tinyLlama, tinyLlama, tinyAdapter, "-o", output, "--mapping", edited, "--format", "json", "--force"])
     #expect(moved.status == 0, "\(moved.stderr)")
     let editedReport = try JSONDecoder().decode(LoraRebaseReport.self, from: Data(moved.stdout.utf8))
     #expect(editedReport.layers == [nil, 0])

@@ -19,6 +19,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
   case system(path: String, call: String, errno: Int32)
   /// The writer was given a plan or data it cannot write.
   case badPlan(path: String, defect: String)
+  /// The output path was refused, or appeared meanwhile, when the file was put in place.
+  case output(OutputError)
 
   public var description: String {
     switch self {
@@ -36,6 +38,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
       "\(path): \(call) failed: \(String(cString: strerror(code)))"
     case .badPlan(let path, let defect):
       "\(path): \(defect)"
+    case .output(let error):
+      error.description
     }
   }
 }

@@ -33,10 +33,21 @@ public final class GGUFWriter {
   public let tensors: [GGUFTensorPlan]
 
   private let temporaryPath: String
+  private let output: OutputDestination?
   private let byteCounts: [Int]
   private var fd: Int32
   private var nextTensor = 0
   private var done = false
+
+  /// Writes to an output path a user named, checked by `OutputDestination`, whose rename at
+  /// `finish()` re-checks what it replaces.
+  public convenience init(
+    output: OutputDestination, kvs: [(key: String, value: GGUFValue)], tensors: [GGUFTensorPlan],
+    alignment: Int = 32
+  ) throws {
+    output.removeStaleTemporaries()
+    try self.init(path: output.resolvedPath, output: output, kvs: kvs, tensors: tensors, alignment: alignment)
+  }
 
   /// Checks the plan, creates the temporary file and writes the header.
   /// - Parameters:
@@ -44,11 +55,19 @@ public final class GGUFWriter {
   ///   - tensors: Tensors in the order their data will be appended.
   ///   - alignment: Data alignment, a power of 2; a `general.alignment` entry in `kvs` wins.
   /// - Throws: `GGUFError.badPlan` for an unwritable plan, `GGUFError.system` for I/O failures.
-  public init(
+  public convenience init(
     path: String, kvs: [(key: String, value: GGUFValue)], tensors: [GGUFTensorPlan],
     alignment: Int = 32
   ) throws {
+    try self.init(path: path, output: nil, kvs: kvs, tensors: tensors, alignment: alignment)
+  }
+
+  private init(
+    path: String, output: OutputDestination?, kvs: [(key: String, value: GGUFValue)],
+    tensors: [GGUFTensorPlan], alignment: Int
+  ) throws {
     self.path = path
+    self.output = output
     self.tensors = tensors
     var keyValues = kvs
     var seenKeys: Set<String> = []
@@ -116,6 +135,7 @@ public final class GGUFWriter {
     temporaryPath = "\(directory).\(file).tmp-\(getpid())"
     fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw GGUFError.system(path: temporaryPath, call: "open", errno: errno) }
+    TemporaryCleanup.register(temporaryPath)
     do {
       try header.withUnsafeBytes { try write($0) }
       try writePadding(after: header.count)
@@ -185,10 +205,14 @@ public final class GGUFWriter {
       guard closed == 0 else {
         throw GGUFError.system(path: temporaryPath, call: "close", errno: errno)
       }
-      guard rename(temporaryPath, path) == 0 else {
-        throw GGUFError.system(path: path, call: "rename", errno: errno)
+      if let output {
+        do { try output.install(from: temporaryPath) } catch { throw GGUFError.output(error) }
+      } else {
+        do { try OutputDestination.refuseSpecialFile(at: path) } catch { throw GGUFError.output(error) }
+        if rename(temporaryPath, path) != 0 { throw GGUFError.system(path: path, call: "rename", errno: errno) }
       }
       done = true
+      TemporaryCleanup.unregister(temporaryPath)
     } catch {
       abandon()
       throw error
@@ -204,6 +228,7 @@ public final class GGUFWriter {
       fd = -1
     }
     unlink(temporaryPath)
+    TemporaryCleanup.unregister(temporaryPath)
   }
 
   private func write(_ bytes: UnsafeRawBufferPointer) throws {

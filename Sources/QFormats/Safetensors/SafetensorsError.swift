@@ -42,6 +42,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
   case shardContentsDiffer(location: String, shard: String, reason: String)
   // The operating system.
   case system(location: String, operation: String, errno: Int32)
+  /// The output path was refused, or appeared meanwhile, when the file was put in place.
+  case output(OutputError)
 
   public var description: String {
     switch self {
@@ -105,6 +107,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
       "\(location): shard '\(shard)' \(reason)"
     case .system(let location, let operation, let errno):
       "\(location): \(operation) failed: \(_systemMessage(errno))"
+    case .output(let error):
+      error.description
     }
   }
 }

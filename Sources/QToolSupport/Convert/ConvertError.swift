@@ -1,3 +1,5 @@
+import QFormats
+
 /// Conversion requests that cannot be honoured, each naming the rule, file or tensor at fault.
 public enum ConvertError: Error, CustomStringConvertible, Equatable {
   /// A `--rule` or recipe rule that does not parse or contradicts itself.
@@ -10,6 +12,9 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   case ruleCannotApply(rule: String, tensor: String, reason: String)
   /// The output exists and `--force` was not given.
   case outputExists(path: String)
+  /// The output path was refused (an input, a special file, a folder `--force` may not replace),
+  /// or it appeared while the run worked.
+  case output(OutputError)
   /// A file system operation failed.
   case fileSystem(path: String, reason: String)
   /// A tensor holds NaN or infinity and `--allow-nonfinite` was not given.
@@ -21,7 +26,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   public var isUsageError: Bool {
     switch self {
     case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
-    case .outputExists, .fileSystem, .nonFinite, .invalidReplacement: false
+    case .outputExists, .output, .fileSystem, .nonFinite, .invalidReplacement: false
     }
   }
 
@@ -33,6 +38,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case .ruleCannotApply(let rule, let tensor, let reason):
       "rule '\(rule)' cannot apply to tensor '\(tensor)': \(reason)"
     case .outputExists(let path): "\(path): output exists (use '--force' to replace it)"
+    case .output(let error): error.description
     case .fileSystem(let path, let reason): "\(path): \(reason)"
     case .nonFinite(let element): "\(element); use '--allow-nonfinite' to keep such tensors unquantized"
     case .invalidReplacement(let location, let tensor, let reason): "\(location): tensor '\(tensor)' \(reason)"

@@ -7,62 +7,57 @@ import QFormats
   import Glibc
 #endif
 
-/// Writes a model folder atomically: into a temporary folder beside the output, renamed at the end.
-public final class StagedFolder: @unchecked Sendable {
-  public let destination: String
+/// Writes a model folder atomically: into a temporary folder beside the output, renamed into
+/// place at the end by `OutputDestination`, which checked the path against the inputs first.
+///
+/// SIGINT, SIGTERM and SIGHUP remove the temporary folder (`TemporaryCleanup`); a run killed
+/// outright leaves it for `OutputDestination.removeStaleTemporaries()` to clear on the next run.
+public final class StagedFolder: Sendable {
+  public let output: OutputDestination
   public let temporary: String
-  private var signalSource: DispatchSourceSignal?
 
-  /// Creates the temporary folder; refuses an existing destination unless `force`.
-  public init(destination: String, force: Bool) throws(ConvertError) {
-    let url = URL(fileURLWithPath: destination).standardizedFileURL
-    self.destination = url.path
-    Self.removeStaleTemporaries(of: url)
-    if FileManager.default.fileExists(atPath: url.path), !force { throw .outputExists(path: destination) }
-    let parent = url.deletingLastPathComponent().path
-    temporary = parent + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+  /// The output's absolute path.
+  public var destination: String { output.resolvedPath }
+
+  /// Checks the output path against `inputs` and creates the temporary folder; an existing
+  /// output is replaced only with `force`, and only as `OutputDestination` allows.
+  public convenience init(destination: String, force: Bool, inputs: [String]) throws(ConvertError) {
+    let output: OutputDestination
+    do {
+      output = try OutputDestination(path: destination, kind: .folder, replace: force, inputs: inputs)
+    } catch {
+      throw .output(error)
+    }
+    try self.init(output)
+  }
+
+  /// Creates the temporary folder for a checked output folder.
+  public init(_ output: OutputDestination) throws(ConvertError) {
+    self.output = output
+    output.removeStaleTemporaries()
+    temporary = output.parent + "/." + output.name + ".tmp-\(getpid())"
     try? FileManager.default.removeItem(atPath: temporary)
+    TemporaryCleanup.register(temporary)
     do { try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true) } catch {
+      TemporaryCleanup.unregister(temporary)
       throw .fileSystem(path: temporary, reason: "cannot create the temporary folder")
     }
-    // Ctrl-C removes the temporary folder, leaving nothing behind.
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    let folder = temporary
-    source.setEventHandler {
-      try? FileManager.default.removeItem(atPath: folder)
-      exit(130)
-    }
-    source.resume()
-    signalSource = source
   }
 
   public func path(_ name: String) -> String { temporary + "/" + name }
 
-  /// Moves the finished folder into place, replacing an old output by renaming it aside first.
+  /// Moves the finished folder into place; an old output is swapped out and removed.
   public func commit() throws(ConvertError) {
-    let manager = FileManager.default
-    var aside: String?
-    if manager.fileExists(atPath: destination) {
-      let old = temporary + ".old"
-      guard rename(destination, old) == 0 else {
-        throw .fileSystem(path: destination, reason: "cannot move the old output aside")
-      }
-      aside = old
+    do { try output.install(from: temporary) } catch {
+      abandon()
+      throw .output(error)
     }
-    guard rename(temporary, destination) == 0 else {
-      if let aside { _ = rename(aside, destination) }
-      throw .fileSystem(path: destination, reason: "cannot rename '\(temporary)' into place")
-    }
-    if let aside { try? manager.removeItem(atPath: aside) }
-    signalSource?.cancel()
-    signal(SIGINT, SIG_DFL)
+    TemporaryCleanup.unregister(temporary)
   }
 
   public func abandon() {
     try? FileManager.default.removeItem(atPath: temporary)
-    signalSource?.cancel()
-    signal(SIGINT, SIG_DFL)
+    TemporaryCleanup.unregister(temporary)
   }
 }
 

@@ -43,8 +43,8 @@ extension DiffReport {
 }
 
 extension DiffReport {
-  /// Writes `plot()` to `path` atomically.
-  public func writePlot(to path: String) throws {
-    try AtomicText.write(Data(plot().utf8), to: path)
+  /// Writes `plot()` to `path` atomically, never over one of `inputs` or a special file.
+  public func writePlot(to path: String, inputs: [String] = []) throws {
+    try AtomicText.write(Data(plot().utf8), to: path, inputs: inputs)
   }
 }

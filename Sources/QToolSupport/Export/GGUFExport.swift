@@ -15,7 +15,19 @@ public enum GGUFExport {
     }
   }
 
-  /// Exports `source` to a GGUF file at `path`.
+  /// Exports `source` to the file at `path`, replacing a file there (but never the input or a
+  /// special file).
+  public static func exportGGUF(
+    source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to path: String,
+    type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
+  ) throws {
+    let output = try OutputDestination(path: path, kind: .file, replace: true, inputs: [source.location])
+    try exportGGUF(
+      source: source, configData: configData, tokenizerJSON: tokenizerJSON, to: output, type: type,
+      progress: progress)
+  }
+
+  /// Exports `source` to a GGUF file at `output`.
   ///
   /// Rank-2 weights are encoded in `type` when their rows are whole blocks, else in Q8_0 when
   /// rows are a multiple of 32, else in F16 (llama-quantize's fallbacks); norms and biases stay
@@ -29,7 +41,7 @@ public enum GGUFExport {
   ///     llama.cpp needs to run the file (byte-level BPE only).
   /// - Throws: `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
-    source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to path: String,
+    source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to output: OutputDestination,
     type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(data: configData, location: source.location + "/config.json")
@@ -51,7 +63,7 @@ public enum GGUFExport {
         name: tensor.name, type: storageType(for: tensor.source, requested: type),
         shape: tensor.source.shape)
     }
-    let writer = try GGUFWriter(path: path, kvs: keyValues, tensors: plans)
+    let writer = try GGUFWriter(output: output, kvs: keyValues, tensors: plans)
     for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
       progress(ExportProgress(tensor: plan.name, index: index, count: plans.count))
       var values = try source.floats(of: tensor.source.name)

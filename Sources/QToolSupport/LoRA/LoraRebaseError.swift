@@ -1,3 +1,5 @@
+import QFormats
+
 /// What can go wrong while moving an adapter, each case naming the file, key or shapes involved.
 public enum LoraRebaseError: Error, CustomStringConvertible, Equatable {
   /// An adapter folder or file that cannot be read as a PEFT LoRA adapter.
@@ -16,6 +18,8 @@ public enum LoraRebaseError: Error, CustomStringConvertible, Equatable {
   case data(path: String, detail: String)
   /// The output folder cannot be written.
   case output(path: String, detail: String)
+  /// The output path was refused (see `OutputDestination`), or appeared while the run worked.
+  case outputRefused(OutputError)
 
   public var description: String {
     switch self {
@@ -34,6 +38,7 @@ public enum LoraRebaseError: Error, CustomStringConvertible, Equatable {
     case .mapping(let path, let detail): "\(path): \(detail)"
     case .data(let path, let detail): "\(path): \(detail)"
     case .output(let path, let detail): "\(path): \(detail)"
+    case .outputRefused(let error): error.description
     }
   }
 

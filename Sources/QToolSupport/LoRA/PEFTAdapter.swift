@@ -144,17 +144,27 @@ public struct PEFTAdapter: Sendable {
     return ("\(base).lora_A.weight", "\(base).lora_B.weight")
   }
 
-  /// Writes the adapter to `folder` atomically: into a temporary sibling folder, then renamed
-  /// into place (an existing folder is replaced only once the new one is complete).
-  public func write(to destination: String) throws {
-    let manager = FileManager.default
-    let parent = (destination as NSString).deletingLastPathComponent
-    let name = (destination as NSString).lastPathComponent
-    let staging = ((parent.isEmpty ? "." : parent) as NSString)
-      .appendingPathComponent(".\(name).partial-\(ProcessInfo.processInfo.processIdentifier)")
-    try? manager.removeItem(atPath: staging)
+  /// Writes the adapter to the folder at `path` atomically: into a temporary sibling folder,
+  /// renamed into place once complete. An existing folder is replaced only with `replace`, and
+  /// never one of `inputs` (see `OutputDestination`).
+  public func write(to path: String, replace: Bool = false, inputs: [String] = []) throws {
+    let output: OutputDestination
     do {
-      try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
+      output = try OutputDestination(path: path, kind: .folder, replace: replace, inputs: inputs)
+    } catch {
+      throw LoraRebaseError.outputRefused(error)
+    }
+    try write(to: output)
+  }
+
+  /// Writes the adapter to a checked output folder atomically.
+  public func write(to output: OutputDestination) throws {
+    let stage: StagedFolder
+    do { stage = try StagedFolder(output) } catch {
+      throw LoraRebaseError.output(path: output.path, detail: "\(error)")
+    }
+    let staging = stage.temporary
+    do {
       let keys = modules.keys.sorted()
       var plan: [TensorInfo] = []
       for key in keys {
@@ -183,17 +193,11 @@ public struct PEFTAdapter: Sendable {
       let configData = try encoder.encode(JSONValue.object(config))
       try configData.write(
         to: URL(fileURLWithPath: (staging as NSString).appendingPathComponent("adapter_config.json")))
-      if manager.fileExists(atPath: destination) {
-        let old = staging + ".old"
-        try manager.moveItem(atPath: destination, toPath: old)
-        try manager.moveItem(atPath: staging, toPath: destination)
-        try? manager.removeItem(atPath: old)
-      } else {
-        try manager.moveItem(atPath: staging, toPath: destination)
-      }
+      try stage.commit()
     } catch {
-      try? manager.removeItem(atPath: staging)
-      throw LoraRebaseError.output(path: destination, detail: "\(error)")
+      stage.abandon()
+      if case ConvertError.output(let refusal) = error { throw LoraRebaseError.outputRefused(refusal) }
+      throw LoraRebaseError.output(path: output.path, detail: "\(error)")
     }
   }
 }

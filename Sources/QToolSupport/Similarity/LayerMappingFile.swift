@@ -33,9 +33,10 @@ public struct LayerMappingFile: Codable, Sendable, Equatable {
     return data
   }
 
-  /// Writes the file atomically (a temporary file renamed into place).
-  public func write(to path: String) throws {
-    try AtomicText.write(encoded(), to: path)
+  /// Writes the file atomically (a temporary file renamed into place), never over one of
+  /// `inputs` or a special file.
+  public func write(to path: String, inputs: [String] = []) throws {
+    try AtomicText.write(encoded(), to: path, inputs: inputs)
   }
 
   /// Reads and checks a mapping file.
@@ -82,19 +83,5 @@ public struct LayerMappingFile: Codable, Sendable, Equatable {
         file: path, reason: "has mappings that do not fit its layer and head counts")
     }
     self = file
-  }
-}
-
-/// Atomic writes of small files (plots, mapping files) through `AtomicFile`.
-enum AtomicText {
-  static func write(_ data: Data, to path: String) throws {
-    let file = try AtomicFile(destination: path)
-    do {
-      try data.withUnsafeBytes { try file.write($0) }
-      try file.commit()
-    } catch {
-      file.abandon()
-      throw error
-    }
   }
 }
