@@ -196,7 +196,7 @@ struct QConvert: ParsableCommand {
     var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
-    let checkpoint = try Checkpoint.open(input)
+    let checkpoint = try Checkpoint.open(input).dequantized()
     let source: any TensorSource =
       PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source
 
