@@ -87,4 +87,16 @@ import Testing
     #expect(run.stderr.filter { $0 == "\n" }.count == 1)
     #expect(!FileManager.default.fileExists(atPath: output))
   }
+
+  @Test func qdiffReadsAGGUFAsItsDequantizedFloats() throws {
+    let folder = scratch()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let input = dequant.appendingPathComponent("blocks.gguf").path
+    let output = folder.appendingPathComponent("out").path
+    #expect(try runTool("qconvert", [input, "-o", output, "--to", "f32", "--quiet"]).status == 0)
+    let same = try runTool("qdiff", [input, output, "--format", "json"])
+    #expect(same.status == 0, "\(same.stderr)")
+    let mlx = try runTool("qdiff", [dequant.appendingPathComponent("mlx-model").path, dequant.appendingPathComponent("mlx-model.expected.safetensors").path])
+    #expect(mlx.status == 0, "\(mlx.stdout)\(mlx.stderr)")
+  }
 }

@@ -14,7 +14,8 @@ public struct DiffOptions: @unchecked Sendable {
   }
 }
 
-/// One checkpoint opened for comparison: packs wrapped so they read as their original tensors.
+/// One checkpoint opened for comparison: packs wrapped so they read as their original tensors,
+/// GGUF blocks and MLX-quantized linears dequantized (`Checkpoint.dequantized`).
 public struct DiffInput: Sendable {
   public var checkpoint: Checkpoint
   public var source: any TensorSource
@@ -22,6 +23,7 @@ public struct DiffInput: Sendable {
   public var architecture: ArchitectureSummary
 
   public init(_ checkpoint: Checkpoint) throws {
+    let checkpoint = try checkpoint.dequantized()
     self.checkpoint = checkpoint
     source =
       PackedCheckpoint.isPack(checkpoint.source)
