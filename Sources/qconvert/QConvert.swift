@@ -23,7 +23,7 @@ struct QConvert: ParsableCommand {
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
   enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
 
-  @Argument(help: "The checkpoint to convert: a model folder, safetensors file, shard index or HDF5 file.")
+  @Argument(help: "The checkpoint to convert: a model folder, safetensors file, shard index, HDF5 or GGUF file; GGUF blocks and MLX-quantized linears are dequantized first.")
   var input: String
 
   @Option(name: .shortAndLong, help: "The model folder to write.")
