@@ -124,6 +124,17 @@ struct DequantizeInputTests {
     }
   }
 
+  @Test func mlxGroupSizeThatOverflowsIsRefused() throws {
+    let source = try SafetensorsFile(path: fixture("mlx-model/model.safetensors"))
+    let config = Data(#"{"quantization": {"bits": 8, "group_size": 4611686018427387904}}"#.utf8)
+    #expect {
+      try DequantizedMLX(wrapping: source, configData: config, location: "folder")
+    } throws: { error in
+      guard case .badMLXTensor(_, _, let reason) = error as? DequantizeError else { return false }
+      return reason.contains("group size 4611686018427387904")
+    }
+  }
+
   @Test func plainCheckpointIsUnchanged() throws {
     let checkpoint = try Checkpoint.open(fixture("mlx-model.expected.safetensors"))
     #expect(try checkpoint.dequantized().source === checkpoint.source)

@@ -86,9 +86,13 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
           location: location, tensor: weightName,
           reason: "has bits \(bits) and group size \(groupSize) in config.json, expected bits 2, 3, 4, 5, 6 or 8 and a positive group size")
       }
+      // Sizes come from the file and the config: checked, so a hostile one is refused, not a trap.
       let (columns, overflow) = (scales.shape.last ?? 0).multipliedReportingOverflow(by: groupSize)
-      let expectedWeight = Array(scales.shape.dropLast()) + [overflow ? -1 : columns * bits / 32]
-      guard scales.shape.count >= 2, !overflow, (columns * bits) % 32 == 0, weight.shape == expectedWeight else {
+      let (rowBits, bitsOverflow) = columns.multipliedReportingOverflow(by: bits)
+      let (_, elementsOverflow) = scales.elementCount.multipliedReportingOverflow(by: groupSize)
+      let fits = !overflow && !bitsOverflow && !elementsOverflow && rowBits % 32 == 0
+      let expectedWeight = Array(scales.shape.dropLast()) + [fits ? rowBits / 32 : -1]
+      guard scales.shape.count >= 2, fits, weight.shape == expectedWeight else {
         throw .badMLXTensor(
           location: location, tensor: weightName,
           reason: "is U32 \(weight.shape), but its scales \(scales.shape) at \(bits) bits and group size \(groupSize) (config.json) need U32 \(expectedWeight)")
