@@ -56,15 +56,22 @@ struct DequantizeInputTests {
   @Test func unsupportedBlockTypeIsRefusedByName() throws {
     let path = fixture("unsupported.gguf")
     let file = try GGUFFile(path: path)
-    #expect(throws: DequantizeError.unsupportedBlockType(location: path, tensor: "blk.0.ffn_down.weight", type: "IQ2_XXS")) {
+    #expect(
+      throws: DequantizeError.unsupportedBlockType(
+        location: path, tensor: "blk.0.ffn_down.weight", type: "IQ2_XXS")
+    ) {
       try DequantizedGGUF(wrapping: file)
     }
-    let message = "\(DequantizeError.unsupportedBlockType(location: path, tensor: "blk.0.ffn_down.weight", type: "IQ2_XXS"))"
+    let message =
+      "\(DequantizeError.unsupportedBlockType(location: path, tensor: "blk.0.ffn_down.weight", type: "IQ2_XXS"))"
     #expect(message.hasPrefix(path + ": tensor 'blk.0.ffn_down.weight' is IQ2_XXS"))
     #expect(!message.contains("\n"))
   }
 
-  @Test(arguments: GGMLType.allCases.filter { $0.isBlockQuantized && !GGUFBlocks.decodableTypes.contains($0) })
+  @Test(
+    arguments: GGMLType.allCases.filter {
+      $0.isBlockQuantized && !GGUFBlocks.decodableTypes.contains($0)
+    })
   func otherBlockTypesAreRefused(_ type: GGMLType) {
     let block = [UInt8](repeating: 0, count: type.bytesPerBlock)
     #expect(throws: QuantizeError.unsupportedBlockType(type: type.name)) {
@@ -100,7 +107,10 @@ struct DequantizeInputTests {
   @Test func mlxCompanionsAreHidden() throws {
     let source = try Checkpoint.open(fixture("mlx-model")).dequantized().source
     #expect(Set(source.tensors.map(\.name)) == Set(expectedMLXNames()))
-    #expect(try #require(source as? DequantizedMLX).layers.values.map(\.bits).sorted() == [2, 3, 4, 5, 6, 8])
+    #expect(
+      try #require(source as? DequantizedMLX).layers.values.map(\.bits).sorted() == [
+        2, 3, 4, 5, 6, 8,
+      ])
   }
 
   @Test func mlxConfigThatContradictsTheTensorsIsRefused() throws {
@@ -109,7 +119,8 @@ struct DequantizeInputTests {
     #expect {
       try checkpoint.dequantized()
     } throws: { error in
-      guard case .badMLXTensor(let location, let tensor, let reason) = error as? DequantizeError else { return false }
+      guard case .badMLXTensor(let location, let tensor, let reason) = error as? DequantizeError
+      else { return false }
       return location == folder && tensor == "proj.weight" && reason.contains("4 bits")
     }
   }
@@ -119,7 +130,9 @@ struct DequantizeInputTests {
     #expect {
       try DequantizedMLX(wrapping: source, configData: nil, location: "folder")
     } throws: { error in
-      guard case .badMLXTensor(let location, _, let reason) = error as? DequantizeError else { return false }
+      guard case .badMLXTensor(let location, _, let reason) = error as? DequantizeError else {
+        return false
+      }
       return location == "folder" && reason.contains("no 'quantization' block")
     }
   }

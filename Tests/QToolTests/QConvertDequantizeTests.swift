@@ -9,7 +9,8 @@ import Testing
   let dequant = fixturesDirectory.appendingPathComponent("dequant")
 
   func scratch() -> URL {
-    FileManager.default.temporaryDirectory.appendingPathComponent("qconvert-dequant-\(UUID().uuidString)")
+    FileManager.default.temporaryDirectory.appendingPathComponent(
+      "qconvert-dequant-\(UUID().uuidString)")
   }
 
   /// Every tensor of `expected` is in `output` with its shape and bit-identical F32 values.
@@ -30,10 +31,12 @@ import Testing
     defer { try? FileManager.default.removeItem(at: folder) }
     let output = folder.appendingPathComponent("out").path
     let run = try runTool(
-      "qconvert", [dequant.appendingPathComponent("blocks.gguf").path, "-o", output, "--to", "f32", "--quiet"])
+      "qconvert",
+      [dequant.appendingPathComponent("blocks.gguf").path, "-o", output, "--to", "f32", "--quiet"])
     #expect(run.status == 0, "\(run.stderr)")
     try expectSameFloats(
-      output + "/model.safetensors", dequant.appendingPathComponent("blocks.expected.safetensors").path)
+      output + "/model.safetensors",
+      dequant.appendingPathComponent("blocks.expected.safetensors").path)
   }
 
   @Test func ggufQuantizeRunCarriesEveryTensor() throws {
@@ -56,7 +59,10 @@ import Testing
     let output = folder.appendingPathComponent("out").path
     let run = try runTool("qconvert", [input, "-o", output, "--to", "f16", "--quiet"])
     #expect(run.status == 1)
-    #expect(run.stderr == "qconvert: \(input): tensor 'blk.0.ffn_down.weight' is IQ2_XXS, which cannot be dequantized (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL)\n")
+    #expect(
+      run.stderr
+        == "qconvert: \(input): tensor 'blk.0.ffn_down.weight' is IQ2_XXS, which cannot be dequantized (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL)\n"
+    )
     #expect(!FileManager.default.fileExists(atPath: output))
   }
 
@@ -65,12 +71,15 @@ import Testing
     defer { try? FileManager.default.removeItem(at: folder) }
     let output = folder.appendingPathComponent("out").path
     let run = try runTool(
-      "qconvert", [dequant.appendingPathComponent("mlx-model").path, "-o", output, "--to", "f32", "--quiet"])
+      "qconvert",
+      [dequant.appendingPathComponent("mlx-model").path, "-o", output, "--to", "f32", "--quiet"])
     #expect(run.status == 0, "\(run.stderr)")
     try expectSameFloats(
-      output + "/model.safetensors", dequant.appendingPathComponent("mlx-model.expected.safetensors").path)
-    let config = try JSONSerialization.jsonObject(
-      with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any]
+      output + "/model.safetensors",
+      dequant.appendingPathComponent("mlx-model.expected.safetensors").path)
+    let config =
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any]
     #expect(config?["model_type"] as? String == "tiny")
     #expect(config?["quantization"] == nil)
     #expect(config?["quantization_config"] == nil)
@@ -83,7 +92,8 @@ import Testing
     let output = folder.appendingPathComponent("out").path
     let run = try runTool("qconvert", [input, "-o", output, "--to", "f16", "--quiet"])
     #expect(run.status == 1)
-    #expect(run.stderr.hasPrefix("qconvert: \(input): MLX-quantized tensor 'proj.weight' is U32 [2, 16]"))
+    #expect(
+      run.stderr.hasPrefix("qconvert: \(input): MLX-quantized tensor 'proj.weight' is U32 [2, 16]"))
     #expect(run.stderr.filter { $0 == "\n" }.count == 1)
     #expect(!FileManager.default.fileExists(atPath: output))
   }
@@ -96,7 +106,12 @@ import Testing
     #expect(try runTool("qconvert", [input, "-o", output, "--to", "f32", "--quiet"]).status == 0)
     let same = try runTool("qdiff", [input, output, "--format", "json"])
     #expect(same.status == 0, "\(same.stderr)")
-    let mlx = try runTool("qdiff", [dequant.appendingPathComponent("mlx-model").path, dequant.appendingPathComponent("mlx-model.expected.safetensors").path])
+    let mlx = try runTool(
+      "qdiff",
+      [
+        dequant.appendingPathComponent("mlx-model").path,
+        dequant.appendingPathComponent("mlx-model.expected.safetensors").path,
+      ])
     #expect(mlx.status == 0, "\(mlx.stdout)\(mlx.stderr)")
   }
 }

@@ -24,7 +24,8 @@ public final class DequantizedGGUF: TensorSource, @unchecked Sendable {
         continue
       }
       guard GGUFBlocks.decodableTypes.contains(tensor.type) else {
-        throw .unsupportedBlockType(location: file.location, tensor: tensor.name, type: tensor.type.name)
+        throw .unsupportedBlockType(
+          location: file.location, tensor: tensor.name, type: tensor.type.name)
       }
       listed.append(TensorInfo(name: tensor.name, dtype: .f32, shape: tensor.shape))
     }
@@ -32,15 +33,17 @@ public final class DequantizedGGUF: TensorSource, @unchecked Sendable {
   }
 
   /// The tensor's bytes: as stored for plain types, little-endian f32 for block types.
-  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws
+    -> R
+  {
     guard let info = file.tensorInfo(named: name), info.type.dtype == nil else {
       return try file.withRawBytes(of: name, body)
     }
     let values = try dequantizedFloats(of: info)
     #if _endian(big)
-      return try values.map { $0.bitPattern.littleEndian }.withUnsafeBytes(body)
+    return try values.map { $0.bitPattern.littleEndian }.withUnsafeBytes(body)
     #else
-      return try values.withUnsafeBytes(body)
+    return try values.withUnsafeBytes(body)
     #endif
   }
 
@@ -55,7 +58,9 @@ public final class DequantizedGGUF: TensorSource, @unchecked Sendable {
     guard values.count == info.elementCount else {
       throw DequantizeError.badBlocks(
         location: file.location, tensor: info.name,
-        reason: "decodes to \(values.count) values, expected \(info.elementCount) for shape \(info.shape)")
+        reason:
+          "decodes to \(values.count) values, expected \(info.elementCount) for shape \(info.shape)"
+      )
     }
     return values
   }

@@ -38,25 +38,33 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
   /// config.json `quantization` block with `bits` and `group_size` that is not a qpack's.
   public static func isQuantized(_ source: any TensorSource, configData: Data?) -> Bool {
     if quantizationBlock(configData) != nil { return true }
-    let dtypes = Dictionary(source.tensors.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
+    let dtypes = Dictionary(
+      source.tensors.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
     return source.tensors.contains { info in
-      info.name.hasSuffix(".scales") && dtypes[String(info.name.dropLast(".scales".count)) + ".weight"] == .u32
+      info.name.hasSuffix(".scales")
+        && dtypes[String(info.name.dropLast(".scales".count)) + ".weight"] == .u32
     }
   }
 
   /// Wraps `base`, checking every quantized weight against its companions and the config.
   /// - Parameters:
+  ///   - base: the folder's tensors as stored.
   ///   - configData: the folder's config.json, whose `quantization` block gives bits and group size.
   ///   - location: the folder, for messages.
   /// - Throws: `DequantizeError.badMLXTensor` or `.badMLXConfig` naming the folder and tensor.
-  public init(wrapping base: any TensorSource, configData: Data?, location: String) throws(DequantizeError) {
+  public init(wrapping base: any TensorSource, configData: Data?, location: String)
+    throws(DequantizeError)
+  {
     self.base = base
     self.location = location
     let block = Self.quantizationBlock(configData)
     if let mode = block?["mode"] as? String, mode != "affine" {
-      throw .badMLXConfig(location: location, reason: "mode '\(mode)' is not supported (only affine scales and biases are read)")
+      throw .badMLXConfig(
+        location: location,
+        reason: "mode '\(mode)' is not supported (only affine scales and biases are read)")
     }
-    let byName = Dictionary(base.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    let byName = Dictionary(
+      base.tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
     var found: [String: Layer] = [:]
     var hidden: Set<String> = []
     for scales in base.tensors where scales.name.hasSuffix(".scales") {
@@ -65,26 +73,34 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
       guard let weight = byName[weightName], weight.dtype == .u32 else {
         let what = byName[weightName].map { "is \($0.dtype.rawValue) \($0.shape)" } ?? "is missing"
         throw .badMLXTensor(
-          location: location, tensor: weightName, reason: "\(what), but '\(scales.name)' beside it expects U32 packed codes")
+          location: location, tensor: weightName,
+          reason: "\(what), but '\(scales.name)' beside it expects U32 packed codes")
       }
       guard let biases = byName[module + ".biases"] else {
         throw .badMLXTensor(
-          location: location, tensor: weightName, reason: "has no '\(module).biases' (only affine quantization is read)")
+          location: location, tensor: weightName,
+          reason: "has no '\(module).biases' (only affine quantization is read)")
       }
       guard biases.dtype == scales.dtype, biases.shape == scales.shape else {
         throw .badMLXTensor(
           location: location, tensor: weightName,
-          reason: "has biases \(biases.dtype.rawValue) \(biases.shape) unlike its scales \(scales.dtype.rawValue) \(scales.shape)")
+          reason:
+            "has biases \(biases.dtype.rawValue) \(biases.shape) unlike its scales \(scales.dtype.rawValue) \(scales.shape)"
+        )
       }
       guard scales.dtype.isFloatingPoint, scales.dtype.byteSize >= 2 else {
         throw .badMLXTensor(
-          location: location, tensor: weightName, reason: "has scales of \(scales.dtype.rawValue), expected F16, BF16 or F32")
+          location: location, tensor: weightName,
+          reason: "has scales of \(scales.dtype.rawValue), expected F16, BF16 or F32")
       }
-      let (bits, groupSize) = try Self.settings(of: module, in: block, weight: weightName, location: location)
+      let (bits, groupSize) = try Self.settings(
+        of: module, in: block, weight: weightName, location: location)
       guard Self.supportedBits.contains(bits), groupSize > 0 else {
         throw .badMLXTensor(
           location: location, tensor: weightName,
-          reason: "has bits \(bits) and group size \(groupSize) in config.json, expected bits 2, 3, 4, 5, 6 or 8 and a positive group size")
+          reason:
+            "has bits \(bits) and group size \(groupSize) in config.json, expected bits 2, 3, 4, 5, 6 or 8 and a positive group size"
+        )
       }
       // Sizes come from the file and the config: checked, so a hostile one is refused, not a trap.
       let (columns, overflow) = (scales.shape.last ?? 0).multipliedReportingOverflow(by: groupSize)
@@ -95,10 +111,13 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
       guard scales.shape.count >= 2, fits, weight.shape == expectedWeight else {
         throw .badMLXTensor(
           location: location, tensor: weightName,
-          reason: "is U32 \(weight.shape), but its scales \(scales.shape) at \(bits) bits and group size \(groupSize) (config.json) need U32 \(expectedWeight)")
+          reason:
+            "is U32 \(weight.shape), but its scales \(scales.shape) at \(bits) bits and group size \(groupSize) (config.json) need U32 \(expectedWeight)"
+        )
       }
       found[weightName] = Layer(
-        module: module, bits: bits, groupSize: groupSize, shape: Array(scales.shape.dropLast()) + [columns],
+        module: module, bits: bits, groupSize: groupSize,
+        shape: Array(scales.shape.dropLast()) + [columns],
         dtype: scales.dtype)
       hidden.insert(scales.name)
       hidden.insert(biases.name)
@@ -106,7 +125,9 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
     if found.isEmpty, let block {
       throw .badMLXConfig(
         location: location,
-        reason: "in config.json (bits \(block["bits"] ?? "?"), group size \(block["group_size"] ?? "?")) describes packed weights, but no tensor has '.scales' and '.biases' beside a U32 weight")
+        reason:
+          "in config.json (bits \(block["bits"] ?? "?"), group size \(block["group_size"] ?? "?")) describes packed weights, but no tensor has '.scales' and '.biases' beside a U32 weight"
+      )
     }
     layers = found
     tensors = base.tensors.compactMap { info in
@@ -117,7 +138,9 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
   }
 
   /// The tensor's bytes: as stored, or a quantized weight dequantized into its scales' dtype.
-  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+  public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws
+    -> R
+  {
     guard let layer = layers[name] else { return try base.withRawBytes(of: name, body) }
     let values = try dequantizedFloats(of: layer)
     let scratch = UnsafeMutableRawBufferPointer.allocate(
@@ -138,7 +161,8 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
     let round: (Float) -> Float
     switch layer.dtype {
     case .f16: round = { Float(Float16($0)) }
-    case .bf16: round = { DTypeConversion.float(fromBFloat16Bits: DTypeConversion.bfloat16Bits(from: $0)) }
+    case .bf16:
+      round = { DTypeConversion.float(fromBFloat16Bits: DTypeConversion.bfloat16Bits(from: $0)) }
     default: round = { $0 }
     }
     var out = [Float](repeating: 0, count: rows * columns)
@@ -154,7 +178,8 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
           for row in 0..<rows {
             // Words are little-endian, so a row's codes are one LSB-first stream of its bytes.
             BitPacking.unpackStream(
-              UnsafeRawBufferPointer(rebasing: words[row * rowBytes..<(row + 1) * rowBytes]), bits: layer.bits,
+              UnsafeRawBufferPointer(rebasing: words[row * rowBytes..<(row + 1) * rowBytes]),
+              bits: layer.bits,
               into: codes)
             for group in 0..<groups {
               let scale = scales[row * groups + group]
@@ -182,24 +207,30 @@ public final class DequantizedMLX: TensorSource, @unchecked Sendable {
   }
 
   /// Bits and group size for `module`: its own entry in the block, else the block's.
-  private static func settings(of module: String, in block: [String: Any]?, weight: String, location: String)
+  private static func settings(
+    of module: String, in block: [String: Any]?, weight: String, location: String
+  )
     throws(DequantizeError) -> (Int, Int)
   {
     guard let block else {
       throw .badMLXTensor(
         location: location, tensor: weight,
-        reason: "has scales and biases, but config.json has no 'quantization' block giving its bits and group size")
+        reason:
+          "has scales and biases, but config.json has no 'quantization' block giving its bits and group size"
+      )
     }
     var entry = block
     if let own = block[module] as? [String: Any] {
       entry = own
     } else if let own = block[module] as? Bool, !own {
       throw .badMLXTensor(
-        location: location, tensor: weight, reason: "has scales and biases, but config.json marks '\(module)' as not quantized")
+        location: location, tensor: weight,
+        reason: "has scales and biases, but config.json marks '\(module)' as not quantized")
     }
     guard let bits = entry["bits"] as? Int, let groupSize = entry["group_size"] as? Int else {
       throw .badMLXTensor(
-        location: location, tensor: weight, reason: "has no integer 'bits' and 'group_size' in config.json's 'quantization' block")
+        location: location, tensor: weight,
+        reason: "has no integer 'bits' and 'group_size' in config.json's 'quantization' block")
     }
     return (bits, groupSize)
   }
