@@ -284,22 +284,25 @@ extension GGUFBlocks {
 /// Q3_K, Q5_K and Q6_K: decode only (ggml's `dequantize_row_*`).
 extension GGUFBlocks {
   /// Layout: hmask[32], qs[64], scales[12] (sixteen 6-bit scales), f16 d.
+  ///
   /// y = d * (scale - 32) * (q - (high bit clear ? 4 : 0)).
   static func decodeQ3_K(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
     let dAll = loadHalf(block, at: 108)
-    // The 12 scale bytes as ggml's aux[0..2], unpacked into sixteen 6-bit values.
-    var aux = (0..<3).map { UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 96 + 4 * $0, as: UInt32.self)) }
+    // The 12 scale bytes as ggml's aux[0..2], unpacked into four words of four 6-bit values.
+    func word(_ index: Int) -> UInt32 {
+      UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 96 + 4 * index, as: UInt32.self))
+    }
     let kmask1: UInt32 = 0x0303_0303
     let kmask2: UInt32 = 0x0F0F_0F0F
-    let tmp = aux[2]
-    aux = [
-      (aux[0] & kmask2) | ((tmp & kmask1) << 4),
-      (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4),
-      ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4),
-      ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4),
+    let (aux0, aux1, tmp) = (word(0), word(1), word(2))
+    let words = [
+      (aux0 & kmask2) | ((tmp & kmask1) << 4),
+      (aux1 & kmask2) | (((tmp >> 2) & kmask1) << 4),
+      ((aux0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4),
+      ((aux1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4),
     ]
     func scale(_ index: Int) -> Int {
-      Int(Int8(bitPattern: UInt8(truncatingIfNeeded: aux[index / 4] >> UInt32(8 * (index % 4)))))
+      Int(Int8(bitPattern: UInt8(truncatingIfNeeded: words[index / 4] >> UInt32(8 * (index % 4)))))
     }
     var output = 0
     var scaleIndex = 0
@@ -323,6 +326,7 @@ extension GGUFBlocks {
   }
 
   /// Layout: f16 d, f16 dmin, scales[12] (as Q4_K), qh[32], qs[128].
+  ///
   /// y = d * scale * q - dmin * min, q's fifth bit from qh.
   static func decodeQ5_K(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
     let d = loadHalf(block, at: 0)

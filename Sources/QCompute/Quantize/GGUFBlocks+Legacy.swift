@@ -94,10 +94,14 @@ extension GGUFBlocks {
   }
 
   /// ggml's `kvalues_iq4nl`: the non-linear 4-bit grid.
-  static let iq4NLValues: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+  static let iq4NLValues: [Int8] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+  ]
 
   /// Layout: f16 d, qs[16]; y = d * grid[q].
-  static func decodeIQ4_NL(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+  static func decodeIQ4_NL(
+    _ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>
+  ) {
     let d = loadHalf(block, at: 0)
     iq4NLValues.withUnsafeBufferPointer { grid in
       for index in 0..<16 {

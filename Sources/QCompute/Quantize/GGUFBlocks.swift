@@ -93,8 +93,9 @@ public enum GGUFBlocks {
     try dequantize(bytes, type: type.ggmlType)
   }
 
-  /// The ggml block types `dequantize(_:type:)` decodes: those llama.cpp's common presets write.
-  /// The IQ grids, ternary and FP4 types are not among them.
+  /// The ggml block types `dequantize(_:type:)` decodes.
+  ///
+  /// Those llama.cpp's common presets write; the IQ grids, ternary and FP4 types are not among them.
   public static let decodableTypes: Set<GGMLType> = [
     .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2K, .q3K, .q4K, .q5K, .q6K, .iq4NL,
   ]
