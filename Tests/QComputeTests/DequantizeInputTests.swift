@@ -148,6 +148,18 @@ struct DequantizeInputTests {
     }
   }
 
+  @Test func storedSizesAreThoseOfTheFile() throws {
+    let file = try GGUFFile(path: fixture("blocks.gguf"))
+    let gguf = try DequantizedGGUF(wrapping: file)
+    #expect(gguf.storedByteCount(of: "q4_1.rows") == 3 * 3 * 20)
+    #expect(gguf.storedByteCount(of: "plain.f32") == 2 * 8 * 4)
+    let mlx = try #require(
+      try Checkpoint.open(fixture("mlx-model")).dequantized().source as? DequantizedMLX)
+    // layers.b4: U32 [3, 16] codes, F16 [3, 2] scales and biases.
+    #expect(mlx.storedByteCount(of: "layers.b4.weight") == 3 * 16 * 4 + 2 * 3 * 2 * 2)
+    #expect(mlx.storedByteCount(of: "norm.weight") == 16 * 2)
+  }
+
   @Test func plainCheckpointIsUnchanged() throws {
     let checkpoint = try Checkpoint.open(fixture("mlx-model.expected.safetensors"))
     #expect(try checkpoint.dequantized().source === checkpoint.source)
