@@ -49,6 +49,13 @@ public struct Checkpoint: Sendable {
 
   public static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
+  /// The same checkpoint read through another source, such as one that dequantizes on read.
+  public func replacingSource(with source: any TensorSource) -> Checkpoint {
+    Checkpoint(
+      location: location, format: format, source: source, folder: folder, configData: configData,
+      configPath: configPath)
+  }
+
   /// Opens `path`, choosing the reader from what the path is and from the file's first bytes.
   public static func open(_ path: String) throws -> Checkpoint {
     if path == "-" {

@@ -12,7 +12,7 @@ extension QConvert {
     guard let calibImages else { return }
     var stderr = StandardError()
     let quiet = self.quiet
-    let checkpoint = try Checkpoint.open(input)
+    let checkpoint = try Checkpoint.open(input).dequantized()
     let summary = try SpeedQStage1.quantizeVisionTower(
       plan: &plan, checkpoint: checkpoint, imagesFolder: calibImages, limit: calibImageCount,
       configuration: .init(

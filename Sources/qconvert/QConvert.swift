@@ -23,7 +23,7 @@ struct QConvert: ParsableCommand {
   enum PlainDType: String, ExpressibleByArgument, CaseIterable { case f16, bf16, f32 }
   enum Compression: String, ExpressibleByArgument, CaseIterable { case none, zstd }
 
-  @Argument(help: "The checkpoint to convert: a model folder, safetensors file, shard index or HDF5 file.")
+  @Argument(help: "The checkpoint to convert: a model folder, safetensors file, shard index, HDF5 or GGUF file; GGUF blocks and MLX-quantized linears are dequantized first.")
   var input: String
 
   @Option(name: .shortAndLong, help: "The model folder to write.")
@@ -214,7 +214,7 @@ struct QConvert: ParsableCommand {
     var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
-    let checkpoint = try Checkpoint.open(input)
+    let checkpoint = try Checkpoint.open(input).dequantized()
     if !dryRun && !sensitivity { _ = try checkedOutput(checkpoint) }
     let source: any TensorSource =
       PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source

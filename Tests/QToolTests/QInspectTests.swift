@@ -168,4 +168,13 @@ import Testing
     #expect(report.format == "gguf")
     #expect(report.tensors.contains { $0.dtype == "Q8_0" })
   }
+
+  @Test func filtersAndMeasuresQuantizedGGUFTensors() throws {
+    let path = fixture("dequant/blocks.gguf")
+    let run = try runTool("qinspect", ["--format", "json", "--stats", "--filter", "^q4_1\\.", path])
+    #expect(run.status == 0, "\(run.stderr)")
+    let report = try #require(try JSONDecoder().decode([Report].self, from: Data(run.stdout.utf8)).first)
+    #expect(report.tensors.map(\.name) == ["q4_1.one", "q4_1.rows", "q4_1.random"])
+    #expect(report.tensors.allSatisfy { $0.dtype == "Q4_1" && $0.stats != nil })
+  }
 }

@@ -280,3 +280,96 @@ extension GGUFBlocks {
     }
   }
 }
+
+/// Q3_K, Q5_K and Q6_K: decode only (ggml's `dequantize_row_*`).
+extension GGUFBlocks {
+  /// Layout: hmask[32], qs[64], scales[12] (sixteen 6-bit scales), f16 d.
+  ///
+  /// y = d * (scale - 32) * (q - (high bit clear ? 4 : 0)).
+  static func decodeQ3_K(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+    let dAll = loadHalf(block, at: 108)
+    // The 12 scale bytes as ggml's aux[0..2], unpacked into four words of four 6-bit values.
+    func word(_ index: Int) -> UInt32 {
+      UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 96 + 4 * index, as: UInt32.self))
+    }
+    let kmask1: UInt32 = 0x0303_0303
+    let kmask2: UInt32 = 0x0F0F_0F0F
+    let (aux0, aux1, tmp) = (word(0), word(1), word(2))
+    let words = [
+      (aux0 & kmask2) | ((tmp & kmask1) << 4),
+      (aux1 & kmask2) | (((tmp >> 2) & kmask1) << 4),
+      ((aux0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4),
+      ((aux1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4),
+    ]
+    func scale(_ index: Int) -> Int {
+      Int(Int8(bitPattern: UInt8(truncatingIfNeeded: words[index / 4] >> UInt32(8 * (index % 4)))))
+    }
+    var output = 0
+    var scaleIndex = 0
+    var mask: UInt8 = 1
+    for half in 0..<2 {
+      let q = 32 + 32 * half
+      for shift in stride(from: 0, to: 8, by: 2) {
+        for part in 0..<2 {
+          let dl = dAll * Float(scale(scaleIndex) - 32)
+          scaleIndex += 1
+          for l in 0..<16 {
+            let low = Int((block[q + 16 * part + l] >> UInt8(shift)) & 3)
+            let high = block[16 * part + l] & mask != 0 ? 0 : 4
+            y[output] = dl * Float(low - high)
+            output += 1
+          }
+        }
+        mask <<= 1
+      }
+    }
+  }
+
+  /// Layout: f16 d, f16 dmin, scales[12] (as Q4_K), qh[32], qs[128].
+  ///
+  /// y = d * scale * q - dmin * min, q's fifth bit from qh.
+  static func decodeQ5_K(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+    let d = loadHalf(block, at: 0)
+    let dmin = loadHalf(block, at: 2)
+    for chunk in 0..<4 {
+      let (sc1, m1) = scaleMinK4(2 * chunk, block, at: 4)
+      let (sc2, m2) = scaleMinK4(2 * chunk + 1, block, at: 4)
+      let d1 = d * Float(sc1)
+      let min1 = dmin * Float(m1)
+      let d2 = d * Float(sc2)
+      let min2 = dmin * Float(m2)
+      let bit1: UInt8 = 1 << UInt8(2 * chunk)
+      let bit2: UInt8 = 2 << UInt8(2 * chunk)
+      for l in 0..<32 {
+        let byte = block[48 + 32 * chunk + l]
+        let high = block[16 + l]
+        y[64 * chunk + l] = d1 * Float(Int(byte & 0xF) + (high & bit1 != 0 ? 16 : 0)) - min1
+        y[64 * chunk + 32 + l] = d2 * Float(Int(byte >> 4) + (high & bit2 != 0 ? 16 : 0)) - min2
+      }
+    }
+  }
+
+  /// Layout: ql[128], qh[64], int8 scales[16], f16 d; y = d * scale * (q - 32).
+  static func decodeQ6_K(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+    let d = loadHalf(block, at: 208)
+    for half in 0..<2 {
+      let ql = 64 * half
+      let qh = 128 + 32 * half
+      let sc = 192 + 8 * half
+      let out = 128 * half
+      for l in 0..<32 {
+        let scaleIndex = l / 16
+        let high = Int(block[qh + l])
+        let q1 = (Int(block[ql + l] & 0xF) | ((high & 3) << 4)) - 32
+        let q2 = (Int(block[ql + l + 32] & 0xF) | (((high >> 2) & 3) << 4)) - 32
+        let q3 = (Int(block[ql + l] >> 4) | (((high >> 4) & 3) << 4)) - 32
+        let q4 = (Int(block[ql + l + 32] >> 4) | (((high >> 6) & 3) << 4)) - 32
+        func scale(_ k: Int) -> Float { Float(Int8(bitPattern: block[sc + scaleIndex + k])) }
+        y[out + l] = d * scale(0) * Float(q1)
+        y[out + l + 32] = d * scale(2) * Float(q2)
+        y[out + l + 64] = d * scale(4) * Float(q3)
+        y[out + l + 96] = d * scale(6) * Float(q4)
+      }
+    }
+  }
+}

@@ -52,3 +52,63 @@ extension GGUFBlocks {
     }
   }
 }
+
+/// Q4_1, Q5_0, Q5_1 and IQ4_NL: 32 values per block, decode only (ggml's `dequantize_row_*`).
+extension GGUFBlocks {
+  /// Layout: f16 d, f16 m, qs[16]; y = q * d + m, low nibbles first.
+  static func decodeQ4_1(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+    let d = loadHalf(block, at: 0)
+    let m = loadHalf(block, at: 2)
+    for index in 0..<16 {
+      let byte = block[4 + index]
+      y[index] = Float(byte & 0x0F) * d + m
+      y[index + 16] = Float(byte >> 4) * d + m
+    }
+  }
+
+  /// Layout: f16 d, qh[4] (bit j is the fifth bit of value j), qs[16]; y = (q - 16) * d.
+  static func decodeQ5_0(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+    let d = loadHalf(block, at: 0)
+    let qh = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+    for index in 0..<16 {
+      let byte = block[6 + index]
+      let high0 = Int((qh >> UInt32(index)) << 4) & 0x10
+      let high1 = Int(qh >> UInt32(index + 12)) & 0x10
+      y[index] = Float((Int(byte & 0x0F) | high0) - 16) * d
+      y[index + 16] = Float((Int(byte >> 4) | high1) - 16) * d
+    }
+  }
+
+  /// Layout: f16 d, f16 m, qh[4], qs[16]; y = q * d + m.
+  static func decodeQ5_1(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
+    let d = loadHalf(block, at: 0)
+    let m = loadHalf(block, at: 2)
+    let qh = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+    for index in 0..<16 {
+      let byte = block[8 + index]
+      let high0 = Int((qh >> UInt32(index)) << 4) & 0x10
+      let high1 = Int(qh >> UInt32(index + 12)) & 0x10
+      y[index] = Float(Int(byte & 0x0F) | high0) * d + m
+      y[index + 16] = Float(Int(byte >> 4) | high1) * d + m
+    }
+  }
+
+  /// ggml's `kvalues_iq4nl`: the non-linear 4-bit grid.
+  static let iq4NLValues: [Int8] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+  ]
+
+  /// Layout: f16 d, qs[16]; y = d * grid[q].
+  static func decodeIQ4_NL(
+    _ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>
+  ) {
+    let d = loadHalf(block, at: 0)
+    iq4NLValues.withUnsafeBufferPointer { grid in
+      for index in 0..<16 {
+        let byte = block[2 + index]
+        y[index] = d * Float(grid[Int(byte & 0x0F)])
+        y[index + 16] = d * Float(grid[Int(byte >> 4)])
+      }
+    }
+  }
+}

@@ -1,3 +1,5 @@
+import QFormats
+
 /// The ggml block types we write and read, with their tensor type ids from ggml.h.
 public enum GGUFBlockType: String, Sendable, CaseIterable {
   case q8_0 = "Q8_0"
@@ -12,6 +14,16 @@ public enum GGUFBlockType: String, Sendable, CaseIterable {
     case .q8_0: 8
     case .q2_K: 10
     case .q4_K: 12
+    }
+  }
+
+  /// The same type in QFormats' list of every ggml type.
+  public var ggmlType: GGMLType {
+    switch self {
+    case .q4_0: .q4_0
+    case .q8_0: .q8_0
+    case .q2_K: .q2K
+    case .q4_K: .q4K
     }
   }
 
@@ -78,27 +90,53 @@ public enum GGUFBlocks {
   public static func decode(_ bytes: UnsafeRawBufferPointer, type: GGUFBlockType)
     throws(QuantizeError) -> [Float]
   {
-    guard bytes.count % type.blockBytes == 0 else {
-      throw .truncatedBlocks(type: type.rawValue, bytes: bytes.count, blockBytes: type.blockBytes)
+    try dequantize(bytes, type: type.ggmlType)
+  }
+
+  /// The ggml block types `dequantize(_:type:)` decodes.
+  ///
+  /// Those llama.cpp's common presets write; the IQ grids, ternary and FP4 types are not among them.
+  public static let decodableTypes: Set<GGMLType> = [
+    .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2K, .q3K, .q4K, .q5K, .q6K, .iq4NL,
+  ]
+
+  /// Decodes whole blocks of any type in `decodableTypes` back to floats, as ggml's
+  /// `dequantize_row_*` does (f32 arithmetic in its order), so values match gguf-py's bit for bit.
+  /// - Throws: `.unsupportedBlockType` for other types, `.truncatedBlocks` for a partial block.
+  public static func dequantize(_ bytes: UnsafeRawBufferPointer, type: GGMLType)
+    throws(QuantizeError) -> [Float]
+  {
+    let decoder: (UnsafeRawBufferPointer, UnsafeMutableBufferPointer<Float>) -> Void
+    switch type {
+    case .q4_0: decoder = decodeQ4_0
+    case .q4_1: decoder = decodeQ4_1
+    case .q5_0: decoder = decodeQ5_0
+    case .q5_1: decoder = decodeQ5_1
+    case .q8_0: decoder = decodeQ8_0
+    case .q2K: decoder = decodeQ2_K
+    case .q3K: decoder = decodeQ3_K
+    case .q4K: decoder = decodeQ4_K
+    case .q5K: decoder = decodeQ5_K
+    case .q6K: decoder = decodeQ6_K
+    case .iq4NL: decoder = decodeIQ4_NL
+    default: throw .unsupportedBlockType(type: type.name)
     }
-    let blocks = bytes.count / type.blockBytes
-    var out = [Float](repeating: 0, count: blocks * type.blockElements)
+    let blockBytes = type.bytesPerBlock
+    let blockElements = type.blockSize
+    guard bytes.count % blockBytes == 0 else {
+      throw .truncatedBlocks(type: type.name, bytes: bytes.count, blockBytes: blockBytes)
+    }
+    let blocks = bytes.count / blockBytes
+    var out = [Float](repeating: 0, count: blocks * blockElements)
     out.withUnsafeMutableBufferPointer { buffer in
       guard let start = buffer.baseAddress, let source = bytes.baseAddress else { return }
       let base = SendableMutablePointer(start)
-      forEachRowBlock(rows: blocks, elementsPerRow: type.blockElements) { range in
+      forEachRowBlock(rows: blocks, elementsPerRow: blockElements) { range in
         let target = base.pointer
         for block in range {
-          let input = UnsafeRawBufferPointer(
-            start: source + block * type.blockBytes, count: type.blockBytes)
-          let output = UnsafeMutableBufferPointer(
-            start: target + block * type.blockElements, count: type.blockElements)
-          switch type {
-          case .q8_0: decodeQ8_0(input, into: output)
-          case .q4_0: decodeQ4_0(input, into: output)
-          case .q4_K: decodeQ4_K(input, into: output)
-          case .q2_K: decodeQ2_K(input, into: output)
-          }
+          decoder(
+            UnsafeRawBufferPointer(start: source + block * blockBytes, count: blockBytes),
+            UnsafeMutableBufferPointer(start: target + block * blockElements, count: blockElements))
         }
       }
     }

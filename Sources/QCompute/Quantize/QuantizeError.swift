@@ -12,6 +12,8 @@ public enum QuantizeError: Error, CustomStringConvertible, Equatable {
   case scaleCountNotDivisible(quantizer: String, scales: Int, by: Int)
   /// Encoded GGUF data whose length is not a whole number of blocks.
   case truncatedBlocks(type: String, bytes: Int, blockBytes: Int)
+  /// A ggml block type no decoder here reads (the IQ grids, ternary and FP4 types).
+  case unsupportedBlockType(type: String)
 
   public var description: String {
     switch self {
@@ -27,6 +29,8 @@ public enum QuantizeError: Error, CustomStringConvertible, Equatable {
       "\(quantizer): \(scales) group scales do not split into second-level groups of \(by)"
     case .truncatedBlocks(let type, let bytes, let blockBytes):
       "\(type): \(bytes) bytes is not a whole number of \(blockBytes)-byte blocks"
+    case .unsupportedBlockType(let type):
+      "\(type) blocks cannot be dequantized (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL)"
     }
   }
 }

@@ -131,6 +131,9 @@ public enum ConvertJob {
     } else {
       config.removeValue(forKey: "quantization")
     }
+    // The output is plain or a qpack, never in the input's scheme (an MLX folder's mirror of its
+    // `quantization` block, an HF quantizer's settings), so that description no longer applies.
+    config.removeValue(forKey: "quantization_config")
     guard checkpoint.configData != nil || quantization != nil else { return }
     let data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
     try data.write(to: URL(fileURLWithPath: stage.path("config.json")))

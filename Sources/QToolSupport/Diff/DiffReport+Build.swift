@@ -14,7 +14,8 @@ public struct DiffOptions: @unchecked Sendable {
   }
 }
 
-/// One checkpoint opened for comparison: packs wrapped so they read as their original tensors.
+/// One checkpoint opened for comparison: packs wrapped so they read as their original tensors,
+/// GGUF blocks and MLX-quantized linears dequantized (`Checkpoint.dequantized`).
 public struct DiffInput: Sendable {
   public var checkpoint: Checkpoint
   public var source: any TensorSource
@@ -22,6 +23,7 @@ public struct DiffInput: Sendable {
   public var architecture: ArchitectureSummary
 
   public init(_ checkpoint: Checkpoint) throws {
+    let checkpoint = try checkpoint.dequantized()
     self.checkpoint = checkpoint
     source =
       PackedCheckpoint.isPack(checkpoint.source)
@@ -34,8 +36,12 @@ public struct DiffInput: Sendable {
 
   var pack: PackedCheckpoint? { source as? PackedCheckpoint }
 
-  /// Stored bits per weight of a tensor of a pack; `nil` for a checkpoint that is not one.
+  /// Stored bits per weight of a tensor of a pack, a GGUF or an MLX-quantized folder; `nil` for
+  /// a checkpoint stored as it reads.
   func bitsPerWeight(_ info: TensorInfo) -> Double? {
+    if let stored = (source as? DequantizingSource)?.storedByteCount(of: info.name) {
+      return info.elementCount > 0 ? 8 * Double(stored) / Double(info.elementCount) : nil
+    }
     guard let pack else { return nil }
     if let description = pack.packDescriptions[info.name] { return description.bitsPerWeight(name: info.name) }
     return Double(8 * info.dtype.byteSize)
@@ -47,6 +53,9 @@ public struct DiffInput: Sendable {
     let bytes = tensors.reduce(0) { total, info in
       if let description = pack?.packDescriptions[info.name] {
         return total + description.companions(of: info.name).reduce(0) { $0 + $1.byteCount }
+      }
+      if let stored = (source as? DequantizingSource)?.storedByteCount(of: info.name) {
+        return total + stored
       }
       return total + info.byteCount
     }

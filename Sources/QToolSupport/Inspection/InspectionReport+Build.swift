@@ -62,12 +62,18 @@ extension InspectionReport {
       skipped = hdf5.skipped.map { SkippedEntry(name: $0.name, reason: $0.reason) }
     }
     if let gguf = source as? GGUFFile {
-      for q in gguf.quantizedTensors {
-        tensors.append(
-          TensorEntry(
-            name: q.name, dtype: q.type.name, shape: q.shape,
-            parameters: q.shape.reduce(1, *), bytes: q.byteCount,
-            component: architecture.component(of: q.name).rawValue))
+      // Block-quantized tensors are listed with their ggml type and stored bytes; statistics
+      // are taken over their dequantized values where the type can be read.
+      for q in gguf.quantizedTensors where options.filter.map({ q.name.contains($0) }) ?? true {
+        var entry = TensorEntry(
+          name: q.name, dtype: q.type.name, shape: q.shape,
+          parameters: q.shape.reduce(1, *), bytes: q.byteCount,
+          component: architecture.component(of: q.name).rawValue)
+        if options.statistics, GGUFBlocks.decodableTypes.contains(q.type) {
+          let values = try gguf.withRawBytes(of: q.name) { try GGUFBlocks.dequantize($0, type: q.type) }
+          entry.stats = StatsEntry(values.withUnsafeBufferPointer { TensorStatistics.compute($0) })
+        }
+        tensors.append(entry)
       }
     }
 

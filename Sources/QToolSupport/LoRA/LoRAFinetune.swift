@@ -106,7 +106,7 @@ public enum LoRAFinetune {
     adapter: PEFTAdapter, newBase: String, options: LoRAFinetuneOptions, progress: Progress = { _ in }
   ) throws -> LoRAFinetuneResult {
     let start = Date()
-    let checkpoint = try Checkpoint.open(newBase)
+    let checkpoint = try Checkpoint.open(newBase).dequantized()
     guard let configData = checkpoint.configData else {
       throw LoRAFinetuneError.baseModel(path: newBase, detail: "No config.json beside the weights")
     }
