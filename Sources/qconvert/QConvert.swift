@@ -126,7 +126,7 @@ struct QConvert: ParsableCommand {
   @Flag(help: "Print the per-tensor plan and totals without converting.")
   var dryRun = false
 
-  @Flag(help: "Replace an existing output.")
+  @Flag(help: "Replace an existing output: a file with a file, a folder of model files with a folder; never an input, a special file, or a folder holding anything else.")
   var force = false
 
   @Flag(help: "Keep tensors holding NaN or infinity as stored (with a warning) instead of refusing to write the pack.")
