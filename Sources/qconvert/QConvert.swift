@@ -17,6 +17,11 @@ struct QConvert: ParsableCommand {
       """,
     version: "0.1.0")
 
+  /// Runs with stdout checked and errors named after the tool (`mainCheckingOutput`).
+  static func main() {
+    mainCheckingOutput()
+  }
+
   enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, adaround, speedq }
   enum AdaRoundGrid: String, ExpressibleByArgument, CaseIterable { case gram, weights }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }

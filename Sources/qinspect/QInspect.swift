@@ -20,6 +20,11 @@ struct QInspect: ParsableCommand {
       """,
     version: "0.1.0")
 
+  /// Runs with stdout checked and errors named after the tool (`mainCheckingOutput`).
+  static func main() {
+    mainCheckingOutput()
+  }
+
   @Argument(help: "Checkpoints to inspect; '-' reads a safetensors stream from stdin.")
   var paths: [String]
 
