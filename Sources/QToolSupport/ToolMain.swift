@@ -24,6 +24,10 @@ extension ParsableCommand {
       exit()
     } catch let code as ExitCode {
       Glibc.exit(code.rawValue)
+    } catch let error as OptionLimitError {
+      var stderr = StandardError()
+      print("\(configuration.commandName ?? FileHandleOutput.toolName): \(error)", to: &stderr)
+      Glibc.exit(ExitCode.validationFailure.rawValue)
     } catch {
       if exitCode(for: error) != .failure { exit(withError: error) }
       var stderr = StandardError()

@@ -188,6 +188,9 @@ struct QConvert: ParsableCommand {
       throw ExitCode(error.isUsageError ? 64 : 1)
     } catch let error as ExitCode {
       throw error
+    } catch let error as OptionLimitError {
+      print("qconvert: \(error)", to: &stderr)
+      throw ExitCode.validationFailure
     } catch {
       print("qconvert: \(error)", to: &stderr)
       throw ExitCode(1)

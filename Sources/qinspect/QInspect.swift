@@ -144,6 +144,9 @@ struct QInspect: ParsableCommand {
               with: loaded, prompt: generate, maxTokens: maxTokens, chat: chat, imageFile: image)
           }
         }
+      } catch let error as OptionLimitError {
+        print("qinspect: \(error)", to: &stderr)
+        throw ExitCode.validationFailure
       } catch {
         print("qinspect: \(error)", to: &stderr)
         failed = true
