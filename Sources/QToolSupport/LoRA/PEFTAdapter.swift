@@ -92,9 +92,16 @@ public struct PEFTAdapter: Sendable {
         throw LoraRebaseError.adapter(
           path: weightsPath, detail: "Tensor '\(info.name)' has \(info.shape.count) dimensions, not 2")
       }
+      let values = try file.floats(of: info.name)
+      // A NaN or infinity would surface as a LAPACK failure deep in the move; name it here.
+      if let flat = values.firstIndex(where: { !$0.isFinite }), info.shape[1] > 0 {
+        let index = [flat / info.shape[1], flat % info.shape[1]]
+        throw LoraRebaseError.adapter(
+          path: weightsPath,
+          detail: "Tensor '\(info.name)' holds \(values[flat]) at index \(index) (flat index \(flat)); LoRA factors must be finite")
+      }
       let matrix = try Matrix<Double>(
-        rows: info.shape[0], columns: info.shape[1],
-        elements: try file.floats(of: info.name).map(Double.init))
+        rows: info.shape[0], columns: info.shape[1], elements: values.map(Double.init))
       let expectedRank = parsed.isA ? matrix.rows : matrix.columns
       guard expectedRank == rank else {
         throw LoraRebaseError.adapter(
