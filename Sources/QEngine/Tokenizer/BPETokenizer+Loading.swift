@@ -1,4 +1,5 @@
 import Foundation
+import QFormats
 
 extension BPETokenizer {
   /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a model folder.
@@ -113,8 +114,13 @@ extension BPETokenizer {
     } catch {
       throw TokenizerError.unreadable(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
     }
-    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-      throw TokenizerError.unreadable(file: url.path, reason: "is not a JSON object")
+    guard let value = try? JSONSerialization.jsonObject(with: data) else {
+      // Say where: a truncated download, or the line and column of the syntax error.
+      let problem = JSONSyntaxProblem.find(in: data).map(\.description) ?? "is not valid JSON"
+      throw TokenizerError.unreadable(file: url.path, reason: problem)
+    }
+    guard let object = value as? [String: Any] else {
+      throw TokenizerError.unreadable(file: url.path, reason: "is JSON but not an object")
     }
     return (object, data.count)
   }
