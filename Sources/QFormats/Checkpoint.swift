@@ -218,14 +218,14 @@ public struct Checkpoint: Sendable {
 
   private static func readConfig(inFolder folder: String) -> (Data?, String?) {
     let path = (folder as NSString).appendingPathComponent("config.json")
-    // A config is small: a pipe or device in its place (/dev/zero) is read no further.
-    guard let descriptor = try? SafetensorsFile.openOnce(path) else { return (nil, nil) }
-    defer { close(descriptor) }
-    let limit = 16 << 20
-    guard let bytes = try? SafetensorsStream.readUpTo(limit + 1, from: descriptor, location: path) else { return (nil, nil) }
-    if bytes.count > limit {
+    // A config is small: a pipe or device in its place (/dev/zero) is read no further, and one
+    // too large reads as text the config parser refuses, naming the file.
+    do {
+      return (try SideFile.read(path, limit: 16 << 20), path)
+    } catch .tooLarge(let limit) {
       return (Data("config.json is larger than \(limit) bytes".utf8), path)
+    } catch {
+      return (nil, nil)
     }
-    return (Data(bytes), path)
   }
 }

@@ -184,6 +184,65 @@ func runTool(
     #expect(run.stderr.contains(testCase.expected), "\(run.stderr)")
   }
 
+  struct SideFileCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    /// The side file of a copy of tiny-chat to replace, and with what.
+    let file: String
+    let replacement: Replacement
+    let arguments: [String]
+    let expected: String
+    var testDescription: String { name }
+
+    enum Replacement: Sendable { case devZero, fifo, loop }
+  }
+
+  static let text = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
+
+  static let sideFileCases: [SideFileCase] = [
+    SideFileCase(
+      name: "tokenizer.json in a link loop", file: "tokenizer.json", replacement: .loop, arguments: ["--generate", "hi"],
+      expected: "tokenizer.json: cannot stat: Too many levels of symbolic links"),
+    SideFileCase(
+      name: "tokenizer.json a named pipe", file: "tokenizer.json", replacement: .fifo, arguments: ["--generate", "hi"],
+      expected: "tokenizer.json: is empty"),
+    SideFileCase(
+      name: "tokenizer.json linked to /dev/zero", file: "tokenizer.json", replacement: .devZero,
+      arguments: ["--generate", "hi"], expected: "tokenizer.json: "),
+    SideFileCase(
+      name: "config.json linked to /dev/zero", file: "config.json", replacement: .devZero, arguments: [],
+      expected: "config.json: not valid JSON"),
+    SideFileCase(
+      name: "perplexity text linked to /dev/zero", file: "text.txt", replacement: .devZero,
+      arguments: ["--perplexity", "FILE"], expected: "text.txt: is larger than the 67108864-byte limit"),
+    SideFileCase(
+      name: "perplexity text a named pipe", file: "text.txt", replacement: .fifo, arguments: ["--perplexity", "FILE"],
+      expected: "text has 0 tokens"),
+  ]
+
+  /// Side files (tokenizer, config, texts) in place of which stands a device, a named pipe or
+  /// a link loop fail at once with one line naming them.
+  @Test(arguments: sideFileCases)
+  func sideFilesAreBounded(_ testCase: SideFileCase) throws {
+    let folder = try makeScratchFolder("side")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let copy = folder.appendingPathComponent("model")
+    try FileManager.default.copyItem(at: fixturesDirectory.appendingPathComponent("tiny-chat"), to: copy)
+    let target = copy.appendingPathComponent(testCase.file).path
+    try? FileManager.default.removeItem(atPath: target)
+    switch testCase.replacement {
+    case .devZero: try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: "/dev/zero")
+    case .fifo: #expect(mkfifo(target, 0o600) == 0)
+    case .loop:
+      try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: target + ".other")
+      try FileManager.default.createSymbolicLink(atPath: target + ".other", withDestinationPath: target)
+    }
+    let arguments = [copy.path] + testCase.arguments.map { $0 == "FILE" ? target : $0 }
+    let (run, timedOut) = try runTool("qinspect", arguments, timeout: 30)
+    #expect(!timedOut)
+    #expect(run.status == 1)
+    Self.expectOneLine(run, "qinspect", contains: testCase.expected)
+  }
+
   @Test func validStdinStillReads() throws {
     let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.model + "/model.safetensors"))
     let run = try runTool("qinspect", ["--stats", "-"], stdin: bytes)

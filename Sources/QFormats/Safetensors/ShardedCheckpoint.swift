@@ -87,7 +87,13 @@ public final class ShardedCheckpoint: TensorSource, @unchecked Sendable {
     var tensors: [TensorInfo] = []
     for file in fileOrder {
       let path = directory.appendingPathComponent(file).path
-      guard FileManager.default.fileExists(atPath: path) else {
+      let exists: Bool
+      do {
+        exists = try SideFile.exists(path)
+      } catch {
+        throw SideFile.Failure(path: path, problem: error)
+      }
+      guard exists else {
         throw SafetensorsError.missingShard(location: indexPath, shard: file)
       }
       let shard = try SafetensorsFile(path: path)

@@ -87,9 +87,16 @@ public enum ModelEvaluation {
   }
 
   static func tokenizer(of checkpoint: Checkpoint) throws -> BPETokenizer {
-    guard let folder = checkpoint.folder,
-      FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("tokenizer.json"))
-    else {
+    var exists = false
+    if let folder = checkpoint.folder {
+      let path = (folder as NSString).appendingPathComponent("tokenizer.json")
+      do {
+        exists = try SideFile.exists(path)
+      } catch {
+        throw SideFile.Failure(path: path, problem: error)
+      }
+    }
+    guard let folder = checkpoint.folder, exists else {
       throw EvaluationError.missingTokenizer(location: checkpoint.location)
     }
     return try BPETokenizer(folder: URL(fileURLWithPath: folder))

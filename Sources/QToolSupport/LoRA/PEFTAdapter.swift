@@ -65,12 +65,21 @@ public struct PEFTAdapter: Sendable {
   ///   without a partner, or factors whose shapes disagree with `r`.
   public static func read(folder: String) throws -> PEFTAdapter {
     let configPath = (folder as NSString).appendingPathComponent("adapter_config.json")
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw LoraRebaseError.adapter(path: configPath, detail: "Cannot read the adapter config")
+    let data: Data
+    do {
+      data = try SideFile.read(configPath, limit: 16 << 20)
+    } catch {
+      throw LoraRebaseError.adapter(path: configPath, detail: "Cannot read the adapter config: \(error)")
     }
     let settings = try PEFTAdapterConfig(data: data, path: configPath)
     let weightsPath = (folder as NSString).appendingPathComponent("adapter_model.safetensors")
-    guard FileManager.default.fileExists(atPath: weightsPath) else {
+    let exists: Bool
+    do {
+      exists = try SideFile.exists(weightsPath)
+    } catch {
+      throw LoraRebaseError.adapter(path: weightsPath, detail: "Cannot read the adapter weights: \(error)")
+    }
+    guard exists else {
       throw LoraRebaseError.adapter(path: weightsPath, detail: "No adapter_model.safetensors")
     }
     let file = try SafetensorsFile(path: weightsPath)
