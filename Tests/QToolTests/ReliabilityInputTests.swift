@@ -243,6 +243,29 @@ func runTool(
     Self.expectOneLine(run, "qinspect", contains: testCase.expected)
   }
 
+  /// HDF5 and GGUF need seeking: from a pipe they are refused by name.
+  @Test(arguments: ["hdf5/basic.h5", "gguf/all_types.gguf"])
+  func seekableFormatOnAPipeIsRefused(fixture: String) throws {
+    let bytes = try Data(contentsOf: fixturesDirectory.appendingPathComponent(fixture))
+    let run = try runTool("qinspect", ["-"], stdin: bytes)
+    #expect(run.status == 1)
+    Self.expectOneLine(run, "qinspect", contains: "file arriving as a stream; ")
+    #expect(run.stderr.contains("input must be a regular, seekable file"))
+  }
+
+  @Test func imageBehindALinkLoopIsSaidSo() throws {
+    let folder = try makeScratchFolder("image-loop")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let a = folder.appendingPathComponent("a.png").path
+    try FileManager.default.createSymbolicLink(atPath: a, withDestinationPath: a + ".other")
+    try FileManager.default.createSymbolicLink(atPath: a + ".other", withDestinationPath: a)
+    let model = fixturesDirectory.appendingPathComponent("tiny-llava").path
+    let (run, timedOut) = try runTool("qdiff", [model, model, "--images", a], timeout: 60)
+    #expect(!timedOut)
+    #expect(run.status == 2)
+    Self.expectOneLine(run, "qdiff", contains: "a.png: cannot stat: Too many levels of symbolic links")
+  }
+
   @Test func validStdinStillReads() throws {
     let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.model + "/model.safetensors"))
     let run = try runTool("qinspect", ["--stats", "-"], stdin: bytes)

@@ -25,6 +25,13 @@ enum SafetensorsStream {
         prefix += try readUpTo(Int(length), from: descriptor, location: location)
       }
     }
+    // Formats that need seeking cannot be read from a stream.
+    for (signature, format, article) in [(Checkpoint.hdf5Signature, "HDF5", "an"), (Array("GGUF".utf8), "GGUF", "a")]
+    where prefix.starts(with: signature) {
+      throw SafetensorsError.foreignFormat(
+        location: location,
+        format: "is \(article) \(format) file arriving as a stream; \(format) input must be a regular, seekable file")
+    }
     // Too short, too long a header length, a header cut short or invalid: the same messages
     // as for a file, from the bytes read so far.
     let (_, dataLength) = try prefix.withUnsafeBytes { bytes in
