@@ -170,12 +170,10 @@ public struct Checkpoint: Sendable {
       return (.safetensors, try SafetensorsFile(descriptor: descriptor, location: path))
     } catch let error as SafetensorsError {
       // A name that promises another format gets a message about that format.
-      let expected = isHDF5Name ? "HDF5" : path.hasSuffix(".gguf") ? "GGUF" : nil
-      guard let expected, case .foreignFormat = error else {
-        if let expected { throw CheckpointError.unrecognised(path: path, expected: expected, looksLike: looksLike(head)) }
-        throw error
-      }
-      throw CheckpointError.unrecognised(path: path, expected: expected, looksLike: "\(error)".split(separator: ": ", maxSplits: 1).last.map(String.init))
+      guard let expected = isHDF5Name ? "HDF5" : path.hasSuffix(".gguf") ? "GGUF" : nil else { throw error }
+      var looks = looksLike(head)
+      if case .foreignFormat(_, let format) = error { looks = format }
+      throw CheckpointError.unrecognised(path: path, expected: expected, looksLike: looks)
     }
   }
 

@@ -45,7 +45,8 @@ enum SafetensorsStream {
     do {
       var space = statvfs()
       if fstatvfs(scratch, &space) == 0 {
-        let free = Int(clamping: UInt64(space.f_bavail).multipliedReportingOverflow(by: UInt64(space.f_frsize)).partialValue)
+        let (bytes, overflow) = UInt64(space.f_bavail).multipliedReportingOverflow(by: UInt64(space.f_frsize))
+        let free = overflow ? Int.max : Int(clamping: bytes)
         if dataLength > free {
           throw SafetensorsError.streamTooLarge(location: location, dataLength: dataLength, available: free, folder: folder)
         }
