@@ -65,7 +65,7 @@ enum SafetensorsStream {
 
   /// Up to `count` bytes, fewer only at end of stream.
   static func readUpTo(_ count: Int, from descriptor: Int32, location: String) throws(SafetensorsError) -> [UInt8] {
-    var bytes = [UInt8]()
+    var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: min(count, 1 << 20))
     while bytes.count < count {
       let wanted = min(chunk.count, count - bytes.count)

@@ -5,8 +5,10 @@ import QEngine
   import Glibc
 #endif
 
-/// A size given on the command line that the model cannot take: more positions than it was
-/// trained for, or more memory than the machine has. A usage error (exit status 64).
+/// A size given on the command line that the model cannot take.
+///
+/// More positions than the model was trained for, or more memory than the machine has: a usage
+/// error (exit status 64).
 public struct OptionLimitError: Error, CustomStringConvertible, Sendable {
   public var option: String
   public var value: Int
@@ -33,8 +35,12 @@ public enum PositionLimit {
   /// context or the memory they would need exceeds the machine's.
   ///
   /// - Parameters:
-  ///   - option: The command-line option and its value, as the user gave them.
+  ///   - option: The command-line option, as the user gave it.
+  ///   - value: The option's value.
   ///   - extra: Positions beyond the option's value (a prompt's tokens), named in the message.
+  ///   - model: The language model's shape and trained context.
+  ///   - location: The model's path, for the message.
+  ///   - use: What the positions are for, which sets their memory.
   /// - Throws: `OptionLimitError`, one line naming the option, the model and the limit.
   public static func check(
     option: String, value: Int, extra: (count: Int, what: String)? = nil, model: DecoderConfiguration,
