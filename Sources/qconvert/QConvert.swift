@@ -17,6 +17,11 @@ struct QConvert: ParsableCommand {
       """,
     version: "0.1.0")
 
+  /// Runs with stdout checked and errors named after the tool (`mainCheckingOutput`).
+  static func main() {
+    mainCheckingOutput()
+  }
+
   enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, adaround, speedq }
   enum AdaRoundGrid: String, ExpressibleByArgument, CaseIterable { case gram, weights }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
@@ -183,6 +188,9 @@ struct QConvert: ParsableCommand {
       throw ExitCode(error.isUsageError ? 64 : 1)
     } catch let error as ExitCode {
       throw error
+    } catch let error as OptionLimitError {
+      print("qconvert: \(error)", to: &stderr)
+      throw ExitCode.validationFailure
     } catch {
       print("qconvert: \(error)", to: &stderr)
       throw ExitCode(1)
