@@ -16,12 +16,14 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   case nonFinite(NonFiniteElement)
   /// Replacement values for a tensor that cannot stand in for it.
   case invalidReplacement(location: String, tensor: String, reason: String)
+  /// The input holds no tensors, so there is nothing to convert.
+  case noTensors(location: String)
 
   /// Usage errors exit with 64; the rest with 1.
   public var isUsageError: Bool {
     switch self {
     case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
-    case .outputExists, .fileSystem, .nonFinite, .invalidReplacement: false
+    case .outputExists, .fileSystem, .nonFinite, .invalidReplacement, .noTensors: false
     }
   }
 
@@ -36,6 +38,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case .fileSystem(let path, let reason): "\(path): \(reason)"
     case .nonFinite(let element): "\(element); use '--allow-nonfinite' to keep such tensors unquantized"
     case .invalidReplacement(let location, let tensor, let reason): "\(location): tensor '\(tensor)' \(reason)"
+    case .noTensors(let location): "\(location): holds no tensors; there is nothing to convert"
     }
   }
 }
