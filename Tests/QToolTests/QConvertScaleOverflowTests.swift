@@ -62,6 +62,27 @@ import Testing
     #expect(try restored.floats(of: name).allSatisfy { $0.isFinite })
   }
 
+  /// `--to f16` of weights F16 cannot hold (packed or not) refuses rather than write infinity.
+  @Test(arguments: [true, false]) func toF16RefusesValuesItCannotHold(packFirst: Bool) throws {
+    let folder = try scratch()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    var input = Self.fixture("large-f32")
+    if packFirst {
+      let pack = folder.appendingPathComponent("pack").path
+      let packed = try runTool("qconvert", [input, "-o", pack, "--group-size", "32", "--quiet"])
+      #expect(packed.status == 0, "\(packed.stderr)")
+      input = pack
+    }
+    let output = folder.appendingPathComponent("plain").path
+    let run = try runTool("qconvert", [input, "--to", "f16", "-o", output, "--quiet"])
+    #expect(run.status == 1)
+    #expect(run.stderr.hasPrefix("qconvert: \(input)/model.safetensors: tensor 'model.layers.0.mlp.up_proj.weight' holds "))
+    #expect(run.stderr.hasSuffix(" at index [1, 3], which F16 cannot hold; use '--to f32' or '--to bf16'\n"))
+    #expect(!FileManager.default.fileExists(atPath: output))
+    let bf16 = try runTool("qconvert", [input, "--to", "bf16", "-o", output, "--quiet"])
+    #expect(bf16.status == 0, "\(bf16.stderr)")
+  }
+
   @Test func mlxLayoutReadsBackFinite() throws {
     let folder = try scratch()
     defer { try? FileManager.default.removeItem(at: folder) }
