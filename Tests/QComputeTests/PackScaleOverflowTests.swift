@@ -8,7 +8,7 @@ import Testing
 private func largeWeights(count: Int, large: [Int: Float]) -> [Float] {
   var state: UInt64 = 7
   var values = (0..<count).map { _ in
-    state = state &* 6364136223846793005 &+ 1442695040888963407
+    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
     return Float(state >> 40) / Float(1 << 24) * 2 - 1
   }
   for (index, value) in large { values[index] = value }
@@ -16,10 +16,16 @@ private func largeWeights(count: Int, large: [Int: Float]) -> [Float] {
 }
 
 /// Packs `values` and reads them back through `PackDecoder`, as every reader does.
-private func roundTrip(_ values: [Float], info: TensorInfo, spec: PackSpec) throws -> (PackedTensor, [Float]) {
-  let packed = try values.withUnsafeBufferPointer { try PackEncoder.pack($0, info: info, spec: spec, location: "test") }
+private func roundTrip(_ values: [Float], info: TensorInfo, spec: PackSpec) throws -> (
+  PackedTensor, [Float]
+) {
+  let packed = try values.withUnsafeBufferPointer {
+    try PackEncoder.pack($0, info: info, spec: spec, location: "test")
+  }
   let byName = Dictionary(uniqueKeysWithValues: packed.companions.map { ($0.info.name, $0) })
-  let restored = try PackDecoder.dequantize(name: info.name, description: packed.description, location: "test") {
+  let restored = try PackDecoder.dequantize(
+    name: info.name, description: packed.description, location: "test"
+  ) {
     byName[$0].map { ($0.info, $0.bytes) }
   }
   return (packed, restored)
@@ -41,13 +47,16 @@ private func roundTrip(_ values: [Float], info: TensorInfo, spec: PackSpec) thro
 
   @Test(arguments: specs) func largeWeightsDequantizeFinitely(spec: PackSpec) throws {
     let info = TensorInfo(name: "layer.weight", dtype: .f32, shape: [32, 128])
-    let values = largeWeights(count: info.elementCount, large: [5: 7e4, 300: 1e6, 1000: -1e6, 4000: 65504])
+    let values = largeWeights(
+      count: info.elementCount, large: [5: 7e4, 300: 1e6, 1000: -1e6, 4000: 65504])
     let (packed, restored) = try roundTrip(values, info: info, spec: spec)
     #expect(restored.allSatisfy { $0.isFinite })
     #expect(restored.map(\.bitPattern) == packed.matrix.dequantize().map(\.bitPattern))
     // A bias of 1e6 or a 4-bit step of 1e6 / 7 does not fit F16; an 8-bit float-zero grid's
     // step (2e6 / 255) does, and keeps F16.
-    if spec.scaleDType == .f16 && (spec.zero == .bias || spec.zero == .fixed || spec.bits == 4 && spec.grid == .affine) {
+    if spec.scaleDType == .f16
+      && (spec.zero == .bias || spec.zero == .fixed || spec.bits == 4 && spec.grid == .affine)
+    {
       #expect(packed.description.scaleDType == .f32)
       #expect(packed.companions.first?.info.dtype == .f32)
     }
@@ -58,7 +67,8 @@ private func roundTrip(_ values: [Float], info: TensorInfo, spec: PackSpec) thro
 
   @Test func ordinaryWeightsKeepTheirScaleDType() throws {
     let info = TensorInfo(name: "layer.weight", dtype: .f32, shape: [8, 64])
-    let (packed, _) = try roundTrip(largeWeights(count: 512, large: [:]), info: info, spec: PackSpec(bits: 4, groupSize: 32))
+    let (packed, _) = try roundTrip(
+      largeWeights(count: 512, large: [:]), info: info, spec: PackSpec(bits: 4, groupSize: 32))
     #expect(packed.description.scaleDType == .f16)
   }
 
@@ -80,7 +90,8 @@ private func roundTrip(_ values: [Float], info: TensorInfo, spec: PackSpec) thro
       try AffineQuantizer.quantize($0, rows: 4, columns: 64, bits: 4, groupSize: 32)
     }
     let spec = PackSpec(bits: 4, groupSize: 32, grid: .affine, method: .gptq)
-    let packed = try PackEncoder.pack(quantized: quantized, info: info, spec: spec, location: "test")
+    let packed = try PackEncoder.pack(
+      quantized: quantized, info: info, spec: spec, location: "test")
     #expect(packed.description.scaleDType == .f32)
     #expect(packed.matrix.dequantize().allSatisfy { $0.isFinite })
   }
@@ -92,11 +103,15 @@ private func roundTrip(_ values: [Float], info: TensorInfo, spec: PackSpec) thro
     values[1] = 3e38
     #expect {
       try values.withUnsafeBufferPointer {
-        try PackEncoder.pack($0, info: info, spec: PackSpec(bits: 4, groupSize: 32), location: "test")
+        try PackEncoder.pack(
+          $0, info: info, spec: PackSpec(bits: 4, groupSize: 32), location: "test")
       }
     } throws: { error in
-      guard case .dequantizesNonFinite(_, let tensor, let dtype, _, _) = error as? PackError else { return false }
-      return tensor == "huge.weight" && dtype == .f32 && "\(error)".hasPrefix("test: tensor 'huge.weight' cannot be packed")
+      guard case .dequantizesNonFinite(_, let tensor, let dtype, _, _) = error as? PackError else {
+        return false
+      }
+      return tensor == "huge.weight" && dtype == .f32
+        && "\(error)".hasPrefix("test: tensor 'huge.weight' cannot be packed")
     }
   }
 }

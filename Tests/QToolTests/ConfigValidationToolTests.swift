@@ -17,14 +17,17 @@ import Testing
     let text = try String(contentsOf: root.appendingPathComponent("expected.tsv"), encoding: .utf8)
     return text.split(separator: "\n").dropFirst().map { line in
       let cells = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-      return Case(name: cells[0], key: cells.count > 1 ? cells[1] : "", message: cells.count > 2 ? cells[2] : "")
+      return Case(
+        name: cells[0], key: cells.count > 1 ? cells[1] : "",
+        message: cells.count > 2 ? cells[2] : "")
     }
   }
 
   static func invalid() throws -> [Case] { try cases().filter { !$0.key.isEmpty } }
 
   func scratch() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("config-validation-\(UUID().uuidString)")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "config-validation-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
   }
@@ -40,7 +43,9 @@ import Testing
     defer { try? FileManager.default.removeItem(at: work) }
     let output = work.appendingPathComponent("out").path
     let folder = Self.root.appendingPathComponent(testCase.name).path
-    expectRefused(try runTool("qconvert", [folder, "-o", output, "--quiet"]), tool: "qconvert", status: 1, testCase)
+    expectRefused(
+      try runTool("qconvert", [folder, "-o", output, "--quiet"]), tool: "qconvert", status: 1,
+      testCase)
     #expect(!FileManager.default.fileExists(atPath: output))
   }
 
@@ -59,7 +64,9 @@ import Testing
     let work = try scratch()
     defer { try? FileManager.default.removeItem(at: work) }
     let folder = Self.root.appendingPathComponent("valid").path
-    let run = try runTool("qconvert", [folder, "-o", work.appendingPathComponent("out").path, "--quiet", "--group-size", "0"])
+    let run = try runTool(
+      "qconvert",
+      [folder, "-o", work.appendingPathComponent("out").path, "--quiet", "--group-size", "0"])
     #expect(run.status == 0, "\(run.stderr)")
     #expect(try runTool("qinspect", [folder]).status == 0)
   }

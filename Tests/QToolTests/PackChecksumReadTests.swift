@@ -15,22 +15,31 @@ import Testing
   }
 
   static let corruptions = [
-    Corruption(tensor: "model.layers.0.mlp.up_proj.weight", stored: "model.layers.0.mlp.up_proj.weight.qweight"),
-    Corruption(tensor: "model.layers.1.self_attn.q_proj.weight", stored: "model.layers.1.self_attn.q_proj.weight.scales"),
+    Corruption(
+      tensor: "model.layers.0.mlp.up_proj.weight",
+      stored: "model.layers.0.mlp.up_proj.weight.qweight"),
+    Corruption(
+      tensor: "model.layers.1.self_attn.q_proj.weight",
+      stored: "model.layers.1.self_attn.q_proj.weight.scales"),
     Corruption(tensor: "model.norm.weight", stored: "model.norm.weight"),
   ]
 
   /// A pack of tiny-chat with one byte of `stored` flipped; returns the work folder and the pack.
   func corruptedPack(flipping stored: String) throws -> (work: URL, pack: String) {
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("pack-checksum-\(UUID().uuidString)")
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "pack-checksum-\(UUID().uuidString)")
     let pack = work.appendingPathComponent("pack").path
-    let convert = try runTool("qconvert", [Self.model, "-o", pack, "--bits", "8", "--group-size", "32", "--quiet"])
+    let convert = try runTool(
+      "qconvert", [Self.model, "-o", pack, "--bits", "8", "--group-size", "32", "--quiet"])
     #expect(convert.status == 0, "\(convert.stderr)")
     let file = pack + "/model.safetensors"
     var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
-    let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+    let headerLength = bytes.prefix(8).enumerated().reduce(0) {
+      $0 | Int($1.element) << (8 * $1.offset)
+    }
     let header = try #require(
-      try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength))) as? [String: Any])
+      try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + headerLength)))
+        as? [String: Any])
     let entry = try #require(header[stored] as? [String: Any])
     let offsets = try #require(entry["data_offsets"] as? [Int])
     let position = 8 + headerLength + (offsets[0] + offsets[1]) / 2
@@ -44,12 +53,15 @@ import Testing
     let lines = run.stderr.split(separator: "\n")
     #expect(lines.count == 1, "\(run.stderr)")
     #expect(
-      run.stderr.hasPrefix("\(tool): \(pack)/model.safetensors: tensor '\(tensor)' has checksum crc32c:0x"),
+      run.stderr.hasPrefix(
+        "\(tool): \(pack)/model.safetensors: tensor '\(tensor)' has checksum crc32c:0x"),
       "\(run.stderr)")
     #expect(run.stderr.contains("but its description records crc32c:0x"))
   }
 
-  @Test(arguments: corruptions) func convertingBackRefusesAFlippedByte(_ corruption: Corruption) throws {
+  @Test(arguments: corruptions) func convertingBackRefusesAFlippedByte(_ corruption: Corruption)
+    throws
+  {
     let (work, pack) = try corruptedPack(flipping: corruption.stored)
     defer { try? FileManager.default.removeItem(at: work) }
     let output = work.appendingPathComponent("plain").path
@@ -70,7 +82,10 @@ import Testing
     defer { try? FileManager.default.removeItem(at: work) }
     let run = try runTool(
       "qinspect",
-      [pack, "--perplexity", fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path, "--context", "16", "--windows", "1"])
+      [
+        pack, "--perplexity", fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path,
+        "--context", "16", "--windows", "1",
+      ])
     expectNamed(run, tool: "qinspect", status: 1, pack: pack, tensor: corruption.tensor)
   }
 }

@@ -20,13 +20,16 @@ import Testing
   ]
 
   @Test(arguments: cases) func refusesAnInputWithoutTensors(_ testCase: Case) throws {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qconvert-empty-\(UUID().uuidString)")
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "qconvert-empty-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: folder) }
     let input = fixturesDirectory.appendingPathComponent("no-tensors/\(testCase.input)").path
     let output = folder.appendingPathComponent("out").path
     let run = try runTool("qconvert", [input, "-o", output, "--quiet"] + testCase.arguments)
     #expect(run.status == 1)
-    #expect(run.stderr == "qconvert: \(input)/model.safetensors: holds no tensors; there is nothing to convert\n")
+    #expect(
+      run.stderr
+        == "qconvert: \(input)/model.safetensors: holds no tensors; there is nothing to convert\n")
     #expect(run.stdout.isEmpty)
     #expect(!FileManager.default.fileExists(atPath: output))
   }

@@ -7,17 +7,21 @@ import Testing
 /// `Fixtures/make_overflow_fixtures.py`): packs store those scales in F32 and read back finite;
 /// runtime layouts that must use F16 refuse the tensor by name.
 @Suite struct QConvertScaleOverflowTests {
-  static func fixture(_ name: String) -> String { fixturesDirectory.appendingPathComponent("overflow/\(name)").path }
+  static func fixture(_ name: String) -> String {
+    fixturesDirectory.appendingPathComponent("overflow/\(name)").path
+  }
 
   func scratch() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("qconvert-overflow-\(UUID().uuidString)")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "qconvert-overflow-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
   }
 
   /// Packs `input` with `arguments`, dequantizes it with `--to`, and returns the pack's
   /// descriptions and the values read back.
-  func packAndRestore(_ input: String, _ arguments: [String], to dtype: String, in folder: URL) throws
+  func packAndRestore(_ input: String, _ arguments: [String], to dtype: String, in folder: URL)
+    throws
     -> (descriptions: [String: PackDescription], restored: SafetensorsFile)
   {
     let pack = folder.appendingPathComponent("pack").path
@@ -29,22 +33,28 @@ import Testing
     let plain = folder.appendingPathComponent("plain").path
     let back = try runTool("qconvert", [pack, "--to", dtype, "-o", plain, "--quiet"])
     #expect(back.status == 0, "\(back.stderr)")
-    let descriptions = try PackedCheckpoint(wrapping: try SafetensorsFile(path: pack + "/model.safetensors"))
-      .packDescriptions
+    let descriptions = try PackedCheckpoint(
+      wrapping: try SafetensorsFile(path: pack + "/model.safetensors")
+    )
+    .packDescriptions
     return (descriptions, try SafetensorsFile(path: plain + "/model.safetensors"))
   }
 
-  @Test(arguments: ["rtn", "clip", "hqq", "bilevel"]) func largeWeightsPackFinitely(method: String) throws {
+  @Test(arguments: ["rtn", "clip", "hqq", "bilevel"]) func largeWeightsPackFinitely(method: String)
+    throws
+  {
     let folder = try scratch()
     defer { try? FileManager.default.removeItem(at: folder) }
     let input = Self.fixture("large-f32")
-    let (descriptions, restored) = try packAndRestore(input, ["--method", method, "--group-size", "32"], to: "f32", in: folder)
+    let (descriptions, restored) = try packAndRestore(
+      input, ["--method", method, "--group-size", "32"], to: "f32", in: folder)
     let name = "model.layers.0.mlp.up_proj.weight"
     let values = try restored.floats(of: name)
     #expect(values.allSatisfy { $0.isFinite })
     let original = try SafetensorsFile(path: input + "/model.safetensors").floats(of: name)
     for index in [1 * 64 + 3, 2 * 64 + 40, 3 * 64] {
-      #expect(abs(values[index] - original[index]) <= abs(original[index]) * 0.15, "element \(index)")
+      #expect(
+        abs(values[index] - original[index]) <= abs(original[index]) * 0.15, "element \(index)")
     }
     if method != "bilevel" {
       #expect(descriptions[name]?.scaleDType == .f32)
@@ -76,8 +86,12 @@ import Testing
     let output = folder.appendingPathComponent("plain").path
     let run = try runTool("qconvert", [input, "--to", "f16", "-o", output, "--quiet"])
     #expect(run.status == 1)
-    #expect(run.stderr.hasPrefix("qconvert: \(input)/model.safetensors: tensor 'model.layers.0.mlp.up_proj.weight' holds "))
-    #expect(run.stderr.hasSuffix(" at index [1, 3], which F16 cannot hold; use '--to f32' or '--to bf16'\n"))
+    #expect(
+      run.stderr.hasPrefix(
+        "qconvert: \(input)/model.safetensors: tensor 'model.layers.0.mlp.up_proj.weight' holds "))
+    #expect(
+      run.stderr.hasSuffix(
+        " at index [1, 3], which F16 cannot hold; use '--to f32' or '--to bf16'\n"))
     #expect(!FileManager.default.fileExists(atPath: output))
     let bf16 = try runTool("qconvert", [input, "--to", "bf16", "-o", output, "--quiet"])
     #expect(bf16.status == 0, "\(bf16.stderr)")
@@ -88,7 +102,8 @@ import Testing
     defer { try? FileManager.default.removeItem(at: folder) }
     let output = folder.appendingPathComponent("mlx").path
     let run = try runTool(
-      "qconvert", [Self.fixture("large-f32"), "-o", output, "--layout", "mlx", "--group-size", "32", "--quiet"])
+      "qconvert",
+      [Self.fixture("large-f32"), "-o", output, "--layout", "mlx", "--group-size", "32", "--quiet"])
     #expect(run.status == 0, "\(run.stderr)")
     let file = try SafetensorsFile(path: output + "/model.safetensors")
     let module = "model.layers.0.mlp.up_proj"

@@ -7,14 +7,18 @@ import Testing
 @Suite struct QDiffNonFiniteTests {
   static let old = fixturesDirectory.appendingPathComponent("diff-nonfinite/old").path
   static let new = fixturesDirectory.appendingPathComponent("diff-nonfinite/new").path
-  static let nonFinite = ["model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight"]
+  static let nonFinite = [
+    "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight",
+  ]
 
   @Test func tableShowsNaNAndSortsItWorst() throws {
     let run = try runTool("qdiff", [Self.old, Self.new])
     #expect(run.status == 1, "\(run.stderr)")
     let lines = run.stdout.split(separator: "\n")
     let start = try #require(lines.firstIndex { $0.hasPrefix("tensors (worst first)") })
-    let rows = lines[(start + 2)...].map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+    let rows = lines[(start + 2)...].map {
+      $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+    }
     #expect(rows.count == 3)
     // The two non-finite tensors first, every metric nan; then the finite change.
     for row in rows.prefix(2) {
@@ -28,7 +32,8 @@ import Testing
   @Test func jsonHasNullMetrics() throws {
     let run = try runTool("qdiff", [Self.old, Self.new, "--format", "json"])
     #expect(run.status == 1, "\(run.stderr)")
-    let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
     let tensors = try #require(report["tensors"] as? [[String: Any]])
     for tensor in tensors {
       let name = try #require(tensor["name"] as? String)
@@ -55,7 +60,8 @@ import Testing
   @Test func identicalNaNIsTheSame() throws {
     let run = try runTool("qdiff", [Self.new, Self.new, "--format", "json"])
     #expect(run.status == 0, "\(run.stderr)")
-    let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
     let summary = try #require(report["summary"] as? [String: Any])
     #expect(summary["relative_l2"] as? Double == 0)
   }

@@ -8,15 +8,17 @@ extension ModelConfig {
   /// Only what the config states is checked: a vision tower's config without a key-value head
   /// count is fine. Tools call this once, through `Checkpoint.open`, so every tool refuses what
   /// the engine would.
-  /// - Parameters:
-  ///   - tensors: the checkpoint's tensors, whose names give the layers present; empty to check
-  ///     the config alone.
+  /// - Parameter tensors: the checkpoint's tensors, whose names give the layers present; empty
+  ///   to check the config alone.
   /// - Throws: `ModelError.invalidValue` naming the config file and the key, dotted from the top
   ///   (`text_config.num_hidden_layers`).
   public func validate(against tensors: [TensorInfo]) throws(ModelError) {
-    let summary = tensors.isEmpty ? nil : ArchitectureSummary.recognise(config: self, tensors: tensors)
+    let summary =
+      tensors.isEmpty ? nil : ArchitectureSummary.recognise(config: self, tensors: tensors)
     var sections: [(path: String, config: ModelConfig, component: ModelComponent?)] = []
-    let textKey = ["text_config", "llm_config", "language_config"].first { raw[$0]?.objectValue != nil }
+    let textKey = ["text_config", "llm_config", "language_config"].first {
+      raw[$0]?.objectValue != nil
+    }
     if let text = textConfig, let textKey {
       sections.append(("", self, nil))
       sections.append((textKey + ".", text, .languageModel))
@@ -27,15 +29,18 @@ extension ModelConfig {
     for section in sections {
       let layersPresent = summary.flatMap { summary in
         section.component.flatMap { component in
-          ArchitectureSummary.layerCount(tensors.filter { summary.component(of: $0.name) == component })
+          ArchitectureSummary.layerCount(
+            tensors.filter { summary.component(of: $0.name) == component })
         }
       }
-      try section.config.validateSizes(path: section.path, location: location, layersPresent: layersPresent)
+      try section.config.validateSizes(
+        path: section.path, location: location, layersPresent: layersPresent)
     }
   }
 
   /// The checks of `validate(against:)` on one section.
-  private func validateSizes(path: String, location: String, layersPresent: Int?) throws(ModelError) {
+  private func validateSizes(path: String, location: String, layersPresent: Int?) throws(ModelError)
+  {
     func fail(_ key: String, _ reason: String) -> ModelError {
       .invalidValue(location: location, key: path + key, reason: reason)
     }
@@ -49,10 +54,15 @@ extension ModelConfig {
     let heads = stated(["num_attention_heads", "num_heads"])
     let keyValueHeads = stated(["num_key_value_heads"])
     let headDimension = stated(["head_dim"])
-    for entry in [stated(["vocab_size"]), hidden, layers, heads, keyValueHeads, headDimension, stated(["intermediate_size"])] {
+    for entry in [
+      stated(["vocab_size"]), hidden, layers, heads, keyValueHeads, headDimension,
+      stated(["intermediate_size"]),
+    ] {
       if let (key, value) = entry, value <= 0 { throw fail(key, "is \(value), not positive") }
     }
-    if let (key, value) = heads, let (hiddenKey, size) = hidden, headDimension == nil, size % value != 0 {
+    if let (key, value) = heads, let (hiddenKey, size) = hidden, headDimension == nil,
+      size % value != 0
+    {
       throw fail(key, "is \(value), which does not divide \(hiddenKey) \(size)")
     }
     if let (key, value) = keyValueHeads, let (headsKey, count) = heads, count % value != 0 {
