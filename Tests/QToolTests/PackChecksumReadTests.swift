@@ -88,4 +88,14 @@ import Testing
       ])
     expectNamed(run, tool: "qinspect", status: 1, pack: pack, tensor: corruption.tensor)
   }
+
+  /// `qinspect --verify` still names every mismatch and exits 1, as before.
+  @Test(arguments: corruptions) func verifyStillListsTheMismatch(_ corruption: Corruption) throws {
+    let (work, pack) = try corruptedPack(flipping: corruption.stored)
+    defer { try? FileManager.default.removeItem(at: work) }
+    let run = try runTool("qinspect", [pack, "--verify"])
+    #expect(run.status == 1)
+    #expect(run.stdout.hasSuffix("1 do not match\n"), "\(run.stdout)")
+    expectNamed(run, tool: "qinspect", status: 1, pack: pack, tensor: corruption.tensor)
+  }
 }
