@@ -3,6 +3,8 @@ import QCompute
 import QFormats
 import Testing
 
+@testable import QToolSupport
+
 /// Finite weights that F16 scales cannot hold (Fixtures/overflow, made by
 /// `Fixtures/make_overflow_fixtures.py`): packs store those scales in F32 and read back finite;
 /// runtime layouts that must use F16 refuse the tensor by name.
@@ -123,5 +125,27 @@ import Testing
         == "qconvert: \(input)/model.safetensors: tensor 'model.layers.0.mlp.up_proj.weight' holds 70000.0 at element 207, which F16 stores as infinity or NaN\n"
     )
     #expect(!FileManager.default.fileExists(atPath: output))
+  }
+
+  /// Block types whose F16 scale overflows (Q8_0's d = amax / 127 past 65504 x 127) read back
+  /// as infinity or NaN: the GGUF export refuses such a tensor by name, whatever the block type.
+  @Test(arguments: [GGMLType.q8_0, .q4_0, .f16]) func ggufBlocksWhoseScaleOverflowsAreRefused(
+    type: GGMLType
+  ) throws {
+    var values = [Float](repeating: 0.5, count: 64)
+    values[40] = 1e7
+    let bytes = try GGUFExport.encode(values, as: type, tensor: "blk.0.ffn_up.weight")
+    #expect {
+      try GGUFExport.checkStored(
+        bytes, values: values, as: type, tensor: "w", location: "m.safetensors")
+    } throws: { error in
+      "\(error)"
+        == "m.safetensors: tensor 'w' holds 10000000.0 at element 40, which \(type.name) stores as infinity or NaN"
+    }
+    // Ordinary values pass.
+    let small = [Float](repeating: 0.5, count: 64)
+    try GGUFExport.checkStored(
+      try GGUFExport.encode(small, as: type, tensor: "w"), values: small, as: type, tensor: "w",
+      location: "m")
   }
 }

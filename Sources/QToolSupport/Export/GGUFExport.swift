@@ -120,7 +120,13 @@ public enum GGUFExport {
       found = values.firstIndex { !(abs($0) <= limit) }.map { ($0, values[$0]) }
     } else if let block = GGUFBlockType.allCases.first(where: { $0.ggmlTypeID == type.rawValue }) {
       let decoded = try bytes.withUnsafeBytes { try GGUFBlocks.decode($0, type: block) }
-      found = decoded.firstIndex { !$0.isFinite }.map { ($0, values[$0]) }
+      // The whole block reads back as inf or NaN; its largest value is the one to blame.
+      if let bad = decoded.firstIndex(where: { !$0.isFinite }) {
+        let start = bad / block.blockElements * block.blockElements
+        let members = start..<min(start + block.blockElements, values.count)
+        let largest = members.max { abs(values[$0]) < abs(values[$1]) } ?? bad
+        found = (largest, values[largest])
+      }
     }
     if let (index, value) = found {
       throw ExportError.unsupportedTensor(
