@@ -94,9 +94,26 @@ public struct Checkpoint: Sendable {
     let folder = (path as NSString).deletingLastPathComponent
     let (configData, configPath) = readConfig(inFolder: folder.isEmpty ? "." : folder)
     let (format, source) = try openFile(path, descriptor: descriptor)
-    return Checkpoint(
+    return try Checkpoint(
       location: path, format: format, source: source, folder: folder.isEmpty ? "." : folder,
-      configData: configData, configPath: configPath)
+      configData: configData, configPath: configPath
+    ).validatingConfig()
+  }
+
+  /// Checks config.json, when there is one, against the tensors (`ModelConfig.validate`), so
+  /// every tool refuses a config the engine would: once, here. A config that does not parse is
+  /// left to the tools that read it, which report it as they always have. One shard of a
+  /// sharded model opened alone holds only some layers, so its layers are not counted.
+  func validatingConfig() throws -> Checkpoint {
+    guard let configData,
+      let config = try? ModelConfig(data: configData, location: configPath ?? location)
+    else { return self }
+    let loneShard =
+      format == .safetensors
+      && (location as NSString).lastPathComponent.range(of: #"-[0-9]+-of-[0-9]+\.safetensors$"#, options: .regularExpression)
+        != nil
+    try config.validate(against: loneShard ? [] : source.tensors)
+    return self
   }
 
   /// Opens `path` for reading; a named pipe without a writer opens at once (and reads as
@@ -137,9 +154,10 @@ public struct Checkpoint: Sendable {
       throw CheckpointError.noWeightsInFolder(path: path)
     }
     let (format, source) = try openFile(weightsFile, descriptor: try openInput(weightsFile))
-    return Checkpoint(
+    return try Checkpoint(
       location: path, format: format, source: source, folder: path, configData: configData,
-      configPath: configPath)
+      configPath: configPath
+    ).validatingConfig()
   }
 
   /// Reads the file open at `descriptor`, which this closes.

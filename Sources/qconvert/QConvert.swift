@@ -223,6 +223,8 @@ struct QConvert: ParsableCommand {
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
     let checkpoint = try Checkpoint.open(input).dequantized()
+    // An empty pack, plain checkpoint or export is no conversion of anything.
+    guard !checkpoint.source.tensors.isEmpty else { throw ConvertError.noTensors(location: checkpoint.source.location) }
     if !dryRun && !sensitivity { _ = try checkedOutput(checkpoint) }
     let source: any TensorSource =
       PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source
