@@ -8,6 +8,9 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
   case missingConfig(location: String, key: String)
   /// The model's architecture is not one the engine runs.
   case unsupportedArchitecture(location: String, family: String)
+  /// The config's `model_type` (absent when `nil`) is not a decoder the engine implements, or
+  /// `reason` names a setting of it the engine does not honour.
+  case unsupportedModelType(location: String, modelType: String?, reason: String?)
 
   public var description: String {
     switch self {
@@ -19,6 +22,13 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
       "\(location): config has no '\(key)'"
     case .unsupportedArchitecture(let location, let family):
       "\(location): architecture '\(family)' is not supported by the engine"
+    case .unsupportedModelType(let location, let modelType, let reason):
+      "\(location): "
+        + (modelType.map { "model_type '\($0)'" + (reason.map { " with \($0)" } ?? "")
+          + " is not supported" + (reason == nil ? "" : " (no sliding-window attention)") }
+          ?? "config has no 'model_type'")
+        + "; the engine runs model_type "
+        + DecoderFamily.supportedModelTypes.map { "'\($0)'" }.joined(separator: ", ")
     }
   }
 }
