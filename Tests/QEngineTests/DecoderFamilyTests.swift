@@ -47,27 +47,35 @@ import Testing
     #expect(DecoderFamily.supportedModelTypes == ["llama", "mistral", "qwen2"])
   }
 
-  static let sizes = #""vocab_size": 16, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2"#
+  static let sizes =
+    #""vocab_size": 16, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2"#
 
   @Test func aLLaVATextConfigWithoutModelTypeIsLlama() throws {
-    let config = try Self.config(#"{"model_type": "llava", "text_config": {"#  + Self.sizes + "}}")
+    let config = try Self.config(#"{"model_type": "llava", "text_config": {"# + Self.sizes + "}}")
     #expect(try DecoderConfiguration(config).family == .llama)
   }
 
   @Test func theTextConfigModelTypeDecides() throws {
-    let gemma = try Self.config(#"{"model_type": "paligemma", "text_config": {"model_type": "gemma", "#  + Self.sizes + "}}")
-    #expect(throws: EngineError.unsupportedModelType(location: "config.json", modelType: "gemma", reason: nil)) {
+    let gemma = try Self.config(
+      #"{"model_type": "paligemma", "text_config": {"model_type": "gemma", "# + Self.sizes + "}}")
+    #expect(
+      throws: EngineError.unsupportedModelType(
+        location: "config.json", modelType: "gemma", reason: nil)
+    ) {
       try DecoderConfiguration(gemma)
     }
-    let qwen = try Self.config(#"{"model_type": "llava", "text_config": {"model_type": "qwen2", "#  + Self.sizes + "}}")
+    let qwen = try Self.config(
+      #"{"model_type": "llava", "text_config": {"model_type": "qwen2", "# + Self.sizes + "}}")
     #expect(try DecoderConfiguration(qwen).family == .qwen2)
   }
 
   @Test func aMistralWindowCoveringTheContextRunsAsLlama() throws {
     let config = try Self.config(
-      #"{"model_type": "mistral", "sliding_window": 4096, "max_position_embeddings": 4096, "# + Self.sizes + "}")
+      #"{"model_type": "mistral", "sliding_window": 4096, "max_position_embeddings": 4096, "#
+        + Self.sizes + "}")
     #expect(try DecoderConfiguration(config).family == .mistral)
-    let unknownContext = try Self.config(#"{"model_type": "mistral", "sliding_window": 4096, "# + Self.sizes + "}")
+    let unknownContext = try Self.config(
+      #"{"model_type": "mistral", "sliding_window": 4096, "# + Self.sizes + "}")
     #expect(
       throws: EngineError.unsupportedModelType(
         location: "config.json", modelType: "mistral",
@@ -77,7 +85,8 @@ import Testing
 
   @Test func aQwen2SlidingWindowSwitchedOffRuns() throws {
     let config = try Self.config(
-      #"{"model_type": "qwen2", "use_sliding_window": false, "sliding_window": 64, "# + Self.sizes + "}")
+      #"{"model_type": "qwen2", "use_sliding_window": false, "sliding_window": 64, "# + Self.sizes
+        + "}")
     #expect(try DecoderConfiguration(config).family == .qwen2)
   }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QFormats
 
 /// Names alone (no config.json) place the tensors of a decoder saved without `model.`, of a
@@ -14,12 +15,17 @@ import Testing
   static func decoder(_ prefix: String) -> [TensorInfo] {
     var names = [prefix + "embed_tokens.weight", prefix + "norm.weight"]
     for layer in 0..<2 {
-      for member in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.down_proj"] {
+      for member in [
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+        "mlp.down_proj",
+      ] {
         names.append("\(prefix)layers.\(layer).\(member).weight")
       }
       names.append("\(prefix)layers.\(layer).input_layernorm.weight")
     }
-    return names.map { TensorInfo(name: $0, dtype: .f32, shape: $0.hasSuffix("norm.weight") ? [8] : [8, 8]) }
+    return names.map {
+      TensorInfo(name: $0, dtype: .f32, shape: $0.hasSuffix("norm.weight") ? [8] : [8, 8])
+    }
   }
 
   static let decoders = [

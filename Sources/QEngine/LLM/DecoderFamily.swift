@@ -27,7 +27,9 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
     let text = config.textConfig ?? config
     let location = config.location
     // A multimodal config whose text_config leaves model_type out means its wrapper's default.
-    let type = text.modelType ?? (config.textConfig != nil ? Self.defaultTextType(of: config.modelType) : nil)
+    let type =
+      text.modelType
+      ?? (config.textConfig != nil ? Self.defaultTextType(of: config.modelType) : nil)
     guard let type else {
       throw EngineError.unsupportedModelType(location: location, modelType: nil, reason: nil)
     }
