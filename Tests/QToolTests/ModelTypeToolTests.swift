@@ -75,6 +75,10 @@ import Testing
       },
       testDescription: "qconvert --method speedq"),
     Use(
+      tool: "qconvert", status: 1,
+      arguments: { f, o in [f, "-o", o + ".gguf", "--layout", "gguf", "--bits", "8", "--group-size", "32"] },
+      testDescription: "qconvert --layout gguf"),
+    Use(
       tool: "lora-rebase", status: 1,
       arguments: { f, o in
         [f, f, adapter, "-o", o, "--finetune", sample, "--steps", "1", "--context", "32"]
@@ -109,6 +113,7 @@ import Testing
     #expect(run.status == use.status, "\(run.stderr)")
     #expect(run.stderr == "\(use.tool): \(config): \(testCase.message)\n")
     #expect(!FileManager.default.fileExists(atPath: output))
+    #expect(!FileManager.default.fileExists(atPath: output + ".gguf"))
   }
 
   @Test(arguments: try refused()) func tensorToolsWorkOnAnyModelType(_ testCase: Case) throws {
