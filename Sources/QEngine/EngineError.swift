@@ -8,6 +8,9 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
   case missingConfig(location: String, key: String)
   /// The model's architecture is not one the engine runs.
   case unsupportedArchitecture(location: String, family: String)
+  /// The config's `model_type` (absent when `nil`) is not a decoder the engine implements, or
+  /// `reason` names its sliding-window setting, which the engine does not honour.
+  case unsupportedModelType(location: String, modelType: String?, reason: String?)
 
   public var description: String {
     switch self {
@@ -19,6 +22,16 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
       "\(location): config has no '\(key)'"
     case .unsupportedArchitecture(let location, let family):
       "\(location): architecture '\(family)' is not supported by the engine"
+    case .unsupportedModelType(let location, let modelType, let reason):
+      "\(location): \(Self.refusal(modelType: modelType, reason: reason)); the engine runs model_type "
+        + DecoderFamily.supportedModelTypes.map { "'\($0)'" }.joined(separator: ", ")
     }
+  }
+
+  /// What is wrong with a config's `model_type`, for `unsupportedModelType`.
+  private static func refusal(modelType: String?, reason: String?) -> String {
+    guard let modelType else { return "config has no 'model_type'" }
+    guard let reason else { return "model_type '\(modelType)' is not supported" }
+    return "model_type '\(modelType)' with \(reason) is not supported (no sliding-window attention)"
   }
 }

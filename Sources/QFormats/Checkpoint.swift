@@ -19,6 +19,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
   case notFound(path: String)
   case noWeightsInFolder(path: String)
   case unreadableConfig(path: String, reason: String)
+  /// A sentence-transformers `modules.json` that does not name a Transformer module's folder.
+  case invalidModules(path: String, reason: String)
   /// A file of this kind must be seekable, and `path` is a pipe, a device or a socket.
   case notRegularFile(path: String, kind: String, format: String)
   /// The name says `expected`, but the first bytes are not its signature, and the file does
@@ -41,6 +43,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
       "\(path): folder holds no weights (expected model.safetensors, model.safetensors.index.json, *.safetensors, *.h5 or *.gguf)"
     case .unreadableConfig(let path, let reason):
       "\(path): cannot read config: \(reason)"
+    case .invalidModules(let path, let reason):
+      "\(path): \(reason); expected a list of modules, one of type sentence_transformers.models.Transformer with its folder as 'path'"
     }
   }
 }
@@ -150,6 +154,8 @@ public struct Checkpoint: Sendable {
       weightsFile = join(h5)
     } else if let gguf = names.first(where: { $0.hasSuffix(".gguf") }) {
       weightsFile = join(gguf)
+    } else if names.contains("modules.json") {
+      return try openFolder(try transformerFolder(modules: join("modules.json")))
     } else {
       throw CheckpointError.noWeightsInFolder(path: path)
     }
@@ -158,6 +164,29 @@ public struct Checkpoint: Sendable {
       location: path, format: format, source: source, folder: path, configData: configData,
       configPath: configPath
     ).validatingConfig()
+  }
+
+  /// The folder of a sentence-transformers model's Transformer module (`0_Transformer/` in
+  /// older saves), which holds its config.json and weights; pooling and normalisation modules
+  /// have no weights.
+  static func transformerFolder(modules path: String) throws -> String {
+    let data: Data
+    do {
+      data = try Data(contentsOf: URL(fileURLWithPath: path))
+    } catch {
+      throw CheckpointError.invalidModules(path: path, reason: "cannot be read")
+    }
+    guard let modules = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
+      throw CheckpointError.invalidModules(path: path, reason: "is not a JSON list of objects")
+    }
+    guard
+      let module = modules.first(where: { ($0["type"] as? String)?.hasSuffix(".Transformer") == true }),
+      let folder = module["path"] as? String, !folder.isEmpty, !folder.hasPrefix("/"),
+      !folder.split(separator: "/").contains("..")
+    else {
+      throw CheckpointError.invalidModules(path: path, reason: "names no Transformer module folder")
+    }
+    return ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(folder)
   }
 
   /// Reads the file open at `descriptor`, which this closes.

@@ -75,7 +75,8 @@ extension QConvert {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       try GGUFExport.exportGGUF(
-        source: source, configData: configData, tokenizerJSON: tokenizer, to: destination,
+        source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
+        to: destination,
         type: ggufType.blockType, progress: progress)
     }
   }

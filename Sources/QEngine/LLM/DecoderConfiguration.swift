@@ -26,11 +26,15 @@ public struct DecoderConfiguration: Sendable, Equatable {
   public var tiedEmbeddings: Bool
   /// The positions the model was trained for (`max_position_embeddings`), when the config says.
   public var maxPositionEmbeddings: Int? = nil
+  /// The family the config's `model_type` names; Llama for a configuration built in code.
+  public var family: DecoderFamily = .llama
 
   /// Reads the language model's settings; a multimodal config's `text_config` is used when present.
-  /// - Throws: `EngineError.missingConfig` for an absent size, `DecoderError.invalidConfig`
+  /// - Throws: `EngineError.unsupportedModelType` for a `model_type` the engine does not
+  ///   implement, `EngineError.missingConfig` for an absent size, `DecoderError.invalidConfig`
   ///   for values that do not fit together.
   public init(_ config: ModelConfig) throws {
+    family = try DecoderFamily(config)
     let text = config.textConfig ?? config
     let location = config.location
     func require(_ value: Int?, _ key: String) throws -> Int {

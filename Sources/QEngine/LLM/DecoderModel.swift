@@ -121,10 +121,21 @@ struct _WeightLoader {
     pack = source as? PackedCheckpoint
   }
 
-  func has(_ name: String) -> Bool { infos[prefix + name] != nil }
+  func has(_ name: String) -> Bool { infos[stored(name)] != nil }
+
+  /// Where `name` is stored: under the prefix, except the head of a checkpoint that keeps its
+  /// language model under `model.language_model.` (multimodal wrappers since transformers 4.52,
+  /// read with the prefix `model.language_`), whose `lm_head.weight` stays at the top level.
+  func stored(_ name: String) -> String {
+    let full = prefix + name
+    if infos[full] == nil, name == "lm_head.weight", prefix.hasSuffix("language_"), infos[name] != nil {
+      return name
+    }
+    return full
+  }
 
   func info(_ name: String, shape: [Int]) throws -> TensorInfo {
-    let full = prefix + name
+    let full = stored(name)
     guard let info = infos[full] else {
       throw EngineError.missingTensor(location: source.location, tensor: full)
     }

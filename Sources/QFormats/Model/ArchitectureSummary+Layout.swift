@@ -9,7 +9,8 @@ enum _Layout {
   case qwen2VL
   /// Idefics3 and SmolVLM: `model.vision_model.`, `model.connector.`, `model.text_model.`.
   case idefics3
-  /// A decoder: `model.` and `lm_head.`.
+  /// A decoder: `model.` and `lm_head.`, or the same without `model.` (`layers.`,
+  /// `embed_tokens.`, `norm.`) as a base model saved by AutoModel or sentence-transformers.
   case decoder
   /// BERT-style text encoder, bare or under `bert.`/`roberta.`.
   case textEncoder
@@ -29,8 +30,15 @@ enum _Layout {
     if names.anyHasPrefix("visual.") || names.anyHasPrefix("model.visual.") { return .qwen2VL }
     if names.anyHasPrefix("vision_model.") && names.anyHasPrefix("language_model.") { return .internVL }
     if names.anyHasPrefix("vision_tower.") || names.anyHasPrefix("model.vision_tower.") { return .llava }
+    // A multimodal wrapper's language model saved without its vision tower.
+    if names.anyHasPrefix("language_model.model.") || names.anyHasPrefix("model.language_model.") {
+      return .llava
+    }
     if names.anyContains("embeddings.word_embeddings.") { return .textEncoder }
     if names.anyHasPrefix("model.layers.") || names.anyHasPrefix("model.embed_tokens.") {
+      return .decoder
+    }
+    if names.anyHasPrefix("embed_tokens.") || (names.anyHasPrefix("layers.") && names.anyContains(".self_attn.")) {
       return .decoder
     }
     if names.anyHasPrefix("vision_model.") { return .clipStyleVision }
@@ -78,7 +86,10 @@ enum _Layout {
           ("model.text_model.", .languageModel), ("lm_head.", .languageModel),
         ]
       case .decoder:
-        [("model.", .languageModel), ("lm_head.", .languageModel)]
+        [
+          ("model.", .languageModel), ("lm_head.", .languageModel), ("layers.", .languageModel),
+          ("embed_tokens.", .languageModel), ("norm.", .languageModel),
+        ]
       case .textEncoder:
         [
           ("bert.", .languageModel), ("roberta.", .languageModel), ("embeddings.", .languageModel),

@@ -166,7 +166,10 @@ public struct DiffMatching: Sendable, Equatable {
 
   /// Removed and added names that share their longest dotted suffix (two segments at least) and
   /// their shape, where the prefixes differ by more than layer indices; the prefix pair that
-  /// explains the most names wins ties.
+  /// explains the most names wins ties. A pair of prefixes must be related, one's segments all
+  /// among the other's (`bert.` against none, `language_model.model.` against `model.` or
+  /// `model.language_model.`), unless it is the pair that explains the most names: so a BERT
+  /// `pooler.dense` is not taken for a masked-LM head's `cls.predictions.transform.dense`.
   static func prefixRenames(removed: [TensorInfo], added: [TensorInfo]) -> [(TensorInfo, TensorInfo)] {
     var bySuffix: [String: [(prefix: String, info: TensorInfo)]] = [:]
     for info in added {
@@ -201,10 +204,18 @@ public struct DiffMatching: Sendable, Equatable {
         break
       }
     }
+    let most = votes.values.max() ?? 0
+    func related(_ old: String, _ new: String) -> Bool {
+      if votes[old + "\u{0}" + new, default: 0] == most { return true }
+      let a = Set(old.split(separator: ".")), b = Set(new.split(separator: "."))
+      return a.isSubset(of: b) || b.isSubset(of: a)
+    }
     var taken: Set<String> = []
     var out: [(TensorInfo, TensorInfo)] = []
     for candidate in candidates {
-      let best = candidate.options.filter { !taken.contains($0.info.name) }.max {
+      let best = candidate.options.filter {
+        !taken.contains($0.info.name) && related(candidate.oldPrefix, $0.prefix)
+      }.max {
         votes[candidate.oldPrefix + "\u{0}" + $0.prefix, default: 0]
           < votes[candidate.oldPrefix + "\u{0}" + $1.prefix, default: 0]
       }

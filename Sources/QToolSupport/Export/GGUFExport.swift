@@ -1,5 +1,6 @@
 import Foundation
 import QCompute
+import QEngine
 import QFormats
 
 /// Writes a Llama-family checkpoint as a GGUF file that llama.cpp and the `gguf` Python package
@@ -18,13 +19,13 @@ public enum GGUFExport {
   /// Exports `source` to the file at `path`, replacing a file there (but never the input or a
   /// special file).
   public static func exportGGUF(
-    source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to path: String,
-    type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
+    source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
+    to path: String, type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let output = try OutputDestination(path: path, kind: .file, replace: true, inputs: [source.location])
     try exportGGUF(
-      source: source, configData: configData, tokenizerJSON: tokenizerJSON, to: output, type: type,
-      progress: progress)
+      source: source, configData: configData, configPath: configPath, tokenizerJSON: tokenizerJSON,
+      to: output, type: type, progress: progress)
   }
 
   /// Exports `source` to a GGUF file at `output`.
@@ -37,14 +38,20 @@ public enum GGUFExport {
   ///
   /// - Parameters:
   ///   - configData: the model's config.json; its hyper-parameters become the `llama.*` keys.
+  ///   - configPath: where `configData` was read, for messages.
   ///   - tokenizerJSON: a Hugging Face tokenizer.json, for the `tokenizer.ggml.*` keys that
   ///     llama.cpp needs to run the file (byte-level BPE only).
-  /// - Throws: `ExportError` for a missing config value or a tensor llama.cpp has no name for.
+  /// - Throws: `EngineError.unsupportedModelType` for a `model_type` that is not Llama's kind,
+  ///   `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
-    source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to output: OutputDestination,
-    type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
+    source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
+    to output: OutputDestination, type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
-    let config = try ModelConfig(data: configData, location: source.location + "/config.json")
+    let config = try ModelConfig(
+      data: configData, location: configPath ?? source.location + "/config.json")
+    // The file claims llama.cpp's 'llama' architecture, which is right only for the model types
+    // the engine itself runs as Llama: a Gemma with Llama's tensor names would run wrongly.
+    _ = try DecoderFamily(config)
     let hyper = try LlamaHyperParameters(config: config, location: config.location)
     var keyValues: [(key: String, value: GGUFValue)] = [
       ("general.architecture", .string("llama"))

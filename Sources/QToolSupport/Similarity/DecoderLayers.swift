@@ -1,10 +1,33 @@
 import QCompute
 import QFormats
 
-/// The decoder layers of one checkpoint's language model and the weights layer similarity reads:
-/// separate `self_attn.{q,k,v,o}_proj` and `mlp.down_proj` matrices (Llama, Qwen2, Mistral,
-/// SmolLM, and the language model of a LLaVA checkpoint).
+/// The transformer layers of one checkpoint's language model and the weights layer similarity
+/// reads: separate `self_attn.{q,k,v,o}_proj` and `mlp.down_proj` matrices (Llama, Qwen2,
+/// Mistral, SmolLM, and the language model of a LLaVA checkpoint, with or without `model.`), or
+/// a BERT-family encoder's `attention.self.{query,key,value}`, `attention.output.dense` and
+/// `output.dense`.
 public struct DecoderLayers: Sendable {
+  /// The members of one layer that similarity reads, by what they do.
+  public struct Members: Sendable, Equatable {
+    public var query: String
+    public var key: String
+    public var value: String
+    /// The attention output projection (hidden x attention width).
+    public var output: String
+    /// The MLP's last projection (hidden x intermediate).
+    public var down: String
+
+    /// Llama and its relatives.
+    public static let decoder = Members(
+      query: "self_attn.q_proj.weight", key: "self_attn.k_proj.weight", value: "self_attn.v_proj.weight",
+      output: "self_attn.o_proj.weight", down: "mlp.down_proj.weight")
+    /// BERT, RoBERTa and their relatives (`encoder.layer.#.`, bare or under `bert.`).
+    public static let bertEncoder = Members(
+      query: "attention.self.query.weight", key: "attention.self.key.weight",
+      value: "attention.self.value.weight", output: "attention.output.dense.weight",
+      down: "output.dense.weight")
+  }
+
   public var location: String
   public var source: any TensorSource
   /// Each layer's name prefix (`model.layers.3.`), in layer order.
@@ -12,28 +35,37 @@ public struct DecoderLayers: Sendable {
   public var hiddenSize: Int
   public var heads: Int
   public var kvHeads: Int
+  /// How this checkpoint names the members of a layer.
+  public var members: Members
 
   public var count: Int { prefixes.count }
   public var headDim: Int { heads > 0 ? attentionWidth / heads : 0 }
   private var attentionWidth: Int
 
-  /// Finds the layers: the longest stack whose layers have an `o_proj` outside a vision tower.
+  /// Finds the layers: the longest stack whose layers have an attention output projection
+  /// (`o_proj`, or BERT's `attention.output.dense`) outside a vision tower.
   /// - Throws: `SimilarityError.noDecoderLayers`, `.unknownHeads`, `.layerWeight` for an
-  ///   `o_proj` that is not a matrix.
+  ///   output projection that is not a matrix.
   public init(location: String, source: any TensorSource, architecture: ArchitectureSummary) throws {
-    let suffix = "self_attn.o_proj.weight"
-    var stacks: [String: [(index: Int, prefix: String, info: TensorInfo)]] = [:]
-    for info in source.tensors where info.name.hasSuffix(suffix) {
-      guard architecture.component(of: info.name) != .visionTower,
-        let place = DiffMatching.LayerPlace(info.name)
-      else { continue }
-      let prefix = String(info.name.dropLast(suffix.count))
-      stacks[place.stack, default: []].append((place.index, prefix, info))
+    typealias Layer = (index: Int, prefix: String, info: TensorInfo)
+    var stacks: [String: (members: Members, layers: [Layer])] = [:]
+    for members in [Members.decoder, .bertEncoder] {
+      let suffix = members.output
+      for info in source.tensors where info.name.hasSuffix("." + suffix) || info.name == suffix {
+        guard architecture.component(of: info.name) != .visionTower,
+          let place = DiffMatching.LayerPlace(info.name)
+        else { continue }
+        let prefix = String(info.name.dropLast(suffix.count))
+        stacks[place.stack, default: (members, [])].layers.append((place.index, prefix, info))
+      }
     }
     guard
-      let layers = stacks.values.max(by: { a, b in
-        a.count != b.count ? a.count < b.count : (a.first?.prefix ?? "") > (b.first?.prefix ?? "")
-      })?.sorted(by: { $0.index < $1.index }),
+      let stack = stacks.values.max(by: { a, b in
+        a.layers.count != b.layers.count
+          ? a.layers.count < b.layers.count
+          : (a.layers.first?.prefix ?? "") > (b.layers.first?.prefix ?? "")
+      }),
+      case let layers = stack.layers.sorted(by: { $0.index < $1.index }),
       let first = layers.first
     else { throw SimilarityError.noDecoderLayers(location: location) }
     guard first.info.shape.count == 2 else {
@@ -51,6 +83,7 @@ public struct DecoderLayers: Sendable {
     self.attentionWidth = first.info.shape[1]
     self.heads = heads
     self.kvHeads = parameters.keyValueHeads ?? heads
+    self.members = stack.members
   }
 
   /// One weight of a layer as a matrix (PyTorch layout, out x in).
@@ -75,9 +108,9 @@ public struct DecoderLayers: Sendable {
   /// - Throws: `SimilarityError.layerWeight` when a weight is missing or does not have
   ///   `hiddenSize` rows.
   public func residualWrites(layer: Int) throws -> Matrix<Float> {
-    let o: Matrix<Float> = try matrix(layer: layer, "self_attn.o_proj.weight")
-    let down: Matrix<Float> = try matrix(layer: layer, "mlp.down_proj.weight")
-    for (part, name) in [(o, "self_attn.o_proj.weight"), (down, "mlp.down_proj.weight")]
+    let o: Matrix<Float> = try matrix(layer: layer, members.output)
+    let down: Matrix<Float> = try matrix(layer: layer, members.down)
+    for (part, name) in [(o, members.output), (down, members.down)]
     where part.rows != hiddenSize {
       throw SimilarityError.layerWeight(
         location: location, tensor: prefixes[layer] + name,
@@ -95,10 +128,10 @@ public struct DecoderLayers: Sendable {
   /// The layer's q, k, v and o projections, for `HeadMapping.map`.
   public func attention(layer: Int) throws -> (q: Matrix<Double>, k: Matrix<Double>, v: Matrix<Double>, o: Matrix<Double>) {
     (
-      try matrix(layer: layer, "self_attn.q_proj.weight"),
-      try matrix(layer: layer, "self_attn.k_proj.weight"),
-      try matrix(layer: layer, "self_attn.v_proj.weight"),
-      try matrix(layer: layer, "self_attn.o_proj.weight")
+      try matrix(layer: layer, members.query),
+      try matrix(layer: layer, members.key),
+      try matrix(layer: layer, members.value),
+      try matrix(layer: layer, members.output)
     )
   }
 }

@@ -23,7 +23,7 @@ public enum SimilarityError: Error, CustomStringConvertible, Equatable {
   public var description: String {
     switch self {
     case .noDecoderLayers(let location):
-      "\(location): no decoder layers with 'self_attn.{q,k,v,o}_proj' and 'mlp.down_proj' weights"
+      "\(location): no layers with 'self_attn.{q,k,v,o}_proj' and 'mlp.down_proj' weights, nor BERT's 'attention.self.{query,key,value}', 'attention.output.dense' and 'output.dense'"
     case .layerWeight(let location, let tensor, let detail):
       "\(location): tensor '\(tensor)' \(detail)"
     case .unknownHeads(let location):
