@@ -9,9 +9,16 @@ public enum GGUFExport {
   static func fileType(_ type: GGUFBlockType) -> UInt32 {
     switch type {
     case .q4_0: 2
+    case .q4_1: 3
     case .q8_0: 7
+    case .q5_0: 8
+    case .q5_1: 9
     case .q2_K: 10
+    case .q3_K: 12
     case .q4_K: 14
+    case .q5_K: 17
+    case .q6_K: 18
+    case .iq4_NL: 25
     }
   }
 
