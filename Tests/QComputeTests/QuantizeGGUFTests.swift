@@ -87,7 +87,7 @@ struct QuantizeGGUFTests {
     let encoded = try weights.withUnsafeBufferPointer { try GGUFBlocks.encode($0, type: type) }
     let expected = data.bytes(fixture.bytes)
     #expect(encoded.count == expected.count)
-    let firstDifference = zip(encoded, expected).indices.first { encoded[$0] != expected[$0] }
+    let firstDifference = encoded.indices.first { $0 < expected.count && encoded[$0] != expected[$0] }
     #expect(
       firstDifference == nil,
       "first differing byte \(firstDifference ?? -1), block \((firstDifference ?? 0) / type.blockBytes)")
