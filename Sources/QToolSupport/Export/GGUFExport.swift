@@ -30,17 +30,18 @@ public enum GGUFExport {
   ) throws {
     let output = try OutputDestination(path: path, kind: .file, replace: true, inputs: [source.location])
     try exportGGUF(
-      source: source, configData: configData, tokenizerJSON: tokenizerJSON, to: output, type: type,
-      progress: progress)
+      source: source, configData: configData, tokenizerJSON: tokenizerJSON, to: output,
+      selection: .uniform(type), progress: progress)
   }
 
   /// Exports `source` to a GGUF file at `output`.
   ///
-  /// Rank-2 weights are encoded in `type` when their rows are whole blocks, else in Q8_0 when
-  /// rows are a multiple of 32, else in F16 (llama-quantize's fallbacks); norms and biases stay
-  /// F32. Q and K projections take llama.cpp's rope row permutation. A tied `lm_head.weight` is
-  /// left out, as llama.cpp reuses `token_embd.weight`. One tensor is in memory at a time; the
-  /// file appears atomically when complete.
+  /// Rank-2 weights are encoded in the types `selection` picks (llama-quantize's per-tensor
+  /// choices for a mix, or one type throughout), falling back as llama-quantize does when rows
+  /// are not whole blocks; norms and biases stay F32. Q and K projections take llama.cpp's rope
+  /// row permutation. A tied `lm_head.weight` is left out, as llama.cpp reuses
+  /// `token_embd.weight`. One tensor is in memory at a time; the file appears atomically when
+  /// complete.
   ///
   /// - Parameters:
   ///   - configData: the model's config.json; its hyper-parameters become the `llama.*` keys.
@@ -49,7 +50,7 @@ public enum GGUFExport {
   /// - Throws: `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
     source: any TensorSource, configData: Data, tokenizerJSON: Data? = nil, to output: OutputDestination,
-    type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
+    selection: GGUFTypeSelection, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(data: configData, location: source.location + "/config.json")
     let hyper = try LlamaHyperParameters(config: config, location: config.location)
@@ -57,7 +58,12 @@ public enum GGUFExport {
       ("general.architecture", .string("llama"))
     ]
     keyValues += hyper.keyValues
-    keyValues.append(("general.file_type", .uint32(fileType(type))))
+    let fileType: UInt32 =
+      switch selection {
+      case .mix(let mix), .pure(let mix): mix.fileType
+      case .uniform(let type): Self.fileType(type)
+      }
+    keyValues.append(("general.file_type", .uint32(fileType)))
     keyValues.append((GGUFFile.quantizationVersionKey, .uint32(2)))
     if let tokenizerJSON {
       keyValues += try tokenizerKeyValues(
@@ -65,10 +71,13 @@ public enum GGUFExport {
     }
 
     let mapped = try mapTensors(source: source, hyper: hyper)
-    let plans = mapped.map { tensor in
-      GGUFTensorPlan(
-        name: tensor.name, type: storageType(for: tensor.source, requested: type),
-        shape: tensor.source.shape)
+    let model = GGUFMixModel(
+      layers: hyper.blockCount, heads: hyper.heads, keyValueHeads: hyper.keyValueHeads,
+      tiedEmbeddings: !mapped.contains { $0.name == "output.weight" })
+    let types = storageTypes(
+      for: mapped.map { ($0.name, $0.source.shape) }, model: model, selection: selection)
+    let plans = zip(mapped, types).map { tensor, type in
+      GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
     }
     let writer = try GGUFWriter(output: output, kvs: keyValues, tensors: plans)
     for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
@@ -110,17 +119,6 @@ public enum GGUFExport {
       mapped.append(MappedTensor(source: info, name: name, permuteHeads: heads))
     }
     return mapped
-  }
-
-  /// The type a tensor is stored in: vectors F32; matrices `requested`, or its fallbacks.
-  static func storageType(for info: TensorInfo, requested: GGUFBlockType) -> GGMLType {
-    guard info.shape.count == 2 else { return .f32 }
-    let rowLength = info.shape[1]
-    if rowLength % requested.blockElements == 0, let type = GGMLType(rawValue: requested.ggmlTypeID) {
-      return type
-    }
-    if rowLength % GGUFBlockType.q8_0.blockElements == 0 { return .q8_0 }
-    return .f16
   }
 
   static func encode(_ values: [Float], as type: GGMLType, tensor: String) throws -> [UInt8] {
