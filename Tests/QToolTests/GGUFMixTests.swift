@@ -100,15 +100,18 @@ struct GGUFMixTests {
       GGUFExport.storageTypes(for: tensors, model: model, selection: .mix(.q8_0)) == [.q8_0, .q8_0])
   }
 
-  @Test func layerChoicesFollowFileOrder() {
-    // llama-quantize counts attn_v tensors as it meets them, so a file listing blk.10 third
-    // treats it as the third layer.
+  @Test func layerChoicesFollowLayerNumbersNotFileOrder() {
+    // llama-quantize visits tensors by layer number (weight_name_comparer), so a file listing
+    // blk.10 third (as convert_hf_to_gguf.py writes them) still has blk.0 to blk.3 first.
     let tensors: [(name: String, shape: [Int])] = [0, 1, 10, 11, 2, 3, 4, 5].map {
       ("blk.\($0).attn_v.weight", [256, 256])
     }
     let model = GGUFMixModel(layers: 8, heads: 8, keyValueHeads: 8, tiedEmbeddings: true)
     let types = GGUFExport.storageTypes(for: tensors, model: model, selection: .mix(.q4_k_s))
-    #expect(types == [.q5K, .q5K, .q5K, .q5K, .q4K, .q4K, .q4K, .q4K])
+    #expect(types == [.q5K, .q5K, .q4K, .q4K, .q5K, .q5K, .q4K, .q4K])
+    #expect(
+      GGUFExport.visitingOrder(["blk.10.a", "token_embd.weight", "blk.2.b", "blk.2.a", "output.weight"])
+        == [4, 1, 3, 2, 0])
   }
 
   @Test func fallbacksFollowLlamaQuantize() {

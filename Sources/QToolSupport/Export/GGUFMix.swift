@@ -74,16 +74,19 @@ extension GGUFExport {
   /// Storage types for tensors in file order: vectors F32, matrices as `selection` decides, then
   /// llama-quantize's fallbacks for rows that are not whole blocks (`tensor_type_fallback`).
   ///
-  /// Layer-dependent choices count `attn_v` and `ffn_down` tensors in file order, as
-  /// llama-quantize's `i_attention_wv` and `i_ffn_down` do, so they follow this file's order.
+  /// Layer-dependent choices count `attn_v` and `ffn_down` tensors in the order llama-quantize
+  /// visits them (`i_attention_wv`, `i_ffn_down`): by the layer number in `blk.N.`, then by name
+  /// (llama_model_loader's `weight_name_comparer`), whatever the file's own order.
   static func storageTypes(
     for tensors: [(name: String, shape: [Int])], model: GGUFMixModel, selection: GGUFTypeSelection
   ) -> [GGMLType] {
     let attentionV = tensors.filter { $0.shape.count == 2 && $0.name.contains("attn_v.weight") }.count
     var attentionVIndex = 0
     var ffnDownIndex = 0
-    return tensors.map { tensor in
-      guard tensor.shape.count == 2 else { return .f32 }
+    var types = [GGMLType](repeating: .f32, count: tensors.count)
+    for position in visitingOrder(tensors.map(\.name)) {
+      let tensor = tensors[position]
+      guard tensor.shape.count == 2 else { continue }
       let columns = tensor.shape[1]
       var type: GGMLType
       switch selection {
@@ -96,7 +99,22 @@ extension GGUFExport {
         if tensor.name.contains("attn_v.weight") { attentionVIndex += 1 }
         if tensor.name.contains("ffn_down") { ffnDownIndex += 1 }
       }
-      return fallback(type, columns: columns)
+      types[position] = fallback(type, columns: columns)
+    }
+    return types
+  }
+
+  /// Positions of `names` in llama_model_loader's order: tensors outside a `blk.N.` first, then
+  /// by layer number, then by name.
+  static func visitingOrder(_ names: [String]) -> [Int] {
+    func layer(_ name: String) -> Int {
+      guard name.hasPrefix("blk.") else { return -1 }
+      let digits = name.dropFirst(4).prefix { $0.isASCII && $0.isNumber }
+      return Int(digits) ?? -1
+    }
+    let keys = names.map { (layer($0), Array($0.utf8)) }
+    return names.indices.sorted { a, b in
+      keys[a].0 != keys[b].0 ? keys[a].0 < keys[b].0 : keys[a].1.lexicographicallyPrecedes(keys[b].1)
     }
   }
 
