@@ -10,11 +10,13 @@
 #              needs smollm2-135m-instruct-gguf/ and smollm2-135m-instruct-hf/ (SKIP_CONVERT=0).
 # Needs python3 with the gguf package. The F16 GGUF is made with
 #   llama-quantize --allow-requantize SmolLM2-135M-Instruct.Q4_1.gguf f16.gguf F16
-# and the HF folder is fetch.sh's conversion of the same Q4_1 file, so both hold the same floats.
+# and the HF folder is fetch.sh's conversion of the same Q4_1 file, so both hold the same floats,
+# except that the HF folder stores the F32 norms in F16 (so those may differ; they are not
+# quantized by either tool).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODELS=${MODELS_DIR:-$HOME/.cache/qtoolchain-models}
-QUANTIZE=${LLAMA_QUANTIZE:?set LLAMA_QUANTIZE to llama.cpp's llama-quantize}
+QUANTIZE=${LLAMA_QUANTIZE:?set LLAMA_QUANTIZE to the path of llama-quantize}
 SOURCE=$MODELS/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf
 HF=$MODELS/smollm2-135m-instruct-hf
 for path in "$SOURCE" "$HF/model.safetensors"; do
@@ -40,6 +42,7 @@ mix, ref_path, ours_path = sys.argv[1:]
 ref = {t.name: t for t in GGUFReader(ref_path).tensors}
 ours = {t.name: t for t in GGUFReader(ours_path).tensors}
 same_type = identical = 0
+quantized = quantized_identical = 0
 differing = []
 for name, r in ref.items():
     o = ours.get(name)
@@ -50,13 +53,16 @@ for name, r in ref.items():
         differing.append(f"{name}: {o.tensor_type.name} vs {r.tensor_type.name}")
         continue
     same_type += 1
+    is_quantized = r.tensor_type.name not in ("F32", "F16")
+    quantized += is_quantized
     if bytes(o.data.tobytes()) == bytes(r.data.tobytes()):
         identical += 1
+        quantized_identical += is_quantized
     else:
         differing.append(f"{name}: {o.tensor_type.name} bytes differ")
 extra = sorted(set(ours) - set(ref))
-print(f"{mix:8s} identical {identical}/{len(ref)}  same type {same_type}/{len(ref)}"
-      + (f"  extra {len(extra)}" if extra else ""))
+print(f"{mix:8s} identical {identical}/{len(ref)} (block-quantized {quantized_identical}/{quantized})"
+      f"  same type {same_type}/{len(ref)}" + (f"  extra {len(extra)}" if extra else ""))
 for line in differing[:5]:
     print(f"           {line}")
 if len(differing) > 5:
