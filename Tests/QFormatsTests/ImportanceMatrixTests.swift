@@ -35,6 +35,24 @@ struct ImportanceMatrixTests {
     }
   }
 
+  /// A file from llama-imatrix itself, with the weights gguf-py / struct computed from it, both
+  /// named by Tests/RealModels/check-imatrix.sh; skipped without them.
+  @Test(.enabled(if: ProcessInfo.processInfo.environment["IMATRIX_EXPECTED"] != nil))
+  func readsARealLlamaImatrixFile() throws {
+    let environment = ProcessInfo.processInfo.environment
+    let path = try #require(environment["IMATRIX_FILE"])
+    let expectedPath = try #require(environment["IMATRIX_EXPECTED"])
+    let want = try JSONDecoder().decode(
+      ExpectedImatrix.self, from: Data(contentsOf: URL(fileURLWithPath: expectedPath)))
+    let matrix = try ImportanceMatrix(path: path)
+    #expect(matrix.datasets == want.datasets)
+    #expect(matrix.chunkCount == want.chunkCount)
+    #expect(matrix.chunkSize == want.chunkSize)
+    #expect(Set(matrix.weights.keys) == Set(want.weights.keys))
+    let same = want.weights.filter { matrix.weights[$0.key]?.map(\.bitPattern) == $0.value }.count
+    #expect(same == want.weights.count, "\(same) of \(want.weights.count) entries identical")
+  }
+
   @Test func anExpertThatSawNoTokenWeighsOne() throws {
     let matrix = try ImportanceMatrix(path: fixture("small.imatrix.gguf"))
     let weights = try #require(matrix.weights["blk.0.ffn_down_exps.weight"])
