@@ -36,6 +36,8 @@ let package = Package(
       name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(
       name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+    // The CPU's CRC-32C instruction; a header only, nothing to link.
+    .systemLibrary(name: "CCRC32C"),
 
     // renameat2 and its flags, which Swift's Glibc module does not show.
     .target(name: "CFileSystem"),
@@ -43,7 +45,7 @@ let package = Package(
     .target(name: "QFormats", dependencies: ["CZstd", "CHDF5", "CFileSystem"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
     .target(
-      name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK"], swiftSettings: kernelSettings),
+      name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK", "CCRC32C"], swiftSettings: kernelSettings),
     // The model engine: tokenizer, data, transformer forward and backward passes, images.
     .target(
       name: "QEngine", dependencies: ["QFormats", "QCompute", "CPNG", "CJPEG"],

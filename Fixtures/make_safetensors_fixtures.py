@@ -374,6 +374,8 @@ def make_malformed():
     raw("index_json_renamed.safetensors",
         b'{\n  "metadata": {"total_size": 16},\n  "weight_map": {"a": "model-00001-of-00002.safetensors"}\n}\n',
         "JSON file")
+    # A text file with an HDF5 name: the tools say it is neither HDF5 nor safetensors.
+    raw("text_named.h5", b"This is a text file, not HDF5 weights.\n", "exceeds the 100000000-byte limit")
 
     with open(os.path.join(MALFORMED, "expected.tsv"), "w") as f:
         f.write("# file\tsubstring of the expected error message\n")

@@ -19,11 +19,24 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
   case notFound(path: String)
   case noWeightsInFolder(path: String)
   case unreadableConfig(path: String, reason: String)
+  /// A file of this kind must be seekable, and `path` is a pipe, a device or a socket.
+  case notRegularFile(path: String, kind: String, format: String)
+  /// The name says `expected`, but the first bytes are not its signature, and the file does
+  /// not read as safetensors either.
+  case unrecognised(path: String, expected: String, looksLike: String?)
+  case system(path: String, operation: String, errno: Int32)
 
   public var description: String {
     switch self {
     case .notFound(let path):
       "\(path): no such file or folder"
+    case .notRegularFile(let path, let kind, let format):
+      "\(path): is \(kind), not a regular file; \(format) input must be a regular, seekable file"
+    case .unrecognised(let path, let expected, let looksLike):
+      "\(path): not \(expected == "HDF5" ? "an" : "a") \(expected) file (its first bytes are not the \(expected) signature) nor a safetensors file"
+        + (looksLike.map { "; it \($0)" } ?? "")
+    case .system(let path, let operation, let code):
+      "\(path): \(operation) failed: \(_systemMessage(code))"
     case .noWeightsInFolder(let path):
       "\(path): folder holds no weights (expected model.safetensors, model.safetensors.index.json, *.safetensors, *.h5 or *.gguf)"
     case .unreadableConfig(let path, let reason):
@@ -57,27 +70,64 @@ public struct Checkpoint: Sendable {
   }
 
   /// Opens `path`, choosing the reader from what the path is and from the file's first bytes.
+  ///
+  /// Each input is opened once: a named pipe or a device is read as the stream it is (a
+  /// safetensors stream, bounded by its header) and never reopened.
   public static func open(_ path: String) throws -> Checkpoint {
     if path == "-" {
-      let data = FileHandle.standardInput.readDataToEndOfFile()
-      let source = try SafetensorsFile(stdinData: data, location: "-")
+      let source = try SafetensorsFile(descriptor: STDIN_FILENO, location: "-")
       return Checkpoint(
         location: "-", format: .safetensors, source: source, folder: nil, configData: nil,
         configPath: nil)
     }
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw CheckpointError.notFound(path: path)
+    let descriptor = try openInput(path)
+    var status = stat()
+    if fstat(descriptor, &status) != 0 {
+      let code = errno
+      close(descriptor)
+      throw CheckpointError.system(path: path, operation: "fstat", errno: code)
     }
-    if isDirectory.boolValue {
+    if (status.st_mode & S_IFMT) == S_IFDIR {
+      close(descriptor)
       return try openFolder(path)
     }
     let folder = (path as NSString).deletingLastPathComponent
     let (configData, configPath) = readConfig(inFolder: folder.isEmpty ? "." : folder)
-    let (format, source) = try openFile(path)
-    return Checkpoint(
+    let (format, source) = try openFile(path, descriptor: descriptor)
+    return try Checkpoint(
       location: path, format: format, source: source, folder: folder.isEmpty ? "." : folder,
-      configData: configData, configPath: configPath)
+      configData: configData, configPath: configPath
+    ).validatingConfig()
+  }
+
+  /// Checks config.json, when there is one, against the tensors (`ModelConfig.validate`), so
+  /// every tool refuses a config the engine would: once, here. A config that does not parse is
+  /// left to the tools that read it, which report it as they always have. One shard of a
+  /// sharded model opened alone holds only some layers, so its layers are not counted.
+  func validatingConfig() throws -> Checkpoint {
+    guard let configData,
+      let config = try? ModelConfig(data: configData, location: configPath ?? location)
+    else { return self }
+    let loneShard =
+      format == .safetensors
+      && (location as NSString).lastPathComponent.range(of: #"-[0-9]+-of-[0-9]+\.safetensors$"#, options: .regularExpression)
+        != nil
+    try config.validate(against: loneShard ? [] : source.tensors)
+    return self
+  }
+
+  /// Opens `path` for reading; a named pipe without a writer opens at once (and reads as
+  /// empty) instead of waiting.
+  private static func openInput(_ path: String) throws -> Int32 {
+    let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    if descriptor < 0 {
+      let code = errno
+      if code == ENOENT { throw CheckpointError.notFound(path: path) }
+      throw CheckpointError.system(path: path, operation: "open", errno: code)
+    }
+    let flags = fcntl(descriptor, F_GETFL)
+    if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
+    return descriptor
   }
 
   private static func openFolder(_ path: String) throws -> Checkpoint {
@@ -103,27 +153,73 @@ public struct Checkpoint: Sendable {
     } else {
       throw CheckpointError.noWeightsInFolder(path: path)
     }
-    let (format, source) = try openFile(weightsFile)
-    return Checkpoint(
+    let (format, source) = try openFile(weightsFile, descriptor: try openInput(weightsFile))
+    return try Checkpoint(
       location: path, format: format, source: source, folder: path, configData: configData,
-      configPath: configPath)
+      configPath: configPath
+    ).validatingConfig()
   }
 
-  private static func openFile(_ path: String) throws -> (CheckpointFormat, any TensorSource) {
+  /// Reads the file open at `descriptor`, which this closes.
+  private static func openFile(_ path: String, descriptor: Int32) throws -> (CheckpointFormat, any TensorSource) {
+    defer { close(descriptor) }
+    var status = stat()
+    if fstat(descriptor, &status) != 0 {
+      throw CheckpointError.system(path: path, operation: "fstat", errno: errno)
+    }
+    let isHDF5Name = path.hasSuffix(".h5") || path.hasSuffix(".hdf5")
+    if (status.st_mode & S_IFMT) != S_IFREG {
+      let kind = describeFileType(status.st_mode)
+      if path.hasSuffix(".zst") { throw CheckpointError.notRegularFile(path: path, kind: kind, format: "zstd") }
+      if path.hasSuffix(".json") { throw CheckpointError.notRegularFile(path: path, kind: kind, format: "a shard index") }
+      if isHDF5Name { throw CheckpointError.notRegularFile(path: path, kind: kind, format: "HDF5") }
+      if path.hasSuffix(".gguf") { throw CheckpointError.notRegularFile(path: path, kind: kind, format: "GGUF") }
+      return (.safetensors, try SafetensorsFile(descriptor: descriptor, location: path))
+    }
     if path.hasSuffix(".zst") {
       return try openCompressed(path)
     }
     if path.hasSuffix(".json") {
       return (.shardedSafetensors, try ShardedCheckpoint(indexPath: path))
     }
-    let head = firstBytes(of: path, count: 8)
+    var head = [UInt8](repeating: 0, count: 8)
+    let got = head.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 8, 0) }
+    head = Array(head.prefix(max(got, 0)))
     if head == hdf5Signature {
       return (.hdf5, try HDF5File(path: path))
     }
     if head.starts(with: Array("GGUF".utf8)) {
       return (.gguf, try GGUFFile(path: path))
     }
-    return (.safetensors, try SafetensorsFile(path: path))
+    do {
+      return (.safetensors, try SafetensorsFile(descriptor: descriptor, location: path))
+    } catch let error as SafetensorsError {
+      // A name that promises another format gets a message about that format.
+      guard let expected = isHDF5Name ? "HDF5" : path.hasSuffix(".gguf") ? "GGUF" : nil else { throw error }
+      var looks = looksLike(head)
+      if case .foreignFormat(_, let format) = error { looks = format }
+      throw CheckpointError.unrecognised(path: path, expected: expected, looksLike: looks)
+    }
+  }
+
+  /// What the first bytes of a file that is no checkpoint look like, for messages.
+  private static func looksLike(_ head: [UInt8]) -> String? {
+    guard !head.isEmpty else { return "is empty" }
+    if head.allSatisfy({ (0x20...0x7E).contains($0) || [0x09, 0x0A, 0x0D].contains($0) }) {
+      return "starts with text ('\(String(decoding: head, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))')"
+    }
+    return nil
+  }
+
+  private static func describeFileType(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFIFO: "a named pipe"
+    case S_IFCHR: "a character device"
+    case S_IFBLK: "a block device"
+    case S_IFSOCK: "a socket"
+    case S_IFDIR: "a folder"
+    default: "not a regular file"
+    }
   }
 
   /// A `.zst` file: decompressed to an unlinked scratch file, then read like the file it holds.
@@ -143,15 +239,16 @@ public struct Checkpoint: Sendable {
     return (.safetensors, try SafetensorsFile(descriptor: descriptor, location: path))
   }
 
-  private static func firstBytes(of path: String, count: Int) -> [UInt8] {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-    defer { try? handle.close() }
-    return [UInt8]((try? handle.read(upToCount: count)) ?? Data())
-  }
-
   private static func readConfig(inFolder folder: String) -> (Data?, String?) {
     let path = (folder as NSString).appendingPathComponent("config.json")
-    guard let data = FileManager.default.contents(atPath: path) else { return (nil, nil) }
-    return (data, path)
+    // A config is small: a pipe or device in its place (/dev/zero) is read no further, and one
+    // too large reads as text the config parser refuses, naming the file.
+    do {
+      return (try SideFile.read(path, limit: 16 << 20), path)
+    } catch .tooLarge(let limit) {
+      return (Data("config.json is larger than \(limit) bytes".utf8), path)
+    } catch {
+      return (nil, nil)
+    }
   }
 }

@@ -22,6 +22,11 @@ struct LoraRebaseCommand: ParsableCommand {
       """,
     version: "0.1.0")
 
+  /// Runs with stdout checked and errors named after the tool (`mainCheckingOutput`).
+  static func main() {
+    mainCheckingOutput()
+  }
+
   @Argument(help: "The base model the adapter was trained on (a model folder).")
   var oldBase: String
 

@@ -17,6 +17,11 @@ struct QConvert: ParsableCommand {
       """,
     version: "0.1.0")
 
+  /// Runs with stdout checked and errors named after the tool (`mainCheckingOutput`).
+  static func main() {
+    mainCheckingOutput()
+  }
+
   enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, clip, hqq, bilevel, gptq, adaround, speedq }
   enum AdaRoundGrid: String, ExpressibleByArgument, CaseIterable { case gram, weights }
   enum Layout: String, ExpressibleByArgument, CaseIterable { case native, mlx, gguf }
@@ -131,7 +136,7 @@ struct QConvert: ParsableCommand {
   @Flag(help: "Print the per-tensor plan and totals without converting.")
   var dryRun = false
 
-  @Flag(help: "Replace an existing output.")
+  @Flag(help: "Replace an existing output: a file with a file, a folder of model files with a folder; never an input, a special file, or a folder holding anything else.")
   var force = false
 
   @Flag(help: "Keep tensors holding NaN or infinity as stored (with a warning) instead of refusing to write the pack.")
@@ -188,6 +193,9 @@ struct QConvert: ParsableCommand {
       throw ExitCode(error.isUsageError ? 64 : 1)
     } catch let error as ExitCode {
       throw error
+    } catch let error as OptionLimitError {
+      print("qconvert: \(error)", to: &stderr)
+      throw ExitCode.validationFailure
     } catch {
       print("qconvert: \(error)", to: &stderr)
       throw ExitCode(1)
@@ -220,6 +228,8 @@ struct QConvert: ParsableCommand {
     if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
     let checkpoint = try Checkpoint.open(input).dequantized()
+    // An empty pack, plain checkpoint or export is no conversion of anything.
+    guard !checkpoint.source.tensors.isEmpty else { throw ConvertError.noTensors(location: checkpoint.source.location) }
     if !dryRun && !sensitivity { _ = try checkedOutput(checkpoint) }
     let source: any TensorSource =
       PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source

@@ -20,6 +20,11 @@ struct QInspect: ParsableCommand {
       """,
     version: "0.1.0")
 
+  /// Runs with stdout checked and errors named after the tool (`mainCheckingOutput`).
+  static func main() {
+    mainCheckingOutput()
+  }
+
   @Argument(help: "Checkpoints to inspect; '-' reads a safetensors stream from stdin.")
   var paths: [String]
 
@@ -139,6 +144,9 @@ struct QInspect: ParsableCommand {
               with: loaded, prompt: generate, maxTokens: maxTokens, chat: chat, imageFile: image)
           }
         }
+      } catch let error as OptionLimitError {
+        print("qinspect: \(error)", to: &stderr)
+        throw ExitCode.validationFailure
       } catch {
         print("qinspect: \(error)", to: &stderr)
         failed = true

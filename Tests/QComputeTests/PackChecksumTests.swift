@@ -42,6 +42,10 @@ private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
     for split in Set([0, count / 3, count]) {
       let head = CRC32C.checksum(Array(bytes[..<split]))
       #expect(CRC32C.checksum(Array(bytes[split...]), continuing: head) == bitwiseCRC32C(bytes))
+      // The table, which CPUs without the crc32 instruction use, and the two mixed.
+      let tableHead = Array(bytes[..<split]).withUnsafeBytes { CRC32C.tableChecksum($0) }
+      #expect(tableHead == head)
+      #expect(Array(bytes[split...]).withUnsafeBytes { CRC32C.tableChecksum($0, continuing: tableHead) } == bitwiseCRC32C(bytes))
     }
   }
 

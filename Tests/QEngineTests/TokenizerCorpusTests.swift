@@ -5,14 +5,19 @@ import QEngine
 
 /// Release-only run over real tokenizers and whole corpus files, driven by
 /// `Tests/RealModels/check-tokenizer.sh`: writes our ids (int32 little-endian) and timings for
-/// the script to compare against the `tokenizers` package. Does nothing without its variables.
+/// the script to compare against the `tokenizers` package. Disabled without its variables.
 @Suite struct TokenizerCorpus {
-  @Test func encodeCorpusFiles() throws {
-    let environment = ProcessInfo.processInfo.environment
-    guard let models = environment["QENGINE_TOKENIZER_MODELS"],
-      let files = environment["QENGINE_TOKENIZER_CORPUS"],
-      let output = environment["QENGINE_TOKENIZER_OUT"]
-    else { return }
+  static let environment = ProcessInfo.processInfo.environment
+
+  @Test(
+    .enabled(
+      if: environment["QENGINE_TOKENIZER_MODELS"] != nil && environment["QENGINE_TOKENIZER_CORPUS"] != nil
+        && environment["QENGINE_TOKENIZER_OUT"] != nil,
+      "needs QENGINE_TOKENIZER_MODELS, QENGINE_TOKENIZER_CORPUS and QENGINE_TOKENIZER_OUT (Tests/RealModels/check-tokenizer.sh)"))
+  func encodeCorpusFiles() throws {
+    let models = try #require(Self.environment["QENGINE_TOKENIZER_MODELS"])
+    let files = try #require(Self.environment["QENGINE_TOKENIZER_CORPUS"])
+    let output = try #require(Self.environment["QENGINE_TOKENIZER_OUT"])
     let outputFolder = URL(filePath: output)
     var timings: [String] = []
     for model in models.split(separator: ":") {

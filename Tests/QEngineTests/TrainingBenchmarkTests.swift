@@ -6,10 +6,13 @@ import Testing
 
 #if !DEBUG
   /// One forward and backward pass of a real model on 512 tokens, with full gradients; the model
-  /// folder is read from `TRAINING_MODEL` (skipped without it). Release only.
+  /// folder is read from `TRAINING_MODEL` (disabled without it). Release only.
   @Suite struct TrainingBenchmarkTests {
-    @Test func forwardBackwardOf512Tokens() throws {
-      guard let path = ProcessInfo.processInfo.environment["TRAINING_MODEL"] else { return }
+    @Test(
+      .enabled(
+        if: ProcessInfo.processInfo.environment["TRAINING_MODEL"] != nil, "needs TRAINING_MODEL, a model folder"))
+    func forwardBackwardOf512Tokens() throws {
+      let path = try #require(ProcessInfo.processInfo.environment["TRAINING_MODEL"])
       let folder = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
       let checkpoint = try Checkpoint.open(folder.path)
       let config = try ModelConfig(data: try Data(contentsOf: folder.appending(path: "config.json")), location: folder.path)

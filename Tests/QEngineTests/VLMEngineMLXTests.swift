@@ -6,7 +6,8 @@ import Testing
 @testable import QEngine
 
 /// Release-only: writes our logits for Tests/RealModels/check-engine-mlx.sh to compare with
-/// `mlx_lm`, and runs the toy VLM on an image. Does nothing without its environment variables.
+/// `mlx_lm`, and runs the toy VLM on an image. Each test is disabled without its environment
+/// variables; the script compares the logits, these tests check their shape and that they are finite.
 ///
 /// - `QENGINE_MLX_MODEL`: a model folder or pack; `QENGINE_MLX_TOKENS`: comma-separated ids;
 ///   `QENGINE_MLX_OUT`: where the `[tokens, vocabulary]` float32 logits go (raw little-endian).
@@ -14,10 +15,15 @@ import Testing
 @Suite struct VLMEngineMLXTests {
   static let environment = ProcessInfo.processInfo.environment
 
-  @Test func logitsForTheMLXComparison() throws {
-    guard let folder = Self.environment["QENGINE_MLX_MODEL"], let list = Self.environment["QENGINE_MLX_TOKENS"],
-      let out = Self.environment["QENGINE_MLX_OUT"]
-    else { return }
+  @Test(
+    .enabled(
+      if: environment["QENGINE_MLX_MODEL"] != nil && environment["QENGINE_MLX_TOKENS"] != nil
+        && environment["QENGINE_MLX_OUT"] != nil,
+      "needs QENGINE_MLX_MODEL, QENGINE_MLX_TOKENS and QENGINE_MLX_OUT (Tests/RealModels/check-engine-mlx.sh)"))
+  func logitsForTheMLXComparison() throws {
+    let folder = try #require(Self.environment["QENGINE_MLX_MODEL"])
+    let list = try #require(Self.environment["QENGINE_MLX_TOKENS"])
+    let out = try #require(Self.environment["QENGINE_MLX_OUT"])
     let tokens = list.split(separator: ",").compactMap { Int($0) }
     let checkpoint = try Checkpoint.open(folder)
     let config = try ModelConfig(data: try #require(checkpoint.configData), location: folder)
@@ -26,6 +32,10 @@ import Testing
     let loaded = Date()
     let logits = try model.logits(tokens: tokens)
     let done = Date()
+    #expect(!tokens.isEmpty && logits.rows == tokens.count)
+    #expect(logits.columns == model.configuration.vocabularySize)
+    let finite = logits.elements.allSatisfy { $0.isFinite }
+    #expect(finite)
     let data = logits.elements.withUnsafeBufferPointer { Data(buffer: $0) }
     try data.write(to: URL(fileURLWithPath: out))
     print(
@@ -34,9 +44,13 @@ import Testing
         tokens.count, done.timeIntervalSince(loaded), Double(model.residentWeightBytes) / 1e6))
   }
 
-  @Test func toyVLMGeneratesFromAnImage() throws {
-    guard let folder = Self.environment["QENGINE_MLX_VLM"], let imagePath = Self.environment["QENGINE_MLX_IMAGE"]
-    else { return }
+  @Test(
+    .enabled(
+      if: environment["QENGINE_MLX_VLM"] != nil && environment["QENGINE_MLX_IMAGE"] != nil,
+      "needs QENGINE_MLX_VLM and QENGINE_MLX_IMAGE (Tests/RealModels/check-engine-mlx.sh)"))
+  func toyVLMGeneratesFromAnImage() throws {
+    let folder = try #require(Self.environment["QENGINE_MLX_VLM"])
+    let imagePath = try #require(Self.environment["QENGINE_MLX_IMAGE"])
     let checkpoint = try Checkpoint.open(folder)
     let config = try ModelConfig(data: try #require(checkpoint.configData), location: folder)
     let start = Date()
@@ -50,6 +64,11 @@ import Testing
     let embeddings = try model.inputEmbeddings(tokens: tokens, features: features)
     let generated = try model.decoder.generate(embeddings: embeddings, maxTokens: 16, eos: [])
     let done = Date()
+    let finiteFeatures = features.elements.allSatisfy { $0.isFinite }
+    #expect(features.rows > 0 && finiteFeatures)
+    #expect(embeddings.rows >= features.rows && embeddings.columns == model.decoder.configuration.hiddenSize)
+    // No end-of-sequence ids were given, so generation runs its full length.
+    #expect(generated.count == 16)
     print(
       String(
         format: "toy VLM: load %.2f s; image %dx%d -> %d features in %.2f s; %d positions + 16 greedy tokens in %.2f s",

@@ -7,19 +7,27 @@ import Testing
 @testable import QToolSupport
 
 #if !DEBUG
-  /// SPEED-Q stage 3 on a real model, driven by environment variables (skipped without
-  /// `SPEEDQ_MODEL`); run by Tests/RealModels/check-speedq.sh. Release only.
+  /// SPEED-Q stage 3 on a real model, driven by environment variables (disabled without
+  /// `SPEEDQ_MODEL`, `SPEEDQ_TRAIN_TEXT` and `SPEEDQ_TEST_TEXT`); run by
+  /// Tests/RealModels/check-speedq.sh. Release only. Training must beat the grid it starts from.
   ///
   /// - `SPEEDQ_MODEL`: model folder; `SPEEDQ_TRAIN_TEXT`, `SPEEDQ_TEST_TEXT`: corpus files;
   /// - `SPEEDQ_WINDOWS` (default 32) training windows of `SPEEDQ_CONTEXT` (512) tokens;
   /// - `SPEEDQ_STEPS`, or `SPEEDQ_MINUTES` (15) of training estimated from one timed step;
   /// - `SPEEDQ_LR` (5e-5), `SPEEDQ_GRID` (w2g16g16 or w4g32g128), `SPEEDQ_EVAL_WINDOWS` (8).
   @Suite struct SpeedQRealModelTests {
-    @Test func stage3OnARealModel() throws {
-      let environment = ProcessInfo.processInfo.environment
-      guard let path = environment["SPEEDQ_MODEL"], let trainPath = environment["SPEEDQ_TRAIN_TEXT"],
-        let testPath = environment["SPEEDQ_TEST_TEXT"]
-      else { return }
+    static let environment = ProcessInfo.processInfo.environment
+
+    @Test(
+      .enabled(
+        if: environment["SPEEDQ_MODEL"] != nil && environment["SPEEDQ_TRAIN_TEXT"] != nil
+          && environment["SPEEDQ_TEST_TEXT"] != nil,
+        "needs SPEEDQ_MODEL, SPEEDQ_TRAIN_TEXT and SPEEDQ_TEST_TEXT (Tests/RealModels/check-speedq.sh)"))
+    func stage3OnARealModel() throws {
+      let environment = Self.environment
+      let path = try #require(environment["SPEEDQ_MODEL"])
+      let trainPath = try #require(environment["SPEEDQ_TRAIN_TEXT"])
+      let testPath = try #require(environment["SPEEDQ_TEST_TEXT"])
       let folder = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
       let checkpoint = try Checkpoint.open(folder.path)
       let config = try ModelConfig(data: try Data(contentsOf: folder.appending(path: "config.json")), location: folder.path)
@@ -39,7 +47,8 @@ import Testing
       defer { try? FileManager.default.removeItem(at: directory) }
       let clock = ContinuousClock()
 
-      func perplexity(_ quantized: [String: QuantizedMatrix]?, _ label: String) throws {
+      @discardableResult
+      func perplexity(_ quantized: [String: QuantizedMatrix]?, _ label: String) throws -> Double {
         let model: DecoderModel
         if let quantized {
           let file = directory.appending(path: "\(label).safetensors").path
@@ -50,9 +59,10 @@ import Testing
         }
         let result = try model.perplexity(tokens: testIds, context: context, maxWindows: evalWindows)
         print("speedq: perplexity \(label): \(String(format: "%.2f", result.perplexity)) (\(result.scoredTokens) tokens)")
+        return Double(result.perplexity)
       }
 
-      try perplexity(nil, "fp")
+      let fullPrecision = try perplexity(nil, "fp")
       // RTN on the bilevel grid, embeddings on SPEED-Q's 4-bit policy.
       var rtn: [String: QuantizedMatrix] = [:]
       let names = checkpoint.source.tensors.filter { $0.shape.count == 2 }.map(\.name)
@@ -67,7 +77,7 @@ import Testing
           }
         }
       }
-      try perplexity(rtn, "rtn-\(grid)")
+      let roundToNearest = try perplexity(rtn, "rtn-\(grid)")
       rtn = [:]
 
       var configuration = SpeedQConfiguration(grid: grid, learningRate: learningRate, steps: 0)
@@ -75,7 +85,7 @@ import Testing
       let clipInit = try SpeedQStage3(
         teacher: teacher, source: checkpoint.source, config: config, configuration: configuration, windows: windows)
       print("speedq: clip initialisation \(clock.now - clipStart)")
-      try perplexity(try clipInit.quantizedWeights(), "clip-init-\(grid)")
+      let clipInitialised = try perplexity(try clipInit.quantizedWeights(), "clip-init-\(grid)")
 
       var steps = Int(environment["SPEEDQ_STEPS"] ?? "") ?? 0
       if steps == 0 {
@@ -103,8 +113,12 @@ import Testing
       print(
         "speedq: \(steps) steps on \(windows.count) windows of \(context) in \(clock.now - start),",
         "gamma \(stage.gamma ?? 0), \(peak)")
-      try perplexity(trained, "qat-\(grid)")
-      #expect(trained.count > 0)
+      let distilled = try perplexity(trained, "qat-\(grid)")
+      // Only weight matrices are trained, and each stage improves on the one before it.
+      #expect(!trained.isEmpty && Set(trained.keys).isSubset(of: Set(names)))
+      #expect(fullPrecision.isFinite && distilled.isFinite)
+      #expect(clipInitialised <= roundToNearest)
+      #expect(distilled < clipInitialised && distilled >= fullPrecision * 0.99)
     }
   }
 #endif

@@ -8,7 +8,7 @@ import Testing
 
 #if !DEBUG
   /// SPEED-Q stages 1 and 2 on a real LLaVA-style model, driven by environment variables
-  /// (skipped without `SPEEDQ_VLM`). Release only.
+  /// (disabled without `SPEEDQ_VLM` and `SPEEDQ_IMAGES`). Release only.
   ///
   /// - `SPEEDQ_VLM`: model folder; `SPEEDQ_IMAGES`: a folder of PNG/JPEG images, the first
   ///   `SPEEDQ_CALIB_IMAGES` (16) calibrate, the rest are held out;
@@ -39,9 +39,16 @@ import Testing
       return out.elements
     }
 
-    @Test func stagesOneAndTwoOnARealModel() throws {
-      let environment = ProcessInfo.processInfo.environment
-      guard let path = environment["SPEEDQ_VLM"], let imagePath = environment["SPEEDQ_IMAGES"] else { return }
+    static let environment = ProcessInfo.processInfo.environment
+
+    @Test(
+      .enabled(
+        if: environment["SPEEDQ_VLM"] != nil && environment["SPEEDQ_IMAGES"] != nil,
+        "needs SPEEDQ_VLM (a LLaVA-style model folder) and SPEEDQ_IMAGES (a folder of images)"))
+    func stagesOneAndTwoOnARealModel() throws {
+      let environment = Self.environment
+      let path = try #require(environment["SPEEDQ_VLM"])
+      let imagePath = try #require(environment["SPEEDQ_IMAGES"])
       let folder = (path as NSString).expandingTildeInPath
       let checkpoint = try Checkpoint.open(folder)
       let config = try ModelConfig(data: try #require(checkpoint.configData), location: folder)
@@ -68,6 +75,7 @@ import Testing
       let fpHeldOut = try SpeedQStage1.features(
         encoder: encoder, prefix: prefix, images: heldOut, replacing: [:], hiddenState: layer)
       var replacements: [SpeedQStage1.Method: [String: [Float]]] = [:]
+      var cosines: [SpeedQStage1.Method: Double] = [:]
       for method in [SpeedQStage1.Method.roundToNearest, .clipGPTQ, .adaRound] {
         let start = clock.now
         let stage = try SpeedQStage1(
@@ -82,8 +90,15 @@ import Testing
         let quantized = try SpeedQStage1.features(
           encoder: encoder, prefix: prefix, images: heldOut, replacing: replacing, hiddenState: layer)
         let cosine = SpeedQStage1.meanCosine(fpHeldOut, quantized, width: d)
+        cosines[method] = Double(cosine)
         print("speedq vision: stage 1 \(method.rawValue): held-out feature cosine \(cosine), \(elapsed), \(Self.peakRSS())")
       }
+      // Block-wise reconstruction exists to beat plain rounding on images it did not see.
+      let rtnCosine = try #require(cosines[.roundToNearest])
+      let adaRoundCosine = try #require(cosines[.adaRound])
+      let cosinesInRange = cosines.values.allSatisfy { $0.isFinite && $0 > 0 && $0 <= 1 + 1e-6 }
+      #expect(cosinesInRange)
+      #expect(adaRoundCosine >= rtnCosine)
       // Stage 2: the projector refitted to the stage-1 tower on the calibration images.
       let source = checkpoint.source
       let w1 = try source.floats(of: "multi_modal_projector.linear_1.weight")

@@ -4,12 +4,22 @@ extension PackEncoder {
   /// Packs a matrix some other method already quantized (GPTQ, a Gram clip search) into the
   /// companions `spec` lays out, so calibrated results are stored like round-to-nearest ones.
   ///
-  /// Scales and float offsets are rounded to the spec's scale dtype as `pack` does, so the
-  /// returned `matrix` is what a reader reconstructs; the codes are kept as given.
+  /// Scales and float offsets are rounded to the spec's scale dtype as `pack` does (widened to
+  /// F32 when that dtype cannot hold them), so the returned `matrix` is what a reader
+  /// reconstructs; the codes are kept as given.
   /// - Throws: `PackError.cannotPack` when the matrix does not fit the spec (shape, bits, group
   ///   length, how offsets are stored, a missing second level) or holds a non-finite scale.
   public static func pack(
     quantized: QuantizedMatrix, info: TensorInfo, spec: PackSpec, location: String
+  ) throws(PackError) -> PackedTensor {
+    try widening(spec, dtype: info.dtype) { (spec, limit) throws(PackError) in
+      try pack(quantized: quantized, info: info, exactly: spec, limit: limit, location: location)
+    }
+  }
+
+  /// `pack(quantized:)` with the scale dtype of `spec`, never widened.
+  static func pack(
+    quantized: QuantizedMatrix, info: TensorInfo, exactly spec: PackSpec, limit: Float, location: String
   ) throws(PackError) -> PackedTensor {
     let (description, infos) = try companions(of: info, spec: spec, location: location)
     func reject(_ reason: String) -> PackError { .cannotPack(location: location, tensor: info.name, reason: reason) }
@@ -52,7 +62,7 @@ extension PackEncoder {
         throw reject("the zero points are not \(spec.bits)-bit integers")
       }
     }
-
+    try checkDequantized(matrix, description: description, limit: limit, tensor: info.name, location: location)
     return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
   }
 }

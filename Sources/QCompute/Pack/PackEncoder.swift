@@ -67,14 +67,69 @@ public enum PackEncoder {
 
   /// Quantizes one weight (widened to floats, row-major) into its companions.
   ///
+  /// Scales and offsets are stored in the spec's scale dtype, or in F32 when that dtype cannot
+  /// hold them (`description.scaleDType` says which).
   /// - Throws: `PackError.cannotPack` when the spec does not apply, `.nonFinite` for NaN or
-  ///   infinity in the weight.
+  ///   infinity in the weight, `.dequantizesNonFinite` when even F32 scales overflow.
   public static func pack(
     _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
   ) throws(PackError) -> PackedTensor {
-    let (description, infos) = try companions(of: info, spec: spec, location: location)
-    let matrix = try quantize(weights, info: info, spec: spec, description: description, location: location)
-    return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
+    try widening(spec, dtype: info.dtype) { (spec, limit) throws(PackError) in
+      let (description, infos) = try companions(of: info, spec: spec, location: location)
+      let matrix = try quantize(weights, info: info, spec: spec, description: description, limit: limit, location: location)
+      return try assemble(info: info, companions: infos, description: description, matrix: matrix, location: location)
+    }
+  }
+
+  /// Runs `body` with `spec`, and again with F32 scales when the spec's scale dtype cannot hold
+  /// the tensor: its scales, offsets or dequantized values overflow (a weight of 7e4 has a bias
+  /// F16 cannot store; an F16 scale near 65504 times a code can exceed F16). `body` gets the
+  /// largest magnitude a dequantized value may have: the original dtype's range at first, and
+  /// float32's last, for grids whose own reach (not the scales' rounding) goes past the
+  /// original range. The returned description records the scale dtype used.
+  ///
+  /// - Throws: what `body` throws; `.dequantizesNonFinite` only when float32 overflows too.
+  static func widening<R>(
+    _ spec: PackSpec, dtype: DType, _ body: (PackSpec, Float) throws(PackError) -> R
+  ) throws(PackError) -> R {
+    var wide = spec
+    wide.scaleDType = .f32
+    let held = largestFinite(in: dtype)
+    var attempts = [(spec, held)]
+    if spec.scaleDType != .f32 { attempts.append((wide, held)) }
+    if held < .greatestFiniteMagnitude { attempts.append((wide, .greatestFiniteMagnitude)) }
+    for (attempt, limit) in attempts.dropLast() {
+      do {
+        return try body(attempt, limit)
+      } catch {
+        guard case .dequantizesNonFinite = error else { throw error }
+      }
+    }
+    let (attempt, limit) = attempts[attempts.count - 1]
+    return try body(attempt, limit)
+  }
+
+  /// The largest magnitude a dequantized value may have and still round to a finite `dtype`.
+  public static func largestFinite(in dtype: DType) -> Float {
+    switch dtype {
+    case .f16: Float(65520).nextDown
+    case .bf16: Float(bitPattern: 0x7F7F_0000)
+    default: .greatestFiniteMagnitude
+    }
+  }
+
+  /// Checks that every element of `matrix`, dequantized in float32 as a reader does, is at most
+  /// `limit` in magnitude (and not NaN): F16 rounding of a scale near 65504 can overflow once
+  /// multiplied by the code even when the scale itself is finite.
+  ///
+  /// - Throws: `PackError.dequantizesNonFinite` naming the first element that does not.
+  static func checkDequantized(
+    _ matrix: QuantizedMatrix, description: PackDescription, limit: Float, tensor: String, location: String
+  ) throws(PackError) {
+    if let found = matrix.firstDequantized(beyond: limit) {
+      throw .dequantizesNonFinite(
+        location: location, tensor: tensor, scaleDType: description.scaleDType, index: found.index, value: found.value)
+    }
   }
 
   /// The quantized matrix `pack` would store for one weight, with its scales and offsets already
@@ -85,14 +140,16 @@ public enum PackEncoder {
   public static func quantize(
     _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, location: String
   ) throws(PackError) -> QuantizedMatrix {
-    let (description, _) = try companions(of: info, spec: spec, location: location)
-    return try quantize(weights, info: info, spec: spec, description: description, location: location)
+    try widening(spec, dtype: info.dtype) { (spec, limit) throws(PackError) in
+      let (description, _) = try companions(of: info, spec: spec, location: location)
+      return try quantize(weights, info: info, spec: spec, description: description, limit: limit, location: location)
+    }
   }
 
   /// `quantize` with the layout `companions` already worked out for this spec.
   static func quantize(
     _ weights: UnsafeBufferPointer<Float>, info: TensorInfo, spec: PackSpec, description: PackDescription,
-    location: String
+    limit: Float, location: String
   ) throws(PackError) -> QuantizedMatrix {
     guard weights.count == info.elementCount else {
       throw .cannotPack(
@@ -142,7 +199,7 @@ public enum PackEncoder {
       }
     case .int: break
     }
-
+    try checkDequantized(matrix, description: description, limit: limit, tensor: info.name, location: location)
     return matrix
   }
 
@@ -214,5 +271,45 @@ public enum PackEncoder {
       }
     }
     return out
+  }
+}
+
+extension QuantizedMatrix {
+  /// The first element whose dequantized value (in float32, as `dequantize()` computes it) is
+  /// NaN or larger in magnitude than `limit`, as `[row, column]`; `nil` when all fit.
+  public func firstDequantized(beyond limit: Float) -> (index: [Int], value: Float)? {
+    let length = groupLength
+    let groups = groupsPerRow
+    guard length > 0, codes.count == rows * columns, scales.count == rows * groups, offsets.count == rows * groups
+    else { return nil }
+    let isBias = offsetKind == .bias
+    let rows = rows
+    let columns = columns
+    return codes.withUnsafeBufferPointer { codes in
+      scales.withUnsafeBufferPointer { scales in
+        offsets.withUnsafeBufferPointer { offsets in
+          func value(_ index: Int, _ scale: Float, _ offset: Float) -> Float {
+            isBias ? scale * Float(codes[index]) + offset : scale * (Float(codes[index]) - offset)
+          }
+          for row in 0..<rows {
+            for group in 0..<groups {
+              let scale = scales[row &* groups &+ group]
+              let offset = offsets[row &* groups &+ group]
+              let start = row &* columns &+ group &* length
+              var largest: Float = 0
+              for index in start..<(start &+ length) { largest = max(largest, abs(value(index, scale, offset))) }
+              // `max` drops NaN, so a group with a non-finite scale or offset is looked at too.
+              guard largest <= limit, scale.isFinite, offset.isFinite else {
+                for index in start..<(start &+ length) where !(abs(value(index, scale, offset)) <= limit) {
+                  return ([row, index &- row &* columns], value(index, scale, offset))
+                }
+                continue
+              }
+            }
+          }
+          return nil
+        }
+      }
+    }
   }
 }

@@ -1,3 +1,5 @@
+import QFormats
+
 /// What can go wrong reading or writing a qpack, each naming the file and the tensor.
 public enum PackError: Error, CustomStringConvertible, Equatable {
   /// The file's `qpack.version` is not one this reader knows.
@@ -14,6 +16,10 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
   case compression(location: String, tensor: String, reason: String)
   /// The stored bytes of a tensor do not match the checksum its description records.
   case checksumMismatch(location: String, tensor: String, expected: String, actual: String)
+  /// The packed tensor would dequantize to a value its dtype cannot hold (infinity or NaN) with
+  /// scales and offsets stored in `scaleDType`; `index` is the first such element's coordinates
+  /// in the flattened `[O, I]` matrix.
+  case dequantizesNonFinite(location: String, tensor: String, scaleDType: DType, index: [Int], value: Float)
 
   public var description: String {
     switch self {
@@ -31,6 +37,8 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
       "\(location): tensor '\(tensor)': \(reason)"
     case .checksumMismatch(let location, let tensor, let expected, let actual):
       "\(location): tensor '\(tensor)' has checksum \(actual), but its description records \(expected)"
+    case .dequantizesNonFinite(let location, let tensor, let scaleDType, let index, let value):
+      "\(location): tensor '\(tensor)' cannot be packed: with \(scaleDType.rawValue) scales it dequantizes to \(value) at index \(index)"
     }
   }
 }

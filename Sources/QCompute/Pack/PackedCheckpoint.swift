@@ -1,3 +1,4 @@
+import Foundation
 import QFormats
 
 /// A qpack seen as the checkpoint it was made from: the original tensors, dequantized on read.
@@ -13,6 +14,9 @@ public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
   public let packDescriptions: [String: PackDescription]
   /// The bytes each packed tensor's companions occupy in the file (compressed where they are).
   public let storedByteCounts: [String: Int]
+  /// Tensors whose recorded checksum matched when their bytes were first read.
+  private var verified: Set<String> = []
+  private let verifiedLock = NSLock()
 
   /// Whether a source's metadata marks it as a qpack.
   public static func isPack(_ source: any TensorSource) -> Bool {
@@ -111,18 +115,69 @@ public final class PackedCheckpoint: TensorSource, @unchecked Sendable {
     return (checked, mismatches)
   }
 
-  /// The original tensor's values as float32, dequantized when it is packed.
-  public func dequantizedFloats(of name: String) throws -> [Float] {
-    guard let description = packDescriptions[name] else { return try base.floats(of: name) }
-    return try PackDecoder.dequantize(name: name, description: description, location: location) { companion in
-      guard let info = base.info(named: companion) else { return nil }
-      let bytes = try base.withRawBytes(of: companion) { [UInt8]($0) }
-      return (info, bytes)
+  /// The checksum recorded for tensor `name` (its description's, or `qpack.checksum.<N>` for a
+  /// tensor stored as it is), unless it was already verified in this process.
+  private func unverifiedChecksum(of name: String) -> String? {
+    let recorded = packDescriptions[name].map(\.checksum) ?? metadata[PackDescription.checksumKeyPrefix + name]
+    guard let recorded else { return nil }
+    verifiedLock.lock()
+    defer { verifiedLock.unlock() }
+    return verified.contains(name) ? nil : recorded
+  }
+
+  /// Compares a tensor's computed checksum with the recorded one, remembering a match.
+  ///
+  /// - Throws: `PackError.checksumMismatch` naming the file and the tensor.
+  private func settle(_ name: String, crc: UInt32, expected: String) throws(PackError) {
+    let actual = CRC32C.formatted(crc)
+    guard actual == expected.lowercased() else {
+      throw .checksumMismatch(location: location, tensor: name, expected: expected, actual: actual)
     }
+    verifiedLock.lock()
+    verified.insert(name)
+    verifiedLock.unlock()
+  }
+
+  /// Checks tensor `name`'s stored bytes against its recorded checksum, once per process; every
+  /// read through this type does so before the bytes are decoded, so a flipped byte is an error
+  /// naming the file and tensor rather than a silently wrong value.
+  ///
+  /// - Throws: `PackError.checksumMismatch`, or what reading the bytes throws.
+  public func verifyChecksum(of name: String) throws {
+    guard let expected = unverifiedChecksum(of: name) else { return }
+    let parts = packDescriptions[name].map { $0.companions(of: name).map(\.name) } ?? [name]
+    var crc: UInt32 = 0
+    for part in parts {
+      crc = try base.withRawBytes(of: part) { CRC32C.checksum($0, continuing: crc) }
+    }
+    try settle(name, crc: crc, expected: expected)
+  }
+
+  /// The original tensor's values as float32, dequantized when it is packed; the stored bytes
+  /// are checked against the recorded checksum first (see `verifyChecksum(of:)`).
+  public func dequantizedFloats(of name: String) throws -> [Float] {
+    guard let description = packDescriptions[name] else { return try floats(of: name) }
+    let expected = unverifiedChecksum(of: name)
+    var crc: UInt32 = 0
+    var companions: [String: (info: TensorInfo, bytes: [UInt8])] = [:]
+    for companion in description.companions(of: name) {
+      guard let info = base.info(named: companion.name) else { continue }
+      let bytes = try base.withRawBytes(of: companion.name) { [UInt8]($0) }
+      if expected != nil { crc = CRC32C.checksum(bytes, continuing: crc) }
+      companions[companion.name] = (info, bytes)
+    }
+    if let expected { try settle(name, crc: crc, expected: expected) }
+    return try PackDecoder.dequantize(name: name, description: description, location: location) { companions[$0] }
   }
 
   public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-    guard let description = packDescriptions[name] else { return try base.withRawBytes(of: name, body) }
+    guard let description = packDescriptions[name] else {
+      guard let expected = unverifiedChecksum(of: name) else { return try base.withRawBytes(of: name, body) }
+      return try base.withRawBytes(of: name) { raw in
+        try settle(name, crc: CRC32C.checksum(raw), expected: expected)
+        return try body(raw)
+      }
+    }
     let values = try dequantizedFloats(of: name)
     if description.dtype == .f32 {
       return try values.withUnsafeBytes(body)

@@ -1,4 +1,5 @@
 import Foundation
+import QFormats
 
 /// Documents read from a plain text file (one document) or a JSONL file (one per line, from a
 /// text field).
@@ -42,9 +43,9 @@ public struct TextDataset: Sendable {
   static func readText(_ url: URL) throws -> String {
     let data: Data
     do {
-      data = try Data(contentsOf: url, options: .mappedIfSafe)
+      data = try SideFile.read(url.path, limit: 4 << 30)
     } catch {
-      throw TextDataError.unreadable(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
+      throw TextDataError.unreadable(file: url.path, reason: "\(error)")
     }
     guard let text = String(data: data, encoding: .utf8) else {
       throw TextDataError.unreadable(file: url.path, reason: "is not UTF-8")

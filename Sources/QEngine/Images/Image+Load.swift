@@ -1,13 +1,14 @@
 import Foundation
+import QFormats
 
 extension Image {
   /// Decodes a PNG or JPEG file to RGB, recognising the format by its signature, not its name.
   public static func load(path: String) throws(ImageError) -> RGBImage {
     let data: Data
     do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+      data = try SideFile.read(path, limit: 1 << 30)
     } catch {
-      throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+      throw .unreadable(path: path, reason: "\(error)")
     }
     return try decode(data, location: path)
   }

@@ -55,6 +55,8 @@ public struct QuantizedWeight: Sendable {
     guard let description = pack.packDescriptions[name] else {
       throw EngineError.missingTensor(location: pack.location, tensor: name)
     }
+    // A flipped byte is an error naming the file and tensor, not a silently wrong weight.
+    try pack.verifyChecksum(of: name)
     let base = pack.base
     let rows = description.rows
     let groups = description.groupsPerRow

@@ -24,6 +24,8 @@ public struct DecoderConfiguration: Sendable, Equatable {
   public var ropeTheta: Double
   public var ropeScaling: RopeScaling
   public var tiedEmbeddings: Bool
+  /// The positions the model was trained for (`max_position_embeddings`), when the config says.
+  public var maxPositionEmbeddings: Int? = nil
 
   /// Reads the language model's settings; a multimodal config's `text_config` is used when present.
   /// - Throws: `EngineError.missingConfig` for an absent size, `DecoderError.invalidConfig`
@@ -59,6 +61,7 @@ public struct DecoderConfiguration: Sendable, Equatable {
     tiedEmbeddings = text.tieWordEmbeddings ?? false
     ropeScaling = try Self.scaling(
       text.ropeScaling, trainedContext: text.maxPositionEmbeddings ?? 0, location: location)
+    maxPositionEmbeddings = text.maxPositionEmbeddings.flatMap { $0 > 0 ? $0 : nil }
   }
 
   public init(

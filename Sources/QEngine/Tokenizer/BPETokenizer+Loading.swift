@@ -1,13 +1,18 @@
 import Foundation
+import QFormats
 
 extension BPETokenizer {
   /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a model folder.
   /// - Throws: `TokenizerError` naming the file and the unsupported part.
   public convenience init(folder: URL) throws {
     let config = folder.appending(path: "tokenizer_config.json")
-    try self.init(
-      tokenizerJSON: folder.appending(path: "tokenizer.json"),
-      config: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+    let hasConfig: Bool
+    do {
+      hasConfig = try SideFile.exists(config.path)
+    } catch {
+      throw TokenizerError.unreadable(file: config.path, reason: "\(error)")
+    }
+    try self.init(tokenizerJSON: folder.appending(path: "tokenizer.json"), config: hasConfig ? config : nil)
   }
 
   /// Reads a `tokenizer.json` and an optional `tokenizer_config.json`.
@@ -103,18 +108,22 @@ extension BPETokenizer {
   static func readObject(_ url: URL) throws -> (object: [String: Any], byteCount: Int) {
     // Foundation's reader leaks a 4 KB buffer on an empty file (found by fuzz-tokenizer), and
     // an empty file is no tokenizer anyway.
-    let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
-    if let size = attributes?[.size] as? Int, size == 0 {
-      throw TokenizerError.unreadable(file: url.path, reason: "is empty")
-    }
     let data: Data
     do {
-      data = try Data(contentsOf: url, options: .mappedIfSafe)
+      data = try SideFile.read(url.path, limit: 1 << 30)
     } catch {
-      throw TokenizerError.unreadable(file: url.path, reason: "cannot be read (\(error.localizedDescription))")
+      throw TokenizerError.unreadable(file: url.path, reason: "\(error)")
     }
-    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-      throw TokenizerError.unreadable(file: url.path, reason: "is not a JSON object")
+    if data.isEmpty {
+      throw TokenizerError.unreadable(file: url.path, reason: "is empty")
+    }
+    guard let value = try? JSONSerialization.jsonObject(with: data) else {
+      // Say where: a truncated download, or the line and column of the syntax error.
+      let problem = JSONSyntaxProblem.find(in: data).map(\.description) ?? "is not valid JSON"
+      throw TokenizerError.unreadable(file: url.path, reason: problem)
+    }
+    guard let object = value as? [String: Any] else {
+      throw TokenizerError.unreadable(file: url.path, reason: "is JSON but not an object")
     }
     return (object, data.count)
   }

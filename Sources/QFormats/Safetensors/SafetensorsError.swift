@@ -30,6 +30,10 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
   case sizeMismatch(location: String, tensor: String, dtype: DType, shape: [Int], expected: Int, actual: Int)
   case truncated(location: String, expectedSize: Int, actualSize: Int)
   case trailingBytes(location: String, count: Int)
+  /// A stream (stdin, a pipe, a device) goes on past the size its header declares.
+  case streamTooLong(location: String, expectedSize: Int)
+  /// A stream's header declares more data than the scratch folder it is spooled to can hold.
+  case streamTooLarge(location: String, dataLength: Int, available: Int, folder: String)
   case tensorNotFound(location: String, tensor: String)
   // Writing.
   case invalidPlan(location: String, reason: String)
@@ -85,6 +89,10 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
       "\(location): file is truncated: the header describes \(expectedSize) bytes but the file has \(actualSize) (incomplete download?)"
     case .trailingBytes(let location, let count):
       "\(location): \(count) trailing bytes after the last tensor"
+    case .streamTooLong(let location, let expectedSize):
+      "\(location): the stream goes on past the \(expectedSize) bytes its header describes (not a safetensors stream?)"
+    case .streamTooLarge(let location, let dataLength, let available, let folder):
+      "\(location): the header describes \(dataLength) bytes of tensor data, more than the \(available) bytes free in \(folder) to hold the stream"
     case .tensorNotFound(let location, let tensor):
       "\(location): no tensor named '\(tensor)'"
     case .invalidPlan(let location, let reason):

@@ -36,13 +36,22 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
   /// - Throws: `SafetensorsError` naming the defect.
   public convenience init(path: String) throws {
     if path == "-" {
-      try self.init(bytes: try Self.readStandardInput(), location: "-")
+      try self.init(descriptor: STDIN_FILENO, location: "-")
       return
     }
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw SafetensorsError.system(location: path, operation: "open", errno: errno) }
+    let fd = try Self.openOnce(path)
     defer { close(fd) }
     try self.init(descriptor: fd, location: path)
+  }
+
+  /// Opens `path` for reading without waiting for a writer when it is a named pipe, then
+  /// makes reads block again; a pipe with no writer reads as empty instead of hanging.
+  static func openOnce(_ path: String) throws(SafetensorsError) -> Int32 {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    if fd < 0 { throw .system(location: path, operation: "open", errno: errno) }
+    let flags = fcntl(fd, F_GETFL)
+    if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+    return fd
   }
 
   /// Maps the file open at `descriptor` (e.g. an unlinked scratch file); the descriptor stays
@@ -56,8 +65,11 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
       throw SafetensorsError.system(location: path, operation: "open", errno: EISDIR)
     }
     if (status.st_mode & S_IFMT) != S_IFREG {
-      // A named pipe or device (e.g. /dev/stdin, <(…)) cannot be mapped: read it whole.
-      try self.init(bytes: try Self.readAll(fd, location: path), location: path)
+      // A named pipe or device (e.g. /dev/stdin, <(…)) cannot be mapped: spool the stream,
+      // bounded by its header, to a scratch file and map that.
+      let scratch = try SafetensorsStream.spool(fd, location: path)
+      defer { close(scratch) }
+      try self.init(descriptor: scratch, location: path)
       return
     }
     let size = Int(status.st_size)
@@ -71,11 +83,6 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
   /// Parses a file already in memory, e.g. read from standard input; the bytes are copied.
   public convenience init(bytes: [UInt8], location: String = "-") throws {
     try self.init(storage: Self.copy(bytes), location: location)
-  }
-
-  /// Parses a file already in memory, e.g. read from standard input; the bytes are copied.
-  public convenience init(stdinData data: Data, location: String = "-") throws {
-    try self.init(storage: Self.copy(data), location: location)
   }
 
   private static func copy<C: Collection<UInt8>>(_ bytes: C) -> Storage {
@@ -161,25 +168,13 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
     _ = madvise(base + alignedStart, alignedEnd - alignedStart, Int32(MADV_DONTNEED))
   }
 
-  /// All of standard input.
-  static func readStandardInput() throws -> [UInt8] {
-    try readAll(STDIN_FILENO, location: "-")
-  }
-
-  /// Everything `descriptor` yields until end of file.
-  static func readAll(_ descriptor: Int32, location: String) throws -> [UInt8] {
-    var bytes: [UInt8] = []
-    // 64 KiB, a pipe's buffer: a larger zero-filled chunk costs more than it saves on a small
-    // index file, which is read this way too.
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw SafetensorsError.system(location: location, operation: "read", errno: errno)
-      }
-      if count == 0 { return bytes }
-      bytes.append(contentsOf: chunk[0..<count])
+  /// Everything `descriptor` yields until end of file, refused past `limit` bytes (a small
+  /// JSON file such as a shard index, which may be a pipe or a device).
+  static func readAll(_ descriptor: Int32, location: String, limit: Int = 100_000_000) throws -> [UInt8] {
+    let bytes = try SafetensorsStream.readUpTo(limit + 1, from: descriptor, location: location)
+    if bytes.count > limit {
+      throw SafetensorsError.invalidIndex(location: location, reason: "is larger than \(limit) bytes, too large for an index")
     }
+    return bytes
   }
 }

@@ -21,6 +21,24 @@ struct SafetensorsHeader {
 
   /// Parses and validates the complete file `bytes`.
   static func read(_ bytes: UnsafeRawBufferPointer, location: String) throws(SafetensorsError) -> SafetensorsHeader {
+    let (header, dataLength) = try readPrefix(bytes, location: location)
+    let available = bytes.count - header.dataStart
+    if dataLength > available {
+      let (needed, overflow) = header.dataStart.addingReportingOverflow(dataLength)
+      throw .truncated(location: location, expectedSize: overflow ? .max : needed, actualSize: bytes.count)
+    }
+    if dataLength < available {
+      throw .trailingBytes(location: location, count: available - dataLength)
+    }
+    return header
+  }
+
+  /// Parses and validates the header at the start of `bytes`, which must hold at least the
+  /// length and the header itself; returns it with the data length its tensors need, which
+  /// the caller checks against what follows.
+  static func readPrefix(
+    _ bytes: UnsafeRawBufferPointer, location: String
+  ) throws(SafetensorsError) -> (header: SafetensorsHeader, dataLength: Int) {
     func foreignOr(_ error: SafetensorsError) -> SafetensorsError {
       if let format = ForeignFormatSniffer.describe(bytes) {
         return .foreignFormat(location: location, format: format)
@@ -86,15 +104,7 @@ struct SafetensorsHeader {
       }
       expectedBegin = end
     }
-    let dataLength = bytes.count - dataStart
-    if expectedBegin > dataLength {
-      let (needed, overflow) = dataStart.addingReportingOverflow(expectedBegin)
-      throw .truncated(location: location, expectedSize: overflow ? .max : needed, actualSize: bytes.count)
-    }
-    if expectedBegin < dataLength {
-      throw .trailingBytes(location: location, count: dataLength - expectedBegin)
-    }
-    return SafetensorsHeader(entries: entries, metadata: metadata, dataStart: dataStart)
+    return (SafetensorsHeader(entries: entries, metadata: metadata, dataStart: dataStart), expectedBegin)
   }
 
   private static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {

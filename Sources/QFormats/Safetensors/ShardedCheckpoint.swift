@@ -30,8 +30,7 @@ public final class ShardedCheckpoint: TensorSource, @unchecked Sendable {
   ///   the error of a shard that does not open.
   public init(indexPath: String) throws {
     location = indexPath
-    let descriptor = open(indexPath, O_RDONLY | O_CLOEXEC)
-    if descriptor < 0 { throw SafetensorsError.system(location: indexPath, operation: "open", errno: errno) }
+    let descriptor = try SafetensorsFile.openOnce(indexPath)
     defer { close(descriptor) }
     let data = try SafetensorsFile.readAll(descriptor, location: indexPath)
     let json: HeaderJSON
@@ -88,7 +87,13 @@ public final class ShardedCheckpoint: TensorSource, @unchecked Sendable {
     var tensors: [TensorInfo] = []
     for file in fileOrder {
       let path = directory.appendingPathComponent(file).path
-      guard FileManager.default.fileExists(atPath: path) else {
+      let exists: Bool
+      do {
+        exists = try SideFile.exists(path)
+      } catch {
+        throw SideFile.Failure(path: path, problem: error)
+      }
+      guard exists else {
         throw SafetensorsError.missingShard(location: indexPath, shard: file)
       }
       let shard = try SafetensorsFile(path: path)

@@ -39,6 +39,9 @@ public struct ConvertCalibration {
   /// Loads the checkpoint's decoder and tokenizer and cuts the calibration text into windows.
   public init(checkpoint: Checkpoint, settings: Settings) throws {
     let loaded = try ModelEvaluation.load(checkpoint)
+    try PositionLimit.check(
+      option: "--calib-context", value: settings.context, model: loaded.model.configuration,
+      location: loaded.model.location, use: .inference)
     model = loaded.model
     prefix = ModelEvaluation.languageModelPrefix(of: checkpoint.source)
     let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: settings.textFile), field: settings.field)

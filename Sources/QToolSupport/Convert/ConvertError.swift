@@ -21,12 +21,16 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   case nonFinite(NonFiniteElement)
   /// Replacement values for a tensor that cannot stand in for it.
   case invalidReplacement(location: String, tensor: String, reason: String)
+  /// The input holds no tensors, so there is nothing to convert.
+  case noTensors(location: String)
+  /// A finite value that the requested dtype cannot hold (it would be written as infinity).
+  case outOfRange(location: String, tensor: String, index: [Int], value: Float, dtype: String)
 
   /// Usage errors exit with 64; the rest with 1.
   public var isUsageError: Bool {
     switch self {
     case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
-    case .outputExists, .output, .fileSystem, .nonFinite, .invalidReplacement: false
+    case .outputExists, .output, .fileSystem, .nonFinite, .invalidReplacement, .noTensors, .outOfRange: false
     }
   }
 
@@ -42,6 +46,9 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case .fileSystem(let path, let reason): "\(path): \(reason)"
     case .nonFinite(let element): "\(element); use '--allow-nonfinite' to keep such tensors unquantized"
     case .invalidReplacement(let location, let tensor, let reason): "\(location): tensor '\(tensor)' \(reason)"
+    case .noTensors(let location): "\(location): holds no tensors; there is nothing to convert"
+    case .outOfRange(let location, let tensor, let index, let value, let dtype):
+      "\(location): tensor '\(tensor)' holds \(value) at index \(index), which \(dtype) cannot hold; use '--to f32' or '--to bf16'"
     }
   }
 }

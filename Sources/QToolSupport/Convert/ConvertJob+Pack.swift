@@ -241,10 +241,16 @@ extension ConvertJob {
 
   /// An error from a block of rows, its element index made relative to the whole tensor.
   static func shiftedRows(_ error: PackError, by firstRow: Int) -> PackError {
-    guard case .nonFinite(let location, let tensor, let index, let value) = error, let row = index.first else {
+    switch error {
+    case .nonFinite(let location, let tensor, let index, let value) where !index.isEmpty:
+      return .nonFinite(location: location, tensor: tensor, index: [index[0] + firstRow] + index.dropFirst(), value: value)
+    case .dequantizesNonFinite(let location, let tensor, let scaleDType, let index, let value) where !index.isEmpty:
+      return .dequantizesNonFinite(
+        location: location, tensor: tensor, scaleDType: scaleDType, index: [index[0] + firstRow] + index.dropFirst(),
+        value: value)
+    default:
       return error
     }
-    return .nonFinite(location: location, tensor: tensor, index: [row + firstRow] + index.dropFirst(), value: value)
   }
 
   /// Quantizes (or checksums, when kept) one planned tensor.
@@ -274,23 +280,24 @@ extension ConvertJob {
       return try keptAsStored(entry.spec == nil ? nil : found)
     }
     guard let spec = entry.spec else { return try keptAsStored() }
-    let (planned, companions) = try PackEncoder.companions(of: info, spec: spec, location: source.location)
-    let rows = planned.rows
-    let columns = planned.columns
     var parts: [[UInt8]]
+    // The spec as written: its scale dtype is widened to F32 when the planned one cannot hold
+    // the tensor's scales (see `PackEncoder.pack`).
+    var stored = spec
     if let quantized = entry.precomputed {
-      parts = try PackEncoder.pack(quantized: quantized, info: info, spec: spec, location: source.location)
-        .companions.map(\.bytes)
+      let packed = try PackEncoder.pack(quantized: quantized, info: info, spec: spec, location: source.location)
+      stored.scaleDType = packed.description.scaleDType
+      parts = packed.companions.map(\.bytes)
     } else {
       do {
-        parts = try quantizeInBlocks(
-          entry, source: source, spec: spec, rows: rows, columns: columns, companions: companions)
+        (parts, stored) = try quantizeInBlocks(entry, source: source, spec: spec)
       } catch PackError.nonFinite(let location, let tensor, let index, let value) {
         let found = NonFiniteElement(location: location, tensor: tensor, index: index, shape: info.shape, value: value)
         guard allowNonFinite else { throw ConvertError.nonFinite(found) }
         return try keptAsStored(found)
       }
     }
+    let (planned, companions) = try PackEncoder.companions(of: info, spec: stored, location: source.location)
     for (companion, bytes) in zip(companions, parts) where companion.byteCount != bytes.count {
       throw PackError.cannotPack(
         location: source.location, tensor: name,
@@ -327,12 +334,30 @@ extension ConvertJob {
   }
 
   /// Round-to-nearest style quantization of one planned tensor, a block of rows at a time.
+  ///
+  /// - Returns: the companions' bytes and the spec they were written with: `spec`, or `spec`
+  ///   with F32 scales when a block's scales overflowed its scale dtype (every block is then
+  ///   quantized again, so the tensor has one scale dtype).
   static func quantizeInBlocks(
-    _ entry: PlanEntry, source: any TensorSource, spec: PackSpec, rows: Int, columns: Int,
-    companions: [TensorInfo]
-  ) throws -> [[UInt8]] {
+    _ entry: PlanEntry, source: any TensorSource, spec: PackSpec
+  ) throws -> (parts: [[UInt8]], spec: PackSpec) {
+    var spec = spec
+    while true {
+      let (parts, used) = try quantizeInBlocks(entry, source: source, exactly: spec)
+      if used == spec.scaleDType { return (parts, spec) }
+      spec.scaleDType = used
+    }
+  }
+
+  /// One pass of `quantizeInBlocks` with `spec`; stops early and returns the wider scale dtype
+  /// a block needed, if one did.
+  static func quantizeInBlocks(
+    _ entry: PlanEntry, source: any TensorSource, exactly spec: PackSpec
+  ) throws -> (parts: [[UInt8]], scaleDType: DType) {
     let info = entry.info
     let name = info.name
+    let (_, companions) = try PackEncoder.companions(of: info, spec: spec, location: source.location)
+    guard let (rows, columns) = packMatrixShape(info.shape) else { return ([], spec.scaleDType) }
     let rowsPerBlock = spec.grid == .bilevel ? max(rows, 1) : max(1, blockElements / max(columns, 1))
     var parts: [[UInt8]] = companions.map { companion in
       var bytes: [UInt8] = []
@@ -367,11 +392,12 @@ extension ConvertJob {
       } catch {
         throw shiftedRows(error, by: firstRow)
       }
+      if packed.description.scaleDType != spec.scaleDType { return ([], packed.description.scaleDType) }
       for (position, companion) in packed.companions.enumerated() {
         parts[position].append(contentsOf: companion.bytes)
       }
     }
-    return parts
+    return (parts, spec.scaleDType)
   }
 }
 

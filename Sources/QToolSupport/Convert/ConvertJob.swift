@@ -177,6 +177,18 @@ public enum ConvertJob {
         } else {
           values = try source.floats(of: original.name)
         }
+        // A finite value past the dtype's range would be written as infinity.
+        let limit = PackEncoder.largestFinite(in: dtype)
+        if let position = values.firstIndex(where: { $0.isFinite && abs($0) > limit }) {
+          var index = [Int](repeating: 0, count: original.shape.count)
+          var rest = position
+          for axis in stride(from: original.shape.count - 1, through: 0, by: -1) where original.shape[axis] > 0 {
+            index[axis] = rest % original.shape[axis]
+            rest /= original.shape[axis]
+          }
+          throw ConvertError.outOfRange(
+            location: source.location, tensor: original.name, index: index, value: values[position], dtype: dtype.rawValue)
+        }
         try values.withUnsafeBufferPointer { try writer.append(name: target.name, converting: $0) }
       } else {
         try source.withRawBytes(of: original.name) { try writer.append(name: target.name, bytes: $0) }

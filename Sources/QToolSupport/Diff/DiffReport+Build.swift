@@ -130,7 +130,8 @@ extension DiffReport {
       let outcome =
         try outcomes[key(pair.old.name, pair.new.name)]
         ?? TensorComparison.compare(old: old.source, pair.old, new: new.source, pair.new)
-      let sums = outcome.sums
+      // Bit-identical tensors differ by nothing, whatever NaN they hold.
+      let sums = outcome.bitIdentical ? outcome.sums.finitePairsOnly : outcome.sums
       let exactOnly = options.tolerance == 0 && pair.old.dtype == pair.new.dtype
       let within =
         outcome.bitIdentical
@@ -139,9 +140,9 @@ extension DiffReport {
       entry.bitIdentical = outcome.bitIdentical
       entry.relativeL2 = sums.relativeL2
       entry.cosine = sums.cosine
-      entry.maxAbsDiff = sums.maxAbsDifference
+      entry.maxAbsDiff = sums.largestDifference
       entry.snrDB = sums.snrDecibels
-      entry.nonFinite = sums.nonFinite
+      entry.nonFinite = outcome.sums.nonFinite
       entry.status =
         pair.reason != .sameName
         ? .renamed
@@ -183,7 +184,7 @@ extension DiffReport {
     let summary = DiffSummary(
       counts: counts, compared: compared.count, differing: differing,
       relativeL2: compared.isEmpty ? nil : all.relativeL2,
-      maxAbsDiff: compared.isEmpty ? nil : all.maxAbsDifference,
+      maxAbsDiff: compared.isEmpty ? nil : all.largestDifference,
       snrDB: all.snrDecibels)
     // A filter narrows the question to the tensors it selects.
     let same = (config.isEmpty || options.filter != nil) && entries.allSatisfy { $0.status == .equal }
@@ -219,7 +220,7 @@ private struct GroupTotals {
   func entry(_ name: String) -> GroupEntry {
     GroupEntry(
       name: name, tensors: tensors, differing: differing, parameters: parameters,
-      relativeL2: sums.relativeL2, cosine: sums.cosine, maxAbsDiff: sums.maxAbsDifference,
+      relativeL2: sums.relativeL2, cosine: sums.cosine, maxAbsDiff: sums.largestDifference,
       snrDB: sums.snrDecibels)
   }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 extension DiffReport {
-  /// The JSON form: one object.
+  /// The JSON form: one object. A metric that is NaN (a non-finite pair) is `null`.
   public func json() throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -99,9 +99,15 @@ extension DiffReport {
     if let data { out += "\n" + data.table() }
     if let images { out += "\n" + images.table() }
 
+    // Worst first: NaN (a non-finite pair), then an unbounded error (absent), then the largest.
+    func severity(_ t: TensorDiff) -> (Int, Double) {
+      guard let r = t.relativeL2 else { return (1, 0) }
+      return r.isNaN ? (2, 0) : (0, r)
+    }
     let shown = tensors.filter { $0.status != .equal }.sorted { a, b in
       if a.status != b.status { return a.status < b.status }
-      return (a.relativeL2 ?? .infinity) > (b.relativeL2 ?? .infinity)
+      let (x, y) = (severity(a), severity(b))
+      return x.0 != y.0 ? x.0 > y.0 : x.1 > y.1
     }
     guard !shown.isEmpty else { return out }
     let packed = old.pack || new.pack

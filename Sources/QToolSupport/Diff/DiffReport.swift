@@ -174,3 +174,65 @@ public struct GroupEntry: Codable, Sendable {
     case snrDB = "snr_db"
   }
 }
+
+extension KeyedEncodingContainer {
+  /// A metric: absent when `nil`, `null` when NaN or infinite, which JSON cannot spell (a
+  /// tensor with a non-finite pair has NaN metrics; see `DifferenceSums`).
+  mutating func encodeMetric(_ value: Double?, forKey key: Key) throws {
+    guard let value else { return }
+    if value.isFinite { try encode(value, forKey: key) } else { try encodeNil(forKey: key) }
+  }
+}
+
+extension TensorDiff {
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(name, forKey: .name)
+    try c.encode(status, forKey: .status)
+    try c.encodeIfPresent(renamedBy, forKey: .renamedBy)
+    try c.encodeIfPresent(oldName, forKey: .oldName)
+    try c.encodeIfPresent(newName, forKey: .newName)
+    try c.encodeIfPresent(oldDType, forKey: .oldDType)
+    try c.encodeIfPresent(newDType, forKey: .newDType)
+    try c.encodeIfPresent(oldShape, forKey: .oldShape)
+    try c.encodeIfPresent(newShape, forKey: .newShape)
+    try c.encode(parameters, forKey: .parameters)
+    try c.encode(component, forKey: .component)
+    try c.encodeIfPresent(layer, forKey: .layer)
+    try c.encodeIfPresent(withinTolerance, forKey: .withinTolerance)
+    try c.encodeIfPresent(bitIdentical, forKey: .bitIdentical)
+    try c.encodeMetric(relativeL2, forKey: .relativeL2)
+    try c.encodeMetric(cosine, forKey: .cosine)
+    try c.encodeMetric(maxAbsDiff, forKey: .maxAbsDiff)
+    try c.encodeMetric(snrDB, forKey: .snrDB)
+    try c.encodeIfPresent(nonFinite, forKey: .nonFinite)
+    try c.encodeIfPresent(bitsPerWeight, forKey: .bitsPerWeight)
+    try c.encodeIfPresent(oldBitsPerWeight, forKey: .oldBitsPerWeight)
+  }
+}
+
+extension DiffSummary {
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(counts, forKey: .counts)
+    try c.encode(compared, forKey: .compared)
+    try c.encode(differing, forKey: .differing)
+    try c.encodeMetric(relativeL2, forKey: .relativeL2)
+    try c.encodeMetric(maxAbsDiff, forKey: .maxAbsDiff)
+    try c.encodeMetric(snrDB, forKey: .snrDB)
+  }
+}
+
+extension GroupEntry {
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(name, forKey: .name)
+    try c.encode(tensors, forKey: .tensors)
+    try c.encode(differing, forKey: .differing)
+    try c.encode(parameters, forKey: .parameters)
+    try c.encodeMetric(relativeL2, forKey: .relativeL2)
+    try c.encodeMetric(cosine, forKey: .cosine)
+    try c.encodeMetric(maxAbsDiff, forKey: .maxAbsDiff)
+    try c.encodeMetric(snrDB, forKey: .snrDB)
+  }
+}

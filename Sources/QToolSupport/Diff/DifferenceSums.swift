@@ -30,23 +30,40 @@ public struct DifferenceSums: Sendable, Hashable {
     if other.maxAbsDifference > maxAbsDifference { maxAbsDifference = other.maxAbsDifference }
   }
 
-  /// ||a - b|| / ||a||; 0 when both are 0, `nil` when only ||a|| is (the error is unbounded).
+  /// ||a - b|| / ||a||; 0 when both are 0, `nil` when only ||a|| is (the error is unbounded);
+  /// NaN when a pair is not finite, as the difference of such a pair is not a number (the
+  /// finite pairs alone could look like a perfect match).
   public var relativeL2: Double? {
+    if nonFinite > 0 { return .nan }
     if differenceSquares == 0 { return 0 }
     guard oldSquares > 0 else { return nil }
     return (differenceSquares / oldSquares).squareRoot()
   }
 
-  /// a . b / (||a|| ||b||); `nil` when either norm is 0.
+  /// a . b / (||a|| ||b||); `nil` when either norm is 0; NaN when a pair is not finite.
   public var cosine: Double? {
+    if nonFinite > 0 { return .nan }
     guard oldSquares > 0, newSquares > 0 else { return nil }
     return dot / (oldSquares.squareRoot() * newSquares.squareRoot())
   }
 
-  /// 10 log10(||a||^2 / ||a - b||^2); `nil` when the difference or the signal is 0 (infinite).
+  /// 10 log10(||a||^2 / ||a - b||^2); `nil` when the difference or the signal is 0 (infinite);
+  /// NaN when a pair is not finite.
   public var snrDecibels: Double? {
+    if nonFinite > 0 { return .nan }
     guard differenceSquares > 0, oldSquares > 0 else { return nil }
     return 10 * log10(oldSquares / differenceSquares)
+  }
+
+  /// Largest |a - b|; NaN when a pair is not finite.
+  public var largestDifference: Double { nonFinite > 0 ? .nan : maxAbsDifference }
+
+  /// The sums of the finite pairs alone, for two tensors with the same bytes: their non-finite
+  /// elements match exactly, so they differ by nothing.
+  public var finitePairsOnly: DifferenceSums {
+    var sums = self
+    sums.nonFinite = 0
+    return sums
   }
 
   /// Adds the pairs of two equally long buffers.

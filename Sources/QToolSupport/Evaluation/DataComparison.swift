@@ -24,11 +24,16 @@ public enum DataComparison {
   /// - Throws: `EvaluationError`, the engine's and the data set's errors, `SimilarityError`.
   public static func compare(
     old: Checkpoint, new: Checkpoint, text: String, context: Int = 512, windows: Int? = nil,
-    field: String = "text"
+    field: String = "text", contextOption: String = "--context"
   ) throws -> DataComparisonResult {
     let start = Date()
     let oldLoaded = try ModelEvaluation.load(old)
     let newLoaded = try ModelEvaluation.load(new)
+    for loaded in [oldLoaded, newLoaded] {
+      try PositionLimit.check(
+        option: contextOption, value: context, model: loaded.model.configuration, location: loaded.model.location,
+        use: .inference)
+    }
     let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: text), field: field)
     let sides = (Runner(loaded: oldLoaded), Runner(loaded: newLoaded))
     let oldIDs = dataset.tokenize(with: oldLoaded.tokenizer, separator: sides.0.separator)

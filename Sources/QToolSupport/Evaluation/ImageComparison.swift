@@ -21,6 +21,12 @@ public enum ImageComparison {
     var files: [String] = []
     for path in paths {
       var isDirectory: ObjCBool = false
+      // A link loop or a folder that cannot be looked into is said so, not called missing.
+      do {
+        _ = try SideFile.exists(path)
+      } catch {
+        throw SideFile.Failure(path: path, problem: error)
+      }
       guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         throw EvaluationError.noImages(path: path)
       }

@@ -87,9 +87,16 @@ public enum ModelEvaluation {
   }
 
   static func tokenizer(of checkpoint: Checkpoint) throws -> BPETokenizer {
-    guard let folder = checkpoint.folder,
-      FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("tokenizer.json"))
-    else {
+    var exists = false
+    if let folder = checkpoint.folder {
+      let path = (folder as NSString).appendingPathComponent("tokenizer.json")
+      do {
+        exists = try SideFile.exists(path)
+      } catch {
+        throw SideFile.Failure(path: path, problem: error)
+      }
+    }
+    guard let folder = checkpoint.folder, exists else {
       throw EvaluationError.missingTokenizer(location: checkpoint.location)
     }
     return try BPETokenizer(folder: URL(fileURLWithPath: folder))
@@ -101,6 +108,9 @@ public enum ModelEvaluation {
     of loaded: LoadedModel, textFile: String, field: String = "text", context: Int, stride: Int?,
     maxWindows: Int?
   ) throws -> Perplexity {
+    try PositionLimit.check(
+      option: "--context", value: context, model: loaded.model.configuration, location: loaded.model.location,
+      use: .inference)
     let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: textFile), field: field)
     let separator = loaded.tokenizer.eosTokenID.map { [$0] } ?? []
     let tokens = dataset.tokenize(with: loaded.tokenizer, separator: separator)
@@ -133,6 +143,9 @@ public enum ModelEvaluation {
       chat
       ? try loaded.tokenizer.encodeChat(messages: [ChatMessage(role: "user", content: text)])
       : loaded.tokenizer.encode(text)
+    try PositionLimit.check(
+      option: "--max-tokens", value: maxTokens, extra: (ids.count, "prompt"), model: loaded.model.configuration,
+      location: loaded.model.location, use: .generation)
     var eos: Set<Int> = []
     if let id = loaded.tokenizer.eosTokenID { eos.insert(id) }
     if let id = loaded.tokenizer.id(of: "<|im_end|>") { eos.insert(id) }

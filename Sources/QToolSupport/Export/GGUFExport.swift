@@ -86,7 +86,9 @@ public enum GGUFExport {
       if let heads = tensor.permuteHeads {
         values = permuteRows(values, rows: tensor.source.shape.first ?? 0, heads: heads)
       }
-      try writer.append(name: plan.name, bytes: try encode(values, as: plan.type, tensor: plan.name))
+      let bytes = try encode(values, as: plan.type, tensor: plan.name)
+      try checkStored(bytes, values: values, as: plan.type, tensor: tensor.source.name, location: source.location)
+      try writer.append(name: plan.name, bytes: bytes)
     }
     try writer.finish()
   }
@@ -119,6 +121,35 @@ public enum GGUFExport {
       mapped.append(MappedTensor(source: info, name: name, permuteHeads: heads))
     }
     return mapped
+  }
+
+  /// Refuses a tensor of finite values whose encoding reads back as infinity or NaN: F16 holds
+  /// at most 65504, and the blocks' F16 scales overflow for large enough weights.
+  ///
+  /// - Throws: `ExportError.unsupportedTensor` naming the tensor and the first such element.
+  static func checkStored(
+    _ bytes: [UInt8], values: [Float], as type: GGMLType, tensor: String, location: String
+  ) throws {
+    guard type != .f32, values.allSatisfy(\.isFinite) else { return }
+    let limit = PackEncoder.largestFinite(in: .f16)
+    var found: (index: Int, value: Float)?
+    if type == .f16 {
+      found = values.firstIndex { !(abs($0) <= limit) }.map { ($0, values[$0]) }
+    } else if let block = GGUFBlockType.allCases.first(where: { $0.ggmlTypeID == type.rawValue }) {
+      let decoded = try bytes.withUnsafeBytes { try GGUFBlocks.decode($0, type: block) }
+      // The whole block reads back as inf or NaN; its largest value is the one to blame.
+      if let bad = decoded.firstIndex(where: { !$0.isFinite }) {
+        let start = bad / block.blockElements * block.blockElements
+        let members = start..<min(start + block.blockElements, values.count)
+        let largest = members.max { abs(values[$0]) < abs(values[$1]) } ?? bad
+        found = (largest, values[largest])
+      }
+    }
+    if let (index, value) = found {
+      throw ExportError.unsupportedTensor(
+        location: location, tensor: tensor,
+        reason: "holds \(value) at element \(index), which \(type.name) stores as infinity or NaN")
+    }
   }
 
   static func encode(_ values: [Float], as type: GGMLType, tensor: String) throws -> [UInt8] {

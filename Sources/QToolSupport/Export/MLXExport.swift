@@ -173,7 +173,27 @@ public enum MLXExport {
     let words = try quantized.packedWords()
     let wordBytes = words.withUnsafeBytes { Array($0) }
     let scaleType = scaleDType(for: info.dtype)
-    return (wordBytes, narrow(quantized.scales, to: scaleType), narrow(quantized.offsets, to: scaleType))
+    let scales = narrow(quantized.scales, to: scaleType)
+    let biases = narrow(quantized.offsets, to: scaleType)
+    // MLX stores scales in the weight's dtype: near F16's largest value their rounding can
+    // overflow once multiplied by a code. Refuse rather than write a tensor that loads as inf.
+    var stored = quantized
+    stored.scales = widen(scales, from: scaleType)
+    stored.offsets = widen(biases, from: scaleType)
+    if values.allSatisfy(\.isFinite),
+      let (index, value) = stored.firstDequantized(beyond: PackEncoder.largestFinite(in: info.dtype))
+    {
+      throw ExportError.unsupportedTensor(
+        location: source.location, tensor: info.name,
+        reason: "dequantizes to \(value) at index \(index) with \(scaleType.rawValue) scales, which MLX's layout cannot avoid")
+    }
+    return (wordBytes, scales, biases)
+  }
+
+  static func widen(_ bytes: [UInt8], from dtype: DType) -> [Float] {
+    var out = [Float](repeating: 0, count: bytes.count / dtype.byteSize)
+    bytes.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { DTypeConversion.widen(raw, from: dtype, into: $0) } }
+    return out
   }
 
   static func narrow(_ values: [Float], to dtype: DType) -> [UInt8] {

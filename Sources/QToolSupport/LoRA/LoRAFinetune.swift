@@ -114,6 +114,15 @@ public enum LoRAFinetune {
     let folder = checkpoint.folder ?? newBase
     let tokenizer = try BPETokenizer(folder: URL(fileURLWithPath: folder))
     var decoder = try TrainableDecoder(source: checkpoint.source, config: config)
+    if options.steps > 0 {
+      try PositionLimit.check(
+        option: "--context", value: options.context, model: decoder.configuration, location: newBase, use: .training)
+    }
+    if options.evaluation != nil {
+      try PositionLimit.check(
+        option: "--eval-context", value: options.evaluationContext, model: decoder.configuration, location: newBase,
+        use: .inference)
+    }
     let names = try install(adapter, into: &decoder)
 
     let windows = options.steps > 0 ? try trainingWindows(tokenizer: tokenizer, options: options) : []

@@ -284,7 +284,7 @@ public enum LoraRebase {
   ) throws -> (LayerSimilarity, LoraRebaseReport.LayerData) {
     let run = try DataComparison.compare(
       old: old.input.checkpoint, new: new.input.checkpoint, text: data.text, context: data.context,
-      windows: data.windows, field: data.field)
+      windows: data.windows, field: data.field, contextOption: "--data-context")
     guard let similarity = run.layerSimilarity else {
       throw LoraRebaseError.data(
         path: data.text,

@@ -65,12 +65,21 @@ public struct PEFTAdapter: Sendable {
   ///   without a partner, or factors whose shapes disagree with `r`.
   public static func read(folder: String) throws -> PEFTAdapter {
     let configPath = (folder as NSString).appendingPathComponent("adapter_config.json")
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw LoraRebaseError.adapter(path: configPath, detail: "Cannot read the adapter config")
+    let data: Data
+    do {
+      data = try SideFile.read(configPath, limit: 16 << 20)
+    } catch {
+      throw LoraRebaseError.adapter(path: configPath, detail: "Cannot read the adapter config: \(error)")
     }
     let settings = try PEFTAdapterConfig(data: data, path: configPath)
     let weightsPath = (folder as NSString).appendingPathComponent("adapter_model.safetensors")
-    guard FileManager.default.fileExists(atPath: weightsPath) else {
+    let exists: Bool
+    do {
+      exists = try SideFile.exists(weightsPath)
+    } catch {
+      throw LoraRebaseError.adapter(path: weightsPath, detail: "Cannot read the adapter weights: \(error)")
+    }
+    guard exists else {
       throw LoraRebaseError.adapter(path: weightsPath, detail: "No adapter_model.safetensors")
     }
     let file = try SafetensorsFile(path: weightsPath)
@@ -92,9 +101,16 @@ public struct PEFTAdapter: Sendable {
         throw LoraRebaseError.adapter(
           path: weightsPath, detail: "Tensor '\(info.name)' has \(info.shape.count) dimensions, not 2")
       }
+      let values = try file.floats(of: info.name)
+      // A NaN or infinity would surface as a LAPACK failure deep in the move; name it here.
+      if let flat = values.firstIndex(where: { !$0.isFinite }), info.shape[1] > 0 {
+        let index = [flat / info.shape[1], flat % info.shape[1]]
+        throw LoraRebaseError.adapter(
+          path: weightsPath,
+          detail: "Tensor '\(info.name)' holds \(values[flat]) at index \(index) (flat index \(flat)); LoRA factors must be finite")
+      }
       let matrix = try Matrix<Double>(
-        rows: info.shape[0], columns: info.shape[1],
-        elements: try file.floats(of: info.name).map(Double.init))
+        rows: info.shape[0], columns: info.shape[1], elements: values.map(Double.init))
       let expectedRank = parsed.isA ? matrix.rows : matrix.columns
       guard expectedRank == rank else {
         throw LoraRebaseError.adapter(

@@ -56,6 +56,10 @@ public struct TokenEmbeddings: Sendable {
     } catch {
       throw SimilarityError.unreadableVocabulary(file: file, reason: "cannot be read")
     }
+    if (try? JSONSerialization.jsonObject(with: data)) == nil {
+      let problem = JSONSyntaxProblem.find(in: data).map(\.description) ?? "is not valid JSON"
+      throw SimilarityError.unreadableVocabulary(file: file, reason: problem)
+    }
     guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
       let model = root["model"] as? [String: Any]
     else {
