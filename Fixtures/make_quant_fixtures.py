@@ -21,6 +21,13 @@ rewritten when GGML_QUANTS_LIB names a shared library built from ggml's sources:
     GGML_QUANTS_LIB=$PWD/libggml-quants.so python3 Fixtures/make_quant_fixtures.py
 
 (Build for plain x86-64, without -march=native, so the compiler does not contract into FMA.)
+
+The same library gives the encoder fixtures for the other block types people use (encoders.*):
+Q4_1, Q5_0 and Q5_1 from `quantize_row_*_ref` (and checked against gguf-py's `quants.quantize`),
+Q3_K, Q5_K and Q6_K from `quantize_row_*_ref`, and IQ4_NL from `quantize_iq4_nl` with no
+importance matrix, which is what llama-quantize calls (the `_ref` variant skips its scale search).
+They were made from the ggml sources vendored in llama-cpp-python 0.3.36's sdist
+(`pip download --no-deps --no-binary llama-cpp-python llama-cpp-python`, vendor/llama.cpp/ggml).
 """
 import json
 import os
@@ -250,6 +257,67 @@ def make_kquants(rng, library_path):
         json.dump({"source": "ggml quantize_row_*_ref via ctypes", "cases": cases}, f, indent=1)
 
 
+def encoder_matrix(rng, columns):
+    """Rows at the edges an encoder can get wrong: a zero block, constant blocks, a block of
+    exact ties, huge and tiny magnitudes (f16 subnormal scales), then ordinary weights."""
+    w = (rng.standard_normal((6, columns)) * 0.05).astype(np.float32)
+    w[0, :32] = 0.0
+    w[0, 32:64] = 0.7
+    w[0, 64:96] = -3.0
+    w[1] *= 2.0e4 / 0.05 / 4  # near f16's largest scales
+    w[2] *= 1.0e-4  # scales below f16's normal range
+    w[3, :32] = np.arange(32, dtype=np.float32) - 16.0
+    w[4] = np.abs(w[4])  # no negative values
+    if columns >= 256:
+        w[0, 256 - 96:256] = 0.0  # a whole super-block zero with the earlier blocks
+        w[5, :16] = 1.0e-30  # one sub-block far below the rest
+    return w
+
+
+def make_block_encoders(rng, library_path):
+    import ctypes
+
+    from gguf import GGMLQuantizationType as T
+    from gguf import quants
+
+    library = ctypes.CDLL(library_path)
+    blob = Blob()
+    cases = []
+    refs = (
+        (T.Q4_1, "quantize_row_q4_1_ref", 20, 32, True),
+        (T.Q5_0, "quantize_row_q5_0_ref", 22, 32, True),
+        (T.Q5_1, "quantize_row_q5_1_ref", 24, 32, True),
+        (T.IQ4_NL, "quantize_iq4_nl", 18, 32, False),
+        (T.Q3_K, "quantize_row_q3_K_ref", 110, 256, False),
+        (T.Q5_K, "quantize_row_q5_K_ref", 176, 256, False),
+        (T.Q6_K, "quantize_row_q6_K_ref", 210, 256, False),
+    )
+    for qtype, function, type_size, block, in_gguf_py in refs:
+        for rows, columns in ((1, block), (6, 2 * 256)):
+            w = encoder_matrix(rng, columns) if rows > 1 else (
+                rng.standard_normal((1, columns)) * 0.05).astype(np.float32)
+            out = np.zeros(w.size // block * type_size, dtype=np.uint8)
+            src = w.ctypes.data_as(ctypes.c_void_p)
+            dst = out.ctypes.data_as(ctypes.c_void_p)
+            if function == "quantize_iq4_nl":
+                library.quantize_iq4_nl.restype = ctypes.c_size_t
+                library.quantize_iq4_nl(src, dst, ctypes.c_int64(rows), ctypes.c_int64(columns), None)
+            else:
+                getattr(library, function)(src, dst, ctypes.c_int64(w.size))
+            if in_gguf_py:
+                assert (quants.quantize(w, qtype).reshape(-1) == out).all(), qtype.name
+            cases.append({
+                "name": f"{qtype.name}_{rows}x{columns}", "type": qtype.name, "rows": rows,
+                "columns": columns, "weights": blob.add(w), "bytes": blob.add(out),
+                "dequantized": blob.add(
+                    quants.dequantize(out.reshape(1, -1), qtype).astype(np.float32)),
+            })
+    blob.write(os.path.join(HERE, "encoders.bin"))
+    with open(os.path.join(HERE, "encoders.json"), "w") as f:
+        json.dump({"source": "ggml quantize_row_*_ref / quantize_iq4_nl via ctypes", "cases": cases},
+                  f, indent=1)
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     rng = np.random.default_rng(20250611)
@@ -259,6 +327,7 @@ def main():
     library = os.environ.get("GGML_QUANTS_LIB")
     if library:
         make_kquants(np.random.default_rng(7), library)
+        make_block_encoders(np.random.default_rng(11), library)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,30 @@ import QFormats
 import QToolSupport
 
 extension QConvert {
-  /// GGUF block types `--gguf-type` accepts.
+  /// Whole-model types `--gguf-type` accepts: llama-quantize's names, with its aliases q3_k,
+  /// q4_k and q5_k for the _m mixes.
   enum GGUFType: String, ExpressibleByArgument, CaseIterable {
-    case q8_0, q4_0, q4_k, q2_k
+    case q4_0, q4_1, q5_0, q5_1, q8_0
+    case q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl
+    case q3_k, q4_k, q5_k
 
-    var blockType: GGUFBlockType {
+    var mix: GGUFMix {
       switch self {
-      case .q8_0: .q8_0
       case .q4_0: .q4_0
-      case .q4_k: .q4_K
-      case .q2_k: .q2_K
+      case .q4_1: .q4_1
+      case .q5_0: .q5_0
+      case .q5_1: .q5_1
+      case .q8_0: .q8_0
+      case .q2_k: .q2_k
+      case .q3_k_s: .q3_k_s
+      case .q3_k_m, .q3_k: .q3_k_m
+      case .q3_k_l: .q3_k_l
+      case .q4_k_s: .q4_k_s
+      case .q4_k_m, .q4_k: .q4_k_m
+      case .q5_k_s: .q5_k_s
+      case .q5_k_m, .q5_k: .q5_k_m
+      case .q6_k: .q6_k
+      case .iq4_nl: .iq4_nl
       }
     }
   }
@@ -76,8 +90,7 @@ extension QConvert {
       }
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
-        to: destination,
-        type: ggufType.blockType, progress: progress)
+        to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), progress: progress)
     }
   }
 }

@@ -52,8 +52,13 @@ struct QConvert: ParsableCommand {
   @Option(help: "Output layout: native, mlx or gguf.")
   var layout: Layout = .native
 
-  @Option(help: "GGUF block type for '--layout gguf': q8_0, q4_0, q4_k or q2_k.")
+  @Option(help: ArgumentHelp(
+    "GGUF type for '--layout gguf', named as llama-quantize names them.",
+    discussion: "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k or iq4_nl (q3_k, q4_k and q5_k mean the _m mixes). Each tensor's type follows llama-quantize's choices for the mix (see Formats/gguf-export.md)."))
   var ggufType: GGUFType = .q8_0
+
+  @Flag(help: "With '--layout gguf', store every matrix in the --gguf-type's base block type, as llama-quantize --pure.")
+  var ggufPure = false
 
   @Option(help: "Dequantize a pack into a plain checkpoint of this dtype: f16, bf16 or f32.")
   var to: PlainDType?

@@ -26,6 +26,10 @@ private func kQuantCases() -> [GGUFCase] {
   (try? QuantFixtures.manifest("kquants.json", as: GGUFManifest.self).cases) ?? []
 }
 
+private func encoderCases() -> [GGUFCase] {
+  (try? QuantFixtures.manifest("encoders.json", as: GGUFManifest.self).cases) ?? []
+}
+
 /// Deterministic normal-ish values (sum of uniforms), so failures reproduce.
 private func sampleValues(count: Int, seed: UInt64) -> [Float] {
   var state = seed | 1
@@ -73,6 +77,30 @@ struct QuantizeGGUFTests {
     #expect(kQuantCases().count == 2)
   }
 
+  /// Q4_1, Q5_0, Q5_1, IQ4_NL, Q3_K, Q5_K and Q6_K against ggml's own encoders, one block and
+  /// six rows of edge cases (zero, constant, tied, huge and tiny blocks).
+  @Test(arguments: encoderCases())
+  func blockEncodersMatchGGML(_ fixture: GGUFCase) throws {
+    let data = try QuantFixtures(blobNamed: "encoders.bin")
+    let type = try #require(GGUFBlockType(rawValue: fixture.type))
+    let weights = data.values(try #require(fixture.weights), as: Float.self)
+    let encoded = try weights.withUnsafeBufferPointer { try GGUFBlocks.encode($0, type: type) }
+    let expected = data.bytes(fixture.bytes)
+    #expect(encoded.count == expected.count)
+    let firstDifference = encoded.indices.first { $0 < expected.count && encoded[$0] != expected[$0] }
+    #expect(
+      firstDifference == nil,
+      "first differing byte \(firstDifference ?? -1), block \((firstDifference ?? 0) / type.blockBytes)")
+    let decoded = try encoded.withUnsafeBytes { try GGUFBlocks.decode($0, type: type) }
+    let expectedValues = data.values(fixture.dequantized, as: Float.self)
+    #expect(decoded.map(\.bitPattern) == expectedValues.map(\.bitPattern))
+  }
+
+  @Test func encoderFixturesCoverEveryNewType() {
+    let types = Set(encoderCases().map(\.type))
+    #expect(types == ["Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q3_K", "Q5_K", "Q6_K"])
+  }
+
   @Test(arguments: GGUFBlockType.allCases)
   func roundTripErrorIsBounded(_ type: GGUFBlockType) throws {
     let values = sampleValues(count: 4 * 256, seed: UInt64(type.ggmlTypeID))
@@ -90,7 +118,10 @@ struct QuantizeGGUFTests {
     let bound: Float =
       switch type {
       case .q8_0: 0.01
-      case .q4_0, .q4_K: 0.15
+      case .q6_K: 0.04
+      case .q5_0, .q5_1, .q5_K: 0.08
+      case .q4_0, .q4_1, .q4_K, .iq4_NL: 0.15
+      case .q3_K: 0.3
       case .q2_K: 0.5
       }
     #expect(relativeRMS < bound, "relative RMS \(relativeRMS)")

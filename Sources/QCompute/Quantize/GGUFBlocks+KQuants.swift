@@ -1,4 +1,4 @@
-/// Q4_K and Q2_K: 256-value super-blocks whose sub-block scales and mins are quantized again.
+/// Q4_K, Q5_K and Q2_K: 256-value super-blocks whose sub-block scales and mins are quantized again.
 extension GGUFBlocks {
   /// ggml's `make_qkx2_quants`: a min/max start, then `steps + 1` rescaled trials, each refitted
   /// by weighted least squares; keeps the trial with the lowest weighted error. Returns the scale
@@ -172,6 +172,91 @@ extension GGUFBlocks {
     }
   }
 
+  /// `quantize_row_q5_K_ref`. Layout: f16 d, f16 dmin, scales[12] (as Q4_K), qh[32], qs[128].
+  static func encodeQ5_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    withKQuantScratch(codes: 256, subBlock: 32, subBlocks: 8) { L, Laux, weights, scales, mins in
+      encodeQ5_K(x, into: block, L, Laux, weights, scales, mins)
+    }
+  }
+
+  private static func encodeQ5_K(
+    _ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer,
+    _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
+    _ weights: UnsafeMutablePointer<Float>, _ scales: UnsafeMutablePointer<Float>,
+    _ mins: UnsafeMutablePointer<Float>
+  ) {
+    guard let source = x.baseAddress else { return }
+    var maxScale: Float = 0
+    var maxMin: Float = 0
+    for j in 0..<8 {
+      var sumX2: Float = 0
+      for l in 0..<32 { sumX2 += x[32 * j + l] * x[32 * j + l] }
+      let average = (sumX2 / 32).squareRoot()
+      for l in 0..<32 { weights[l] = average + abs(x[32 * j + l]) }
+      let (scale, minimum) = makeQKX2Quants(
+        count: 32, maxCode: 31, x: source + 32 * j, weights: weights, codes: L + 32 * j,
+        scratch: Laux, rangeMin: -0.5, rangeDelta: 0.1, steps: 15, useAbsoluteError: false)
+      scales[j] = scale
+      mins[j] = minimum
+      if scale > maxScale { maxScale = scale }
+      if minimum > maxMin { maxMin = minimum }
+    }
+    let inverseScale: Float = maxScale > 0 ? 63 / maxScale : 0
+    let inverseMin: Float = maxMin > 0 ? 63 / maxMin : 0
+    let packed = 4
+    for index in 0..<12 { block[packed + index] = 0 }
+    for j in 0..<8 {
+      let ls = min(63, UInt8(truncatingIfNeeded: nearestInt(inverseScale * scales[j])))
+      let lm = min(63, UInt8(truncatingIfNeeded: nearestInt(inverseMin * mins[j])))
+      if j < 4 {
+        block[packed + j] = ls
+        block[packed + j + 4] = lm
+      } else {
+        block[packed + j + 4] = (ls & 0xF) | ((lm & 0xF) << 4)
+        block[packed + j - 4] |= (ls >> 4) << 6
+        block[packed + j] |= (lm >> 4) << 6
+      }
+    }
+    storeHalf(maxScale / 63, into: block, at: 0)
+    storeHalf(maxMin / 63, into: block, at: 2)
+    let view = UnsafeRawBufferPointer(block)
+    let d = loadHalf(view, at: 0)
+    let dmin = loadHalf(view, at: 2)
+    for j in 0..<8 {
+      let (sc, m) = scaleMinK4(j, view, at: packed)
+      let step = d * Float(sc)
+      if step == 0 { continue }
+      let offset = dmin * Float(m)
+      for ii in 0..<32 {
+        let l = nearestInt((x[32 * j + ii] + offset) / step)
+        L[32 * j + ii] = UInt8(max(0, min(31, l)))
+      }
+    }
+    let qh = 16
+    let ql = 48
+    for index in 0..<32 { block[qh + index] = 0 }
+    var mask1: UInt8 = 1
+    var mask2: UInt8 = 2
+    for chunk in 0..<4 {
+      let n = 64 * chunk
+      for j in 0..<32 {
+        var l1 = L[n + j]
+        if l1 > 15 {
+          l1 -= 16
+          block[qh + j] |= mask1
+        }
+        var l2 = L[n + j + 32]
+        if l2 > 15 {
+          l2 -= 16
+          block[qh + j] |= mask2
+        }
+        block[ql + 32 * chunk + j] = l1 | (l2 << 4)
+      }
+      mask1 <<= 2
+      mask2 <<= 2
+    }
+  }
+
   static func decodeQ4_K(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
     let d = loadHalf(block, at: 0)
     let dmin = loadHalf(block, at: 2)
@@ -281,7 +366,7 @@ extension GGUFBlocks {
   }
 }
 
-/// Q3_K, Q5_K and Q6_K: decode only (ggml's `dequantize_row_*`).
+/// Q3_K, Q5_K and Q6_K decoders (ggml's `dequantize_row_*`).
 extension GGUFBlocks {
   /// Layout: hmask[32], qs[64], scales[12] (sixteen 6-bit scales), f16 d.
   ///

@@ -53,8 +53,166 @@ extension GGUFBlocks {
   }
 }
 
-/// Q4_1, Q5_0, Q5_1 and IQ4_NL: 32 values per block, decode only (ggml's `dequantize_row_*`).
+/// Q4_1, Q5_0, Q5_1 and IQ4_NL: 32 values per block.
 extension GGUFBlocks {
+  /// C's `(int8_t)` / `(uint8_t)` cast of a float: truncation toward zero, NaN as 0, clamped to
+  /// `range` where C would be undefined.
+  @inline(__always)
+  static func truncatedCode(_ value: Float, in range: ClosedRange<Float>) -> Int {
+    value.isNaN ? 0 : Int(min(max(value, range.lowerBound), range.upperBound))
+  }
+
+  /// Stores the fifth bits of 32 codes as ggml's little-endian `qh` word: bit j for value j.
+  @inline(__always)
+  static func highBits(_ low: Int, _ high: Int, at index: Int) -> UInt32 {
+    UInt32((low & 0x10) >> 4) << UInt32(index) | UInt32((high & 0x10) >> 4) << UInt32(index + 16)
+  }
+
+  /// `quantize_row_q4_1_ref`: d = (max - min) / 15, m = min, q = min(15, (int8)((x - min) / d + 0.5)).
+  static func encodeQ4_1(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    var low = Float.greatestFiniteMagnitude
+    var high = -Float.greatestFiniteMagnitude
+    for value in x {
+      if value < low { low = value }
+      if value > high { high = value }
+    }
+    let d = (high - low) / 15
+    let inverse: Float = d != 0 ? 1 / d : 0
+    storeHalf(d, into: block, at: 0)
+    storeHalf(low, into: block, at: 2)
+    @inline(__always) func code(_ value: Float) -> UInt8 {
+      UInt8(min(15, max(0, truncatedCode((value - low) * inverse + 0.5, in: -128...127))))
+    }
+    for index in 0..<16 {
+      block[4 + index] = code(x[index]) | (code(x[index + 16]) << 4)
+    }
+  }
+
+  /// `quantize_row_q5_0_ref`: d = (signed absmax) / -16, q = min(31, (int8)(x / d + 16.5)).
+  static func encodeQ5_0(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    var absMax: Float = 0
+    var signedMax: Float = 0
+    for value in x where absMax < abs(value) {
+      absMax = abs(value)
+      signedMax = value
+    }
+    let d = signedMax / -16
+    let inverse: Float = d != 0 ? 1 / d : 0
+    storeHalf(d, into: block, at: 0)
+    @inline(__always) func code(_ value: Float) -> Int {
+      min(31, max(0, truncatedCode(value * inverse + 16.5, in: -128...127)))
+    }
+    var qh: UInt32 = 0
+    for index in 0..<16 {
+      let low = code(x[index])
+      let high = code(x[index + 16])
+      block[6 + index] = UInt8(low & 0x0F) | (UInt8(high & 0x0F) << 4)
+      qh |= highBits(low, high, at: index)
+    }
+    block.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
+  }
+
+  /// `quantize_row_q5_1_ref`: d = (max - min) / 31, m = min, q = (uint8)((x - min) / d + 0.5).
+  static func encodeQ5_1(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    var low = Float.greatestFiniteMagnitude
+    var high = -Float.greatestFiniteMagnitude
+    for value in x {
+      if value < low { low = value }
+      if value > high { high = value }
+    }
+    let d = (high - low) / 31
+    let inverse: Float = d != 0 ? 1 / d : 0
+    storeHalf(d, into: block, at: 0)
+    storeHalf(low, into: block, at: 2)
+    @inline(__always) func code(_ value: Float) -> Int {
+      truncatedCode((value - low) * inverse + 0.5, in: 0...255)
+    }
+    var qh: UInt32 = 0
+    for index in 0..<16 {
+      let low = code(x[index])
+      let high = code(x[index + 16])
+      block[8 + index] = UInt8(low & 0x0F) | (UInt8(high & 0x0F) << 4)
+      qh |= highBits(low, high, at: index)
+    }
+    block.storeBytes(of: qh.littleEndian, toByteOffset: 4, as: UInt32.self)
+  }
+
+  /// ggml's `best_index_int8`: the grid entry nearest `x` (ties to the upper one), by bisection.
+  @inline(__always)
+  static func bestIndex(_ grid: UnsafeBufferPointer<Int8>, _ x: Float) -> Int {
+    let n = grid.count
+    if x <= Float(grid[0]) { return 0 }
+    if x >= Float(grid[n - 1]) { return n - 1 }
+    var lower = 0
+    var upper = n - 1
+    while upper - lower > 1 {
+      let middle = (lower + upper) / 2
+      if x < Float(grid[middle]) { upper = middle } else { lower = middle }
+    }
+    return x - Float(grid[upper - 1]) < Float(grid[upper]) - x ? upper - 1 : upper
+  }
+
+  /// `quantize_iq4_nl` without an importance matrix, as llama-quantize writes IQ4_NL: weights
+  /// x^2, a start at d = max / 127, then 15 trial scales (-max / (127 -+ 7)) refitted by weighted
+  /// least squares, keeping the best, and the codes chosen again for the kept scale.
+  ///
+  /// (ggml's `quantize_row_iq4_nl_ref` skips the trials and the final re-pick, and leaves an
+  /// all-zero block's codes to whatever the previous block left behind; llama-quantize does not
+  /// use it.)
+  static func encodeIQ4_NL(
+    _ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer
+  ) {
+    let tries = 7
+    iq4NLValues.withUnsafeBufferPointer { grid in
+      withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { L in
+        var absMax: Float = 0
+        var signedMax: Float = 0
+        for value in x where abs(value) > absMax {
+          absMax = abs(value)
+          signedMax = value
+        }
+        var scale: Float = 0
+        if absMax >= 1e-15 {
+          let first = Float(grid[0])
+          var d = -signedMax / first
+          var id = 1 / d
+          var sumQX: Float = 0
+          var sumQ2: Float = 0
+          for j in 0..<32 {
+            let l = bestIndex(grid, id * x[j])
+            L[j] = UInt8(l)
+            let q = Float(grid[l])
+            let w = x[j] * x[j]
+            sumQX += w * q * x[j]
+            sumQ2 += w * q * q
+          }
+          d = sumQ2 > 0 ? sumQX / sumQ2 : 0
+          var best = d * sumQX
+          for attempt in -tries...tries {
+            id = Float(attempt + Int(grid[0])) / signedMax
+            sumQX = 0
+            sumQ2 = 0
+            for j in 0..<32 {
+              let q = Float(grid[bestIndex(grid, id * x[j])])
+              let w = x[j] * x[j]
+              sumQX += w * q * x[j]
+              sumQ2 += w * q * q
+            }
+            if sumQ2 > 0 && sumQX * sumQX > best * sumQ2 {
+              d = sumQX / sumQ2
+              best = d * sumQX
+            }
+          }
+          scale = d
+        }
+        storeHalf(scale, into: block, at: 0)
+        let inverse: Float = scale != 0 ? 1 / scale : 0
+        for j in 0..<32 { L[j] = UInt8(bestIndex(grid, inverse * x[j])) }
+        for j in 0..<16 { block[2 + j] = L[j] | (L[16 + j] << 4) }
+      }
+    }
+  }
+
   /// Layout: f16 d, f16 m, qs[16]; y = q * d + m, low nibbles first.
   static func decodeQ4_1(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
     let d = loadHalf(block, at: 0)

@@ -4,16 +4,30 @@ import QFormats
 public enum GGUFBlockType: String, Sendable, CaseIterable {
   case q8_0 = "Q8_0"
   case q4_0 = "Q4_0"
-  case q4_K = "Q4_K"
+  case q4_1 = "Q4_1"
+  case q5_0 = "Q5_0"
+  case q5_1 = "Q5_1"
+  case iq4_NL = "IQ4_NL"
   case q2_K = "Q2_K"
+  case q3_K = "Q3_K"
+  case q4_K = "Q4_K"
+  case q5_K = "Q5_K"
+  case q6_K = "Q6_K"
 
   /// The `ggml_type` value stored in a GGUF tensor info.
   public var ggmlTypeID: UInt32 {
     switch self {
     case .q4_0: 2
+    case .q4_1: 3
+    case .q5_0: 6
+    case .q5_1: 7
     case .q8_0: 8
     case .q2_K: 10
+    case .q3_K: 11
     case .q4_K: 12
+    case .q5_K: 13
+    case .q6_K: 14
+    case .iq4_NL: 20
     }
   }
 
@@ -21,17 +35,24 @@ public enum GGUFBlockType: String, Sendable, CaseIterable {
   public var ggmlType: GGMLType {
     switch self {
     case .q4_0: .q4_0
+    case .q4_1: .q4_1
+    case .q5_0: .q5_0
+    case .q5_1: .q5_1
     case .q8_0: .q8_0
+    case .iq4_NL: .iq4NL
     case .q2_K: .q2K
+    case .q3_K: .q3K
     case .q4_K: .q4K
+    case .q5_K: .q5K
+    case .q6_K: .q6K
     }
   }
 
   /// Elements per block; rows must be a whole number of blocks.
   public var blockElements: Int {
     switch self {
-    case .q8_0, .q4_0: 32
-    case .q4_K, .q2_K: 256
+    case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_NL: 32
+    case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: 256
     }
   }
 
@@ -39,9 +60,15 @@ public enum GGUFBlockType: String, Sendable, CaseIterable {
   public var blockBytes: Int {
     switch self {
     case .q8_0: 34
-    case .q4_0: 18
-    case .q4_K: 144
+    case .q4_0, .iq4_NL: 18
+    case .q4_1: 20
+    case .q5_0: 22
+    case .q5_1: 24
     case .q2_K: 84
+    case .q3_K: 110
+    case .q4_K: 144
+    case .q5_K: 176
+    case .q6_K: 210
     }
   }
 }
@@ -77,8 +104,15 @@ public enum GGUFBlocks {
           switch type {
           case .q8_0: encodeQ8_0(input, into: output)
           case .q4_0: encodeQ4_0(input, into: output)
-          case .q4_K: encodeQ4_K(input, into: output)
+          case .q4_1: encodeQ4_1(input, into: output)
+          case .q5_0: encodeQ5_0(input, into: output)
+          case .q5_1: encodeQ5_1(input, into: output)
+          case .iq4_NL: encodeIQ4_NL(input, into: output)
           case .q2_K: encodeQ2_K(input, into: output)
+          case .q3_K: encodeQ3_K(input, into: output)
+          case .q4_K: encodeQ4_K(input, into: output)
+          case .q5_K: encodeQ5_K(input, into: output)
+          case .q6_K: encodeQ6_K(input, into: output)
           }
         }
       }

@@ -10,9 +10,16 @@ public enum GGUFExport {
   static func fileType(_ type: GGUFBlockType) -> UInt32 {
     switch type {
     case .q4_0: 2
+    case .q4_1: 3
     case .q8_0: 7
+    case .q5_0: 8
+    case .q5_1: 9
     case .q2_K: 10
+    case .q3_K: 12
     case .q4_K: 14
+    case .q5_K: 17
+    case .q6_K: 18
+    case .iq4_NL: 25
     }
   }
 
@@ -25,16 +32,17 @@ public enum GGUFExport {
     let output = try OutputDestination(path: path, kind: .file, replace: true, inputs: [source.location])
     try exportGGUF(
       source: source, configData: configData, configPath: configPath, tokenizerJSON: tokenizerJSON,
-      to: output, type: type, progress: progress)
+      to: output, selection: .uniform(type), progress: progress)
   }
 
   /// Exports `source` to a GGUF file at `output`.
   ///
-  /// Rank-2 weights are encoded in `type` when their rows are whole blocks, else in Q8_0 when
-  /// rows are a multiple of 32, else in F16 (llama-quantize's fallbacks); norms and biases stay
-  /// F32. Q and K projections take llama.cpp's rope row permutation. A tied `lm_head.weight` is
-  /// left out, as llama.cpp reuses `token_embd.weight`. One tensor is in memory at a time; the
-  /// file appears atomically when complete.
+  /// Rank-2 weights are encoded in the types `selection` picks (llama-quantize's per-tensor
+  /// choices for a mix, or one type throughout), falling back as llama-quantize does when rows
+  /// are not whole blocks; norms and biases stay F32. Q and K projections take llama.cpp's rope
+  /// row permutation. A tied `lm_head.weight` is left out, as llama.cpp reuses
+  /// `token_embd.weight`. One tensor is in memory at a time; the file appears atomically when
+  /// complete.
   ///
   /// - Parameters:
   ///   - configData: the model's config.json; its hyper-parameters become the `llama.*` keys.
@@ -45,7 +53,7 @@ public enum GGUFExport {
   ///   `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
-    to output: OutputDestination, type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
+    to output: OutputDestination, selection: GGUFTypeSelection, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(
       data: configData, location: configPath ?? source.location + "/config.json")
@@ -57,7 +65,12 @@ public enum GGUFExport {
       ("general.architecture", .string("llama"))
     ]
     keyValues += hyper.keyValues
-    keyValues.append(("general.file_type", .uint32(fileType(type))))
+    let fileType: UInt32 =
+      switch selection {
+      case .mix(let mix), .pure(let mix): mix.fileType
+      case .uniform(let type): Self.fileType(type)
+      }
+    keyValues.append(("general.file_type", .uint32(fileType)))
     keyValues.append((GGUFFile.quantizationVersionKey, .uint32(2)))
     if let tokenizerJSON {
       keyValues += try tokenizerKeyValues(
@@ -65,10 +78,13 @@ public enum GGUFExport {
     }
 
     let mapped = try mapTensors(source: source, hyper: hyper)
-    let plans = mapped.map { tensor in
-      GGUFTensorPlan(
-        name: tensor.name, type: storageType(for: tensor.source, requested: type),
-        shape: tensor.source.shape)
+    let model = GGUFMixModel(
+      layers: hyper.blockCount, heads: hyper.heads, keyValueHeads: hyper.keyValueHeads,
+      tiedEmbeddings: !mapped.contains { $0.name == "output.weight" })
+    let types = storageTypes(
+      for: mapped.map { ($0.name, $0.source.shape) }, model: model, selection: selection)
+    let plans = zip(mapped, types).map { tensor, type in
+      GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
     }
     let writer = try GGUFWriter(output: output, kvs: keyValues, tensors: plans)
     for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
@@ -112,17 +128,6 @@ public enum GGUFExport {
       mapped.append(MappedTensor(source: info, name: name, permuteHeads: heads))
     }
     return mapped
-  }
-
-  /// The type a tensor is stored in: vectors F32; matrices `requested`, or its fallbacks.
-  static func storageType(for info: TensorInfo, requested: GGUFBlockType) -> GGMLType {
-    guard info.shape.count == 2 else { return .f32 }
-    let rowLength = info.shape[1]
-    if rowLength % requested.blockElements == 0, let type = GGMLType(rawValue: requested.ggmlTypeID) {
-      return type
-    }
-    if rowLength % GGUFBlockType.q8_0.blockElements == 0 { return .q8_0 }
-    return .f16
   }
 
   /// Refuses a tensor of finite values whose encoding reads back as infinity or NaN: F16 holds
