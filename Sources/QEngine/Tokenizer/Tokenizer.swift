@@ -1,8 +1,10 @@
 import Foundation
 
-/// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json`, giving the same ids as
-/// the `tokenizers` package for the GPT-2, SmolLM2, Qwen2 and Llama 3 forms.
-public final class BPETokenizer: @unchecked Sendable {
+/// A tokenizer read from a Hugging Face `tokenizer.json`, the model picked from its `model.type`
+/// and pre-tokenizer, giving the same ids as the `tokenizers` package: byte-level BPE (GPT-2,
+/// SmolLM2, Qwen2, Llama 3), SentencePiece-style BPE with byte fallback (Llama 2, Mistral,
+/// Gemma) and Unigram (T5, ALBERT).
+public final class Tokenizer: @unchecked Sendable {
   /// Where the tokenizer was read from, for messages.
   public let location: String
   let model: BPEModel
@@ -143,8 +145,9 @@ public final class BPETokenizer: @unchecked Sendable {
     sharedCache = cache
   }
 
-  /// Text of ids: the bytes of each token joined, invalid UTF-8 replaced by U+FFFD as
-  /// `tokenizers`' byte-level decoder does. Unknown ids are left out, as there.
+  /// Text of ids. Byte-level: the bytes of each token joined, invalid UTF-8 replaced by U+FFFD
+  /// as `tokenizers`' byte-level decoder does; SentencePiece-style: the file's decoder chain.
+  /// Unknown ids are left out, as there.
   public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
     if pieceModel != nil {
       var tokens: [String] = []
@@ -215,3 +218,6 @@ public final class BPETokenizer: @unchecked Sendable {
     self.chatTemplate = chatTemplate
   }
 }
+
+/// The name from when byte-level BPE was the only model read; the same type.
+public typealias BPETokenizer = Tokenizer

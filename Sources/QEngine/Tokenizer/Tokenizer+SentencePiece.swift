@@ -1,6 +1,6 @@
 import Foundation
 
-extension BPETokenizer {
+extension Tokenizer {
   /// Whether a `tokenizer.json` is SentencePiece-style: a Unigram model, or a BPE model whose
   /// pre-tokenizer has no `ByteLevel` step (Llama 2, Mistral and Gemma conversions).
   static func isSentencePiece(root: [String: Any], modelType: String) -> Bool {

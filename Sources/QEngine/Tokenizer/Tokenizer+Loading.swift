@@ -1,7 +1,7 @@
 import Foundation
 import QFormats
 
-extension BPETokenizer {
+extension Tokenizer {
   /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a model folder.
   /// - Throws: `TokenizerError` naming the file and the unsupported part.
   public convenience init(folder: URL) throws {
