@@ -82,6 +82,18 @@ import Testing
     }
   }
 
+  @Test func evaluationWindowsStartWithBOSOnlyForSentencePieceModels() throws {
+    for name in ["sp-llama2", "sp-gemma", "sp-metaspace"] {
+      let tokenizer = try TokenizerFixtures.tokenizer(name)
+      #expect(tokenizer.windowStartTokenID != nil, "\(name)")
+      #expect(tokenizer.windowStartTokenID == tokenizer.bosTokenID, "\(name)")
+    }
+    #expect(try TokenizerFixtures.tokenizer("unigram").windowStartTokenID == nil)
+    for name in TokenizerFixtures.names {
+      #expect(try TokenizerFixtures.tokenizer(name).windowStartTokenID == nil, "\(name)")
+    }
+  }
+
   @Test func metaspaceSplitsBeforeEachReplacement() {
     let metaspace = Metaspace(replacement: "\u{2581}", prependScheme: .always, split: true)
     #expect(metaspace.words(of: "a  b", atStart: false) == ["\u{2581}a", "\u{2581}", "\u{2581}b"])

@@ -38,6 +38,14 @@ public final class Tokenizer: @unchecked Sendable {
   private let cacheLock = NSLock()
   private var sharedCache: WordCache? = WordCache()
 
+  /// The id evaluation puts first in every window: the BOS of a SentencePiece-style tokenizer
+  /// that adds one (Llama 2 and Gemma are trained with it), nil for byte-level tokenizers,
+  /// whose windows are scored as they always were.
+  public var windowStartTokenID: Int? {
+    guard pieceModel != nil, let bosTokenID, prefixIDs.first == bosTokenID else { return nil }
+    return bosTokenID
+  }
+
   /// Number of ids, the model's vocabulary plus added tokens.
   public var vocabularySize: Int { tokenByteOffsets.count - 1 }
 

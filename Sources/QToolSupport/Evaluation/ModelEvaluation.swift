@@ -118,7 +118,7 @@ public enum ModelEvaluation {
     let start = Date()
     let result = try loaded.model.perplexity(
       tokens: tokens, context: min(context, tokens.count), stride: stride.map { min($0, context) },
-      maxWindows: maxWindows)
+      maxWindows: maxWindows, firstToken: loaded.tokenizer.windowStartTokenID)
     return Perplexity(
       text: textFile, perplexity: result.perplexity,
       meanNegativeLogLikelihood: result.meanNegativeLogLikelihood, scoredTokens: result.scoredTokens,
