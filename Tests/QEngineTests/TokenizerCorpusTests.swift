@@ -23,7 +23,7 @@ import QEngine
     for model in models.split(separator: ":") {
       let folder = URL(filePath: String(model))
       let loadStart = Date()
-      let tokenizer = try BPETokenizer(folder: folder)
+      let tokenizer = try Tokenizer(folder: folder)
       let loadSeconds = Date().timeIntervalSince(loadStart)
       timings.append("\(folder.lastPathComponent)\tload\t\(loadSeconds)\t0\t0")
       for file in files.split(separator: ":") {

@@ -42,8 +42,8 @@ enum TokenizerFixtures {
     return try JSONDecoder().decode(Expected.self, from: data)
   }
 
-  static func tokenizer(_ name: String) throws -> BPETokenizer {
-    try BPETokenizer(folder: directory.appending(path: name))
+  static func tokenizer(_ name: String) throws -> Tokenizer {
+    try Tokenizer(folder: directory.appending(path: name))
   }
 }
 

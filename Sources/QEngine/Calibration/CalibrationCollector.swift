@@ -12,7 +12,7 @@ import QCompute
 ///   is windows × tokens × hidden floats.
 public final class CalibrationCollector: @unchecked Sendable {
   public let model: DecoderModel
-  public let tokenizer: BPETokenizer?
+  public let tokenizer: Tokenizer?
   /// Put before every tensor name, e.g. `language_model.` for a LLaVA checkpoint.
   public let prefix: String
   /// The blocks as calibration sees them: the model's, with replaced weights in earlier blocks.
@@ -23,7 +23,7 @@ public final class CalibrationCollector: @unchecked Sendable {
   /// The block the sequential scheme is at; `layerCount` when done.
   public private(set) var currentBlock = 0
 
-  public init(model: DecoderModel, tokenizer: BPETokenizer? = nil, prefix: String = "") {
+  public init(model: DecoderModel, tokenizer: Tokenizer? = nil, prefix: String = "") {
     self.model = model
     self.tokenizer = tokenizer
     self.prefix = prefix

@@ -55,7 +55,7 @@ public struct TextDataset: Sendable {
 
   /// Ids of every document, concatenated in order (documents separated by `separator` ids, for
   /// example the EOS token, when given).
-  public func tokenize(with tokenizer: BPETokenizer, separator: [Int] = []) -> [Int] {
+  public func tokenize(with tokenizer: Tokenizer, separator: [Int] = []) -> [Int] {
     var ids: [Int] = []
     for (index, document) in documents.enumerated() {
       if index > 0 { ids += separator }

@@ -33,9 +33,10 @@ extension DecoderModel {
   /// Each window scores only targets no earlier window scored, so with `stride == context`
   /// the windows are disjoint and every token but each window's first is scored (what
   /// `np_llm.py --ppl` does); a smaller stride gives every scored token more context.
-  /// Log-softmax is accumulated in Double.
+  /// Log-softmax is accumulated in Double. With `firstToken` each window's first token, never a
+  /// target, is replaced by it, as llama.cpp's perplexity does with BOS for models trained with one.
   public func perplexity(
-    tokens: [Int], context: Int, stride: Int? = nil, maxWindows: Int? = nil
+    tokens: [Int], context: Int, stride: Int? = nil, maxWindows: Int? = nil, firstToken: Int? = nil
   ) throws -> PerplexityResult {
     let stride = stride ?? context
     guard context >= 2, stride >= 1, stride <= context else {
@@ -52,7 +53,8 @@ extension DecoderModel {
     while start + 1 < tokens.count {
       if let maxWindows, windows >= maxWindows { break }
       let end = min(start + context, tokens.count)
-      let window = Array(tokens[start..<end])
+      var window = Array(tokens[start..<end])
+      if let firstToken { window[0] = firstToken }
       let firstTarget = max(scoredUpTo, start + 1)
       if firstTarget < end {
         let hidden = try forward(tokens: Array(window.dropLast()), cache: nil)

@@ -4,7 +4,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
   case unreadable(file: String, reason: String)
   /// A key the tokenizer needs is absent or has the wrong type.
   case missingKey(file: String, key: String)
-  /// The model type is not byte-level BPE (for example WordPiece or Unigram).
+  /// The model type is neither BPE nor Unigram (for example WordPiece or WordLevel).
   case unsupportedModel(file: String, type: String)
   /// A normalizer, pre-tokenizer, post-processor or decoder this implementation does not know.
   case unsupportedComponent(file: String, component: String, type: String)
@@ -22,7 +22,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case .missingKey(let file, let key):
       "\(file): '\(key)' is missing or has the wrong type"
     case .unsupportedModel(let file, let type):
-      "\(file): model type '\(type)' is not supported (only byte-level 'BPE')"
+      "\(file): model type '\(type)' is not supported (only 'BPE' and 'Unigram')"
     case .unsupportedComponent(let file, let component, let type):
       "\(file): \(component) '\(type)' is not supported"
     case .unsupportedPattern(let file, let pattern):

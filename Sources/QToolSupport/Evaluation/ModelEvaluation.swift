@@ -61,7 +61,7 @@ public enum ModelEvaluation {
   /// The checkpoint's language model and tokenizer, loaded once for several evaluations.
   public struct LoadedModel {
     public let model: DecoderModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     /// The whole vision-language model, when loaded for prompts with an image.
     public var visionLanguage: VisionLanguageModel? = nil
   }
@@ -86,7 +86,7 @@ public enum ModelEvaluation {
     return LoadedModel(model: model, tokenizer: try tokenizer(of: checkpoint))
   }
 
-  static func tokenizer(of checkpoint: Checkpoint) throws -> BPETokenizer {
+  static func tokenizer(of checkpoint: Checkpoint) throws -> Tokenizer {
     var exists = false
     if let folder = checkpoint.folder {
       let path = (folder as NSString).appendingPathComponent("tokenizer.json")
@@ -99,7 +99,7 @@ public enum ModelEvaluation {
     guard let folder = checkpoint.folder, exists else {
       throw EvaluationError.missingTokenizer(location: checkpoint.location)
     }
-    return try BPETokenizer(folder: URL(fileURLWithPath: folder))
+    return try Tokenizer(folder: URL(fileURLWithPath: folder))
   }
 
   /// Tokenizes a text or JSONL file (documents joined by the end-of-text token) and measures
@@ -118,7 +118,7 @@ public enum ModelEvaluation {
     let start = Date()
     let result = try loaded.model.perplexity(
       tokens: tokens, context: min(context, tokens.count), stride: stride.map { min($0, context) },
-      maxWindows: maxWindows)
+      maxWindows: maxWindows, firstToken: loaded.tokenizer.windowStartTokenID)
     return Perplexity(
       text: textFile, perplexity: result.perplexity,
       meanNegativeLogLikelihood: result.meanNegativeLogLikelihood, scoredTokens: result.scoredTokens,

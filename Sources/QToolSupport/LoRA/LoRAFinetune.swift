@@ -112,7 +112,7 @@ public enum LoRAFinetune {
     }
     let config = try ModelConfig(data: configData, location: checkpoint.configPath ?? newBase)
     let folder = checkpoint.folder ?? newBase
-    let tokenizer = try BPETokenizer(folder: URL(fileURLWithPath: folder))
+    let tokenizer = try Tokenizer(folder: URL(fileURLWithPath: folder))
     var decoder = try TrainableDecoder(source: checkpoint.source, config: config)
     if options.steps > 0 {
       try PositionLimit.check(
@@ -253,14 +253,14 @@ public enum LoRAFinetune {
   }
 
   /// The data's tokens, documents separated by the end-of-sequence token.
-  static func tokens(of path: String, field: String, tokenizer: BPETokenizer) throws -> [Int] {
+  static func tokens(of path: String, field: String, tokenizer: Tokenizer) throws -> [Int] {
     let dataset = try TextDataset(contentsOf: URL(fileURLWithPath: path), field: field)
     return dataset.tokenize(with: tokenizer, separator: tokenizer.eosTokenID.map { [$0] } ?? [])
   }
 
   /// Disjoint windows of `context` tokens (the last, shorter one dropped unless it is the only
   /// one), optionally a seeded choice of `samples` of them.
-  static func trainingWindows(tokenizer: BPETokenizer, options: LoRAFinetuneOptions) throws -> [[Int]] {
+  static func trainingWindows(tokenizer: Tokenizer, options: LoRAFinetuneOptions) throws -> [[Int]] {
     let ids = try tokens(of: options.data, field: options.field, tokenizer: tokenizer)
     guard ids.count >= 2 else {
       throw LoRAFinetuneError.data(path: options.data, detail: "Text has \(ids.count) tokens; training needs at least 2")

@@ -1,8 +1,10 @@
 import Foundation
 
-/// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json`, giving the same ids as
-/// the `tokenizers` package for the GPT-2, SmolLM2, Qwen2 and Llama 3 forms.
-public final class BPETokenizer: @unchecked Sendable {
+/// A tokenizer read from a Hugging Face `tokenizer.json`, the model picked from its `model.type`
+/// and pre-tokenizer, giving the same ids as the `tokenizers` package: byte-level BPE (GPT-2,
+/// SmolLM2, Qwen2, Llama 3), SentencePiece-style BPE with byte fallback (Llama 2, Mistral,
+/// Gemma) and Unigram (T5, ALBERT).
+public final class Tokenizer: @unchecked Sendable {
   /// Where the tokenizer was read from, for messages.
   public let location: String
   let model: BPEModel
@@ -21,6 +23,12 @@ public final class BPETokenizer: @unchecked Sendable {
   let tokenByteOffsets: [Int]
   let tokenToID: [String: Int]
   let chatTemplate: String?
+  /// The SentencePiece-style model (BPE over characters or Unigram), nil for byte-level BPE.
+  let pieceModel: PieceModel?
+  /// The `Metaspace` pre-tokenizer of a SentencePiece-style tokenizer, nil when it has none.
+  let metaspace: Metaspace?
+  /// The decoder chain of a SentencePiece-style tokenizer.
+  let pieceDecoders: [PieceDecoder]
 
   /// Id of the beginning-of-sequence token, from `tokenizer_config.json` or the post-processor.
   public let bosTokenID: Int?
@@ -29,6 +37,14 @@ public final class BPETokenizer: @unchecked Sendable {
 
   private let cacheLock = NSLock()
   private var sharedCache: WordCache? = WordCache()
+
+  /// The id evaluation puts first in every window: the BOS of a SentencePiece-style tokenizer
+  /// that adds one (Llama 2 and Gemma are trained with it), nil for byte-level tokenizers,
+  /// whose windows are scored as they always were.
+  public var windowStartTokenID: Int? {
+    guard pieceModel != nil, let bosTokenID, prefixIDs.first == bosTokenID else { return nil }
+    return bosTokenID
+  }
 
   /// Number of ids, the model's vocabulary plus added tokens.
   public var vocabularySize: Int { tokenByteOffsets.count - 1 }
@@ -46,16 +62,23 @@ public final class BPETokenizer: @unchecked Sendable {
     var cache = takeCache()
     var ids: [Int32] = []
     ids.reserveCapacity(text.utf8.count / 3 + 8)
-    for segment in rawMatcher.split(text[...]) {
+    for (index, segment) in rawMatcher.split(text[...]).enumerated() {
       switch segment {
       case .token(let id):
         ids.append(Int32(id))
       case .text(let piece):
         let normalized = TextNormalizer.apply(normalizers, to: piece)
-        for inner in normalizedMatcher.split(normalized[...]) {
+        for (innerIndex, inner) in normalizedMatcher.split(normalized[...]).enumerated() {
           switch inner {
-          case .token(let id): ids.append(Int32(id))
-          case .text(let plain): encodePlain(plain, into: &ids, cache: &cache)
+          case .token(let id):
+            ids.append(Int32(id))
+          case .text(let plain):
+            if let pieceModel {
+              let atStart = index == 0 && innerIndex == 0 && piece.startIndex == text.startIndex
+              encodePieces(plain, atStart: atStart, model: pieceModel, into: &ids, cache: &cache)
+            } else {
+              encodePlain(plain, into: &ids, cache: &cache)
+            }
           }
         }
       }
@@ -94,6 +117,28 @@ public final class BPETokenizer: @unchecked Sendable {
     }
   }
 
+  /// A SentencePiece-style segment: `Metaspace` words (or the whole segment), each through the model.
+  private func encodePieces(
+    _ piece: Substring, atStart: Bool, model: PieceModel, into ids: inout [Int32], cache: inout WordCache
+  ) {
+    let words = metaspace?.words(of: piece, atStart: atStart) ?? [piece]
+    for word in words {
+      var utf8 = Array(word.utf8)
+      if utf8.count > WordCache.maximumWordLength {
+        model.encode(word, into: &ids)
+        continue
+      }
+      utf8.withUnsafeMutableBufferPointer { buffer in
+        let bytes = UnsafeBufferPointer(buffer)
+        let hash = WordCache.hash(bytes)
+        if cache.lookup(bytes, hash: hash, into: &ids) { return }
+        let first = ids.count
+        model.encode(word, into: &ids)
+        cache.insert(bytes, hash: hash, ids: ids[first...])
+      }
+    }
+  }
+
   private func takeCache() -> WordCache {
     cacheLock.lock()
     defer { cacheLock.unlock() }
@@ -108,9 +153,20 @@ public final class BPETokenizer: @unchecked Sendable {
     sharedCache = cache
   }
 
-  /// Text of ids: the bytes of each token joined, invalid UTF-8 replaced by U+FFFD as
-  /// `tokenizers`' byte-level decoder does. Unknown ids are left out, as there.
+  /// Text of ids. Byte-level: the bytes of each token joined, invalid UTF-8 replaced by U+FFFD
+  /// as `tokenizers`' byte-level decoder does; SentencePiece-style: the file's decoder chain.
+  /// Unknown ids are left out, as there.
   public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+    if pieceModel != nil {
+      var tokens: [String] = []
+      tokens.reserveCapacity(ids.count)
+      for id in ids where id >= 0 && id < vocabularySize {
+        if skipSpecialTokens && isSpecial(id) { continue }
+        guard tokenByteOffsets[id] < tokenByteOffsets[id + 1] else { continue }
+        tokens.append(String(decoding: tokenBytes[tokenByteOffsets[id]..<tokenByteOffsets[id + 1]], as: UTF8.self))
+      }
+      return PieceDecoder.decode(tokens, with: pieceDecoders)
+    }
     var bytes: [UInt8] = []
     bytes.reserveCapacity(ids.count * 4)
     for id in ids where id >= 0 && id < vocabularySize {
@@ -124,8 +180,12 @@ public final class BPETokenizer: @unchecked Sendable {
     location: String, model: BPEModel, normalizers: [TextNormalizer],
     preTokenizerSteps: [PreTokenizerStep], addPrefixSpace: Bool, addedTokens: [AddedToken],
     idToToken: [String?], prefixIDs: [Int], suffixIDs: [Int], bosTokenID: Int?, eosTokenID: Int?,
-    chatTemplate: String?
+    chatTemplate: String?, pieceModel: PieceModel? = nil, metaspace: Metaspace? = nil,
+    pieceDecoders: [PieceDecoder] = []
   ) {
+    self.pieceModel = pieceModel
+    self.metaspace = metaspace
+    self.pieceDecoders = pieceDecoders
     self.location = location
     self.model = model
     self.normalizers = normalizers
@@ -147,7 +207,11 @@ public final class BPETokenizer: @unchecked Sendable {
     for (id, token) in idToToken.enumerated() {
       let spelling = byID[id]?.content ?? token
       if let spelling {
-        arena.append(contentsOf: ByteLevel.decode(spelling) ?? Array(spelling.utf8))
+        if pieceModel == nil, let bytes = ByteLevel.decode(spelling) {
+          arena.append(contentsOf: bytes)
+        } else {
+          arena.append(contentsOf: Array(spelling.utf8))
+        }
         toID[spelling] = id
       }
       offsets.append(arena.count)
@@ -162,3 +226,6 @@ public final class BPETokenizer: @unchecked Sendable {
     self.chatTemplate = chatTemplate
   }
 }
+
+/// The name from when byte-level BPE was the only model read; the same type.
+public typealias BPETokenizer = Tokenizer

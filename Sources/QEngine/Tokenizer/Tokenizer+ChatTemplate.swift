@@ -9,7 +9,7 @@ public struct ChatMessage: Sendable, Equatable {
   }
 }
 
-extension BPETokenizer {
+extension Tokenizer {
   /// Renders messages in the ChatML form (`<|im_start|>role\ncontent<|im_end|>\n`) that the
   /// SmolLM2-Instruct and Qwen2-Instruct templates produce, with the template's default system
   /// message when the first message is not a system one. No template engine is run: other

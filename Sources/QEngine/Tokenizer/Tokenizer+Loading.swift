@@ -1,7 +1,7 @@
 import Foundation
 import QFormats
 
-extension BPETokenizer {
+extension Tokenizer {
   /// Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a model folder.
   /// - Throws: `TokenizerError` naming the file and the unsupported part.
   public convenience init(folder: URL) throws {
@@ -27,6 +27,12 @@ extension BPETokenizer {
       throw TokenizerError.missingKey(file: file, key: "model")
     }
     let modelType = modelObject["type"] as? String ?? (modelObject["merges"] != nil ? "BPE" : "unknown")
+    if Self.isSentencePiece(root: root, modelType: modelType) {
+      try self.init(
+        sentencePiece: root, model: modelObject, type: modelType, file: file, fileSize: fileSize,
+        config: configObject, configFile: configFile)
+      return
+    }
     guard modelType == "BPE" else { throw TokenizerError.unsupportedModel(file: file, type: modelType) }
     // Newer writers store absent affixes as empty strings, which change nothing.
     if !(modelObject["continuing_subword_prefix"] as? String ?? "").isEmpty
@@ -204,6 +210,19 @@ extension BPETokenizer {
     case "NFKD": return [.nfkd]
     case "Sequence":
       return try (object["normalizers"] as? [Any] ?? []).flatMap { try readNormalizers($0, file: file) }
+    case "Prepend":
+      guard let prefix = object["prepend"] as? String else {
+        throw TokenizerError.missingKey(file: file, key: "normalizer.prepend")
+      }
+      return [.prepend(prefix)]
+    case "Replace":
+      guard let pattern = (object["pattern"] as? [String: Any])?["String"] as? String,
+        let content = object["content"] as? String
+      else {
+        throw TokenizerError.unsupportedComponent(
+          file: file, component: "normalizer", type: "Replace without a string pattern")
+      }
+      return [.replace(pattern: pattern, content: content)]
     default:
       throw TokenizerError.unsupportedComponent(file: file, component: "normalizer", type: type)
     }

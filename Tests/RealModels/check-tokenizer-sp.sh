@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Compares our SentencePiece-style tokenizers (BPE with byte fallback, Unigram) with the
+# `tokenizers` Python package on whole corpus files, and prints token counts, mismatches and the
+# throughput of both. Tokenizers compared: the trained fixtures in Fixtures/tokenizer/{sp-*,unigram}
+# and Mistral 7B v0.1's SentencePiece model (Llama 2 form, 32000 pieces) as the mistral-common
+# wheel ships it, converted to tokenizer.json by sentencepiece_to_tokenizer_json.py.
+# Needs the corpus (/work/shared/models/fetch.sh) and `tokenizers`; fetches sentencepiece and
+# mistral-common from PyPI into the models folder once. Runs the release-only TokenizerCorpus test.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+models_dir="${QTOOLCHAIN_MODELS:-$HOME/.cache/qtoolchain-models}"
+corpus="${models_dir}/corpus"
+models=""
+for name in sp-llama2 sp-metaspace sp-gemma unigram; do
+  models="${models:+$models:}${root}/Fixtures/tokenizer/${name}"
+done
+
+real="${models_dir}/mistral-7b-v0.1-sentencepiece"
+if [ ! -f "$real/tokenizer.json" ]; then
+  py_sp="${models_dir}/py-sentencepiece"
+  if [ ! -d "$py_sp/mistral_common" ]; then
+    pip install --quiet --no-deps --target "$py_sp" sentencepiece mistral-common >/dev/null 2>&1 || true
+  fi
+  spm_model="$py_sp/mistral_common/data/tokenizer.model.v1"
+  if [ -f "$spm_model" ]; then
+    PYTHONPATH="$py_sp" python3 "$root/Tests/RealModels/sentencepiece_to_tokenizer_json.py" "$spm_model" "$real"
+  fi
+fi
+if [ -f "$real/tokenizer.json" ]; then
+  models="$models:$real"
+else
+  echo "no real SentencePiece tokenizer: the mistral-common wheel or sentencepiece could not be installed" >&2
+fi
+
+files=$(ls "$corpus"/*.txt 2>/dev/null | tr '\n' ':' | sed 's/:$//')
+if [ -z "$files" ]; then
+  echo "no corpus in $corpus: run /work/shared/models/fetch.sh" >&2
+  exit 2
+fi
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+cd "$root"
+QENGINE_TOKENIZER_MODELS="$models" QENGINE_TOKENIZER_CORPUS="$files" QENGINE_TOKENIZER_OUT="$out" \
+  swift test -c release --filter TokenizerCorpus >"$out/swift-test.log" 2>&1 || true
+# The test also checks decode(encode(file)) == file; a decoder without ByteFallback (the Unigram
+# fixture) gives `<0xNN>` back for bytes, as `tokenizers` does, so those round trips are counted,
+# not failed on.
+echo "round trips that differ from the file (ours): $(grep -c 'round trip of' "$out/swift-test.log" || true)"
+grep -E "^error|Test run" "$out/swift-test.log" | cut -c1-200 | tail -3
+
+PYTHONPATH="${models_dir}/py" python3 - "$models" "$files" "$out" <<'PY'
+import os, sys, time
+import numpy as np
+from tokenizers import Tokenizer
+
+models, files, out = sys.argv[1].split(":"), sys.argv[2].split(":"), sys.argv[3]
+ours = {}
+for row in open(os.path.join(out, "timings.tsv")):
+    model, name, seconds, count, size = row.rstrip("\n").split("\t")
+    ours[(model, name)] = float(seconds)
+total_mismatch = 0
+print(f"{'tokenizer':32} {'file':28} {'MB':>5} {'tokens':>8} {'mismatch':>8} {'lines':>6} {'ours s':>7} {'py s':>7} {'speedup':>7}")
+for model_path in models:
+    model = os.path.basename(model_path)
+    tokenizer = Tokenizer.from_file(os.path.join(model_path, "tokenizer.json"))
+    print(f"{model:32} {'(load)':28} {'':5} {'':8} {'':8} {'':6} {ours[(model, 'load')]:7.3f}")
+    for path in files:
+        name = os.path.basename(path)
+        text = open(path, encoding="utf-8", newline="").read()
+        start = time.perf_counter()
+        expected = tokenizer.encode(text, add_special_tokens=False).ids
+        seconds = time.perf_counter() - start
+        got = np.fromfile(os.path.join(out, f"{model}__{name}.ids"), dtype="<i4").tolist()
+        mismatch = sum(a != b for a, b in zip(got, expected)) + abs(len(got) - len(expected))
+        lines = text.split("\n")[:2000]
+        ours_lines = open(os.path.join(out, f"{model}__{name}.lines")).read().split("\n")[:-1]
+        line_mismatch = sum(
+            [int(x) for x in row.split()] != tokenizer.encode(line, add_special_tokens=False).ids
+            for row, line in zip(ours_lines, lines)) + abs(len(ours_lines) - len(lines))
+        total_mismatch += mismatch + line_mismatch
+        ours_s = ours[(model, name)]
+        print(f"{model:32} {name:28} {len(text.encode()) / 1e6:5.2f} {len(expected):8d} {mismatch:8d} "
+              f"{line_mismatch:6d} {ours_s:7.3f} {seconds:7.3f} {seconds / ours_s:6.2f}x")
+print(f"total mismatches: {total_mismatch}")
+sys.exit(1 if total_mismatch else 0)
+PY
