@@ -109,65 +109,13 @@ extension GGUFBlocks {
   /// `quantize_row_q4_K_ref`. Layout: f16 d, f16 dmin, scales[12], qs[128].
   static func encodeQ4_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
     withKQuantScratch(codes: 256, subBlock: 32, subBlocks: 8) { L, Laux, weights, scales, mins in
-      encodeQ4_K(x, into: block, L, Laux, weights, scales, mins)
-    }
-  }
-
-  private static func encodeQ4_K(
-    _ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer,
-    _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
-    _ weights: UnsafeMutablePointer<Float>, _ scales: UnsafeMutablePointer<Float>,
-    _ mins: UnsafeMutablePointer<Float>
-  ) {
-    guard let source = x.baseAddress else { return }
-    var maxScale: Float = 0
-    var maxMin: Float = 0
-    for j in 0..<8 {
-      var sumX2: Float = 0
-      for l in 0..<32 { sumX2 += x[32 * j + l] * x[32 * j + l] }
-      let average = (sumX2 / 32).squareRoot()
-      for l in 0..<32 { weights[l] = average + abs(x[32 * j + l]) }
-      let (scale, minimum) = makeQKX2Quants(
-        count: 32, maxCode: 15, x: source + 32 * j, weights: weights, codes: L + 32 * j,
-        scratch: Laux, rangeMin: -1, rangeDelta: 0.1, steps: 20, useAbsoluteError: false)
-      scales[j] = scale
-      mins[j] = minimum
-      if scale > maxScale { maxScale = scale }
-      if minimum > maxMin { maxMin = minimum }
-    }
-    let inverseScale: Float = maxScale > 0 ? 63 / maxScale : 0
-    let inverseMin: Float = maxMin > 0 ? 63 / maxMin : 0
-    let packed = 4
-    for j in 0..<8 {
-      let ls = min(63, UInt8(truncatingIfNeeded: nearestInt(inverseScale * scales[j])))
-      let lm = min(63, UInt8(truncatingIfNeeded: nearestInt(inverseMin * mins[j])))
-      if j < 4 {
-        block[packed + j] = ls
-        block[packed + j + 4] = lm
-      } else {
-        block[packed + j + 4] = (ls & 0xF) | ((lm & 0xF) << 4)
-        block[packed + j - 4] |= (ls >> 4) << 6
-        block[packed + j] |= (lm >> 4) << 6
-      }
-    }
-    storeHalf(maxScale / 63, into: block, at: 0)
-    storeHalf(maxMin / 63, into: block, at: 2)
-    let view = UnsafeRawBufferPointer(block)
-    let d = loadHalf(view, at: 0)
-    let dmin = loadHalf(view, at: 2)
-    for j in 0..<8 {
-      let (sc, m) = scaleMinK4(j, view, at: packed)
-      let step = d * Float(sc)
-      if step == 0 { continue }
-      let offset = dmin * Float(m)
-      for ii in 0..<32 {
-        let l = nearestInt((x[32 * j + ii] + offset) / step)
-        L[32 * j + ii] = UInt8(max(0, min(15, l)))
-      }
-    }
-    for chunk in 0..<4 {
-      for l in 0..<32 {
-        block[16 + 32 * chunk + l] = L[64 * chunk + l] | (L[64 * chunk + l + 32] << 4)
+      encodeScaleMinK4(
+        x, into: block, codes: L, scratch: Laux, weights: weights, scales: scales, mins: mins,
+        maxCode: 15, rangeMin: -1, steps: 20)
+      for chunk in 0..<4 {
+        for l in 0..<32 {
+          block[16 + 32 * chunk + l] = L[64 * chunk + l] | (L[64 * chunk + l + 32] << 4)
+        }
       }
     }
   }
@@ -175,15 +123,43 @@ extension GGUFBlocks {
   /// `quantize_row_q5_K_ref`. Layout: f16 d, f16 dmin, scales[12] (as Q4_K), qh[32], qs[128].
   static func encodeQ5_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
     withKQuantScratch(codes: 256, subBlock: 32, subBlocks: 8) { L, Laux, weights, scales, mins in
-      encodeQ5_K(x, into: block, L, Laux, weights, scales, mins)
+      encodeScaleMinK4(
+        x, into: block, codes: L, scratch: Laux, weights: weights, scales: scales, mins: mins,
+        maxCode: 31, rangeMin: -0.5, steps: 15)
+      let qh = 16
+      let ql = 48
+      for index in 0..<32 { block[qh + index] = 0 }
+      var mask1: UInt8 = 1
+      var mask2: UInt8 = 2
+      for chunk in 0..<4 {
+        let n = 64 * chunk
+        for j in 0..<32 {
+          var l1 = L[n + j]
+          if l1 > 15 {
+            l1 -= 16
+            block[qh + j] |= mask1
+          }
+          var l2 = L[n + j + 32]
+          if l2 > 15 {
+            l2 -= 16
+            block[qh + j] |= mask2
+          }
+          block[ql + 32 * chunk + j] = l1 | (l2 << 4)
+        }
+        mask1 <<= 2
+        mask2 <<= 2
+      }
     }
   }
 
-  private static func encodeQ5_K(
+  /// What Q4_K and Q5_K share: each sub-block of 32 fitted by `make_qkx2_quants`, the scales and
+  /// mins quantized to 6 bits against f16 `d` and `dmin` (bytes 0-15), and every code refitted
+  /// to the stored scales, into `codes[0..<256]` in `0...maxCode`.
+  private static func encodeScaleMinK4(
     _ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer,
-    _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
-    _ weights: UnsafeMutablePointer<Float>, _ scales: UnsafeMutablePointer<Float>,
-    _ mins: UnsafeMutablePointer<Float>
+    codes L: UnsafeMutablePointer<UInt8>, scratch Laux: UnsafeMutablePointer<UInt8>,
+    weights: UnsafeMutablePointer<Float>, scales: UnsafeMutablePointer<Float>,
+    mins: UnsafeMutablePointer<Float>, maxCode: Int, rangeMin: Float, steps: Int
   ) {
     guard let source = x.baseAddress else { return }
     var maxScale: Float = 0
@@ -194,8 +170,8 @@ extension GGUFBlocks {
       let average = (sumX2 / 32).squareRoot()
       for l in 0..<32 { weights[l] = average + abs(x[32 * j + l]) }
       let (scale, minimum) = makeQKX2Quants(
-        count: 32, maxCode: 31, x: source + 32 * j, weights: weights, codes: L + 32 * j,
-        scratch: Laux, rangeMin: -0.5, rangeDelta: 0.1, steps: 15, useAbsoluteError: false)
+        count: 32, maxCode: maxCode, x: source + 32 * j, weights: weights, codes: L + 32 * j,
+        scratch: Laux, rangeMin: rangeMin, rangeDelta: 0.1, steps: steps, useAbsoluteError: false)
       scales[j] = scale
       mins[j] = minimum
       if scale > maxScale { maxScale = scale }
@@ -229,31 +205,8 @@ extension GGUFBlocks {
       let offset = dmin * Float(m)
       for ii in 0..<32 {
         let l = nearestInt((x[32 * j + ii] + offset) / step)
-        L[32 * j + ii] = UInt8(max(0, min(31, l)))
+        L[32 * j + ii] = UInt8(max(0, min(Int32(maxCode), l)))
       }
-    }
-    let qh = 16
-    let ql = 48
-    for index in 0..<32 { block[qh + index] = 0 }
-    var mask1: UInt8 = 1
-    var mask2: UInt8 = 2
-    for chunk in 0..<4 {
-      let n = 64 * chunk
-      for j in 0..<32 {
-        var l1 = L[n + j]
-        if l1 > 15 {
-          l1 -= 16
-          block[qh + j] |= mask1
-        }
-        var l2 = L[n + j + 32]
-        if l2 > 15 {
-          l2 -= 16
-          block[qh + j] |= mask2
-        }
-        block[ql + 32 * chunk + j] = l1 | (l2 << 4)
-      }
-      mask1 <<= 2
-      mask2 <<= 2
     }
   }
 

@@ -108,18 +108,27 @@ extension GGUFBlocks {
     return sumL2 > 0 ? sumLX / sumL2 : 0
   }
 
-  /// `quantize_row_q3_K_ref`. Layout: hmask[32], qs[64], scales[12] (sixteen 6-bit scales
-  /// offset by 32), f16 d.
-  static func encodeQ3_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+  /// Stack scratch for one super-block of Q3_K or Q6_K: 256 signed codes (zeroed) and sixteen
+  /// sub-block scales.
+  private static func withSymmetricKScratch(
+    _ x: UnsafeBufferPointer<Float>,
+    _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Float>) -> Void
+  ) {
     withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { codes in
       withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { scaleBuffer in
         guard let L = codes.baseAddress, let scales = scaleBuffer.baseAddress,
           let source = x.baseAddress
         else { return }
         L.initialize(repeating: 0, count: 256)
-        encodeQ3_K(source, into: block, L, scales)
+        body(source, L, scales)
       }
     }
+  }
+
+  /// `quantize_row_q3_K_ref`. Layout: hmask[32], qs[64], scales[12] (sixteen 6-bit scales
+  /// offset by 32), f16 d.
+  static func encodeQ3_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
+    withSymmetricKScratch(x) { source, L, scales in encodeQ3_K(source, into: block, L, scales) }
   }
 
   private static func encodeQ3_K(
@@ -197,15 +206,7 @@ extension GGUFBlocks {
 
   /// `quantize_row_q6_K_ref`. Layout: ql[128], qh[64], int8 scales[16], f16 d.
   static func encodeQ6_K(_ x: UnsafeBufferPointer<Float>, into block: UnsafeMutableRawBufferPointer) {
-    withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { codes in
-      withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { scaleBuffer in
-        guard let L = codes.baseAddress, let scales = scaleBuffer.baseAddress,
-          let source = x.baseAddress
-        else { return }
-        L.initialize(repeating: 0, count: 256)
-        encodeQ6_K(source, into: block, L, scales)
-      }
-    }
+    withSymmetricKScratch(x) { source, L, scales in encodeQ6_K(source, into: block, L, scales) }
   }
 
   private static func encodeQ6_K(
