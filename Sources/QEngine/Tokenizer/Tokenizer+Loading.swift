@@ -90,13 +90,7 @@ extension Tokenizer {
 
     var (prefix, suffix) = try Self.readPostProcessor(root["post_processor"], file: file, lookup: lookup)
     func tokenID(_ key: String) throws -> Int? {
-      let value = configObject[key]
-      let content = value as? String ?? (value as? [String: Any])?["content"] as? String
-      guard let content else { return nil }
-      guard let id = lookup[content] else {
-        throw TokenizerError.missingKey(file: configFile, key: "\(key) '\(content)' in the vocabulary")
-      }
-      return id
+      try Self.specialTokenID(key, config: configObject, configFile: configFile, lookup: lookup)
     }
     let bos = try tokenID("bos_token") ?? prefix.first
     let eos = try tokenID("eos_token")
@@ -323,5 +317,19 @@ extension Tokenizer {
     default:
       throw TokenizerError.unsupportedComponent(file: file, component: "post_processor", type: type)
     }
+  }
+
+  /// The id of `key` (`bos_token`, `eos_token`) in tokenizer_config.json, given as a string or as
+  /// an added-token object; `nil` when the config does not name one.
+  static func specialTokenID(
+    _ key: String, config: [String: Any], configFile: String, lookup: [String: Int]
+  ) throws -> Int? {
+    let value = config[key]
+    let content = value as? String ?? (value as? [String: Any])?["content"] as? String
+    guard let content else { return nil }
+    guard let id = lookup[content] else {
+      throw TokenizerError.missingKey(file: configFile, key: "\(key) '\(content)' in the vocabulary")
+    }
+    return id
   }
 }

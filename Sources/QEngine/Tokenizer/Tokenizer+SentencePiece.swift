@@ -84,13 +84,7 @@ extension Tokenizer {
 
     var (prefix, suffix) = try Self.readPostProcessor(root["post_processor"], file: file, lookup: lookup)
     func tokenID(_ key: String) throws -> Int? {
-      let value = configObject[key]
-      let content = value as? String ?? (value as? [String: Any])?["content"] as? String
-      guard let content else { return nil }
-      guard let id = lookup[content] else {
-        throw TokenizerError.missingKey(file: configFile, key: "\(key) '\(content)' in the vocabulary")
-      }
-      return id
+      try Self.specialTokenID(key, config: configObject, configFile: configFile, lookup: lookup)
     }
     let bos = try tokenID("bos_token") ?? prefix.first
     let eos = try tokenID("eos_token")
