@@ -49,39 +49,4 @@ QENGINE_TOKENIZER_MODELS="$models" QENGINE_TOKENIZER_CORPUS="$files" QENGINE_TOK
 echo "round trips that differ from the file (ours): $(grep -c 'round trip of' "$out/swift-test.log" || true)"
 grep -E "^error|Test run" "$out/swift-test.log" | cut -c1-200 | tail -3
 
-PYTHONPATH="${models_dir}/py" python3 - "$models" "$files" "$out" <<'PY'
-import os, sys, time
-import numpy as np
-from tokenizers import Tokenizer
-
-models, files, out = sys.argv[1].split(":"), sys.argv[2].split(":"), sys.argv[3]
-ours = {}
-for row in open(os.path.join(out, "timings.tsv")):
-    model, name, seconds, count, size = row.rstrip("\n").split("\t")
-    ours[(model, name)] = float(seconds)
-total_mismatch = 0
-print(f"{'tokenizer':32} {'file':28} {'MB':>5} {'tokens':>8} {'mismatch':>8} {'lines':>6} {'ours s':>7} {'py s':>7} {'speedup':>7}")
-for model_path in models:
-    model = os.path.basename(model_path)
-    tokenizer = Tokenizer.from_file(os.path.join(model_path, "tokenizer.json"))
-    print(f"{model:32} {'(load)':28} {'':5} {'':8} {'':8} {'':6} {ours[(model, 'load')]:7.3f}")
-    for path in files:
-        name = os.path.basename(path)
-        text = open(path, encoding="utf-8", newline="").read()
-        start = time.perf_counter()
-        expected = tokenizer.encode(text, add_special_tokens=False).ids
-        seconds = time.perf_counter() - start
-        got = np.fromfile(os.path.join(out, f"{model}__{name}.ids"), dtype="<i4").tolist()
-        mismatch = sum(a != b for a, b in zip(got, expected)) + abs(len(got) - len(expected))
-        lines = text.split("\n")[:2000]
-        ours_lines = open(os.path.join(out, f"{model}__{name}.lines")).read().split("\n")[:-1]
-        line_mismatch = sum(
-            [int(x) for x in row.split()] != tokenizer.encode(line, add_special_tokens=False).ids
-            for row, line in zip(ours_lines, lines)) + abs(len(ours_lines) - len(lines))
-        total_mismatch += mismatch + line_mismatch
-        ours_s = ours[(model, name)]
-        print(f"{model:32} {name:28} {len(text.encode()) / 1e6:5.2f} {len(expected):8d} {mismatch:8d} "
-              f"{line_mismatch:6d} {ours_s:7.3f} {seconds:7.3f} {seconds / ours_s:6.2f}x")
-print(f"total mismatches: {total_mismatch}")
-sys.exit(1 if total_mismatch else 0)
-PY
+PYTHONPATH="${models_dir}/py" python3 "$root/Tests/RealModels/compare_tokenizer_ids.py" "$models" "$files" "$out"
