@@ -20,9 +20,10 @@ Run: pip install gguf numpy "mlx[cpu]"; python3 Fixtures/make_dequant_fixtures.p
 """
 import json
 import os
-import struct
 
 import numpy as np
+
+from fixture_safetensors import save_file
 import gguf
 from gguf import GGMLQuantizationType as QT
 import mlx.core as mx
@@ -37,23 +38,6 @@ SCALE_FIELDS = {
     QT.IQ4_NL: [0],
 }
 QUANTIZABLE = {QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q8_0}
-
-
-def write_safetensors(path, tensors):
-    """tensors: [(name, float32 ndarray)] in order; F32, offsets contiguous."""
-    header, blobs, offset = {}, [], 0
-    for name, array in tensors:
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
 
 
 def random_blocks(qtype, shape):
@@ -96,7 +80,7 @@ def make_gguf():
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    write_safetensors(os.path.join(OUT, "blocks.expected.safetensors"), expected)
+    save_file(expected, os.path.join(OUT, "blocks.expected.safetensors"), dtype="<f4")
 
     w = gguf.GGUFWriter(os.path.join(OUT, "unsupported.gguf"), arch="tiny")
     w.add_tensor("plain.f32", plain)

@@ -12,27 +12,12 @@ Run from the repository root: python3 Fixtures/make_diff_nonfinite_fixtures.py
 
 import json
 import os
-import struct
 
 import numpy as np
 
+from fixture_safetensors import save_file
+
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diff-nonfinite")
-
-
-def save_file(tensors, path):
-    """A plain F32 safetensors file (the safetensors package is not needed), names sorted."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def main():
@@ -47,8 +32,8 @@ def main():
     new["model.layers.0.mlp.up_proj.weight"][3, 4] = np.nan
     new["model.layers.0.mlp.down_proj.weight"][0, 0] = np.inf
     new["model.layers.0.mlp.gate_proj.weight"] *= np.float32(1.01)
-    save_file(old, os.path.join(HERE, "old", "model.safetensors"))
-    save_file(new, os.path.join(HERE, "new", "model.safetensors"))
+    save_file(old, os.path.join(HERE, "old", "model.safetensors"), dtype="<f4")
+    save_file(new, os.path.join(HERE, "new", "model.safetensors"), dtype="<f4")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ Run from the repository root: python3 Fixtures/make_malformed_config_fixtures.py
 
 import json
 import os
-import struct
 
 import numpy as np
+
+from fixture_safetensors import save_file
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "malformed-configs")
 
@@ -33,21 +34,6 @@ CASES = {
                               "is 3, but the weights hold 2 layers", False),
     "text-config-zero-hidden": ({"hidden_size": 0}, "text_config.hidden_size", "is 0, not positive", True),
 }
-
-
-def save_file(tensors, path):
-    """A plain F32 safetensors file (the safetensors package is not needed), names sorted."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def llama_tensors(rng, prefix=""):
@@ -81,7 +67,7 @@ def main():
         with open(os.path.join(folder, "config.json"), "w") as out:
             json.dump(config, out, indent=2, sort_keys=True)
             out.write("\n")
-        save_file(tensors, os.path.join(folder, "model.safetensors"))
+        save_file(tensors, os.path.join(folder, "model.safetensors"), dtype="<f4")
         lines.append(f"{name}\t{key}\t{message}")
     with open(os.path.join(HERE, "expected.tsv"), "w") as out:
         out.write("\n".join(lines) + "\n")

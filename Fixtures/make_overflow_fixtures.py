@@ -12,29 +12,12 @@ Run from the repository root: python3 Fixtures/make_overflow_fixtures.py
 
 import json
 import os
-import struct
 
 import numpy as np
 
+from fixture_safetensors import save_file
+
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "overflow")
-
-
-DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16"}
-
-
-def save_file(tensors, path):
-    """A plain safetensors file (the safetensors package is not needed), tensors in name order."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name]).astype(tensors[name].dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": DTYPES[tensors[name].dtype], "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def main():
