@@ -1,17 +1,22 @@
 import QFormats
 
-/// The decoder families the engine implements, keyed by the config's `model_type`.
+/// The decoder families the engine implements, keyed by the config's `model_type`: the registry.
 ///
-/// Tensor names do not tell these apart from families the engine does not implement: a Gemma
-/// checkpoint names its weights exactly as Llama does but wants GELU, `1 + w` norms and a scaled
-/// embedding. So the engine runs a config only when its `model_type` is listed here, and refuses
-/// the settings of a listed family that it does not honour (sliding-window attention).
+/// Tensor names do not tell families apart: a Gemma checkpoint names its weights exactly as
+/// Llama does but wants GELU, `1 + w` norms and a scaled embedding. So the engine runs a config
+/// only when its `model_type` is listed here, and refuses the settings of a listed family that it
+/// does not honour. Each family's own file (`LLM/Families/`) maps its config to the
+/// `DecoderArchitecture` every pass reads.
 public enum DecoderFamily: String, Sendable, CaseIterable {
   case llama
-  /// Mistral runs as Llama while its sliding window is absent or at least the trained context.
+  /// Llama with a sliding window on every layer when `sliding_window` is set.
   case mistral
   /// Qwen2 adds q/k/v biases; its optional sliding window must be off.
   case qwen2
+  /// Per-head q/k RMSNorm, no biases; its optional sliding window must be off.
+  case qwen3
+  /// Gemma 3's text model (also the `text_config` of the `gemma3` wrapper).
+  case gemma3Text = "gemma3_text"
 
   /// The `model_type` values the engine runs, in the order error messages list them.
   public static let supportedModelTypes: [String] = allCases.map(\.rawValue)
@@ -46,6 +51,7 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
   static func defaultTextType(of wrapper: String?) -> String? {
     switch wrapper {
     case "llava", "llava_next", "idefics3", "smolvlm": "llama"
+    case "gemma3": "gemma3_text"
     default: nil
     }
   }
@@ -53,18 +59,23 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
   /// The setting that keeps the engine from running this config of the family, or `nil`.
   func unsupportedSetting(of text: ModelConfig) -> String? {
     switch self {
-    case .llama:
+    case .llama, .mistral, .gemma3Text:
       return nil
-    case .mistral:
-      guard let window = text.raw["sliding_window"]?.intValue else { return nil }
-      guard let context = text.maxPositionEmbeddings else {
-        return "sliding_window \(window) and no max_position_embeddings to bound it"
-      }
-      guard window < context else { return nil }
-      return "sliding_window \(window), shorter than its context of \(context),"
-    case .qwen2:
+    case .qwen2, .qwen3:
       guard text.raw["use_sliding_window"]?.boolValue == true else { return nil }
-      return "use_sliding_window true"
+      return "use_sliding_window true (no per-layer windows)"
+    }
+  }
+
+  /// The block this family computes for `text`, whose shared settings `configuration` holds.
+  func architecture(
+    _ text: ModelConfig, configuration: DecoderConfiguration, location: String
+  ) throws -> DecoderArchitecture {
+    switch self {
+    case .llama, .qwen2: DecoderArchitecture()
+    case .mistral: try Self.mistralArchitecture(text, configuration: configuration, location: location)
+    case .qwen3: Self.qwen3Architecture()
+    case .gemma3Text: try Self.gemma3Architecture(text, configuration: configuration, location: location)
     }
   }
 }

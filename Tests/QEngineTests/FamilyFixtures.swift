@@ -1,0 +1,47 @@
+import Foundation
+import QFormats
+
+@testable import QEngine
+
+/// Reads what Fixtures/make_family_fixtures.py wrote: one tiny checkpoint per family and the
+/// logits its reference (transformers, or np_llm.py) computes.
+enum FamilyFixtures {
+  static let root = LLMFixtures.root.appending(path: "families")
+
+  struct Case: Decodable, Sendable, CustomStringConvertible {
+    var name: String
+    var folder: String
+    var config: String
+    var tokens: [Int]
+    var logits: [Float]
+    var description: String { name }
+  }
+
+  static let cases: [Case] = {
+    struct File: Decodable { var cases: [Case] }
+    guard let data = try? Data(contentsOf: root.appending(path: "expected.json")),
+      let file = try? JSONDecoder().decode(File.self, from: data)
+    else { return [] }
+    return file.cases
+  }()
+
+  static func config(_ testCase: Case) throws -> ModelConfig {
+    let url = root.appending(path: testCase.config)
+    return try ModelConfig(data: try Data(contentsOf: url), location: url.path)
+  }
+
+  static func source(_ testCase: Case) throws -> SafetensorsFile {
+    try SafetensorsFile(path: root.appending(path: testCase.folder).appending(path: "model.safetensors").path)
+  }
+
+  static func model(_ testCase: Case) throws -> DecoderModel {
+    try DecoderModel(source: try source(testCase), config: try config(testCase))
+  }
+
+  /// 1e-4 of the largest reference logit (at least 1e-4): float32 sums of a few hundred terms.
+  static func tolerance(_ testCase: Case) -> Float { 1e-4 * max(testCase.logits.map(abs).max() ?? 0, 1) }
+
+  static func worstDifference(_ ours: some Collection<Float>, _ reference: some Collection<Float>) -> Float {
+    zip(ours, reference).map { abs($0 - $1) }.max() ?? .infinity
+  }
+}
