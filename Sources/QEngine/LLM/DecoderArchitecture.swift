@@ -61,23 +61,28 @@ public struct DecoderArchitecture: Sendable, Equatable {
   /// Where a norm weight of block `block` lives in a checkpoint, or `nil` when this
   /// architecture has no such norm.
   public func normName(_ norm: BlockNorm, block: Int) -> String? {
-    let p = "model.layers.\(block)."
+    normSuffix(norm).map { "model.layers.\(block)." + $0 }
+  }
+
+  /// A norm weight's name after its block's prefix (`model.layers.N.`), or `nil` when this
+  /// architecture has no such norm.
+  public func normSuffix(_ norm: BlockNorm) -> String? {
     switch norm {
-    case .attentionInput: return p + "input_layernorm.weight"
-    case .attentionOutput: return sandwichNorms ? p + "post_attention_layernorm.weight" : nil
-    case .mlpInput: return mlpInputNormName(block: block)
-    case .mlpOutput: return sandwichNorms ? p + "post_feedforward_layernorm.weight" : nil
-    case .query: return queryKeyNorms ? p + "self_attn.q_norm.weight" : nil
-    case .key: return queryKeyNorms ? p + "self_attn.k_norm.weight" : nil
+    case .attentionInput: "input_layernorm.weight"
+    case .attentionOutput: sandwichNorms ? "post_attention_layernorm.weight" : nil
+    case .mlpInput: mlpInputNormSuffix
+    case .mlpOutput: sandwichNorms ? "post_feedforward_layernorm.weight" : nil
+    case .query: queryKeyNorms ? "self_attn.q_norm.weight" : nil
+    case .key: queryKeyNorms ? "self_attn.k_norm.weight" : nil
     }
   }
 }
 
 extension DecoderArchitecture {
   /// The norm every block has before its MLP.
-  public func mlpInputNormName(block: Int) -> String {
-    "model.layers.\(block)." + (sandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")
-  }
+  public func mlpInputNormName(block: Int) -> String { "model.layers.\(block)." + mlpInputNormSuffix }
+
+  var mlpInputNormSuffix: String { sandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight" }
 }
 
 /// The norms a decoder block may have, by what they normalise.
