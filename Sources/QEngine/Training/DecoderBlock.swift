@@ -78,6 +78,14 @@ struct DecoderBlockCore<T: TrainingScalar>: Sendable {
 
   init(configuration c: DecoderConfiguration, layerPrefix: String, parameters: [String: [T]]) throws {
     let p = layerPrefix
+    // The number after `layers.` in the prefix, e.g. 3 in `model.layers.3.`.
+    let parts = layerPrefix.split(separator: ".")
+    let number = parts.indices.dropFirst().last { parts[$0 - 1] == "layers" }.flatMap { Int(parts[$0]) }
+    if number == nil, !c.architecture.layers.isEmpty {
+      throw TrainingError.invalidInput(
+        operation: "DecoderBlock", reason: "prefix '\(layerPrefix)' names no layer, whose settings differ by layer")
+    }
+    layerIndex = number ?? 0
     let queryWidth = c.headCount * c.headDimension
     let keyWidth = c.keyValueHeadCount * c.headDimension
     var shapes: [String: [Int]] = [:]
@@ -112,14 +120,6 @@ struct DecoderBlockCore<T: TrainingScalar>: Sendable {
       configuration: c, tensors: parameters.filter { shapes[$0.key] != nil }, shapes: shapes)
     self.layerPrefix = layerPrefix
     self.linearShapes = linears
-    // The number after `layers.` in the prefix, e.g. 3 in `model.layers.3.`.
-    let parts = layerPrefix.split(separator: ".")
-    let number = parts.indices.dropFirst().last { parts[$0 - 1] == "layers" }.flatMap { Int(parts[$0]) }
-    if number == nil, !c.architecture.layers.isEmpty {
-      throw TrainingError.invalidInput(
-        operation: "DecoderBlock", reason: "prefix '\(layerPrefix)' names no layer, whose settings differ by layer")
-    }
-    layerIndex = number ?? 0
   }
 
   /// The graph with `replacing`'s weights in place of the block's own.
