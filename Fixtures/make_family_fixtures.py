@@ -10,6 +10,8 @@ Gemma 3 is also written with the legacy keys of released checkpoints (`rope_thet
 which must give the same logits, and without rope scaling as gemma3-numpy.config.json, whose
 logits come from the independent numpy reference np_llm.py (../shared/models/tools).
 expected.json holds, per case: the folder, the config file, the token ids and the logits.
+byte-tokenizer.json is a byte-level BPE without merges (ids 0-255, one per byte), so that tool
+tests can put a tokenizer beside any of these checkpoints.
 Run from the repository root: python3 Fixtures/make_family_fixtures.py
 """
 import json
@@ -38,6 +40,16 @@ FAMILIES = {
         rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                          "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0}}),
         True),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(
+        sliding_window=4, query_pre_attn_scalar=16, attn_logit_softcapping=3.0, final_logit_softcapping=4.0),
+        True),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(), True),
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(sliding_window=4, tie_word_embeddings=False), False),
+    "llama3": ("LlamaConfig", "LlamaForCausalLM", dict(
+        tie_word_embeddings=False,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 16}), False),
+    "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM", dict(no_rope_layers=[1, 0], pad_token_id=0, bos_token_id=1, eos_token_id=2), False),
 }
 
 
@@ -107,6 +119,33 @@ def numpy_gemma3(folder, tokens):
     return os.path.relpath(path, OUT), [float(v) for v in values.reshape(-1)]
 
 
+def byte_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    bytes_in_order = [chr(b) for b in range(33, 127)] + [chr(b) for b in range(161, 173)] + \
+        [chr(b) for b in range(174, 256)]
+    others = [b for b in range(256) if chr(b) not in bytes_in_order]
+    alphabet = bytes_in_order + [chr(256 + n) for n in range(len(others))]
+    assert sorted(alphabet) == sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokenizer = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.save(os.path.join(OUT, "byte-tokenizer.json"))
+
+
+def exact_gelu_gemma(model, folder):
+    """The Gemma checkpoint under `hidden_act: gelu`, as released Gemma configs say (transformers runs it as GELU-tanh)."""
+    config = json.load(open(os.path.join(folder, "config.json")))
+    config["hidden_act"] = "gelu"
+    path = os.path.join(OUT, "gemma-gelu.config.json")
+    json.dump(config, open(path, "w"), indent=2)
+    variant = transformers.GemmaForCausalLM._from_config(
+        transformers.GemmaConfig(**{k: v for k, v in config.items() if k != "transformers_version"}),
+        attn_implementation="eager")
+    variant.load_state_dict(model.state_dict())
+    variant.eval()
+    return os.path.relpath(path, OUT), variant
+
+
 def main():
     torch.manual_seed(0)
     rng = np.random.default_rng(20)
@@ -119,6 +158,11 @@ def main():
             cases.append(dict(entry, name="gemma3-legacy", config=legacy_gemma3(folder)))
             config, values = numpy_gemma3(folder, entry["tokens"])
             cases.append(dict(entry, name="gemma3-numpy", config=config, logits=values))
+        if name == "gemma":
+            config, variant = exact_gelu_gemma(model, folder)
+            values = logits(variant, entry["tokens"])
+            cases.append(dict(entry, name="gemma-gelu", config=config, logits=[float(v) for v in values.reshape(-1)]))
+    byte_tokenizer()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump({"cases": cases}, f)
     print("wrote", OUT)

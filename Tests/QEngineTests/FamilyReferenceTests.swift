@@ -8,7 +8,11 @@ import Testing
 /// for gemma3-numpy), in one pass and token by token through the key-value cache.
 @Suite struct FamilyReferenceTests {
   @Test func fixturesArePresent() {
-    #expect(FamilyFixtures.cases.map(\.name) == ["qwen3", "gemma3_text", "gemma3-legacy", "gemma3-numpy"])
+    #expect(
+      FamilyFixtures.cases.map(\.name) == [
+        "qwen3", "gemma3_text", "gemma3-legacy", "gemma3-numpy", "gemma2", "gemma", "gemma-gelu", "mistral",
+        "llama3", "smollm3",
+      ])
   }
 
   @Test(arguments: FamilyFixtures.cases)

@@ -15,8 +15,14 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
   case qwen2
   /// Per-head q/k RMSNorm, no biases; its optional sliding window must be off.
   case qwen3
+  /// GELU, `(1 + w)` norms and a scaled embedding.
+  case gemma
+  /// Gemma with four norms per block, soft-capping and alternating sliding windows.
+  case gemma2
   /// Gemma 3's text model (also the `text_config` of the `gemma3` wrapper).
   case gemma3Text = "gemma3_text"
+  /// Llama's block with rope left out of some layers (NoPE); its optional sliding window must be off.
+  case smollm3
 
   /// The `model_type` values the engine runs, in the order error messages list them.
   public static let supportedModelTypes: [String] = allCases.map(\.rawValue)
@@ -59,9 +65,9 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
   /// The setting that keeps the engine from running this config of the family, or `nil`.
   func unsupportedSetting(of text: ModelConfig) -> String? {
     switch self {
-    case .llama, .mistral, .gemma3Text:
+    case .llama, .mistral, .gemma, .gemma2, .gemma3Text:
       return nil
-    case .qwen2, .qwen3:
+    case .qwen2, .qwen3, .smollm3:
       guard text.raw["use_sliding_window"]?.boolValue == true else { return nil }
       return "use_sliding_window true (no per-layer windows)"
     }
@@ -75,7 +81,10 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
     case .llama, .qwen2: DecoderArchitecture()
     case .mistral: try Self.mistralArchitecture(text, configuration: configuration, location: location)
     case .qwen3: Self.qwen3Architecture()
+    case .gemma: try Self.gemmaArchitecture(text, configuration: configuration, location: location)
+    case .gemma2: try Self.gemma2Architecture(text, configuration: configuration, location: location)
     case .gemma3Text: try Self.gemma3Architecture(text, configuration: configuration, location: location)
+    case .smollm3: try Self.smolLM3Architecture(text, configuration: configuration, location: location)
     }
   }
 }

@@ -34,8 +34,8 @@ extension TrainingOps {
   /// `gelu(x) = x/2 (1 + tanh(u))`, `u = √(2/π) (x + 0.044715 x³)`, and its derivative
   /// `(1 + t)/2 + x/2 (1 - t²) √(2/π) (1 + 3 · 0.044715 x²)`.
   static func geluTanh<T: TrainingScalar>(_ x: T) -> (value: T, derivative: T) {
-    let k = T(0.797_884_560_802_865_4)
-    let c = T(0.044715)
+    let k = T(VisionTrainingOps.tanhGELUScale)
+    let c = T(VisionTrainingOps.tanhGELUCubic)
     let t = tanh(k * (x + c * x * x * x))
     let value = T(0.5) * x * (1 + t)
     let derivative = T(0.5) * (1 + t) + T(0.5) * x * (1 - t * t) * k * (1 + 3 * c * x * x)
