@@ -77,3 +77,38 @@ import Testing
     #expect(try DecoderConfiguration(config).architecture.embeddingScale == 50.5)
   }
 }
+
+/// Each fixture exercises its family's feature: without it the logits leave the tolerance.
+@Suite struct FamilyFixtureSensitivityTests {
+  struct Change: CustomTestStringConvertible, Sendable {
+    var fixture: String
+    var feature: String
+    var change: @Sendable (inout DecoderConfiguration) -> Void
+    var testDescription: String { "\(fixture) without \(feature)" }
+  }
+
+  static let changes: [Change] = [
+    Change(fixture: "mistral", feature: "its sliding window") { $0.architecture.layers = [] },
+    Change(fixture: "gemma3_text", feature: "its sliding window") {
+      $0.architecture.layers[0].slidingWindow = nil
+    },
+    Change(fixture: "gemma3_text", feature: "its local rope base") {
+      $0.architecture.layers[0].rope = $0.architecture.layers[1].rope
+    },
+    Change(fixture: "gemma2", feature: "attention soft-capping") { $0.architecture.attentionSoftcap = nil },
+    Change(fixture: "gemma2", feature: "final soft-capping") { $0.architecture.finalSoftcap = nil },
+    Change(fixture: "gemma", feature: "the embedding scale") { $0.architecture.embeddingScale = nil },
+    Change(fixture: "llama3", feature: "llama3 rope scaling") { $0.ropeScaling = .none },
+    Change(fixture: "smollm3", feature: "its NoPE layer") { $0.architecture.layers = [] },
+  ]
+
+  @Test(arguments: changes)
+  func withoutTheFeatureTheLogitsDiffer(_ change: Change) throws {
+    let testCase = try #require(FamilyFixtures.cases.first { $0.name == change.fixture })
+    var configuration = try DecoderConfiguration(try FamilyFixtures.config(testCase))
+    change.change(&configuration)
+    let model = try DecoderModel(source: try FamilyFixtures.source(testCase), configuration: configuration)
+    let logits = try model.logits(tokens: testCase.tokens)
+    #expect(FamilyFixtures.worstDifference(logits.elements, testCase.logits) > 10 * FamilyFixtures.tolerance(testCase))
+  }
+}
