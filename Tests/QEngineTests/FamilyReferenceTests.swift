@@ -66,6 +66,8 @@ import Testing
     #expect(c.family == .gemma3Text)
     #expect(c.architecture.layers.map(\.slidingWindow) == [16, 16, nil])
     #expect(c.attentionScale == 0.5)
+    // sqrt(8) = 2.828..., in the wrapper's BF16: 2.828125.
+    #expect(c.architecture.embeddingScale == 2.828125)
   }
 
   @Test func aBFloat16GemmaScalesItsEmbeddingInBFloat16() throws {

@@ -37,7 +37,9 @@ public struct DecoderConfiguration: Sendable, Equatable {
   ///   for values that do not fit together.
   public init(_ config: ModelConfig) throws {
     family = try DecoderFamily(config)
-    let text = config.textConfig ?? config
+    var text = config.textConfig ?? config
+    // A wrapper's dtype holds for its text model when the text_config does not repeat it.
+    text.torchDType = text.torchDType ?? config.torchDType
     let location = config.location
     func require(_ value: Int?, _ key: String) throws -> Int {
       guard let value else { throw EngineError.missingConfig(location: location, key: key) }
