@@ -2,10 +2,22 @@ import Foundation
 import Testing
 
 /// The tools run each family's tiny checkpoint (Fixtures/families, with the byte-level
-/// tokenizer beside it): perplexity before and after a 4-bit GPTQ conversion.
+/// tokenizer beside it): perplexity before and after a 4-bit GPTQ conversion and a short
+/// 2-bit SPEED-Q run.
 @Suite struct FamilyToolTests {
   static let root = fixturesDirectory.appendingPathComponent("families")
   static let sample = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
+
+  /// Every checkpoint folder of Fixtures/families.
+  static let families: [String] = {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+    return names.filter { FileManager.default.fileExists(atPath: root.appendingPathComponent("\($0)/config.json").path) }
+      .sorted()
+  }()
+
+  @Test func everyFamilyFixtureIsFound() {
+    #expect(Self.families == ["gemma", "gemma2", "gemma3_text", "llama3", "mistral", "qwen3", "smollm3"])
+  }
 
   /// A scratch folder holding the family's checkpoint and the byte-level tokenizer.
   func checkpoint(_ family: String) throws -> (scratch: URL, folder: URL) {
@@ -31,7 +43,7 @@ import Testing
     return try #require(Double(line.split(separator: " ")[1]))
   }
 
-  @Test(arguments: ["qwen3", "gemma3_text", "gemma2", "gemma", "mistral", "llama3", "smollm3"])
+  @Test(arguments: families)
   func gptqConvertsAndPerplexityRuns(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -49,5 +61,22 @@ import Testing
     let quantized = try perplexity(output)
     #expect(quantized.isFinite && quantized > 1)
     #expect(quantized != original)
+  }
+
+  @Test(arguments: families)
+  func aShortSpeedQRunConverts(_ family: String) throws {
+    let (scratch, folder) = try checkpoint(family)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("speedq").path
+    let convert = try runTool(
+      "qconvert",
+      [
+        folder.path, "-o", output, "--method", "speedq", "--bits", "2", "--group-size", "16", "--calib", Self.sample,
+        "--calib-context", "32", "--calib-windows", "2", "--qat-steps", "2",
+      ])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect((convert.stdout + convert.stderr).contains("mlp.down_proj.weight: 2-bit g16 bilevel speedq"))
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
   }
 }
