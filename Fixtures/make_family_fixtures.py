@@ -4,7 +4,7 @@ transformers (torch CPU, F32, eager attention), and the logits transformers comp
 
 Each folder holds config.json (transformers' own, with `rope_parameters`) and model.safetensors
 (every parameter drawn at random, so norms, biases and q/k norms all matter). Sliding windows are
-4 positions and the token sequence 12, so windowed layers mask keys that full layers see.
+4 positions (Qwen2's on its second layer only, from max_window_layers) and the token sequence 12, so windowed layers mask keys that full layers see.
 Gemma 3 is also written with the legacy keys of released checkpoints (`rope_theta`,
 `rope_local_base_freq`, `rope_scaling`, `sliding_window_pattern`) as gemma3-legacy.config.json,
 which must give the same logits, and without rope scaling as gemma3-numpy.config.json, whose
@@ -49,6 +49,8 @@ FAMILIES = {
         tie_word_embeddings=False,
         rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
                          "high_freq_factor": 4.0, "original_max_position_embeddings": 16}), False),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(
+        tie_word_embeddings=True, use_sliding_window=True, sliding_window=4, max_window_layers=1), False),
     "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM", dict(no_rope_layers=[1, 0], pad_token_id=0, bos_token_id=1, eos_token_id=2), False),
 }
 

@@ -100,10 +100,21 @@ import Testing
     ) { try DecoderConfiguration(bad) }
   }
 
+  @Test func qwenWindowsStartAtMaxWindowLayers() throws {
+    let config = try Self.config(
+      #"{"model_type": "qwen3", "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1, "#
+        + #""vocab_size": 16, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 3, "num_attention_heads": 2}"#)
+    let c = try DecoderConfiguration(config)
+    #expect(c.architecture.layers.map(\.slidingWindow) == [nil, 8, 8])
+    #expect(c.architecture.queryKeyNorms)
+  }
+
   @Test func aQwen2SlidingWindowSwitchedOffRuns() throws {
     let config = try Self.config(
       #"{"model_type": "qwen2", "use_sliding_window": false, "sliding_window": 64, "# + Self.sizes
         + "}")
-    #expect(try DecoderConfiguration(config).family == .qwen2)
+    let c = try DecoderConfiguration(config)
+    #expect(c.family == .qwen2)
+    #expect(c.architecture == DecoderArchitecture())
   }
 }

@@ -11,7 +11,7 @@ import Testing
     #expect(
       FamilyFixtures.cases.map(\.name) == [
         "qwen3", "gemma3_text", "gemma3-legacy", "gemma3-numpy", "gemma2", "gemma", "gemma-gelu", "mistral",
-        "llama3", "smollm3",
+        "llama3", "qwen2", "smollm3",
       ])
   }
 
@@ -102,6 +102,7 @@ import Testing
     Change(fixture: "gemma", feature: "the embedding scale") { $0.architecture.embeddingScale = nil },
     Change(fixture: "llama3", feature: "llama3 rope scaling") { $0.ropeScaling = .none },
     Change(fixture: "smollm3", feature: "its NoPE layer") { $0.architecture.layers = [] },
+    Change(fixture: "qwen2", feature: "its sliding window") { $0.architecture.layers = [] },
   ]
 
   @Test(arguments: changes)

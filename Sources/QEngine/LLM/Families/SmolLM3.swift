@@ -2,7 +2,7 @@ import QFormats
 
 extension DecoderFamily {
   /// SmolLM3: Llama's block, with no rotary embedding in the layers `no_rope_layers` marks 0
-  /// (by default every fourth, as `no_rope_layer_interval` says).
+  /// (by default every fourth, as `no_rope_layer_interval` says), and Qwen's sliding windows.
   static func smolLM3Architecture(_ text: ModelConfig, configuration c: DecoderConfiguration, location: String) throws
     -> DecoderArchitecture
   {
@@ -23,7 +23,10 @@ extension DecoderFamily {
       }
       usesRope = (0..<c.layerCount).map { ($0 + 1) % interval != 0 }
     }
-    architecture.layers = usesRope.map { .init(rope: $0 ? rope : nil) }
+    let windows = try qwenLayers(text, configuration: c, location: location).map(\.slidingWindow)
+    architecture.layers = usesRope.enumerated().map { index, uses in
+      .init(slidingWindow: windows.isEmpty ? nil : windows[index], rope: uses ? rope : nil)
+    }
     return architecture
   }
 }
