@@ -100,9 +100,8 @@ extension DecoderModel {
     var scratchValues = scratchKeys
     let scale = c.attentionScale
 
-    for (position, layer) in (blocks ?? layers).enumerated() {
-      let layerIndex = position
-      let settings = c.attention(layer: firstLayer + position)
+    for (layerIndex, layer) in (blocks ?? layers).enumerated() {
+      let settings = c.attention(layer: firstLayer + layerIndex)
       Self.rmsNorm(x, weight: layer.inputNorm, offset: offset, epsilon: c.normEpsilon, rows: count, into: &normed)
       try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .attentionInput, $0) }
       try Self.applyQueryKeyValue(layer, normed, tokens: count, into: &queries, &keys, &values)
