@@ -9,7 +9,8 @@ Gemma 3 is also written with the legacy keys of released checkpoints (`rope_thet
 `rope_local_base_freq`, `rope_scaling`, `sliding_window_pattern`) as gemma3-legacy.config.json,
 which must give the same logits, and without rope scaling as gemma3-numpy.config.json, whose
 logits come from the independent numpy reference np_llm.py (../shared/models/tools).
-expected.json holds, per case: the folder, the config file, the token ids and the logits.
+expected/<case>.json holds, per case: the folder, the config file, the token ids and the logits
+(7 significant digits, far below the tests' 1e-4 tolerance).
 byte-tokenizer.json is a byte-level BPE without merges (ids 0-255, one per byte), so that tool
 tests can put a tokenizer beside any of these checkpoints.
 Run from the repository root: python3 Fixtures/make_family_fixtures.py
@@ -91,7 +92,11 @@ def logits(model, ids):
 def case(name, folder, config, model, rng):
     ids = [int(i) for i in rng.integers(0, SIZES["vocab_size"], size=12)]
     return {"name": name, "folder": os.path.relpath(folder, OUT), "config": config,
-            "tokens": ids, "logits": [float(v) for v in logits(model, ids).reshape(-1)]}
+            "tokens": ids, "logits": rounded(logits(model, ids))}
+
+
+def rounded(values):
+    return [float(f"{v:.7g}") for v in np.asarray(values, dtype=np.float32).reshape(-1)]
 
 
 def legacy_gemma3(folder):
@@ -118,7 +123,7 @@ def numpy_gemma3(folder, tokens):
     model = np_llm.Model(folder)
     model.cfg = config
     values = model.forward(tokens).astype(np.float32)
-    return os.path.relpath(path, OUT), [float(v) for v in values.reshape(-1)]
+    return os.path.relpath(path, OUT), rounded(values)
 
 
 def byte_tokenizer():
@@ -163,10 +168,13 @@ def main():
         if name == "gemma":
             config, variant = exact_gelu_gemma(model, folder)
             values = logits(variant, entry["tokens"])
-            cases.append(dict(entry, name="gemma-gelu", config=config, logits=[float(v) for v in values.reshape(-1)]))
+            cases.append(dict(entry, name="gemma-gelu", config=config, logits=rounded(values)))
     byte_tokenizer()
-    with open(os.path.join(OUT, "expected.json"), "w") as f:
-        json.dump({"cases": cases}, f)
+    folder = os.path.join(OUT, "expected")
+    os.makedirs(folder, exist_ok=True)
+    for entry in cases:
+        with open(os.path.join(folder, entry["name"] + ".json"), "w") as f:
+            json.dump(entry, f)
     print("wrote", OUT)
 
 

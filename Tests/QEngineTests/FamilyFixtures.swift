@@ -3,8 +3,8 @@ import QFormats
 
 @testable import QEngine
 
-/// Reads what Fixtures/make_family_fixtures.py wrote: one tiny checkpoint per family and the
-/// logits its reference (transformers, or np_llm.py) computes.
+/// Reads what Fixtures/make_family_fixtures.py wrote: one tiny checkpoint per family and, per
+/// case, the logits its reference (transformers, or np_llm.py) computes.
 enum FamilyFixtures {
   static let root = LLMFixtures.root.appending(path: "families")
 
@@ -17,12 +17,14 @@ enum FamilyFixtures {
     var description: String { name }
   }
 
+  /// Every case of `expected/`, in name order.
   static let cases: [Case] = {
-    struct File: Decodable { var cases: [Case] }
-    guard let data = try? Data(contentsOf: root.appending(path: "expected.json")),
-      let file = try? JSONDecoder().decode(File.self, from: data)
-    else { return [] }
-    return file.cases
+    let folder = root.appending(path: "expected")
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+    return names.filter { $0.hasSuffix(".json") }.compactMap { name -> Case? in
+      guard let data = try? Data(contentsOf: folder.appending(path: name)) else { return nil }
+      return try? JSONDecoder().decode(Case.self, from: data)
+    }.sorted { $0.name < $1.name }
   }()
 
   static func config(_ testCase: Case) throws -> ModelConfig {

@@ -10,8 +10,8 @@ import Testing
   @Test func fixturesArePresent() {
     #expect(
       FamilyFixtures.cases.map(\.name) == [
-        "qwen3", "gemma3_text", "gemma3-legacy", "gemma3-numpy", "gemma2", "gemma", "gemma-gelu", "mistral",
-        "llama3", "qwen2", "smollm3",
+        "gemma", "gemma-gelu", "gemma2", "gemma3-legacy", "gemma3-numpy", "gemma3_text", "llama3", "mistral",
+        "qwen2", "qwen3", "smollm3",
       ])
   }
 
