@@ -9,6 +9,8 @@ Gemma 3 is also written with the legacy keys of released checkpoints (`rope_thet
 `rope_local_base_freq`, `rope_scaling`, `sliding_window_pattern`) as gemma3-legacy.config.json,
 which must give the same logits, and without rope scaling as gemma3-numpy.config.json, whose
 logits come from the independent numpy reference np_llm.py (../shared/models/tools).
+gemma3/ is the same text model inside the `gemma3` multimodal wrapper, as released checkpoints
+of 4B and more are saved.
 expected/<case>.json holds, per case: the folder, the config file, the token ids and the logits
 (7 significant digits, far below the tests' 1e-4 tolerance).
 byte-tokenizer.json is a byte-level BPE without merges (ids 0-255, one per byte), so that tool
@@ -78,6 +80,32 @@ def build(name, seed):
     tensors = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
     if config.tie_word_embeddings:
         tensors.pop("lm_head.weight", None)
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        f.write(config.to_json_string(use_diff=False))
+    return model, folder
+
+
+def build_gemma3_wrapper(seed):
+    """Gemma 3 as its multimodal wrapper saves it: the text model under `model.language_model.`
+    beside a tiny SigLIP tower, the config's text_config without a dtype of its own."""
+    _, _, changes, _ = FAMILIES["gemma3_text"]
+    text = transformers.Gemma3TextConfig(**SIZES, **changes)
+    vision = transformers.SiglipVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+        patch_size=14)
+    config = transformers.Gemma3Config(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4, image_token_index=255,
+        boi_token_index=253, eoi_token_index=254)
+    config.architectures = ["Gemma3ForConditionalGeneration"]
+    config.dtype = "float32"
+    model = transformers.Gemma3ForConditionalGeneration._from_config(config, attn_implementation="eager")
+    model.eval()
+    randomize(model, True, torch.Generator().manual_seed(seed))
+    folder = os.path.join(OUT, "gemma3")
+    os.makedirs(folder, exist_ok=True)
+    tensors = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    tensors.pop("lm_head.weight", None)
     save_file(tensors, os.path.join(folder, "model.safetensors"))
     with open(os.path.join(folder, "config.json"), "w") as f:
         f.write(config.to_json_string(use_diff=False))
@@ -169,6 +197,8 @@ def main():
             config, variant = exact_gelu_gemma(model, folder)
             values = logits(variant, entry["tokens"])
             cases.append(dict(entry, name="gemma-gelu", config=config, logits=rounded(values)))
+    model, folder = build_gemma3_wrapper(seed=200)
+    cases.append(case("gemma3", folder, os.path.join("gemma3", "config.json"), model, rng))
     byte_tokenizer()
     folder = os.path.join(OUT, "expected")
     os.makedirs(folder, exist_ok=True)

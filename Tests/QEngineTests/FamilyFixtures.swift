@@ -36,8 +36,13 @@ enum FamilyFixtures {
     try SafetensorsFile(path: root.appending(path: testCase.folder).appending(path: "model.safetensors").path)
   }
 
+  /// The case's decoder, under the prefix its embedding's name shows (`model.language_` in the
+  /// gemma3 wrapper, whose text model is `model.language_model.*`).
   static func model(_ testCase: Case) throws -> DecoderModel {
-    try DecoderModel(source: try source(testCase), config: try config(testCase))
+    let source = try source(testCase)
+    let suffix = "model.embed_tokens.weight"
+    let embedding = source.tensors.first { $0.name.hasSuffix(suffix) }?.name ?? suffix
+    return try DecoderModel(source: source, config: try config(testCase), prefix: String(embedding.dropLast(suffix.count)))
   }
 
   /// 1e-4 of the largest reference logit (at least 1e-4): float32 sums of a few hundred terms.

@@ -10,7 +10,7 @@ import Testing
   @Test func fixturesArePresent() {
     #expect(
       FamilyFixtures.cases.map(\.name) == [
-        "gemma", "gemma-gelu", "gemma2", "gemma3-legacy", "gemma3-numpy", "gemma3_text", "llama3", "mistral",
+        "gemma", "gemma-gelu", "gemma2", "gemma3", "gemma3-legacy", "gemma3-numpy", "gemma3_text", "llama3", "mistral",
         "qwen2", "qwen3", "smollm3",
       ])
   }

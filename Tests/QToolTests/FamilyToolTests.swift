@@ -16,7 +16,7 @@ import Testing
   }()
 
   @Test func everyFamilyFixtureIsFound() {
-    #expect(Self.families == ["gemma", "gemma2", "gemma3_text", "llama3", "mistral", "qwen2", "qwen3", "smollm3"])
+    #expect(Self.families == ["gemma", "gemma2", "gemma3", "gemma3_text", "llama3", "mistral", "qwen2", "qwen3", "smollm3"])
   }
 
   /// A scratch folder holding the family's checkpoint and the byte-level tokenizer.
