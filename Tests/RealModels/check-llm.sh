@@ -4,6 +4,7 @@
 # wiki_vital_en.test.txt, and tokens/s of both for prompt processing.
 # Needs the models of ../shared/models/fetch.sh (MODELS_DIR, default ~/.cache/qtoolchain-models).
 # Usage: Tests/RealModels/check-llm.sh [model-folder-name ...]
+#   A name may be a path under MODELS_DIR, e.g. families/gemma-3-270m/hf from fetch-families.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 MODELS="${MODELS_DIR:-$HOME/.cache/qtoolchain-models}"
@@ -23,6 +24,7 @@ MODEL_NAMES=("$@")
 
 for name in "${MODEL_NAMES[@]}"; do
   dir="$MODELS/$name"
+  mkdir -p "$(dirname "$WORK/$name")"
   echo "== $name"
   python3 - "$dir" "$TEXT" "$WORK/$name" "$TOOLS" "${REFERENCE[$name]:-0}" <<'PY'
 import json, sys, time
@@ -30,7 +32,9 @@ import numpy as np
 model_dir, text, out, tools, table = sys.argv[1:6]
 sys.path.insert(0, tools)
 import np_llm
-ref = np.load(f"{model_dir}/reference_logits.npz")
+ref = dict(np.load(f"{model_dir}/reference_logits.npz"))
+# fetch-families.sh names the token ids input_ids (transformers' name); fetch.sh names them ids.
+ref.setdefault("ids", ref.get("input_ids"))
 ref["logits"].astype("<f4").tofile(out + ".logits.f32")
 tok = np_llm.get_tok(model_dir)
 ids = tok.encode(open(text).read(), add_special_tokens=False).ids[:8 * 512]
