@@ -33,11 +33,36 @@ extension QConvert {
     }
   }
 
-  /// Writes the input in a runtime's own layout instead of a qpack.
-  ///
-  /// MLX stores affine round-to-nearest codes (`mlx.core.quantize`'s grid), so only `--method rtn`
-  /// applies; GGUF's block types carry their own grids and ignore `--bits` and `--group-size`.
-  func exportLayout(checkpoint: Checkpoint, source: any TensorSource) throws {
+  /// The layout `--layout` names, as the plug-in that says what it can hold.
+  var outputLayout: any OutputLayout.Type {
+    switch layout {
+    case .native: QPackLayout.self
+    case .mlx: MLXLayout.self
+    case .gguf: GGUFLayout.self
+    }
+  }
+
+  /// The options as one request, for the layout to honour or refuse.
+  func request(rules: [ConvertRule]) -> ConvertRequest {
+    var request = ConvertRequest()
+    request.method = method.rawValue
+    request.bits = bitsOption
+    request.groupSize = groupSizeOption
+    request.rules = rules
+    request.compress = compress == .zstd
+    request.maxShardBytes = maxShardSize
+    request.dryRun = dryRun
+    if let calib { request.calibrationOptions.append("--calib \(calib)") }
+    if sensitivity { request.calibrationOptions.append("--sensitivity") }
+    if let targetBpw { request.calibrationOptions.append("--target-bpw \(targetBpw)") }
+    if let ggufTypeOption { request.ggufOptions.append("--gguf-type \(ggufTypeOption.rawValue)") }
+    if ggufPure { request.ggufOptions.append("--gguf-pure") }
+    return request
+  }
+
+  /// Writes the input in a runtime's own layout instead of a qpack; `outputLayout` has already
+  /// refused what the layout cannot hold.
+  func exportLayout(checkpoint: Checkpoint, source: any TensorSource, rules: [ConvertRule]) throws {
     var stderr = StandardError()
     let progress: (ExportProgress) -> Void = { step in
       if !quiet { print("[\(step.index + 1)/\(step.count)] \(step.tensor)", to: &stderr) }
@@ -53,24 +78,14 @@ extension QConvert {
     case .native:
       return
     case .mlx:
-      guard method == .rtn else {
-        throw ConvertError.invalidOption(
-          option: "--method", reason: "'\(method.rawValue)' cannot be stored in MLX's layout; use rtn")
-      }
-      guard rules.isEmpty, recipe == nil else {
-        throw ConvertError.invalidOption(
-          option: "--rule", reason: "per-tensor rules are not supported with '--layout mlx'")
-      }
-      if dryRun {
-        throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
-      }
       let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try MLXExport.exportMLX(
           source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
           to: stage.temporary, bits: bits, groupSize: groupSize,
+          method: MLXExport.Method(rawValue: method.rawValue) ?? .rtn, rules: rules,
           overrides: Dictionary(nonFinite.map { ($0.tensor, nil) }, uniquingKeysWith: { first, _ in first }),
-          progress: progress)
+          maxShardBytes: maxShardSize, progress: progress)
         try stage.commit()
       } catch {
         stage.abandon()
@@ -82,15 +97,13 @@ extension QConvert {
         throw ConvertError.invalidOption(
           option: input, reason: "has no config.json beside it, which GGUF's hyper-parameters come from")
       }
-      if dryRun {
-        throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
-      }
       let tokenizer = checkpoint.folder.flatMap {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
-        to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), progress: progress)
+        to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), rules: rules,
+        progress: progress)
     }
   }
 }
