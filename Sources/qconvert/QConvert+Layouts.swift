@@ -67,17 +67,16 @@ extension QConvert {
     let progress: (ExportProgress) -> Void = { step in
       if !quiet { print("[\(step.index + 1)/\(step.count)] \(step.tensor)", to: &stderr) }
     }
-    if layout == .native { return }
-    let nonFinite = try NonFiniteElement.all(in: source)
-    if let first = nonFinite.first, !allowNonfinite { throw ConvertError.nonFinite(first) }
-    for element in nonFinite {
-      let kept = layout == .mlx ? "kept unquantized" : "written as it is"
-      print("qconvert: warning: \(element); \(kept)", to: &stderr)
-    }
     switch layout {
     case .native:
       return
     case .mlx:
+      // Which tensors stay unquantized decides the plan, so MLX looks before it writes.
+      let nonFinite = try NonFiniteElement.all(in: source)
+      if let first = nonFinite.first, !allowNonfinite { throw ConvertError.nonFinite(first) }
+      for element in nonFinite {
+        print("qconvert: warning: \(element); kept unquantized", to: &stderr)
+      }
       let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try MLXExport.exportMLX(
@@ -94,6 +93,8 @@ extension QConvert {
     case .gguf:
       let destination = try checkedOutput(checkpoint)
       guard let configData = checkpoint.configData else {
+        // The weights' own defects come first, as when every layout scanned before writing.
+        if !allowNonfinite, let first = try NonFiniteElement.all(in: source).first { throw ConvertError.nonFinite(first) }
         throw ConvertError.invalidOption(
           option: input, reason: "has no config.json beside it, which GGUF's hyper-parameters come from")
       }
@@ -103,6 +104,11 @@ extension QConvert {
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
         to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), rules: rules,
+        nonFinite: { element in
+          // The file is renamed into place only when complete, so refusing here leaves nothing.
+          if !allowNonfinite { throw ConvertError.nonFinite(element) }
+          print("qconvert: warning: \(element); written as it is", to: &stderr)
+        },
         progress: progress)
     }
   }

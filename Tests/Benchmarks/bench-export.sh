@@ -67,7 +67,7 @@ for path in glob.glob(os.path.join(sys.argv[1], "*.safetensors")):
         if name != "__metadata__":
             size = entry["data_offsets"][1] - entry["data_offsets"][0]
             largest = max(largest, (size, name))
-print(f"largest tensor: {largest[1]}, {largest[0] / 2**20:.0f} MB stored, {largest[0] / 2**20 * 2:.0f} MB as F32 if it were F16")
+print(f"largest tensor: {largest[1]}, {largest[0] / 2**20:.0f} MB as stored")
 EOF
   printf "%-8s %-34s %9s %9s %11s\n" layout tool "wall (s)" "CPU (s)" "peak RSS"
   cat "$MODEL"/*.safetensors >/dev/null # both read the model from the page cache

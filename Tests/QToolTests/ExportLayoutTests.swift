@@ -122,6 +122,69 @@ struct ExportLayoutTests {
     #expect(whole == blocks)
   }
 
+  /// Q and K biases (Qwen2's) are vectors whose elements take llama.cpp's rope permutation
+  /// like rows; streamed, they come out as `convert_hf_to_gguf.py` writes them.
+  @Test(arguments: [64, TensorRowBlocks.blockElements])
+  func ggufPermutesQAndKBiases(blockElements: Int) throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-bias")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let tiny = try SafetensorsFile(path: ExportFixtures.tinyLlama + "/model.safetensors")
+    var tensors = try tiny.tensors.map { (name: $0.name, shape: $0.shape, values: try tiny.floats(of: $0.name)) }
+    // 4 query heads of 16, 2 key/value heads: 64 and 32 elements.
+    let queryBias = (0..<64).map { Float($0) }
+    let keyBias = (0..<32).map { Float(100 + $0) }
+    tensors.append(("model.layers.0.self_attn.q_proj.bias", [64], queryBias))
+    tensors.append(("model.layers.0.self_attn.k_proj.bias", [32], keyBias))
+    try ExportFixtures.writeF32(tensors, to: folder + "/model.safetensors")
+    let path = folder + "/model.gguf"
+    try GGUFExport.exportGGUF(
+      source: try SafetensorsFile(path: folder + "/model.safetensors"), configData: try ExportFixtures.tinyLlamaConfig(),
+      to: try OutputDestination(path: path, kind: .file, replace: true, inputs: []), selection: .uniform(.q8_0),
+      blockElements: blockElements)
+    let file = try GGUFFile(path: path)
+    /// llama.cpp's permute: within each head, the first and second halves interleave.
+    func permuted(_ values: [Float], heads: Int) -> [Float] {
+      let size = values.count / heads
+      return (0..<values.count).map { index in
+        let (head, within) = (index / size, index % size)
+        return values[head * size + (within % 2) * (size / 2) + within / 2]
+      }
+    }
+    #expect(try file.floats(of: "blk.0.attn_q.bias") == permuted(queryBias, heads: 4))
+    #expect(try file.floats(of: "blk.0.attn_k.bias") == permuted(keyBias, heads: 2))
+  }
+
+  /// The GGUF export finds a NaN as it streams: the first of the tensor is reported with its
+  /// index in the source's shape, and a refusal leaves no file.
+  @Test func ggufReportsNonFiniteWhileStreaming() throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-nan")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let tiny = try SafetensorsFile(path: ExportFixtures.tinyLlama + "/model.safetensors")
+    var tensors = try tiny.tensors.map { (name: $0.name, shape: $0.shape, values: try tiny.floats(of: $0.name)) }
+    let target = try #require(tensors.firstIndex { $0.name == "model.layers.1.mlp.down_proj.weight" })
+    let columns = tensors[target].shape[1]
+    tensors[target].values[5 * columns + 7] = .nan
+    tensors[target].values[9 * columns + 1] = .infinity
+    try ExportFixtures.writeF32(tensors, to: folder + "/model.safetensors")
+    let path = folder + "/model.gguf"
+    var seen: [NonFiniteElement] = []
+    #expect(throws: ConvertError.self) {
+      try GGUFExport.exportGGUF(
+        source: try SafetensorsFile(path: folder + "/model.safetensors"),
+        configData: try ExportFixtures.tinyLlamaConfig(),
+        to: try OutputDestination(path: path, kind: .file, replace: true, inputs: []), selection: .uniform(.q8_0),
+        blockElements: 3 * columns,
+        nonFinite: { element in
+          seen.append(element)
+          throw ConvertError.nonFinite(element)
+        })
+    }
+    #expect(seen.map(\.tensor) == ["model.layers.1.mlp.down_proj.weight"])
+    #expect(seen.first?.index == [5, 7])
+    #expect(seen.first?.value.isNaN == true)
+    #expect(!FileManager.default.fileExists(atPath: path))
+  }
+
   // MARK: MLX rules and shards
 
   func exportMLX(

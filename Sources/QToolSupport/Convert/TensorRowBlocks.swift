@@ -1,3 +1,4 @@
+import QCompute
 import QFormats
 
 /// Reads a tensor as floats a block of whole rows at a time, dropping each block's mapped input
@@ -39,10 +40,16 @@ public enum TensorRowBlocks {
           throw ConvertError.invalidReplacement(
             location: source.location, tensor: info.name, reason: "holds \(raw.count) bytes, not \(info.byteCount)")
         }
+        let input = UnsafeRawBufferPointer(rebasing: raw[byteRange])
         block.withUnsafeMutableBufferPointer { buffer in
-          DTypeConversion.widen(
-            UnsafeRawBufferPointer(rebasing: raw[byteRange]), from: info.dtype,
-            into: UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
+          // Widening is element-wise: the block's rows go to every core.
+          forEachRowBlock(rows: count / columns, elementsPerRow: columns) { rows in
+            let elements = (rows.lowerBound * columns)..<(rows.upperBound * columns)
+            DTypeConversion.widen(
+              UnsafeRawBufferPointer(
+                rebasing: input[(elements.lowerBound * elementSize)..<(elements.upperBound * elementSize)]),
+              from: info.dtype, into: UnsafeMutableBufferPointer(rebasing: buffer[elements]))
+          }
         }
       }
       ConvertJob.releasePages(of: info.name, byteRange: byteRange, in: source)

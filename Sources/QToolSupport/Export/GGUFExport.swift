@@ -52,12 +52,15 @@ public enum GGUFExport {
   ///     llama.cpp needs to run the file (byte-level BPE only).
   ///   - rules: per-tensor rules, `keep` or a GGUF type (`GGUFLayout` refuses the others).
   ///   - blockElements: about how many floats are read and encoded at a time.
+  ///   - nonFinite: told of the first NaN or infinity of each tensor as it streams past (it may
+  ///     throw to refuse the file, which is then never renamed into place).
   /// - Throws: `EngineError.unsupportedModelType` for a `model_type` that is not Llama's kind,
   ///   `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
     to output: OutputDestination, selection: GGUFTypeSelection, rules: [ConvertRule] = [],
-    blockElements: Int = TensorRowBlocks.blockElements, progress: (ExportProgress) -> Void = { _ in }
+    blockElements: Int = TensorRowBlocks.blockElements,
+    nonFinite: ((NonFiniteElement) throws -> Void)? = nil, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(
       data: configData, location: configPath ?? source.location + "/config.json")
@@ -104,7 +107,8 @@ public enum GGUFExport {
     for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
       progress(ExportProgress(tensor: plan.name, index: index, count: plans.count))
       try writer.append(name: plan.name) { write in
-        try encodeInBlocks(tensor, as: plan.type, from: source, blockElements: blockElements, to: write)
+        try encodeInBlocks(
+          tensor, as: plan.type, from: source, blockElements: blockElements, nonFinite: nonFinite, to: write)
       }
     }
     try writer.finish()
@@ -114,7 +118,7 @@ public enum GGUFExport {
   /// each block's bytes to `write`; blocks are whole rows, so the bytes are those of the whole.
   static func encodeInBlocks(
     _ tensor: MappedTensor, as type: GGMLType, from source: any TensorSource, blockElements: Int,
-    to write: (UnsafeRawBufferPointer) throws -> Void
+    nonFinite: ((NonFiniteElement) throws -> Void)? = nil, to write: (UnsafeRawBufferPointer) throws -> Void
   ) throws {
     let info = tensor.source
     let rows = info.shape.count == 2 ? info.shape[0] : 1
@@ -122,17 +126,30 @@ public enum GGUFExport {
     let headRows = tensor.permuteHeads.map { rows / max($0, 1) } ?? 1
     let rowsPerBlock = TensorRowBlocks.rowsPerBlock(
       columns: columns, rows: rows, multiple: headRows, blockElements: blockElements)
+    var reported = false
     try TensorRowBlocks.forEach(info, in: source, rowsPerBlock: rowsPerBlock) { firstRow, block in
+      // One pass over the block (in source order) says whether anything needs a closer look.
+      let scan = magnitudeScan(block)
+      if !scan.allFinite, !reported, let nonFinite, let offset = block.firstIndex(where: { !$0.isFinite }) {
+        reported = true
+        let index = info.shape.count == 2 ? [firstRow + offset / columns, offset % columns] : [offset]
+        try nonFinite(
+          NonFiniteElement(location: source.location, tensor: info.name, index: index, shape: info.shape, value: block[offset]))
+      }
       func encodeBlock(_ values: UnsafeBufferPointer<Float>) throws {
         let bytes = try encode(values, as: type, tensor: tensor.name)
-        try checkStored(
-          bytes, values: values, as: type, tensor: info.name, location: source.location,
-          firstElement: firstRow * columns)
+        if scan.allFinite, scan.largest > safeMagnitude {
+          try checkStored(
+            bytes, values: values, as: type, tensor: info.name, location: source.location,
+            firstElement: firstRow * columns)
+        }
         try bytes.withUnsafeBytes { try write($0) }
       }
       if tensor.permuteHeads != nil {
-        let blockRows = block.count / columns
-        try permuteRows(Array(block), rows: blockRows, heads: blockRows / headRows).withUnsafeBufferPointer {
+        // A vector (a Q or K bias) is one block whose elements are the permuted rows.
+        let permutedRows = info.shape.count == 2 ? block.count / columns : block.count
+        let heads = info.shape.count == 2 ? permutedRows / headRows : tensor.permuteHeads ?? 1
+        try permuteRows(Array(block), rows: permutedRows, heads: heads).withUnsafeBufferPointer {
           try encodeBlock($0)
         }
       } else {
@@ -183,12 +200,8 @@ public enum GGUFExport {
     // Every F16 a block stores (scales, mins) is at most about twice the block's largest
     // magnitude, so values well inside F16's range cannot overflow and need no decoding; a
     // non-finite value is the input's own, not the encoding's.
-    var largestMagnitude: Float = 0
-    for value in values {
-      guard value.isFinite else { return }
-      largestMagnitude = max(largestMagnitude, abs(value))
-    }
-    guard largestMagnitude > safeMagnitude else { return }
+    let scan = magnitudeScan(values)
+    guard scan.allFinite, scan.largest > safeMagnitude else { return }
     let limit = PackEncoder.largestFinite(in: .f16)
     var found: (index: Int, value: Float)?
     if type == .f16 {
@@ -222,6 +235,33 @@ public enum GGUFExport {
   /// `encode` for values in an array.
   static func encode(_ values: [Float], as type: GGMLType, tensor: String) throws -> [UInt8] {
     try values.withUnsafeBufferPointer { try encode($0, as: type, tensor: tensor) }
+  }
+
+  /// The largest magnitude among `values` and whether all are finite, eight lanes at a time.
+  static func magnitudeScan(_ values: UnsafeBufferPointer<Float>) -> (largest: Float, allFinite: Bool) {
+    guard let base = values.baseAddress else { return (0, true) }
+    let raw = UnsafeRawPointer(base)
+    let finiteLimit = SIMD8<Float>(repeating: .greatestFiniteMagnitude)
+    var largest = SIMD8<Float>(repeating: 0)
+    var nonFinite = SIMDMask<SIMD8<Float>.MaskStorage>(repeating: false)
+    var index = 0
+    while index &+ 8 <= values.count {
+      let lane = raw.loadUnaligned(fromByteOffset: index &* 4, as: SIMD8<Float>.self)
+      let magnitude = lane.replacing(with: -lane, where: lane .< 0)
+      // NaN fails every comparison, so it lands here too.
+      nonFinite .|= .!(magnitude .<= finiteLimit)
+      largest.replace(with: magnitude, where: magnitude .> largest)
+      index &+= 8
+    }
+    var result = largest.max()
+    var allFinite = !any(nonFinite)
+    while index < values.count {
+      let magnitude = abs(values[index])
+      if !(magnitude <= .greatestFiniteMagnitude) { allFinite = false }
+      result = max(result, magnitude)
+      index &+= 1
+    }
+    return (result, allFinite)
   }
 
   /// Below this magnitude no block type's F16 scales or mins can overflow (F16 holds 65504).
