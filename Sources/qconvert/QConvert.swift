@@ -236,7 +236,7 @@ struct QConvert: ParsableCommand {
     // The layout refuses what it cannot hold before any option is checked against the pack's grids.
     if to == nil { try outputLayout.check(request(rules: parsedRules)) }
     let settings = try ConvertSettings(
-      bits: layout == .native ? bits : 4, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
+      bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
       method: method == .gptq || method == .adaround ? .rtn : method == .speedq ? .bilevel : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
 
     let checkpoint = try Checkpoint.open(input).dequantized()
