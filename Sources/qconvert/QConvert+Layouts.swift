@@ -33,44 +33,58 @@ extension QConvert {
     }
   }
 
-  /// Writes the input in a runtime's own layout instead of a qpack.
-  ///
-  /// MLX stores affine round-to-nearest codes (`mlx.core.quantize`'s grid), so only `--method rtn`
-  /// applies; GGUF's block types carry their own grids and ignore `--bits` and `--group-size`.
-  func exportLayout(checkpoint: Checkpoint, source: any TensorSource) throws {
+  /// The layout `--layout` names, as the plug-in that says what it can hold.
+  var outputLayout: any OutputLayout.Type {
+    switch layout {
+    case .native: QPackLayout.self
+    case .mlx: MLXLayout.self
+    case .gguf: GGUFLayout.self
+    }
+  }
+
+  /// The options as one request, for the layout to honour or refuse.
+  func request(rules: [ConvertRule]) -> ConvertRequest {
+    var request = ConvertRequest()
+    request.method = method.rawValue
+    request.bits = bitsOption
+    request.groupSize = groupSizeOption
+    request.rules = rules
+    request.compress = compress == .zstd
+    request.maxShardBytes = maxShardSize
+    request.dryRun = dryRun
+    if let calib { request.calibrationOptions.append("--calib \(calib)") }
+    if sensitivity { request.calibrationOptions.append("--sensitivity") }
+    if let targetBpw { request.calibrationOptions.append("--target-bpw \(targetBpw)") }
+    if let ggufTypeOption { request.ggufOptions.append("--gguf-type \(ggufTypeOption.rawValue)") }
+    if ggufPure { request.ggufOptions.append("--gguf-pure") }
+    return request
+  }
+
+  /// Writes the input in a runtime's own layout instead of a qpack; `outputLayout` has already
+  /// refused what the layout cannot hold.
+  func exportLayout(checkpoint: Checkpoint, source: any TensorSource, rules: [ConvertRule]) throws {
     var stderr = StandardError()
     let progress: (ExportProgress) -> Void = { step in
       if !quiet { print("[\(step.index + 1)/\(step.count)] \(step.tensor)", to: &stderr) }
-    }
-    if layout == .native { return }
-    let nonFinite = try NonFiniteElement.all(in: source)
-    if let first = nonFinite.first, !allowNonfinite { throw ConvertError.nonFinite(first) }
-    for element in nonFinite {
-      let kept = layout == .mlx ? "kept unquantized" : "written as it is"
-      print("qconvert: warning: \(element); \(kept)", to: &stderr)
     }
     switch layout {
     case .native:
       return
     case .mlx:
-      guard method == .rtn else {
-        throw ConvertError.invalidOption(
-          option: "--method", reason: "'\(method.rawValue)' cannot be stored in MLX's layout; use rtn")
-      }
-      guard rules.isEmpty, recipe == nil else {
-        throw ConvertError.invalidOption(
-          option: "--rule", reason: "per-tensor rules are not supported with '--layout mlx'")
-      }
-      if dryRun {
-        throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
+      // Which tensors stay unquantized decides the plan, so MLX looks before it writes.
+      let nonFinite = try NonFiniteElement.all(in: source)
+      if let first = nonFinite.first, !allowNonfinite { throw ConvertError.nonFinite(first) }
+      for element in nonFinite {
+        print("qconvert: warning: \(element); kept unquantized", to: &stderr)
       }
       let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try MLXExport.exportMLX(
           source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
           to: stage.temporary, bits: bits, groupSize: groupSize,
+          method: MLXExport.Method(rawValue: method.rawValue) ?? .rtn, rules: rules,
           overrides: Dictionary(nonFinite.map { ($0.tensor, nil) }, uniquingKeysWith: { first, _ in first }),
-          progress: progress)
+          maxShardBytes: maxShardSize, progress: progress)
         try stage.commit()
       } catch {
         stage.abandon()
@@ -79,18 +93,23 @@ extension QConvert {
     case .gguf:
       let destination = try checkedOutput(checkpoint)
       guard let configData = checkpoint.configData else {
+        // The weights' own defects come first, as when every layout scanned before writing.
+        if !allowNonfinite, let first = try NonFiniteElement.all(in: source).first { throw ConvertError.nonFinite(first) }
         throw ConvertError.invalidOption(
           option: input, reason: "has no config.json beside it, which GGUF's hyper-parameters come from")
-      }
-      if dryRun {
-        throw ConvertError.invalidOption(option: "--dry-run", reason: "is supported for the native layout only")
       }
       let tokenizer = checkpoint.folder.flatMap {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
-        to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), progress: progress)
+        to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), rules: rules,
+        nonFinite: { element in
+          // The file is renamed into place only when complete, so refusing here leaves nothing.
+          if !allowNonfinite { throw ConvertError.nonFinite(element) }
+          print("qconvert: warning: \(element); written as it is", to: &stderr)
+        },
+        progress: progress)
     }
   }
 }

@@ -13,7 +13,9 @@ struct QConvert: ParsableCommand {
       Writes a model folder: model.safetensors (a qpack, see Formats/qpack.md), config.json with a
       'quantization' block, and the input's side files. With '--layout mlx' the folder is what \
       mlx_lm loads (uint32 codes, scales and biases); with '--layout gguf' OUTPUT is one GGUF file. Rules REGEX=SPEC pick a spec per tensor,
-      first match wins; SPEC is keep, bilevel2, bilevel4 or BITS[gGROUP][:sym|:affine][:rtn|:clip|:hqq].
+      first match wins; SPEC is keep, bilevel2, bilevel4 or BITS[gGROUP][:sym|:affine][:rtn|:clip|:hqq], \
+      or for GGUF a type name (q4_0, q6_k, q8_0, f16, ...). An option or rule the layout cannot \
+      store is refused, never ignored.
       """,
     version: "0.1.0")
 
@@ -34,11 +36,16 @@ struct QConvert: ParsableCommand {
   @Option(name: .shortAndLong, help: "The model folder to write.")
   var output: String
 
-  @Option(help: "Bits per weight code: 2, 3, 4 or 8.")
-  var bits: Int = 4
+  @Option(name: .customLong("bits"), help: "Bits per weight code: 2, 3, 4 or 8 (default 4).")
+  var bitsOption: Int?
 
-  @Option(help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel.")
-  var groupSize: Int = 64
+  @Option(name: .customLong("group-size"), help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel (default 64).")
+  var groupSizeOption: Int?
+
+  /// `--bits`, or its default.
+  var bits: Int { bitsOption ?? 4 }
+  /// `--group-size`, or its default.
+  var groupSize: Int { groupSizeOption ?? 64 }
 
   @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib).")
   var method: Method = .rtn
@@ -52,10 +59,13 @@ struct QConvert: ParsableCommand {
   @Option(help: "Output layout: native, mlx or gguf.")
   var layout: Layout = .native
 
-  @Option(help: ArgumentHelp(
-    "GGUF type for '--layout gguf', named as llama-quantize names them.",
+  @Option(name: .customLong("gguf-type"), help: ArgumentHelp(
+    "GGUF type for '--layout gguf', named as llama-quantize names them (default q8_0).",
     discussion: "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k or iq4_nl (q3_k, q4_k and q5_k mean the _m mixes). Each tensor's type follows llama-quantize's choices for the mix (see Formats/gguf-export.md)."))
-  var ggufType: GGUFType = .q8_0
+  var ggufTypeOption: GGUFType?
+
+  /// `--gguf-type`, or its default.
+  var ggufType: GGUFType { ggufTypeOption ?? .q8_0 }
 
   @Flag(help: "With '--layout gguf', store every matrix in the --gguf-type's base block type, as llama-quantize --pure.")
   var ggufPure = false
@@ -221,11 +231,13 @@ struct QConvert: ParsableCommand {
   }
 
   func convert() throws {
+    var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
+    if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
+    // The layout refuses what it cannot hold before any option is checked against the pack's grids.
+    if to == nil { try outputLayout.check(request(rules: parsedRules)) }
     let settings = try ConvertSettings(
       bits: bits, groupSize: try ConvertRule.groupSize(groupSize, where: "--group-size"),
       method: method == .gptq || method == .adaround ? .rtn : method == .speedq ? .bilevel : ConvertSettings.Method(rawValue: method.rawValue) ?? .rtn)
-    var parsedRules = try rules.map { (text) throws(ConvertError) in try ConvertRule(parsing: text) }
-    if let recipe { parsedRules += try ConvertRule.recipe(at: recipe) }
 
     let checkpoint = try Checkpoint.open(input).dequantized()
     // An empty pack, plain checkpoint or export is no conversion of anything.
@@ -257,7 +269,7 @@ struct QConvert: ParsableCommand {
       guard !(source is PackedCheckpoint) else {
         throw ConvertError.invalidOption(option: input, reason: "is a qpack; dequantize it with '--to f16' first")
       }
-      try exportLayout(checkpoint: checkpoint, source: source)
+      try exportLayout(checkpoint: checkpoint, source: source, rules: parsedRules)
       return
     }
     guard !(source is PackedCheckpoint) else {

@@ -76,7 +76,7 @@ import Testing
       testDescription: "qconvert --method speedq"),
     Use(
       tool: "qconvert", status: 1,
-      arguments: { f, o in [f, "-o", o + ".gguf", "--layout", "gguf", "--bits", "8", "--group-size", "32"] },
+      arguments: { f, o in [f, "-o", o + ".gguf", "--layout", "gguf", "--gguf-type", "q8_0"] },
       testDescription: "qconvert --layout gguf"),
     Use(
       tool: "lora-rebase", status: 1,

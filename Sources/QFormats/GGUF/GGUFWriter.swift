@@ -179,6 +179,49 @@ public final class GGUFWriter {
     }
   }
 
+  /// Appends the next tensor's data in pieces, so a tensor passes through a block of rows at a
+  /// time: `body` hands the bytes, in order, to the closure it is given, and together they must
+  /// be exactly the planned size. Any failure abandons the file.
+  public func append(
+    name: String, inPieces body: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+  ) throws {
+    guard !done, fd >= 0 else {
+      throw GGUFError.badPlan(path: path, defect: "writer is already closed")
+    }
+    do {
+      guard nextTensor < tensors.count else {
+        throw GGUFError.badPlan(
+          path: path, defect: "tensor '\(name)' is not in the plan (all \(tensors.count) written)")
+      }
+      let planned = tensors[nextTensor]
+      guard planned.name == name else {
+        throw GGUFError.badPlan(
+          path: path, defect: "tensor '\(name)' appended where the plan has '\(planned.name)'")
+      }
+      let expected = byteCounts[nextTensor]
+      var written = 0
+      try body { bytes in
+        guard written + bytes.count <= expected else {
+          throw GGUFError.badPlan(
+            path: self.path,
+            defect: "tensor '\(name)' has more than \(expected) bytes, the size of \(planned.type.name) \(planned.shape)")
+        }
+        try self.write(bytes)
+        written += bytes.count
+      }
+      guard written == expected else {
+        throw GGUFError.badPlan(
+          path: path,
+          defect: "tensor '\(name)' has \(written) bytes, \(planned.type.name) \(planned.shape) needs \(expected)")
+      }
+      try writePadding(after: expected)
+      nextTensor += 1
+    } catch {
+      abandon()
+      throw error
+    }
+  }
+
   /// Appends the next tensor's data from an array.
   public func append(name: String, bytes: [UInt8]) throws {
     try bytes.withUnsafeBytes { try append(name: name, bytes: $0) }

@@ -160,6 +160,53 @@ public final class SafetensorsWriter {
     next += 1
   }
 
+  /// Appends the next tensor in pieces, so a tensor larger than memory should hold passes
+  /// through a block at a time: `body` hands its bytes, in order, to the closure it is given,
+  /// and together they must be exactly the tensor's size.
+  ///
+  /// - Throws: `.unexpectedTensor` as `append(name:bytes:)`; `.wrongByteCount` when the pieces
+  ///   add up to another size; whatever `body` throws. Once a piece is written any failure is
+  ///   final: later calls rethrow it and the file is never committed.
+  public func append(
+    name: String, inPieces body: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+  ) throws {
+    if let failure { throw failure }
+    guard next < order.count else {
+      throw SafetensorsError.unexpectedTensor(location: location, tensor: name, expected: nil)
+    }
+    let expected = order[next]
+    guard expected.name == name else {
+      throw SafetensorsError.unexpectedTensor(location: location, tensor: name, expected: expected.name)
+    }
+    var written = 0
+    do {
+      try body { bytes in
+        guard written + bytes.count <= expected.byteCount else {
+          throw SafetensorsError.wrongByteCount(
+            location: self.location, tensor: name, expected: expected.byteCount, actual: written + bytes.count)
+        }
+        written += bytes.count
+        if self.buffer.count + bytes.count <= Self.bufferLimit {
+          self.buffer.append(contentsOf: bytes)
+        } else {
+          try self.flush()
+          try self.write(bytes)
+        }
+      }
+      guard written == expected.byteCount else {
+        throw SafetensorsError.wrongByteCount(
+          location: location, tensor: name, expected: expected.byteCount, actual: written)
+      }
+    } catch {
+      if failure == nil {
+        failure = .wrongByteCount(location: location, tensor: name, expected: expected.byteCount, actual: written)
+        if case .file(let file) = sink { file.abandon() }
+      }
+      throw error
+    }
+    next += 1
+  }
+
   /// Appends the next tensor's raw little-endian bytes.
   public func append(name: String, bytes: [UInt8]) throws {
     try bytes.withUnsafeBytes { try append(name: name, bytes: $0) }

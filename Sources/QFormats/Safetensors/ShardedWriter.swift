@@ -19,6 +19,8 @@ public final class ShardedWriter {
   public let indexName: String?
 
   private let metadata: [String: String]
+  /// Each shard file's own metadata when there are several (the index's otherwise).
+  private let shardMetadata: [String: String]?
   /// Each shard's tensors in plan order, the order huggingface_hub lists them in the index.
   private let splitInPlanOrder: [[TensorInfo]]
   private let layout: SafetensorsWriter.Order
@@ -33,10 +35,11 @@ public final class ShardedWriter {
   /// - Parameters:
   ///   - order: `.reference` sorts tensors within each shard as the reference writer does
   ///     (the split itself always follows the plan's order).
+  ///   - shardMetadata: each shard's `__metadata__` when there are several (none by default).
   /// - Throws: `SafetensorsError.invalidPlan` for a bad plan or a non-positive limit.
   public init(
     directory: String, plan: [TensorInfo], maxShardBytes: Int, metadata: [String: String] = [:],
-    order: SafetensorsWriter.Order = .reference, baseName: String = "model"
+    order: SafetensorsWriter.Order = .reference, baseName: String = "model", shardMetadata: [String: String]? = nil
   ) throws {
     self.directory = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
     guard maxShardBytes > 0 else {
@@ -56,6 +59,7 @@ public final class ShardedWriter {
       indexName = "\(baseName).safetensors.index.json"
     }
     self.metadata = metadata
+    self.shardMetadata = shardMetadata
     layout = order
   }
 
@@ -95,6 +99,14 @@ public final class ShardedWriter {
   /// Appends the next tensor's raw bytes, starting the next shard when needed.
   public func append(name: String, bytes: [UInt8]) throws {
     try bytes.withUnsafeBytes { try append(name: name, bytes: $0) }
+  }
+
+  /// Appends the next tensor in pieces (see `SafetensorsWriter.append(name:inPieces:)`).
+  public func append(
+    name: String, inPieces body: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+  ) throws {
+    try writer(for: name).append(name: name, inPieces: body)
+    try advance()
   }
 
   /// Appends the next tensor from floats, narrowed to its planned floating-point dtype.
@@ -163,7 +175,7 @@ public final class ShardedWriter {
   private func openNextShard() throws {
     currentShard += 1
     appendedInShard = 0
-    let fileMetadata = indexName == nil ? metadata : [:]
+    let fileMetadata = indexName == nil ? metadata : shardMetadata ?? [:]
     current = try SafetensorsWriter(
       path: "\(directory)/\(shardNames[currentShard])", plan: shards[currentShard], metadata: fileMetadata,
       order: layout)

@@ -10,6 +10,8 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   case invalidOption(option: String, reason: String)
   /// A rule asks to quantize a tensor the spec cannot apply to.
   case ruleCannotApply(rule: String, tensor: String, reason: String)
+  /// An option or rule that the output layout cannot store; refused rather than ignored.
+  case layoutCannotHonour(option: String, layout: String, reason: String)
   /// The output exists and `--force` was not given.
   case outputExists(path: String)
   /// The output path was refused (an input, a special file, a folder `--force` may not replace),
@@ -29,7 +31,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
   /// Usage errors exit with 64; the rest with 1.
   public var isUsageError: Bool {
     switch self {
-    case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply: true
+    case .invalidRule, .invalidRecipe, .invalidOption, .ruleCannotApply, .layoutCannotHonour: true
     case .outputExists, .output, .fileSystem, .nonFinite, .invalidReplacement, .noTensors, .outOfRange: false
     }
   }
@@ -41,6 +43,8 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case .invalidOption(let option, let reason): "\(option): \(reason)"
     case .ruleCannotApply(let rule, let tensor, let reason):
       "rule '\(rule)' cannot apply to tensor '\(tensor)': \(reason)"
+    case .layoutCannotHonour(let option, let layout, let reason):
+      "\(option) cannot be honoured with '--layout \(layout)': \(reason)"
     case .outputExists(let path): "\(path): output exists (use '--force' to replace it)"
     case .output(let error): error.description
     case .fileSystem(let path, let reason): "\(path): \(reason)"

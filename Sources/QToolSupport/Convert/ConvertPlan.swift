@@ -45,7 +45,7 @@ public struct ConvertSettings: Sendable, Hashable {
   /// The spec a rule's action asks for, filling what it leaves open from these settings.
   func spec(for action: RuleAction) -> PackSpec? {
     switch action {
-    case .keep: return nil
+    case .keep, .ggufType: return nil
     case .bilevel(let bits): return .speedQ(bits: bits, scaleDType: scaleDType)
     case .quantize(let bits, let group, let grid, let method):
       let chosenGrid = grid ?? .affine
@@ -122,6 +122,9 @@ public struct ConvertPlan: Sendable {
     if !info.dtype.isFloatingPoint { return keep(info, "not floating point") }
     if info.shape.count < 2 { return keep(info, "\(info.shape.count)-D") }
     if let rule = rules.first(where: { info.name.contains($0.pattern) }) {
+      if case .ggufType(let type) = rule.action {
+        throw .ruleCannotApply(rule: rule.text, tensor: info.name, reason: "\(type.name) is a GGUF type, which only '--layout gguf' stores")
+      }
       guard let spec = settings.spec(for: rule.action) else { return keep(info, "rule '\(rule.text)'") }
       do {
         let (description, outputs) = try PackEncoder.companions(of: info, spec: spec, location: location)

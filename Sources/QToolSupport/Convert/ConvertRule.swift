@@ -9,6 +9,9 @@ public enum RuleAction: Sendable, Hashable {
   /// method (`nil` = the main ones), or SPEED-Q's bilevel grid at `bits`.
   case quantize(bits: Int, group: GroupSize?, grid: PackGrid?, method: PackMethod?)
   case bilevel(bits: Int)
+  /// A GGUF tensor type by llama.cpp's name (`q4_0`, `q6_k`, `f16`, ...); only the GGUF layout
+  /// stores these.
+  case ggufType(GGMLType)
 }
 
 /// One `REGEX=SPEC` rule; the first rule whose pattern matches a tensor name decides.
@@ -19,8 +22,8 @@ public struct ConvertRule: @unchecked Sendable, CustomStringConvertible {
 
   public var description: String { text }
 
-  /// Parses `REGEX=SPEC`; SPEC is `keep`, `bilevel2`, `bilevel4` or
-  /// `BITS[gGROUP][:sym|:affine][:rtn|:clip|:hqq]` (group 0 is per channel).
+  /// Parses `REGEX=SPEC`; SPEC is `keep`, `bilevel2`, `bilevel4`,
+  /// `BITS[gGROUP][:sym|:affine][:rtn|:clip|:hqq]` (group 0 is per channel) or a GGUF type name.
   public init(parsing text: String) throws(ConvertError) {
     guard let equals = text.lastIndex(of: "=") else {
       throw .invalidRule(rule: text, reason: "expected REGEX=SPEC")
@@ -40,6 +43,7 @@ public struct ConvertRule: @unchecked Sendable, CustomStringConvertible {
   static func parseAction(_ spec: String, rule: String) throws(ConvertError) -> RuleAction {
     let lowered = spec.lowercased()
     if lowered == "keep" { return .keep }
+    if let type = ggufTypes[lowered] { return .ggufType(type) }
     if lowered.hasPrefix("bilevel") {
       guard let bits = Int(lowered.dropFirst("bilevel".count)), bits == 2 || bits == 4 else {
         throw .invalidRule(rule: rule, reason: "'\(spec)': bilevel takes 2 or 4 bits (bilevel2, bilevel4)")
@@ -52,7 +56,7 @@ public struct ConvertRule: @unchecked Sendable, CustomStringConvertible {
     }
     let headParts = head.split(separator: "g", omittingEmptySubsequences: false).map(String.init)
     guard headParts.count <= 2, let bits = Int(headParts[0]) else {
-      throw .invalidRule(rule: rule, reason: "'\(spec)' is not keep, bilevel2, bilevel4 or BITS[gGROUP][:MODIFIER]")
+      throw .invalidRule(rule: rule, reason: "'\(spec)' is not keep, bilevel2, bilevel4, BITS[gGROUP][:MODIFIER] or a GGUF type (q4_0, q6_k, f16, ...)")
     }
     guard BitPacking.supportedBits.contains(bits) else {
       throw .invalidRule(rule: rule, reason: "\(bits) bits is not one of 2, 3, 4, 8")
@@ -86,6 +90,13 @@ public struct ConvertRule: @unchecked Sendable, CustomStringConvertible {
     }
     return .quantize(bits: bits, group: group, grid: grid, method: method)
   }
+
+  /// The GGUF types a rule may name, by llama.cpp's lower-case names.
+  public static let ggufTypes: [String: GGMLType] = [
+    "f32": .f32, "f16": .f16, "bf16": .bf16, "q4_0": .q4_0, "q4_1": .q4_1, "q5_0": .q5_0,
+    "q5_1": .q5_1, "q8_0": .q8_0, "q2_k": .q2K, "q3_k": .q3K, "q4_k": .q4K, "q5_k": .q5K,
+    "q6_k": .q6K, "iq4_nl": .iq4NL,
+  ]
 
   /// Checks a group size option: 16, 32, 64, 128, or 0 for per channel.
   public static func groupSize(_ size: Int, where context: String) throws(ConvertError) -> GroupSize {

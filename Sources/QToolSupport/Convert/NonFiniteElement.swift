@@ -49,6 +49,7 @@ public struct NonFiniteElement: Sendable, Equatable, CustomStringConvertible {
             into: UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
         }
       }
+      ConvertJob.releasePages(of: info.name, byteRange: byteRange, in: source)
       let blockShape = [blockRows] + (info.shape.isEmpty ? [] : info.shape.dropFirst())
       let found = block.withUnsafeBufferPointer { buffer in
         PackEncoder.firstNonFinite(UnsafeBufferPointer(rebasing: buffer[0..<count]), shape: info.shape.isEmpty ? [] : blockShape)

@@ -53,19 +53,26 @@ public enum GGUFExport {
   /// choices for a mix, or one type throughout), falling back as llama-quantize does when rows
   /// are not whole blocks; norms and biases stay F32. Q and K projections take llama.cpp's rope
   /// row permutation. A tied `lm_head.weight` is left out, as llama.cpp reuses
-  /// `token_embd.weight`. One tensor is in memory at a time; the file appears atomically when
-  /// complete.
+  /// `token_embd.weight`. A matrix a rule matches (by its source name, first match wins) takes the
+  /// rule's type, or stays as stored for `keep`. Tensors stream a block of rows at a time, their
+  /// input pages dropped once read; the file appears atomically when complete.
   ///
   /// - Parameters:
   ///   - configData: the model's config.json; its hyper-parameters become the `llama.*` keys.
   ///   - configPath: where `configData` was read, for messages.
   ///   - tokenizerJSON: a Hugging Face tokenizer.json, for the `tokenizer.ggml.*` keys that
   ///     llama.cpp needs to run the file (byte-level BPE only).
+  ///   - rules: per-tensor rules, `keep` or a GGUF type (`GGUFLayout` refuses the others).
+  ///   - blockElements: about how many floats are read and encoded at a time.
+  ///   - nonFinite: told of the first NaN or infinity of each tensor as it streams past (it may
+  ///     throw to refuse the file, which is then never renamed into place).
   /// - Throws: `EngineError.unsupportedModelType` for a `model_type` that is not Llama's kind,
   ///   `ExportError` for a missing config value or a tensor llama.cpp has no name for.
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
-    to output: OutputDestination, selection: GGUFTypeSelection, progress: (ExportProgress) -> Void = { _ in }
+    to output: OutputDestination, selection: GGUFTypeSelection, rules: [ConvertRule] = [],
+    blockElements: Int = TensorRowBlocks.blockElements,
+    nonFinite: ((NonFiniteElement) throws -> Void)? = nil, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(
       data: configData, location: configPath ?? source.location + "/config.json")
@@ -98,23 +105,74 @@ public enum GGUFExport {
     let model = GGUFMixModel(
       layers: hyper.blockCount, heads: hyper.heads, keyValueHeads: hyper.keyValueHeads,
       tiedEmbeddings: !mapped.contains { $0.name == "output.weight" })
-    let types = storageTypes(
+    var types = storageTypes(
       for: mapped.map { ($0.name, $0.source.shape) }, model: model, selection: selection)
+    for (position, tensor) in mapped.enumerated() where tensor.source.shape.count == 2 {
+      guard let rule = rules.first(where: { tensor.source.name.contains($0.pattern) }) else { continue }
+      let type = try GGUFLayout.type(for: rule, storedAs: tensor.source.dtype)
+      guard tensor.source.shape[1] % type.blockSize == 0 else {
+        throw ConvertError.ruleCannotApply(
+          rule: rule.text, tensor: tensor.source.name,
+          reason: "its rows of \(tensor.source.shape[1]) are not whole \(type.name) blocks of \(type.blockSize)")
+      }
+      types[position] = type
+    }
     let plans = zip(mapped, types).map { tensor, type in
       GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
     }
     let writer = try GGUFWriter(output: output, kvs: keyValues, tensors: plans)
     for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
       progress(ExportProgress(tensor: plan.name, index: index, count: plans.count))
-      var values = try source.floats(of: tensor.source.name)
-      if let heads = tensor.permuteHeads {
-        values = permuteRows(values, rows: tensor.source.shape.first ?? 0, heads: heads)
+      try writer.append(name: plan.name) { write in
+        try encodeInBlocks(
+          tensor, as: plan.type, from: source, blockElements: blockElements, nonFinite: nonFinite, to: write)
       }
-      let bytes = try encode(values, as: plan.type, tensor: plan.name)
-      try checkStored(bytes, values: values, as: plan.type, tensor: tensor.source.name, location: source.location)
-      try writer.append(name: plan.name, bytes: bytes)
     }
     try writer.finish()
+  }
+
+  /// Encodes one tensor a block of rows at a time (whole heads for a permuted Q or K), handing
+  /// each block's bytes to `write`; blocks are whole rows, so the bytes are those of the whole.
+  static func encodeInBlocks(
+    _ tensor: MappedTensor, as type: GGMLType, from source: any TensorSource, blockElements: Int,
+    nonFinite: ((NonFiniteElement) throws -> Void)? = nil, to write: (UnsafeRawBufferPointer) throws -> Void
+  ) throws {
+    let info = tensor.source
+    let rows = info.shape.count == 2 ? info.shape[0] : 1
+    let columns = info.elementCount / max(rows, 1)
+    let headRows = tensor.permuteHeads.map { rows / max($0, 1) } ?? 1
+    let rowsPerBlock = TensorRowBlocks.rowsPerBlock(
+      columns: columns, rows: rows, multiple: headRows, blockElements: blockElements)
+    var reported = false
+    try TensorRowBlocks.forEach(info, in: source, rowsPerBlock: rowsPerBlock) { firstRow, block in
+      // One pass over the block (in source order) says whether anything needs a closer look.
+      let scan = magnitudeScan(block)
+      if !scan.allFinite, !reported, let nonFinite, let offset = block.firstIndex(where: { !$0.isFinite }) {
+        reported = true
+        let index = info.shape.count == 2 ? [firstRow + offset / columns, offset % columns] : [offset]
+        try nonFinite(
+          NonFiniteElement(location: source.location, tensor: info.name, index: index, shape: info.shape, value: block[offset]))
+      }
+      func encodeBlock(_ values: UnsafeBufferPointer<Float>) throws {
+        let bytes = try encode(values, as: type, tensor: tensor.name)
+        if scan.allFinite, scan.largest > safeMagnitude {
+          try checkStored(
+            bytes, values: values, as: type, tensor: info.name, location: source.location,
+            firstElement: firstRow * columns)
+        }
+        try bytes.withUnsafeBytes { try write($0) }
+      }
+      if tensor.permuteHeads != nil {
+        // A vector (a Q or K bias) is one block whose elements are the permuted rows.
+        let permutedRows = info.shape.count == 2 ? block.count / columns : block.count
+        let heads = info.shape.count == 2 ? permutedRows / headRows : tensor.permuteHeads ?? 1
+        try permuteRows(Array(block), rows: permutedRows, heads: heads).withUnsafeBufferPointer {
+          try encodeBlock($0)
+        }
+      } else {
+        try encodeBlock(block)
+      }
+    }
   }
 
   /// Source tensors in file order with their GGUF names; rotary tables and a tied head dropped.
@@ -152,9 +210,15 @@ public enum GGUFExport {
   ///
   /// - Throws: `ExportError.unsupportedTensor` naming the tensor and the first such element.
   static func checkStored(
-    _ bytes: [UInt8], values: [Float], as type: GGMLType, tensor: String, location: String
+    _ bytes: [UInt8], values: UnsafeBufferPointer<Float>, as type: GGMLType, tensor: String, location: String,
+    firstElement: Int = 0
   ) throws {
-    guard type != .f32, values.allSatisfy(\.isFinite) else { return }
+    guard type != .f32, type != .bf16 else { return }
+    // Every F16 a block stores (scales, mins) is at most about twice the block's largest
+    // magnitude, so values well inside F16's range cannot overflow and need no decoding; a
+    // non-finite value is the input's own, not the encoding's.
+    let scan = magnitudeScan(values)
+    guard scan.allFinite, scan.largest > safeMagnitude else { return }
     let limit = PackEncoder.largestFinite(in: .f16)
     var found: (index: Int, value: Float)?
     if type == .f16 {
@@ -172,19 +236,62 @@ public enum GGUFExport {
     if let (index, value) = found {
       throw ExportError.unsupportedTensor(
         location: location, tensor: tensor,
-        reason: "holds \(value) at element \(index), which \(type.name) stores as infinity or NaN")
+        reason: "holds \(value) at element \(firstElement + index), which \(type.name) stores as infinity or NaN")
     }
   }
 
+  /// `checkStored` for values in an array.
+  static func checkStored(
+    _ bytes: [UInt8], values: [Float], as type: GGMLType, tensor: String, location: String
+  ) throws {
+    try values.withUnsafeBufferPointer {
+      try checkStored(bytes, values: $0, as: type, tensor: tensor, location: location)
+    }
+  }
+
+  /// `encode` for values in an array.
   static func encode(_ values: [Float], as type: GGMLType, tensor: String) throws -> [UInt8] {
+    try values.withUnsafeBufferPointer { try encode($0, as: type, tensor: tensor) }
+  }
+
+  /// The largest magnitude among `values` and whether all are finite, eight lanes at a time.
+  static func magnitudeScan(_ values: UnsafeBufferPointer<Float>) -> (largest: Float, allFinite: Bool) {
+    guard let base = values.baseAddress else { return (0, true) }
+    let raw = UnsafeRawPointer(base)
+    let finiteLimit = SIMD8<Float>(repeating: .greatestFiniteMagnitude)
+    var largest = SIMD8<Float>(repeating: 0)
+    var nonFinite = SIMDMask<SIMD8<Float>.MaskStorage>(repeating: false)
+    var index = 0
+    while index &+ 8 <= values.count {
+      let lane = raw.loadUnaligned(fromByteOffset: index &* 4, as: SIMD8<Float>.self)
+      let magnitude = lane.replacing(with: -lane, where: lane .< 0)
+      // NaN fails every comparison, so it lands here too.
+      nonFinite .|= .!(magnitude .<= finiteLimit)
+      largest.replace(with: magnitude, where: magnitude .> largest)
+      index &+= 8
+    }
+    var result = largest.max()
+    var allFinite = !any(nonFinite)
+    while index < values.count {
+      let magnitude = abs(values[index])
+      if !(magnitude <= .greatestFiniteMagnitude) { allFinite = false }
+      result = max(result, magnitude)
+      index &+= 1
+    }
+    return (result, allFinite)
+  }
+
+  /// Below this magnitude no block type's F16 scales or mins can overflow (F16 holds 65504).
+  static let safeMagnitude: Float = 16384
+
+  static func encode(_ values: UnsafeBufferPointer<Float>, as type: GGMLType, tensor: String) throws -> [UInt8] {
     switch type {
     case .f32:
-      return values.withUnsafeBytes { Array($0) }
-    case .f16:
+      return Array(UnsafeRawBufferPointer(values))
+    case .f16, .bf16:
+      let dtype: DType = type == .f16 ? .f16 : .bf16
       var out = [UInt8](repeating: 0, count: values.count * 2)
-      values.withUnsafeBufferPointer { source in
-        out.withUnsafeMutableBytes { DTypeConversion.narrow(source, to: .f16, into: $0) }
-      }
+      out.withUnsafeMutableBytes { DTypeConversion.narrow(values, to: dtype, into: $0) }
       return out
     default:
       guard let block = GGUFBlockType.allCases.first(where: { $0.ggmlTypeID == type.rawValue })
@@ -192,7 +299,7 @@ public enum GGUFExport {
         throw ExportError.unsupportedTensor(
           location: tensor, tensor: tensor, reason: "cannot be encoded as \(type.name)")
       }
-      return try values.withUnsafeBufferPointer { try GGUFBlocks.encode($0, type: block) }
+      return try GGUFBlocks.encode(values, type: block)
     }
   }
 }

@@ -24,7 +24,8 @@ extension MLXExport {
   }
 
   /// The source config plus `quantization` (mirrored as `quantization_config`), with an entry
-  /// for every module whose settings differ from the default; keys sorted as mlx_lm saves them.
+  /// for every module whose settings differ from the default and `false` for every module a
+  /// rule keeps, which mlx_lm's `load` reads per module; keys sorted as mlx_lm saves them.
   static func writeConfig(
     _ config: [String: JSONValue]?, plan: [PlanEntry], bits: Int, groupSize: Int,
     location: String, to path: String
@@ -33,6 +34,10 @@ extension MLXExport {
     output.removeValue(forKey: "_name_or_path")
     guard case .object(var quantization) = quantizationEntry((bits, groupSize)) else { return }
     for entry in plan {
+      if entry.keptByChoice {
+        quantization[entry.module] = .bool(false)
+        continue
+      }
       guard let settings = entry.settings,
         settings.bits != bits || settings.groupSize != groupSize
       else { continue }
@@ -43,12 +48,14 @@ extension MLXExport {
     try writeJSON(.object(output), to: path)
   }
 
-  /// mlx_lm's index: total byte size, the logical parameter count, every tensor in the one file.
-  static func writeIndex(outputs: [TensorInfo], plan: [PlanEntry], to path: String) throws {
+  /// mlx_lm's index: total byte size, the logical parameter count, every tensor's file.
+  static func writeIndex(
+    outputs: [TensorInfo], plan: [PlanEntry], shardOf: [String: String], to path: String
+  ) throws {
     let totalSize = outputs.reduce(0) { $0 + $1.byteCount }
     let parameters = plan.reduce(0) { $0 + $1.source.elementCount }
     var weightMap: [String: JSONValue] = [:]
-    for tensor in outputs { weightMap[tensor.name] = .string("model.safetensors") }
+    for tensor in outputs { weightMap[tensor.name] = .string(shardOf[tensor.name] ?? "model.safetensors") }
     let index: JSONValue = .object([
       "metadata": .object([
         "total_size": .number(Double(totalSize)),

@@ -17,33 +17,74 @@ public enum MLXExport {
   /// Quantization settings for one tensor.
   public typealias Settings = (bits: Int, groupSize: Int)
 
-  /// Exports `source` into `outputFolder`: `model.safetensors`, its index, `config.json` and the
-  /// tokenizer and other side files from `sideFilesFrom`.
+  /// How codes are found on MLX's grid.
+  public enum Method: String, Sendable, CaseIterable {
+    /// `mlx.core.quantize`'s own round to nearest, bit for bit.
+    case rtn
+    /// The per-group clip search with `mlx.core.quantize`'s grid inside (`MLXAffineGrid.clipSearch`).
+    case clip
+    /// Half-quadratic zero refinement (`HQQQuantizer`), restated on the stored grid.
+    case hqq
+  }
+
+  /// Decides a block of whole rows on MLX's grid with `method`: the codes, and the scales and
+  /// biases as MLX stores them in `scaleType` (rounded, in `QuantizedMatrix`'s f32).
   ///
-  /// Streams one tensor at a time; only the scales and biases (1/16 of an F16 model at g64)
-  /// wait in memory until their place in the file comes. The folder must exist; the caller makes
-  /// it temporary and renames it when this returns.
+  /// Round to nearest keeps `mlx.core.quantize`'s codes; the clip search and HQQ have their grids restated
+  /// in bias form and rounded to `scaleType`, each code then the nearest under MLX's own
+  /// dequantization (`MLXAffineGrid`), so what MLX reads back is what the method decided.
+  public static func decide(
+    _ block: UnsafeBufferPointer<Float>, rows: Int, columns: Int, bits: Int, groupSize: Int,
+    method: Method, scaleType: DType
+  ) throws -> QuantizedMatrix {
+    let group = GroupSize.elements(groupSize)
+    switch method {
+    case .rtn:
+      let decided = try AffineQuantizer.quantize(block, rows: rows, columns: columns, bits: bits, groupSize: group)
+      return MLXAffineGrid.stored(decided, weights: block, scaleType: scaleType, keepCodes: true)
+    case .clip:
+      return try MLXAffineGrid.clipSearch(
+        block, rows: rows, columns: columns, bits: bits, groupSize: groupSize, scaleType: scaleType)
+    case .hqq:
+      let decided = try HQQQuantizer.quantize(block, rows: rows, columns: columns, bits: bits, groupSize: group)
+      return MLXAffineGrid.stored(decided, weights: block, scaleType: scaleType)
+    }
+  }
+
+  /// Exports `source` into `outputFolder`: `model.safetensors` (or shards and their index),
+  /// `model.safetensors.index.json`, `config.json` and the tokenizer and other side files from
+  /// `sideFilesFrom`.
+  ///
+  /// Streams: each weight is read, quantized and written a block of rows at a time, its input
+  /// pages dropped once read, so memory follows the block in hand; only the scales and biases
+  /// (1/16 of an F16 model at g64) wait until their place in the file comes. The folder must
+  /// exist; the caller makes it temporary and renames it when this returns.
   ///
   /// - Parameters:
   ///   - configData: the source config.json; the output config gets `quantization` and
   ///     `quantization_config` added.
-  ///   - overrides: per tensor name (`X.weight`): other settings, or `nil` to keep it unquantized.
-  ///     Recorded in config.json under the module path `X`, as mlx_lm does for mixed recipes.
+  ///   - method: how codes are found (see `decide`).
+  ///   - rules: per-tensor rules (first match wins): `keep`, or `BITS[gGROUP]` on MLX's grid;
+  ///     recorded per module in config.json as mlx_lm reads them (`false` for a kept module).
+  ///     `MLXLayout` refuses the rules this layout cannot hold before anything is read.
+  ///   - overrides: per tensor name (`X.weight`): other settings, or `nil` to keep it
+  ///     unquantized; wins over the rules.
+  ///   - maxShardBytes: split the weights into `model-0000i-of-0000n.safetensors` files of at
+  ///     most this many bytes (a larger tensor alone in its file), as mlx_lm's `save` does.
+  ///   - blockElements: about how many floats are read and quantized at a time.
   public static func exportMLX(
     source: any TensorSource, configData: Data?, sideFilesFrom folder: String?,
-    to outputFolder: String, bits: Int, groupSize: Int,
-    overrides: [String: Settings?] = [:],
-    progress: (ExportProgress) -> Void = { _ in }
+    to outputFolder: String, bits: Int, groupSize: Int, method: Method = .rtn,
+    rules: [ConvertRule] = [], overrides: [String: Settings?] = [:], maxShardBytes: Int? = nil,
+    blockElements: Int = TensorRowBlocks.blockElements, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try configData.map { try decodeConfig($0, location: source.location) }
     let tied = config?["tie_word_embeddings"]?.boolValue ?? false
     let plan = try makePlan(
-      source: source, bits: bits, groupSize: groupSize, overrides: overrides,
+      source: source, bits: bits, groupSize: groupSize, rules: rules, overrides: overrides,
       dropLMHead: tied)
     let outputs = plan.flatMap(\.outputs)
-    let modelPath = outputFolder + "/model.safetensors"
-    let writer = try SafetensorsWriter(
-      path: modelPath, plan: outputs, metadata: ["format": "mlx"], order: .reference)
+    let writer = try MLXWeightsWriter(folder: outputFolder, plan: outputs, maxShardBytes: maxShardBytes)
     let entries = Dictionary(uniqueKeysWithValues: plan.flatMap { entry in
       entry.outputs.map { ($0.name, entry) }
     })
@@ -56,29 +97,59 @@ public enum MLXExport {
       }
       guard let entry = entries[tensor.name] else { continue }
       guard let settings = entry.settings else {
-        try source.withRawBytes(of: entry.source.name) { try writer.append(name: tensor.name, bytes: $0) }
+        try writer.append(name: tensor.name) { write in try copyInPieces(entry.source, from: source, to: write) }
         continue
       }
-      let parts = try quantize(entry.source, from: source, settings: settings)
       let module = entry.module
-      for (name, bytes) in [
-        (module + ".weight", parts.words), (module + ".scales", parts.scales),
-        (module + ".biases", parts.biases),
-      ] {
-        if name == tensor.name {
-          try writer.append(name: name, bytes: bytes)
-        } else {
-          pending[name] = bytes
+      if tensor.name == module + ".weight" {
+        var companions: (scales: [UInt8], biases: [UInt8]) = ([], [])
+        try writer.append(name: tensor.name) { write in
+          companions = try quantize(
+            entry.source, from: source, settings: settings, method: method, blockElements: blockElements,
+            words: write)
         }
+        pending[module + ".scales"] = companions.scales
+        pending[module + ".biases"] = companions.biases
+      } else {
+        // Scales or biases come first (an F32 model sorts them beside the U32 words): the
+        // words wait too, until the writer reaches them.
+        var words: [UInt8] = []
+        let companions = try quantize(
+          entry.source, from: source, settings: settings, method: method, blockElements: blockElements
+        ) { words += $0 }
+        pending[module + ".weight"] = words
+        pending[module + ".scales"] = companions.scales
+        pending[module + ".biases"] = companions.biases
+        if let bytes = pending.removeValue(forKey: tensor.name) { try writer.append(name: tensor.name, bytes: bytes) }
       }
     }
     try writer.finish()
 
-    try writeIndex(outputs: outputs, plan: plan, to: outputFolder + "/model.safetensors.index.json")
+    try writeIndex(
+      outputs: outputs, plan: plan, shardOf: writer.shardOf, to: outputFolder + "/model.safetensors.index.json")
     try writeConfig(
       config, plan: plan, bits: bits, groupSize: groupSize, location: source.location,
       to: outputFolder + "/config.json")
     if let folder { try copySideFiles(from: folder, to: outputFolder) }
+  }
+
+  /// Hands a tensor's stored bytes to `write` a block at a time, dropping each block's mapped
+  /// input pages once written.
+  static func copyInPieces(
+    _ info: TensorInfo, from source: any TensorSource, to write: (UnsafeRawBufferPointer) throws -> Void
+  ) throws {
+    let piece = TensorRowBlocks.blockElements * 2
+    for start in stride(from: 0, to: info.byteCount, by: piece) {
+      let range = start..<min(start + piece, info.byteCount)
+      try source.withRawBytes(of: info.name) { raw in
+        guard raw.count == info.byteCount else {
+          throw ExportError.unsupportedTensor(
+            location: source.location, tensor: info.name, reason: "holds \(raw.count) bytes, not \(info.byteCount)")
+        }
+        try write(UnsafeRawBufferPointer(rebasing: raw[range]))
+      }
+      ConvertJob.releasePages(of: info.name, byteRange: range, in: source)
+    }
   }
 
   /// One source tensor and what it becomes.
@@ -87,6 +158,8 @@ public enum MLXExport {
     /// `nil`: copied as is.
     var settings: Settings?
     var outputs: [TensorInfo]
+    /// A quantizable weight kept by a rule or an override: config.json says `false` for it.
+    var keptByChoice = false
     /// The module path: the name without `.weight`.
     var module: String { String(source.name.dropLast(".weight".count)) }
   }
@@ -94,8 +167,8 @@ public enum MLXExport {
   /// Decides tensor by tensor what to quantize, as mlx_lm's predicate does: modules with a
   /// rank-2 weight whose row length divides into groups.
   static func makePlan(
-    source: any TensorSource, bits: Int, groupSize: Int, overrides: [String: Settings?],
-    dropLMHead: Bool
+    source: any TensorSource, bits: Int, groupSize: Int, rules: [ConvertRule] = [],
+    overrides: [String: Settings?], dropLMHead: Bool
   ) throws -> [PlanEntry] {
     try checkSettings((bits, groupSize), tensor: nil, location: source.location)
     var plan: [PlanEntry] = []
@@ -104,15 +177,27 @@ public enum MLXExport {
       if info.name.hasSuffix("rotary_emb.inv_freq") { continue }
       if dropLMHead && info.name == "lm_head.weight" { continue }
       var settings: Settings? = nil
+      var keptByChoice = false
       if isQuantizable(info) {
-        let requested: Settings? = overrides[info.name] ?? (bits, groupSize)
+        let rule = rules.first { info.name.contains($0.pattern) }
+        let ruled: Settings?? = try rule.map { rule throws(ConvertError) in
+          try MLXLayout.settings(for: rule, main: (bits, groupSize))
+        }
+        let requested: Settings? = overrides[info.name] ?? ruled ?? (bits, groupSize)
+        keptByChoice = requested == nil
         if let requested {
           try checkSettings(requested, tensor: info.name, location: source.location)
-          if info.shape[1] % requested.groupSize == 0 { settings = requested }
+          if info.shape[1] % requested.groupSize == 0 {
+            settings = requested
+          } else if let rule, overrides[info.name] == nil {
+            throw ConvertError.ruleCannotApply(
+              rule: rule.text, tensor: info.name,
+              reason: "its rows of \(info.shape[1]) are not whole groups of \(requested.groupSize)")
+          }
         }
       }
       guard let settings else {
-        plan.append(PlanEntry(source: info, settings: nil, outputs: [info]))
+        plan.append(PlanEntry(source: info, settings: nil, outputs: [info], keptByChoice: keptByChoice))
         continue
       }
       let module = String(info.name.dropLast(".weight".count))
@@ -160,34 +245,44 @@ public enum MLXExport {
     }
   }
 
-  /// The three tensors' bytes for one weight.
-  static func quantize(_ info: TensorInfo, from source: any TensorSource, settings: Settings)
-    throws -> (words: [UInt8], scales: [UInt8], biases: [UInt8])
-  {
-    let values = try source.floats(of: info.name)
-    let quantized = try values.withUnsafeBufferPointer { buffer in
-      try AffineQuantizer.quantize(
-        buffer, rows: info.shape[0], columns: info.shape[1], bits: settings.bits,
-        groupSize: .elements(settings.groupSize))
-    }
-    let words = try quantized.packedWords()
-    let wordBytes = words.withUnsafeBytes { Array($0) }
+  /// Quantizes one weight a block of rows at a time: the packed words go to `words` block by
+  /// block (rows are whole words, as groups are), the scales and biases are returned.
+  ///
+  /// - Throws: `ExportError.unsupportedTensor` when a finite weight would dequantize beyond its
+  ///   dtype's range with scales in that dtype.
+  static func quantize(
+    _ info: TensorInfo, from source: any TensorSource, settings: Settings, method: Method = .rtn,
+    blockElements: Int = TensorRowBlocks.blockElements, words: (UnsafeRawBufferPointer) throws -> Void
+  ) throws -> (scales: [UInt8], biases: [UInt8]) {
+    let columns = info.shape[1]
     let scaleType = scaleDType(for: info.dtype)
-    let scales = narrow(quantized.scales, to: scaleType)
-    let biases = narrow(quantized.offsets, to: scaleType)
-    // MLX stores scales in the weight's dtype: near F16's largest value their rounding can
-    // overflow once multiplied by a code. Refuse rather than write a tensor that loads as inf.
-    var stored = quantized
-    stored.scales = widen(scales, from: scaleType)
-    stored.offsets = widen(biases, from: scaleType)
-    if values.allSatisfy(\.isFinite),
-      let (index, value) = stored.firstDequantized(beyond: PackEncoder.largestFinite(in: info.dtype))
-    {
-      throw ExportError.unsupportedTensor(
-        location: source.location, tensor: info.name,
-        reason: "dequantizes to \(value) at index \(index) with \(scaleType.rawValue) scales, which MLX's layout cannot avoid")
+    var scales: [UInt8] = []
+    var biases: [UInt8] = []
+    let rowsPerBlock = TensorRowBlocks.rowsPerBlock(
+      columns: columns, rows: info.shape[0], blockElements: blockElements)
+    try TensorRowBlocks.forEach(info, in: source, rowsPerBlock: rowsPerBlock) { firstRow, block in
+      let rows = block.count / columns
+      let stored = try decide(
+        block, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
+        method: method, scaleType: scaleType)
+      let packed = try stored.packedWords()
+      let blockScales = narrow(stored.scales, to: scaleType)
+      let blockBiases = narrow(stored.offsets, to: scaleType)
+      // MLX stores scales in the weight's dtype: near F16's largest value their rounding can
+      // overflow once multiplied by a code. Refuse rather than write a tensor that loads as inf.
+      if !block.contains(where: { !$0.isFinite }),
+        let (index, value) = stored.firstDequantized(beyond: PackEncoder.largestFinite(in: info.dtype))
+      {
+        let shifted = index.isEmpty ? index : [index[0] + firstRow] + index.dropFirst()
+        throw ExportError.unsupportedTensor(
+          location: source.location, tensor: info.name,
+          reason: "dequantizes to \(value) at index \(shifted) with \(scaleType.rawValue) scales, which MLX's layout cannot avoid")
+      }
+      try packed.withUnsafeBytes { try words($0) }
+      scales += blockScales
+      biases += blockBiases
     }
-    return (wordBytes, scales, biases)
+    return (scales, biases)
   }
 
   static func widen(_ bytes: [UInt8], from dtype: DType) -> [Float] {
