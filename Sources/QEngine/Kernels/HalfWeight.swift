@@ -97,7 +97,8 @@ public struct HalfWeight: Sendable {
     tileElements: Int
   ) throws {
     try LinearWeight.applyByTiles(
-      input, tokens: tokens, rows: rows, columns: columns, into: output, tileElements: tileElements
+      input, tokens: tokens, rows: rows, columns: columns, into: output, tileElements: tileElements,
+      parallelRebuild: false
     ) { range, target in widenRows(range, into: target) }
   }
 }
