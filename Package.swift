@@ -41,6 +41,10 @@ let package = Package(
 
     // renameat2 and its flags, which Swift's Glibc module does not show.
     .target(name: "CFileSystem"),
+    // SIMD kernels in C (16-bit float rows, low-bit codes on int8 activations): the vector
+    // paths carry target attributes and are chosen at run time, so this target needs no
+    // machine flags and a portable build still runs them where the CPU has them.
+    .target(name: "CKernels"),
     // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders; safe output paths.
     .target(name: "QFormats", dependencies: ["CZstd", "CHDF5", "CFileSystem"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
@@ -48,7 +52,7 @@ let package = Package(
       name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK", "CCRC32C"], swiftSettings: kernelSettings),
     // The model engine: tokenizer, data, transformer forward and backward passes, images.
     .target(
-      name: "QEngine", dependencies: ["QFormats", "QCompute", "CPNG", "CJPEG"],
+      name: "QEngine", dependencies: ["QFormats", "QCompute", "CKernels", "CPNG", "CJPEG"],
       swiftSettings: kernelSettings),
     // What the four tools share: input handling, output formats, errors.
     .target(
@@ -81,7 +85,7 @@ let package = Package(
 
     .testTarget(name: "QFormatsTests", dependencies: ["QFormats"]),
     .testTarget(name: "QComputeTests", dependencies: ["QCompute"]),
-    .testTarget(name: "QEngineTests", dependencies: ["QEngine"]),
+    .testTarget(name: "QEngineTests", dependencies: ["QEngine", "CKernels"]),
     .testTarget(
       name: "QToolTests",
       dependencies: ["QToolSupport", "qconvert", "qinspect", "qdiff", "lora-rebase"]),

@@ -2,21 +2,33 @@ import Dispatch
 import QCompute
 import QFormats
 
-/// The weight of a linear layer, `rows` outputs by `columns` inputs, dense or low-bit.
+/// The weight of a linear layer, `rows` outputs by `columns` inputs: floats, 16-bit floats kept
+/// as the checkpoint stores them, or low-bit codes.
 ///
-/// Many input rows multiply through BLAS: the quantized case rebuilds a tile of rows at a time
-/// into a small buffer and multiplies that, so memory holds the packed codes plus one tile.
-/// A few input rows (a decoding step) multiply straight from the packed codes.
+/// Many input rows multiply through BLAS: the 16-bit and quantized cases rebuild a tile of rows
+/// at a time into a small buffer and multiply that, so memory holds the weight as stored plus
+/// one tile. A few input rows (a decoding step) multiply straight from the stored form.
 public enum LinearWeight: Sendable {
   case dense(rows: Int, columns: Int, values: [Float])
+  case half(HalfWeight)
   case quantized(QuantizedWeight)
 
-  /// Floats in one dequantized tile: about 512 KB, which stays in a core's L2 cache.
+  /// Floats in one rebuilt tile of low-bit codes: about 512 KB, which stays in a core's L2 cache.
   static let tileElements = 131_072
+
+  /// Floats in one widened tile of 16-bit weights: 4 MB, so that most matrices of a small model
+  /// widen into one tile and BLAS packs the input once per product, not once per tile, which
+  /// costs more than widening does.
+  static let halfTileElements = 1 << 20
+
+  /// Most input rows the few-token products take; longer inputs go through tiles and BLAS,
+  /// where rebuilding a tile once pays for itself.
+  static let fewTokenLimit = 8
 
   public var rows: Int {
     switch self {
     case .dense(let rows, _, _): rows
+    case .half(let weight): weight.rows
     case .quantized(let weight): weight.rows
     }
   }
@@ -24,31 +36,26 @@ public enum LinearWeight: Sendable {
   public var columns: Int {
     switch self {
     case .dense(_, let columns, _): columns
+    case .half(let weight): weight.columns
     case .quantized(let weight): weight.columns
     }
   }
 
-  /// Several weights applied to the same input: in one parallel region when all of them are
-  /// low-bit and the input is a decoding step's few rows (`QuantizedWeight.applyFused`), one
-  /// after another through `apply(_:tokens:into:)` otherwise.
+  /// Several weights applied to the same input. A decoding step's few rows run in one parallel
+  /// region for all of them (`_RowProduct.run`), so the other cores are woken and joined once
+  /// instead of once per weight; longer inputs go one weight after another.
   public static func apply(
     _ products: [(weight: LinearWeight, output: UnsafeMutableBufferPointer<Float>)],
     to input: UnsafeBufferPointer<Float>, tokens: Int
   ) throws {
-    var fused: [(weight: QuantizedWeight, output: UnsafeMutableBufferPointer<Float>)] = []
-    if tokens > 0, tokens <= QuantizedWeight.fusedTokenLimit {
-      for (weight, output) in products {
-        guard case .quantized(let quantized) = weight, input.count == tokens * quantized.columns,
-          output.count == tokens * quantized.rows
-        else { break }
-        fused.append((quantized, output))
-      }
+    let fits = products.allSatisfy { weight, output in
+      input.count == tokens * weight.columns && output.count == tokens * weight.rows
     }
-    if !fused.isEmpty, fused.count == products.count {
-      QuantizedWeight.applyFused(fused, to: input, tokens: tokens)
-    } else {
+    guard tokens > 0, tokens <= fewTokenLimit, fits else {
       for (weight, output) in products { try weight.apply(input, tokens: tokens, into: output) }
+      return
     }
+    _RowProduct.run(products.map { $0.weight.fewTokenProduct(input, tokens: tokens, into: $0.output) })
   }
 
   /// `output[t, r] = sum_c input[t, c] * W[r, c]` for `tokens` rows of input: `Y = X Wᵀ`.
@@ -64,20 +71,20 @@ public enum LinearWeight: Sendable {
         reason: "\(input.count) inputs and \(output.count) outputs for \(tokens) tokens through \(rows) x \(columns)")
     }
     if tokens == 0 || rows == 0 { return }
-    switch self {
-    case .dense(_, _, let values) where tokens <= QuantizedWeight.fusedTokenLimit:
+    if tokens <= Self.fewTokenLimit {
       // A decoding step: one pass over the weight, without the packing pass GEMM makes.
-      values.withUnsafeBufferPointer {
-        Self.applyDenseFew($0, rows: rows, columns: columns, input, tokens: tokens, into: output)
-      }
+      _RowProduct.run([fewTokenProduct(input, tokens: tokens, into: output)])
+      return
+    }
+    switch self {
     case .dense(_, _, let values):
       try values.withUnsafeBufferPointer { weight in
         try Linalg.gemm(
           input, rows: tokens, columns: columns, weight, rows: rows, columns: columns, transposeB: true,
           into: output)
       }
-    case .quantized(let weight) where tokens <= QuantizedWeight.fusedTokenLimit:
-      weight.applyFused(input, tokens: tokens, into: output)
+    case .half(let weight):
+      try weight.apply(input, tokens: tokens, into: output, tileElements: Self.halfTileElements)
     case .quantized(let weight):
       try weight.apply(input, tokens: tokens, into: output, tileElements: Self.tileElements)
     }
@@ -93,6 +100,8 @@ public enum LinearWeight: Sendable {
       values.withUnsafeBufferPointer { source in
         base.update(from: source.baseAddress! + index * columns, count: columns)
       }
+    case .half(let weight):
+      weight.widenRows(index..<(index + 1), into: base)
     case .quantized(let weight):
       let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
       defer { scratch.deallocate() }
@@ -104,6 +113,7 @@ public enum LinearWeight: Sendable {
   public func denseValues() -> [Float] {
     switch self {
     case .dense(_, _, let values): values
+    case .half(let weight): weight.widened()
     case .quantized(let weight): weight.dequantized()
     }
   }
@@ -112,59 +122,25 @@ public enum LinearWeight: Sendable {
   public var residentBytes: Int {
     switch self {
     case .dense(_, _, let values): values.count * 4
+    case .half(let weight): weight.values.count * 2
     case .quantized(let weight): weight.codes.count + 4 * (weight.scales.count + weight.offsets.count)
     }
   }
 }
 
 extension QuantizedWeight {
-  /// `Y = X Wᵀ`, dequantizing `tileElements / columns` rows at a time.
-  ///
-  /// The two halves of a tile are rebuilt on two threads, then BLAS (itself threaded) multiplies
-  /// it; the two never run at once, so the cores are not oversubscribed.
+  /// `Y = X Wᵀ`, dequantizing `tileElements / columns` rows at a time (`LinearWeight.applyByTiles`).
   func apply(
     _ input: UnsafeBufferPointer<Float>, tokens: Int, into output: UnsafeMutableBufferPointer<Float>,
     tileElements: Int
   ) throws {
-    let tileRows = max(1, min(rows, tileElements / max(columns, 1)))
-    let tile = UnsafeMutableBufferPointer<Float>.allocate(capacity: tileRows * columns)
-    defer { tile.deallocate() }
-    let product = UnsafeMutableBufferPointer<Float>.allocate(capacity: tokens * tileRows)
-    defer { product.deallocate() }
-    let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * max(columns, 1))
-    defer { scratch.deallocate() }
     let columns = self.columns
-    let rows = self.rows
-    nonisolated(unsafe) let tileBase = tile.baseAddress!
-    nonisolated(unsafe) let scratchBase = scratch
-    for start in stride(from: 0, to: rows, by: tileRows) {
-      let count = min(tileRows, rows - start)
-      if count >= 16 {
-        let half = count / 2
-        DispatchQueue.concurrentPerform(iterations: 2) { part in
-          let range = part == 0 ? start..<(start + half) : (start + half)..<(start + count)
-          dequantizeRows(
-            range, into: tileBase + (range.lowerBound - start) * columns,
-            scratch: scratchBase + part * columns)
-        }
-      } else {
-        dequantizeRows(start..<(start + count), into: tileBase, scratch: scratchBase)
-      }
-      let weights = UnsafeBufferPointer(rebasing: tile[0..<(count * columns)])
-      if tokens == 1 {
-        try Linalg.gemm(
-          input, rows: 1, columns: columns, weights, rows: count, columns: columns, transposeB: true,
-          into: UnsafeMutableBufferPointer(rebasing: output[start..<(start + count)]))
-      } else {
-        let result = UnsafeMutableBufferPointer(rebasing: product[0..<(tokens * count)])
-        try Linalg.gemm(
-          input, rows: tokens, columns: columns, weights, rows: count, columns: columns, transposeB: true,
-          into: result)
-        for token in 0..<tokens {
-          let target = output.baseAddress! + token * rows + start
-          target.update(from: result.baseAddress! + token * count, count: count)
-        }
-      }
+    try LinearWeight.applyByTiles(
+      input, tokens: tokens, rows: rows, columns: columns, into: output, tileElements: tileElements
+    ) { range, target in
+      let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: max(columns, 1))
+      defer { scratch.deallocate() }
+      self.dequantizeRows(range, into: target, scratch: scratch)
     }
   }
 }

@@ -82,16 +82,10 @@ struct _SendablePointer<Pointee>: @unchecked Sendable {
 }
 
 extension QuantizedWeight {
-  /// Most input rows the fused product takes; longer inputs go through tiles and BLAS, where
-  /// rebuilding a tile once pays for itself.
-  static let fusedTokenLimit = 8
-
-  /// Codes a block of rows must hold before a second thread is worth waking.
-  static let fusedCodesPerBlock = 32_768
-
-  /// `Y = X Wᵀ` for a few rows of `X` straight from the packed codes, never building a row of
-  /// floats: each group's dot product with the codes is scaled once, and the group's zero or
-  /// bias term comes from the group's sum of `x`, computed once per input row.
+  /// `Y = X Wᵀ` for a few rows of `X` straight from the packed codes on float activations,
+  /// never building a row of floats: each group's dot product with the codes is scaled once,
+  /// and the group's zero or bias term comes from the group's sum of `x`, computed once per
+  /// input row. Exact up to float rounding, whatever `quantizesActivations` says.
   ///
   /// Output rows are split across the cores. `input` is `tokens * columns` floats and `output`
   /// `tokens * rows`, token-major, as in `apply`.
@@ -102,46 +96,18 @@ extension QuantizedWeight {
   }
 
   /// The fused product of several weights with the same input (a layer's query, key and value,
-  /// or its gate and up projections) in one parallel region, so that a decoding step wakes and
-  /// joins the other cores once for all of them instead of once per weight.
+  /// or its gate and up projections) in one parallel region (`_RowProduct.run`).
   static func applyFused(
     _ products: [(weight: QuantizedWeight, output: UnsafeMutableBufferPointer<Float>)],
     to input: UnsafeBufferPointer<Float>, tokens: Int
   ) {
     guard tokens > 0 else { return }
-    var active: [(weight: QuantizedWeight, target: _SendablePointer<Float>, input: _FusedInput)] = []
-    var blocks: [(product: Int, rows: Range<Int>)] = []
-    defer { for product in active { product.input.deallocate() } }
-    let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-    for (weight, output) in products {
-      guard weight.rows > 0, let outputBase = output.baseAddress else { continue }
-      guard weight.columns > 0, input.baseAddress != nil else {
-        output.update(repeating: 0)
-        continue
-      }
-      active.append((weight, _SendablePointer(base: outputBase), weight.prepareFusedInput(input, tokens: tokens)))
-      let work = weight.rows * weight.columns * tokens
-      let count = max(1, min(weight.rows, min(work / fusedCodesPerBlock, 4 * cores)))
-      let rowsPerBlock = (weight.rows + count - 1) / count
-      for start in stride(from: 0, to: weight.rows, by: rowsPerBlock) {
-        blocks.append((active.count - 1, start..<min(weight.rows, start + rowsPerBlock)))
-      }
-    }
-    guard !blocks.isEmpty else { return }
-    let plan = blocks
-    let products = active
-    let body = { @Sendable (block: Int) in
-      let (index, rows) = plan[block]
-      let product = products[index]
-      product.weight.fusedRows(
-        rows, tokens: tokens, scaledInput: product.input.scaled.base,
-        groupSums: product.input.groupSums.base, into: product.target.base)
-    }
-    if plan.count == 1 {
-      body(0)
-    } else {
-      DispatchQueue.concurrentPerform(iterations: plan.count, execute: body)
-    }
+    var float = products.map { $0.weight }
+    for index in float.indices { float[index].quantizesActivations = false }
+    _RowProduct.run(
+      zip(float, products).map { weight, product in
+        LinearWeight.quantized(weight).fewTokenProduct(input, tokens: tokens, into: product.output)
+      })
   }
 
   /// Per input row: `x` scaled to meet the unshifted codes, and the sum of `x` over each group.

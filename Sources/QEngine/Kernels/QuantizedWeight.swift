@@ -22,6 +22,11 @@ public struct QuantizedWeight: Sendable {
   let offsets: [Float]
   /// `true` for `s * q + offset`, `false` for `s * (q - offset)`.
   let offsetIsBias: Bool
+  /// Whether a decoding step multiplies the codes by int8-quantized activations, integer dot
+  /// products per block of 32 as llama.cpp's kernels do (`QuantizedWeight+Int8.swift` states
+  /// the error), rather than by the floats themselves. Only weights of 2, 4 or 8 bits in groups
+  /// of a multiple of 32 take that path; long inputs always run on floats.
+  public var quantizesActivations = false
 
   var groupsPerRow: Int { columns / groupSize }
 

@@ -167,7 +167,13 @@ struct _WeightLoader {
       if dequantizePacks {
         return .dense(rows: rows, columns: columns, values: try pack.dequantizedFloats(of: info.name))
       }
-      return .quantized(try QuantizedWeight(pack: pack, name: info.name))
+      var weight = try QuantizedWeight(pack: pack, name: info.name)
+      weight.quantizesActivations = true
+      return .quantized(weight)
+    }
+    // 16-bit floats stay 16-bit: half the memory, and half the bytes a decoding step reads.
+    if info.dtype == .f16 || info.dtype == .bf16 {
+      return .half(try HalfWeight(source: source, name: info.name, rows: rows, columns: columns, dtype: info.dtype))
     }
     return .dense(rows: rows, columns: columns, values: try source.floats(of: info.name))
   }
