@@ -38,7 +38,8 @@ public struct VisionConfig: Sendable, Equatable {
     switch type {
     case "dinov2": kind = .dinov2
     case "clip_vision_model", "clip": kind = .clip
-    case "siglip_vision_model", "siglip": kind = .siglip
+    // Idefics3's and SmolVLM's towers are SigLIP's under their own names.
+    case "siglip_vision_model", "siglip", "idefics3_vision", "smolvlm_vision": kind = .siglip
     default: throw EngineError.unsupportedArchitecture(location: location, family: type)
     }
     hiddenSize = try require(config.hiddenSize, "hidden_size")
