@@ -12,7 +12,7 @@ idefics3/expected.safetensors: the preprocessed pixels of Fixtures/images/rgb.pn
   logits of the last ('<case>.logits_last'), all computed by transformers in float32 from the F16
   weights.
 idefics3/expected.json: per case the prompt, its token ids after the processor's expansion of
-  '<image>' for one image without splitting, and 4 greedy tokens.
+  '<image>' for one image without splitting, 4 greedy tokens and their text.
 
 usage: PYTHONPATH=~/.cache/qtoolchain-models/py python3 Fixtures/make_idefics3_fixtures.py
   (needs torch, transformers >= 5, numpy, pillow, tokenizers)
@@ -117,7 +117,8 @@ def main():
                 nxt = int(model(input_ids=torch.tensor([current]), pixel_values=pv).logits[0, -1].argmax())
                 generated.append(nxt)
                 current.append(nxt)
-            cases.append({"name": name, "prompt": prompt, "tokens": ids, "generated": generated})
+            cases.append({"name": name, "prompt": prompt, "tokens": ids, "generated": generated,
+                          "completion": tok.decode(generated, skip_special_tokens=True)})
     save_file(tensors, os.path.join(OUT, "expected.safetensors"))
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump({"image": "images/rgb.png", "image_token": config.image_token_id, "image_seq_len": seq_len,

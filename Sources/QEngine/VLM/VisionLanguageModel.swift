@@ -55,7 +55,7 @@ public final class VisionLanguageModel: Sendable {
 
   /// The image half the config's `model_type` names: Idefics3's for `idefics3` and `smolvlm`,
   /// LLaVA's otherwise.
-  static func imageFeatureModel(source: any TensorSource, config: ModelConfig) throws -> any ImageFeatureModel {
+  public static func imageFeatureModel(source: any TensorSource, config: ModelConfig) throws -> any ImageFeatureModel {
     switch config.modelType {
     case "idefics3", "smolvlm": try Idefics3Vision(source: source, config: config)
     default: try LLaVAVision(source: source, config: config)

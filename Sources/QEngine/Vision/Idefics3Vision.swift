@@ -8,7 +8,9 @@ import QFormats
 /// into tiles, which is left to the caller.
 public final class Idefics3Vision: Sendable {
   public let encoder: VisionEncoder
-  public let towerPrefix = "model.vision_model."
+  /// Where the tower's tensors are.
+  public static let prefix = "model.vision_model."
+  public var towerPrefix: String { Self.prefix }
   public let imageTokenIndex: Int?
   public let textHiddenSize: Int
   /// How many neighbouring patches, per side, one image token gathers.
@@ -26,7 +28,7 @@ public final class Idefics3Vision: Sendable {
       throw EngineError.missingConfig(location: config.location, key: "vision_config")
     }
     let vision = try VisionConfig(visionConfig)
-    encoder = try VisionEncoder(source: source, config: vision, prefix: towerPrefix)
+    encoder = try VisionEncoder(source: source, config: vision, prefix: Self.prefix)
     scaleFactor = config.raw["scale_factor"]?.intValue ?? 2
     let grid = vision.imageSize / vision.patchSize
     guard scaleFactor > 0, grid % scaleFactor == 0 else {

@@ -152,12 +152,19 @@ public final class VisionEncoder: Sendable {
       x = apply(block, to: x, tokens: tokens)
       hidden.append(x)
     }
-    let last = finalNorm.map {
-      VisionKernels.layerNorm(x, width: d, weight: $0.weight, bias: $0.bias, epsilon: config.layerNormEpsilon)
-    } ?? x
+    let last = lastHiddenState(fromBlockOutput: x)
     return VisionOutput(
       tokenCount: tokens, hiddenSize: d, gridHeight: gridHeight, gridWidth: gridWidth, lastHiddenState: last,
       hiddenStates: hidden)
+  }
+
+  /// `lastHiddenState` from the last block's output `[tokens, hidden]`: the final layer norm of
+  /// DINOv2 and SigLIP applied, CLIP's left as it is.
+  public func lastHiddenState(fromBlockOutput x: [Float]) -> [Float] {
+    finalNorm.map {
+      VisionKernels.layerNorm(
+        x, width: config.hiddenSize, weight: $0.weight, bias: $0.bias, epsilon: config.layerNormEpsilon)
+    } ?? x
   }
 
   /// The input of the first block for one image: patch and position embeddings (after CLIP's
