@@ -54,19 +54,23 @@ public final class VisionLanguageModel: Sendable {
   }
 
   /// The image half the config's `model_type` names: Idefics3's for `idefics3` and `smolvlm`,
-  /// LLaVA's otherwise.
+  /// InternVL's for `internvl`, LLaVA's otherwise.
   public static func imageFeatureModel(source: any TensorSource, config: ModelConfig) throws -> any ImageFeatureModel {
     switch config.modelType {
     case "idefics3", "smolvlm": try Idefics3Vision(source: source, config: config)
+    case "internvl": try InternVLVision(source: source, config: config)
     default: try LLaVAVision(source: source, config: config)
     }
   }
 
   /// The markers the processor of `config`'s family puts around one image that is not split,
   /// looked up by `tokenID` (a tokenizer's token-to-id map): Idefics3's and SmolVLM's
-  /// `<fake_token_around_image><global-img>` … `<fake_token_around_image>`; none otherwise or
-  /// when the tokenizer lacks them.
+  /// `<fake_token_around_image><global-img>` … `<fake_token_around_image>`, InternVL's `<img>` …
+  /// `</img>`; none otherwise or when the tokenizer lacks them.
   public static func markers(for config: ModelConfig, tokenID: (String) -> Int?) -> ImageMarkers {
+    if config.modelType == "internvl", let start = tokenID("<img>"), let end = tokenID("</img>") {
+      return ImageMarkers(before: [start], after: [end])
+    }
     guard ["idefics3", "smolvlm"].contains(config.modelType), let fake = tokenID("<fake_token_around_image>"),
       let global = tokenID("<global-img>")
     else { return ImageMarkers() }
@@ -104,7 +108,7 @@ extension ImagePreprocessor {
   public static func fallback(for vision: VisionConfig) -> ImagePreprocessor {
     let (mean, std): ([Double], [Double])
     switch vision.kind {
-    case .dinov2: (mean, std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    case .dinov2, .internVL: (mean, std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     case .clip: (mean, std) = ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])
     case .siglip: (mean, std) = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
     }
