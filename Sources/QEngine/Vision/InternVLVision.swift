@@ -95,7 +95,12 @@ public final class InternVLVision: Sendable {
 
   /// The projector's layer norm on shuffled features, what its first linear reads.
   public func normalized(_ shuffled: [Float]) -> [Float] {
-    VisionKernels.layerNorm(shuffled, width: norm.weight.count, weight: norm.weight, bias: norm.bias, epsilon: 1e-5)
+    Self.projectorNorm(shuffled, weight: norm.weight, bias: norm.bias)
+  }
+
+  /// The projector's layer norm (PyTorch's default epsilon 1e-5), rows of `weight.count` values.
+  public static func projectorNorm(_ x: [Float], weight: [Float], bias: [Float]) -> [Float] {
+    VisionKernels.layerNorm(x, width: weight.count, weight: weight, bias: bias, epsilon: 1e-5)
   }
 
   public func imageFeatures(pixels: PixelTensor) throws -> (count: Int, values: [Float]) {

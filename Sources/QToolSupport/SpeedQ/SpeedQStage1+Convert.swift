@@ -32,6 +32,13 @@ extension SpeedQStage1 {
     for index in 0..<encoder.blockCount {
       towerLinears.formUnion(try encoder.block(at: index, prefix: prefix).linearShapes.keys)
     }
+    // The rest of the tower (the patch embedding) stays in full precision, as SPEED-Q keeps it
+    // (speedq.md 1.4), unless a rule asked otherwise: stage 2 then refits to the tower the pack holds.
+    let towerRest = plan.entries.filter {
+      $0.info.name.hasPrefix(prefix) && !towerLinears.contains($0.info.name) && $0.spec != nil
+        && !$0.reason.hasPrefix("rule")
+    }
+    plan.keepAsStored(towerRest.map(\.info.name), reason: "vision tower outside its blocks, full precision")
     var grids: [String: CalibratedGrid] = [:]
     for entry in plan.entries where towerLinears.contains(entry.info.name) {
       guard let spec = entry.spec, let grid = ConvertCalibration.calibratedGrid(for: spec) else { continue }
@@ -80,6 +87,8 @@ struct VisionSetup {
   /// The prefix of the tower's tensors.
   var prefix: String
   var connector: Connector
+  /// Where the projector's tensors are (LLaVA, InternVL).
+  var projectorPrefix = "multi_modal_projector."
   var images: [PixelTensor]
 
   /// The path from the tower to the language model.
@@ -89,12 +98,15 @@ struct VisionSetup {
     /// Idefics3 and SmolVLM: the last hidden state, pixel-shuffled by `scale`, then one
     /// bias-free linear.
     case idefics3(scale: Int)
+    /// InternVL: the hidden state `vision_feature_layer`, pixel-shuffled by `scale`, then
+    /// `layer_norm → linear_1 → GELU → linear_2`.
+    case internVL(featureLayer: Int, scale: Int)
 
     /// The hidden state (Python-style index) stage 1 measures its cosine on: the one the
     /// projector reads (the last block's output for Idefics3, before its final norm).
     var featureLayer: Int {
       switch self {
-      case .llava(let layer): layer
+      case .llava(let layer), .internVL(let layer, _): layer
       case .idefics3: -1
       }
     }
@@ -118,6 +130,12 @@ struct VisionSetup {
     case "idefics3", "smolvlm":
       prefix = Idefics3Vision.prefix
       connector = .idefics3(scale: config.raw["scale_factor"]?.intValue ?? 2)
+    case "internvl":
+      (prefix, projectorPrefix) = InternVLVision.prefixes(in: checkpoint.source)
+      let ratio = config.raw["downsample_ratio"]?.doubleValue ?? 0.5
+      connector = .internVL(
+        featureLayer: config.raw["vision_feature_layer"]?.intValue ?? -1,
+        scale: ratio > 0 ? Int((1 / ratio).rounded()) : 0)
     default:
       // LLaVA's layout, as `LLaVAVision` reads it, or with transformers' `model.` wrapping.
       connector = .llava(featureLayer: config.raw["vision_feature_layer"]?.intValue ?? -2)

@@ -16,16 +16,14 @@ extension SpeedQStage2 {
     public var resumed: Bool
   }
 
-  static let linear1 = "multi_modal_projector.linear_1."
-  static let linear2 = "multi_modal_projector.linear_2."
-
   /// Stage 2 inside `qconvert --method speedq`, after stage 1: refits the projector's `linear_2`
-  /// so that, fed the tower quantized as the plan's codes say, it reproduces the FP projector
-  /// on the FP tower (`refitProjector`), and puts the refit in the plan as replacement values.
+  /// (LLaVA, InternVL) or the connector's linear (Idefics3) so that, fed the tower quantized as
+  /// the plan's codes say, it reproduces the FP projector on the FP tower (`refitProjector`,
+  /// `refitLinear`), and puts the refit in the plan as replacement values.
   /// - Parameters:
   ///   - checkpointPath: where the refit is saved, and read back instead of refitting when it
   ///     exists and was made from the same images and tower codes.
-  /// - Throws: `SpeedQError.invalidInput` for a checkpoint without a LLaVA projector or with a
+  /// - Throws: `SpeedQError.invalidInput` for a checkpoint without its projector or with a
   ///   projector activation other than GELU; what the refit throws.
   public static func refitProjector(
     plan: inout ConvertPlan, checkpoint: Checkpoint, imagesFolder: String, limit: Int? = nil,
@@ -52,6 +50,8 @@ extension SpeedQStage2 {
       }
       return try Matrix(rows: info.shape[0], columns: info.shape[1], elements: try source.floats(of: name))
     }
+    let projector = setup.projectorPrefix
+    let (linear1, linear2) = (projector + "linear_1.", projector + "linear_2.")
     let w1 = try matrix(linear1 + "weight")
     let w2 = try matrix(linear2 + "weight")
     let b1 = try source.floats(of: linear1 + "bias")
@@ -62,12 +62,29 @@ extension SpeedQStage2 {
       (setup.config.raw["vision_feature_select_strategy"]?.stringValue ?? "default") == "default"
       && setup.vision.kind != .siglip
     let width = setup.vision.hiddenSize
+    // InternVL: pixel shuffle, then the projector's layer norm, before linear_1.
+    var shuffle: (scale: Int, norm: (weight: [Float], bias: [Float]))?
+    if case .internVL(_, let scale) = setup.connector {
+      let norm = (try source.floats(of: projector + "layer_norm.weight"), try source.floats(of: projector + "layer_norm.bias"))
+      shuffle = (scale, norm)
+    }
     func stacked(_ replacing: [String: [Float]]) throws -> Matrix<Float> {
       let perImage = try SpeedQStage1.features(
         encoder: setup.encoder, prefix: setup.prefix, images: setup.images, replacing: replacing, hiddenState: layer)
-      let rows = perImage.map { dropsClassToken ? Array($0.dropFirst(width)) : $0 }
-      let elements = Array(rows.joined())
-      return try Matrix(rows: elements.count / max(width, 1), columns: width, elements: elements)
+      var rows: [Float] = []
+      for (image, output) in zip(setup.images, perImage) {
+        var features = layer == -1 ? setup.encoder.lastHiddenState(fromBlockOutput: output) : output
+        if dropsClassToken { features.removeFirst(width) }
+        if let shuffle {
+          let p = setup.encoder.config.patchSize
+          let shuffled = try Idefics3Vision.pixelShuffle(
+            features, height: image.height / p, width: image.width / p, depth: width, scale: shuffle.scale)
+          features = InternVLVision.projectorNorm(shuffled, weight: shuffle.norm.weight, bias: shuffle.norm.bias)
+        }
+        rows += features
+      }
+      let columns = width * (shuffle.map { $0.scale * $0.scale } ?? 1)
+      return try Matrix(rows: rows.count / max(columns, 1), columns: columns, elements: rows)
     }
     let fpFeatures = try stacked([:])
     let quantizedFeatures = try stacked(quantizedTower)
