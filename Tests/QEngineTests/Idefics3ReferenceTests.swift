@@ -130,6 +130,32 @@ import Testing
     #expect(llava == .init())
   }
 
+  /// A scale factor that does not divide the patch grid, or a checkpoint without the connector,
+  /// is refused with one line naming what is wrong.
+  @Test func misfitConfigOrWeightsAreRefused() throws {
+    let path = Self.modelFolder.appending(path: "config.json")
+    var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
+    json["scale_factor"] = 3
+    let config = try ModelConfig(data: try JSONSerialization.data(withJSONObject: json), location: path.path)
+    let source = try SafetensorsFile(path: Self.modelFolder.appending(path: "model.safetensors").path)
+    do {
+      _ = try VisionLanguageModel(source: source, config: config)
+      Issue.record("scale_factor 3 on a 4-patch grid was accepted")
+    } catch {
+      let message = "\(error)"
+      #expect(message.contains("scale_factor") && message.contains(path.path) && !message.contains("\n"), "\(message)")
+    }
+    // InternVL's weights under Idefics3's config: the first tower tensor is missing.
+    let other = try SafetensorsFile(
+      path: LLMFixtures.root.appending(path: "internvl/tiny-internvl/model.safetensors").path)
+    #expect(
+      throws: EngineError.missingTensor(
+        location: other.location, tensor: "model.vision_model.embeddings.patch_embedding.weight")
+    ) {
+      try VisionLanguageModel(source: other, config: Self.config())
+    }
+  }
+
   /// Pixel shuffle against the index formula of transformers' view/permute sequence, on a grid
   /// of 6×6 patches (scale 2 and 3) and the 1×1 edge.
   @Test(arguments: [(6, 2), (6, 3), (1, 1), (4, 4)])

@@ -129,4 +129,31 @@ import Testing
       for: ModelConfig(data: Data(#"{"model_type": "llava"}"#.utf8), location: "llava"), tokenID: tokenizer.id(of:))
     #expect(llava == .init())
   }
+
+  /// transformers' in-memory names (`model.vision_tower.`, `model.multi_modal_projector.`,
+  /// `model.language_model.` and a top-level `lm_head`) give the same model as the saved ones.
+  @Test func inMemoryNamesRunTheSameModel() throws {
+    let original = try SafetensorsFile(path: Self.modelFolder.appending(path: "model.safetensors").path)
+    func renamed(_ name: String) -> String {
+      if name == "language_model.lm_head.weight" { return "lm_head.weight" }
+      if name.hasPrefix("language_model.model.") { return "model.language_model." + name.dropFirst(21) }
+      return "model." + name
+    }
+    let path = FileManager.default.temporaryDirectory.appending(path: "internvl-\(UUID().uuidString).safetensors").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let plan = original.tensors.map { TensorInfo(name: renamed($0.name), dtype: .f32, shape: $0.shape) }
+    let writer = try SafetensorsWriter(path: path, plan: plan, metadata: [:])
+    let byNewName = Dictionary(uniqueKeysWithValues: original.tensors.map { (renamed($0.name), $0.name) })
+    for info in writer.order {
+      let values = try original.floats(of: try #require(byNewName[info.name]))
+      try values.withUnsafeBytes { try writer.append(name: info.name, bytes: $0) }
+    }
+    try writer.finish()
+    let model = try VisionLanguageModel(source: SafetensorsFile(path: path), config: Self.config())
+    #expect((model.vision as? InternVLVision)?.towerPrefix == "model.vision_tower.")
+    let testCase = try #require(Self.cases.first)
+    let pixels = try Self.referencePixels()
+    let reference = try Self.model().logits(tokens: testCase.tokens, pixels: pixels).elements
+    Self.expectClose(try model.logits(tokens: testCase.tokens, pixels: pixels).elements, reference, "renamed")
+  }
 }
