@@ -149,6 +149,13 @@ import Testing
     let skipCosine = try featureCosine(layout, pack: skipOutput, images: images)
     #expect(refitCosine > skipCosine, "refit \(refitCosine), stage 1 alone \(skipCosine)")
 
+    // `qdiff --images` runs the same projector on both sides and reports the same mean cosine.
+    let diff = try runTool("qdiff", [layout.model, refitOutput, "--images", images.path, "--format", "json"])
+    #expect(diff.status == 1, "\(diff.stderr)")
+    let report = try #require(try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as? [String: Any])
+    let projector = try #require((report["images"] as? [String: Any])?["mean_projector_cosine"] as? Double)
+    #expect(abs(projector - refitCosine) <= 1e-6, "qdiff \(projector), engine \(refitCosine)")
+
     // The pack runs whole: finite logits for a prompt with the image.
     let model = try Self.model(layout, pack)
     let pixels = try SpeedQStage1.images(inFolder: images.path, preprocessor: model.preprocessor, limit: 1)[0]
