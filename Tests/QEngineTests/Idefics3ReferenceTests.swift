@@ -34,7 +34,9 @@ import Testing
   static let folder = LLMFixtures.root.appending(path: "idefics3")
   static let modelFolder = folder.appending(path: "tiny-idefics3")
   static let expected: Expected? = {
-    guard let data = try? Data(contentsOf: folder.appending(path: "expected.json")) else { return nil }
+    guard let data = try? Data(contentsOf: folder.appending(path: "expected.json")) else {
+      return nil
+    }
     return try? JSONDecoder().decode(Expected.self, from: data)
   }()
   static var cases: [Case] { expected?.cases ?? [] }
@@ -44,9 +46,12 @@ import Testing
     return try ModelConfig(data: Data(contentsOf: path), location: path.path)
   }
 
-  static func model(markers: VisionLanguageModel.ImageMarkers = .init()) throws -> VisionLanguageModel {
+  static func model(markers: VisionLanguageModel.ImageMarkers = .init()) throws
+    -> VisionLanguageModel
+  {
     try VisionLanguageModel(
-      source: SafetensorsFile(path: modelFolder.appending(path: "model.safetensors").path), config: config(),
+      source: SafetensorsFile(path: modelFolder.appending(path: "model.safetensors").path),
+      config: config(),
       imageMarkers: markers)
   }
 
@@ -64,7 +69,8 @@ import Testing
 
   /// `|a - b| <= 1e-4 · max(|b|, 1)` elementwise over the whole tensor.
   static func expectClose(_ ours: [Float], _ reference: [Float], _ what: String) {
-    #expect(ours.count == reference.count, "\(what): \(ours.count) values, expected \(reference.count)")
+    #expect(
+      ours.count == reference.count, "\(what): \(ours.count) values, expected \(reference.count)")
     let largest = max(reference.map(abs).max() ?? 0, 1)
     let difference = maxDifference(ours, reference)
     #expect(difference <= 1e-4 * largest, "\(what): max difference \(difference) of \(largest)")
@@ -79,11 +85,13 @@ import Testing
     let vision = try #require(model.vision as? Idefics3Vision)
     let pixels = try Self.referencePixels()
     let tower = try vision.towerFeatures(pixels: pixels)
-    Self.expectClose(tower.lastHiddenState, try Self.reference().floats(of: "vision"), "last_hidden_state")
+    Self.expectClose(
+      tower.lastHiddenState, try Self.reference().floats(of: "vision"), "last_hidden_state")
     let features = try model.imageFeatures(pixels: pixels)
     let expected = try #require(Self.expected)
     #expect(features.rows == expected.imageSequenceLength)
-    Self.expectClose(features.elements, try Self.reference().floats(of: "features"), "connector output")
+    Self.expectClose(
+      features.elements, try Self.reference().floats(of: "features"), "connector output")
   }
 
   @Test(arguments: cases)
@@ -96,7 +104,9 @@ import Testing
     var head: [Float] = []
     for row in 0..<logits.rows { head += values[(row * vocabulary)..<(row * vocabulary + 64)] }
     let reference = try Self.reference()
-    Self.expectClose(head, try reference.floats(of: "\(testCase.name).logits_head"), "\(testCase.name) logits head")
+    Self.expectClose(
+      head, try reference.floats(of: "\(testCase.name).logits_head"), "\(testCase.name) logits head"
+    )
     Self.expectClose(
       Array(values.suffix(vocabulary)), try reference.floats(of: "\(testCase.name).logits_last"),
       "\(testCase.name) last logits")
@@ -123,10 +133,13 @@ import Testing
     #expect(prompt.count(where: { $0 == image }) == 1)
     let model = try Self.model(markers: markers)
     let pixels = try Self.referencePixels()
-    #expect(try model.logits(tokens: prompt, pixels: pixels) == model.logits(tokens: testCase.tokens, pixels: pixels))
+    #expect(
+      try model.logits(tokens: prompt, pixels: pixels)
+        == model.logits(tokens: testCase.tokens, pixels: pixels))
     // LLaVA's layout has no markers.
     let llava = try VisionLanguageModel.markers(
-      for: ModelConfig(data: Data(#"{"model_type": "llava"}"#.utf8), location: "llava"), tokenID: tokenizer.id(of:))
+      for: ModelConfig(data: Data(#"{"model_type": "llava"}"#.utf8), location: "llava"),
+      tokenID: tokenizer.id(of:))
     #expect(llava == .init())
   }
 
@@ -134,16 +147,21 @@ import Testing
   /// is refused with one line naming what is wrong.
   @Test func misfitConfigOrWeightsAreRefused() throws {
     let path = Self.modelFolder.appending(path: "config.json")
-    var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
+    var json = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
     json["scale_factor"] = 3
-    let config = try ModelConfig(data: try JSONSerialization.data(withJSONObject: json), location: path.path)
-    let source = try SafetensorsFile(path: Self.modelFolder.appending(path: "model.safetensors").path)
+    let config = try ModelConfig(
+      data: try JSONSerialization.data(withJSONObject: json), location: path.path)
+    let source = try SafetensorsFile(
+      path: Self.modelFolder.appending(path: "model.safetensors").path)
     do {
       _ = try VisionLanguageModel(source: source, config: config)
       Issue.record("scale_factor 3 on a 4-patch grid was accepted")
     } catch {
       let message = "\(error)"
-      #expect(message.contains("scale_factor") && message.contains(path.path) && !message.contains("\n"), "\(message)")
+      #expect(
+        message.contains("scale_factor") && message.contains(path.path) && !message.contains("\n"),
+        "\(message)")
     }
     // InternVL's weights under Idefics3's config: the first tower tensor is missing.
     let other = try SafetensorsFile(
@@ -163,7 +181,8 @@ import Testing
     let (side, scale) = shape
     let depth = 3
     let x = (0..<(side * side * depth)).map(Float.init)
-    let out = try Idefics3Vision.pixelShuffle(x, height: side, width: side, depth: depth, scale: scale)
+    let out = try Idefics3Vision.pixelShuffle(
+      x, height: side, width: side, depth: depth, scale: scale)
     let coarse = side / scale
     for i in 0..<coarse {
       for j in 0..<coarse {
@@ -177,6 +196,8 @@ import Testing
         }
       }
     }
-    #expect(throws: EngineError.self) { try Idefics3Vision.pixelShuffle(x, height: side, width: side, depth: depth, scale: 5) }
+    #expect(throws: EngineError.self) {
+      try Idefics3Vision.pixelShuffle(x, height: side, width: side, depth: depth, scale: 5)
+    }
   }
 }

@@ -34,7 +34,9 @@ import Testing
   static let folder = LLMFixtures.root.appending(path: "internvl")
   static let modelFolder = folder.appending(path: "tiny-internvl")
   static let expected: Expected? = {
-    guard let data = try? Data(contentsOf: folder.appending(path: "expected.json")) else { return nil }
+    guard let data = try? Data(contentsOf: folder.appending(path: "expected.json")) else {
+      return nil
+    }
     return try? JSONDecoder().decode(Expected.self, from: data)
   }()
   static var cases: [Case] { expected?.cases ?? [] }
@@ -44,9 +46,12 @@ import Testing
     return try ModelConfig(data: Data(contentsOf: path), location: path.path)
   }
 
-  static func model(markers: VisionLanguageModel.ImageMarkers = .init()) throws -> VisionLanguageModel {
+  static func model(markers: VisionLanguageModel.ImageMarkers = .init()) throws
+    -> VisionLanguageModel
+  {
     try VisionLanguageModel(
-      source: SafetensorsFile(path: modelFolder.appending(path: "model.safetensors").path), config: config(),
+      source: SafetensorsFile(path: modelFolder.appending(path: "model.safetensors").path),
+      config: config(),
       imageMarkers: markers)
   }
 
@@ -64,7 +69,8 @@ import Testing
 
   /// `|a - b| <= 1e-4 · max(|b|, 1)` elementwise over the whole tensor.
   static func expectClose(_ ours: [Float], _ reference: [Float], _ what: String) {
-    #expect(ours.count == reference.count, "\(what): \(ours.count) values, expected \(reference.count)")
+    #expect(
+      ours.count == reference.count, "\(what): \(ours.count) values, expected \(reference.count)")
     let largest = max(reference.map(abs).max() ?? 0, 1)
     let difference = maxDifference(ours, reference)
     #expect(difference <= 1e-4 * largest, "\(what): max difference \(difference) of \(largest)")
@@ -79,11 +85,13 @@ import Testing
     let vision = try #require(model.vision as? InternVLVision)
     let pixels = try Self.referencePixels()
     let tower = try vision.encoder.forward(pixels: pixels)
-    Self.expectClose(tower.lastHiddenState, try Self.reference().floats(of: "vision"), "last_hidden_state")
+    Self.expectClose(
+      tower.lastHiddenState, try Self.reference().floats(of: "vision"), "last_hidden_state")
     let features = try model.imageFeatures(pixels: pixels)
     let expected = try #require(Self.expected)
     #expect(features.rows == expected.imageSequenceLength)
-    Self.expectClose(features.elements, try Self.reference().floats(of: "features"), "projector output")
+    Self.expectClose(
+      features.elements, try Self.reference().floats(of: "features"), "projector output")
   }
 
   @Test(arguments: cases)
@@ -96,7 +104,9 @@ import Testing
     var head: [Float] = []
     for row in 0..<logits.rows { head += values[(row * vocabulary)..<(row * vocabulary + 64)] }
     let reference = try Self.reference()
-    Self.expectClose(head, try reference.floats(of: "\(testCase.name).logits_head"), "\(testCase.name) logits head")
+    Self.expectClose(
+      head, try reference.floats(of: "\(testCase.name).logits_head"), "\(testCase.name) logits head"
+    )
     Self.expectClose(
       Array(values.suffix(vocabulary)), try reference.floats(of: "\(testCase.name).logits_last"),
       "\(testCase.name) last logits")
@@ -123,27 +133,38 @@ import Testing
     #expect(prompt.count(where: { $0 == image }) == 1)
     let model = try Self.model(markers: markers)
     let pixels = try Self.referencePixels()
-    #expect(try model.logits(tokens: prompt, pixels: pixels) == model.logits(tokens: testCase.tokens, pixels: pixels))
+    #expect(
+      try model.logits(tokens: prompt, pixels: pixels)
+        == model.logits(tokens: testCase.tokens, pixels: pixels))
     // LLaVA's layout has no markers.
     let llava = try VisionLanguageModel.markers(
-      for: ModelConfig(data: Data(#"{"model_type": "llava"}"#.utf8), location: "llava"), tokenID: tokenizer.id(of:))
+      for: ModelConfig(data: Data(#"{"model_type": "llava"}"#.utf8), location: "llava"),
+      tokenID: tokenizer.id(of:))
     #expect(llava == .init())
   }
 
   /// transformers' in-memory names (`model.vision_tower.`, `model.multi_modal_projector.`,
   /// `model.language_model.` and a top-level `lm_head`) give the same model as the saved ones.
   @Test func inMemoryNamesRunTheSameModel() throws {
-    let original = try SafetensorsFile(path: Self.modelFolder.appending(path: "model.safetensors").path)
+    let original = try SafetensorsFile(
+      path: Self.modelFolder.appending(path: "model.safetensors").path)
     func renamed(_ name: String) -> String {
       if name == "language_model.lm_head.weight" { return "lm_head.weight" }
-      if name.hasPrefix("language_model.model.") { return "model.language_model." + name.dropFirst(21) }
+      if name.hasPrefix("language_model.model.") {
+        return "model.language_model." + name.dropFirst(21)
+      }
       return "model." + name
     }
-    let path = FileManager.default.temporaryDirectory.appending(path: "internvl-\(UUID().uuidString).safetensors").path
+    let path = FileManager.default.temporaryDirectory.appending(
+      path: "internvl-\(UUID().uuidString).safetensors"
+    ).path
     defer { try? FileManager.default.removeItem(atPath: path) }
-    let plan = original.tensors.map { TensorInfo(name: renamed($0.name), dtype: .f32, shape: $0.shape) }
+    let plan = original.tensors.map {
+      TensorInfo(name: renamed($0.name), dtype: .f32, shape: $0.shape)
+    }
     let writer = try SafetensorsWriter(path: path, plan: plan, metadata: [:])
-    let byNewName = Dictionary(uniqueKeysWithValues: original.tensors.map { (renamed($0.name), $0.name) })
+    let byNewName = Dictionary(
+      uniqueKeysWithValues: original.tensors.map { (renamed($0.name), $0.name) })
     for info in writer.order {
       let values = try original.floats(of: try #require(byNewName[info.name]))
       try values.withUnsafeBytes { try writer.append(name: info.name, bytes: $0) }
@@ -154,6 +175,7 @@ import Testing
     let testCase = try #require(Self.cases.first)
     let pixels = try Self.referencePixels()
     let reference = try Self.model().logits(tokens: testCase.tokens, pixels: pixels).elements
-    Self.expectClose(try model.logits(tokens: testCase.tokens, pixels: pixels).elements, reference, "renamed")
+    Self.expectClose(
+      try model.logits(tokens: testCase.tokens, pixels: pixels).elements, reference, "renamed")
   }
 }

@@ -32,20 +32,25 @@ import Testing
       folder: "idefics3",
       packed: [
         "model.vision_model.encoder.layers.0.self_attn.q_proj.weight",
-        "model.vision_model.encoder.layers.1.mlp.fc2.weight", "model.text_model.layers.0.self_attn.q_proj.weight",
+        "model.vision_model.encoder.layers.1.mlp.fc2.weight",
+        "model.text_model.layers.0.self_attn.q_proj.weight",
         "model.text_model.layers.1.mlp.down_proj.weight",
       ],
       refitted: ["model.connector.modality_projection.proj.weight"],
-      patchEmbedding: "model.vision_model.embeddings.patch_embedding.weight", architecture: "idefics3",
+      patchEmbedding: "model.vision_model.embeddings.patch_embedding.weight",
+      architecture: "idefics3",
       components: ["language-model       21", "projector             1", "vision-tower         37"]),
     Layout(
       folder: "internvl",
       packed: [
-        "vision_tower.encoder.layer.0.attention.q_proj.weight", "vision_tower.encoder.layer.1.mlp.fc2.weight",
-        "language_model.model.layers.0.self_attn.q_proj.weight", "language_model.model.layers.1.mlp.down_proj.weight",
+        "vision_tower.encoder.layer.0.attention.q_proj.weight",
+        "vision_tower.encoder.layer.1.mlp.fc2.weight",
+        "language_model.model.layers.0.self_attn.q_proj.weight",
+        "language_model.model.layers.1.mlp.down_proj.weight",
       ],
       refitted: ["multi_modal_projector.linear_2.weight", "multi_modal_projector.linear_2.bias"],
-      patchEmbedding: "vision_tower.embeddings.patch_embeddings.projection.weight", architecture: "internvl",
+      patchEmbedding: "vision_tower.embeddings.patch_embeddings.projection.weight",
+      architecture: "internvl",
       components: ["language-model       27", "projector             6", "vision-tower         40"]),
   ]
 
@@ -82,15 +87,18 @@ import Testing
 
   func arguments(_ layout: Layout, output: String, images: String, checkpoint: String) -> [String] {
     [
-      layout.model, "-o", output, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
-      "--calib-windows", "2", "--qat-steps", "1", "--calib-images", images, "--qat-checkpoint", checkpoint,
+      layout.model, "-o", output, "--bits", "2", "--method", "speedq", "--calib", text,
+      "--calib-context", "32",
+      "--calib-windows", "2", "--qat-steps", "1", "--calib-images", images, "--qat-checkpoint",
+      checkpoint,
       "--vision-iterations", "20",
     ]
   }
 
   static func model(_ layout: Layout, _ source: any TensorSource) throws -> VisionLanguageModel {
     let path = layout.model + "/config.json"
-    let config = try ModelConfig(data: try Data(contentsOf: URL(fileURLWithPath: path)), location: path)
+    let config = try ModelConfig(
+      data: try Data(contentsOf: URL(fileURLWithPath: path)), location: path)
     return try VisionLanguageModel(source: source, config: config)
   }
 
@@ -98,7 +106,8 @@ import Testing
   /// the FP model's, on the calibration images.
   func featureCosine(_ layout: Layout, pack: String, images folder: URL) throws -> Double {
     let fp = try Self.model(layout, try Checkpoint.open(layout.model).source)
-    let packed = try Self.model(layout, try PackedCheckpoint(wrapping: try Checkpoint.open(pack).source))
+    let packed = try Self.model(
+      layout, try PackedCheckpoint(wrapping: try Checkpoint.open(pack).source))
     let images = try SpeedQStage1.images(inFolder: folder.path, preprocessor: fp.preprocessor)
     let width = fp.decoder.configuration.hiddenSize
     let a = try images.map { try fp.imageFeatures(pixels: $0).elements }
@@ -108,17 +117,22 @@ import Testing
 
   @Test(arguments: layouts)
   func threeStagesRun(_ layout: Layout) throws {
-    let work = FileManager.default.temporaryDirectory.appending(path: "qconvert-\(layout.folder)-\(UUID().uuidString)")
+    let work = FileManager.default.temporaryDirectory.appending(
+      path: "qconvert-\(layout.folder)-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: work) }
     let images = try imageFolder(in: work)
     let refitOutput = work.appending(path: "refit").path
     let skipOutput = work.appending(path: "skip").path
     let checkpoint = work.appending(path: "state.safetensors").path
-    let run = try runTool("qconvert", arguments(layout, output: refitOutput, images: images.path, checkpoint: checkpoint))
+    let run = try runTool(
+      "qconvert",
+      arguments(layout, output: refitOutput, images: images.path, checkpoint: checkpoint))
     #expect(run.status == 0, "\(run.stderr)")
-    let stageOne = try #require(run.stderr.range(of: "vision tower: 12 linears on 4 images")?.lowerBound)
+    let stageOne = try #require(
+      run.stderr.range(of: "vision tower: 12 linears on 4 images")?.lowerBound)
     // 4 images of 16 patches, 4 rows each after the pixel shuffle.
-    let stageTwo = try #require(run.stderr.range(of: "projector refit on 16 tokens of 4 images;")?.lowerBound)
+    let stageTwo = try #require(
+      run.stderr.range(of: "projector refit on 16 tokens of 4 images;")?.lowerBound)
     let stageThree = try #require(run.stderr.range(of: "step 1/1")?.lowerBound)
     #expect(stageOne < stageTwo && stageTwo < stageThree)
     #expect(FileManager.default.fileExists(atPath: checkpoint + ".stage1"))
@@ -126,7 +140,9 @@ import Testing
 
     let skip = try runTool(
       "qconvert",
-      arguments(layout, output: skipOutput, images: images.path, checkpoint: work.appending(path: "other.safetensors").path)
+      arguments(
+        layout, output: skipOutput, images: images.path,
+        checkpoint: work.appending(path: "other.safetensors").path)
         + ["--no-projector-refit"])
     #expect(skip.status == 0, "\(skip.stderr)")
 
@@ -137,7 +153,8 @@ import Testing
       #expect(pack.packDescriptions[name] != nil, "\(name) is not packed")
     }
     #expect(pack.packDescriptions[layout.patchEmbedding] == nil)
-    #expect(try pack.floats(of: layout.patchEmbedding) == original.floats(of: layout.patchEmbedding))
+    #expect(
+      try pack.floats(of: layout.patchEmbedding) == original.floats(of: layout.patchEmbedding))
     let skipped = try Checkpoint.open(skipOutput).source
     for name in layout.refitted {
       #expect(pack.packDescriptions[name] == nil)
@@ -150,15 +167,19 @@ import Testing
     #expect(refitCosine > skipCosine, "refit \(refitCosine), stage 1 alone \(skipCosine)")
 
     // `qdiff --images` runs the same projector on both sides and reports the same mean cosine.
-    let diff = try runTool("qdiff", [layout.model, refitOutput, "--images", images.path, "--format", "json"])
+    let diff = try runTool(
+      "qdiff", [layout.model, refitOutput, "--images", images.path, "--format", "json"])
     #expect(diff.status == 1, "\(diff.stderr)")
-    let report = try #require(try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as? [String: Any])
-    let projector = try #require((report["images"] as? [String: Any])?["mean_projector_cosine"] as? Double)
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as? [String: Any])
+    let projector = try #require(
+      (report["images"] as? [String: Any])?["mean_projector_cosine"] as? Double)
     #expect(abs(projector - refitCosine) <= 1e-6, "qdiff \(projector), engine \(refitCosine)")
 
     // The pack runs whole: finite logits for a prompt with the image.
     let model = try Self.model(layout, pack)
-    let pixels = try SpeedQStage1.images(inFolder: images.path, preprocessor: model.preprocessor, limit: 1)[0]
+    let pixels = try SpeedQStage1.images(
+      inFolder: images.path, preprocessor: model.preprocessor, limit: 1)[0]
     let image = try #require(model.imageTokenIndex)
     let logits = try model.logits(tokens: [52, image, 2599, 762], pixels: pixels)
     #expect(logits.rows == 7)
@@ -166,9 +187,14 @@ import Testing
 
     // Again: stages 1 and 2 come from their files.
     let again = try runTool(
-      "qconvert", arguments(layout, output: refitOutput, images: images.path, checkpoint: checkpoint) + ["--force"])
+      "qconvert",
+      arguments(layout, output: refitOutput, images: images.path, checkpoint: checkpoint) + [
+        "--force"
+      ])
     #expect(again.status == 0, "\(again.stderr)")
-    #expect(again.stderr.contains("projector refit on 16 tokens of 4 images (resumed)"), "\(again.stderr)")
+    #expect(
+      again.stderr.contains("projector refit on 16 tokens of 4 images (resumed)"), "\(again.stderr)"
+    )
     let resumed = try Checkpoint.open(refitOutput).source
     for name in layout.refitted {
       #expect(try resumed.floats(of: name) == pack.floats(of: name))
@@ -179,18 +205,21 @@ import Testing
   /// image rows, greedy tokens as transformers gives them.
   @Test(arguments: layouts)
   func qinspectGeneratesWithAnImage(_ layout: Layout) throws {
-    let data = try Data(contentsOf: fixturesDirectory.appendingPathComponent("\(layout.folder)/expected.json"))
+    let data = try Data(
+      contentsOf: fixturesDirectory.appendingPathComponent("\(layout.folder)/expected.json"))
     let expected = try JSONDecoder().decode(Expected.self, from: data)
     let image = fixturesDirectory.appendingPathComponent(expected.image).path
     for testCase in expected.cases {
       let run = try runTool(
         "qinspect",
         [
-          layout.model, "--format", "json", "--generate", testCase.prompt, "--image", image, "--max-tokens",
+          layout.model, "--format", "json", "--generate", testCase.prompt, "--image", image,
+          "--max-tokens",
           "\(testCase.generated.count)",
         ])
       #expect(run.status == 0, "\(run.stderr)")
-      let report = try #require(try JSONDecoder().decode([Report].self, from: Data(run.stdout.utf8)).first)
+      let report = try #require(
+        try JSONDecoder().decode([Report].self, from: Data(run.stdout.utf8)).first)
       #expect(report.generation?.completion == testCase.completion, "\(testCase.name)")
       #expect(report.generation?.tokens == testCase.generated.count)
     }

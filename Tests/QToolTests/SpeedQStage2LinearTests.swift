@@ -7,8 +7,12 @@ import Testing
 /// `SpeedQStage2.refitLinear`, the bias-free refit of Idefics3's connector, against the normal
 /// equations it must solve.
 @Suite struct SpeedQStage2LinearTests {
-  static func random(_ rows: Int, _ columns: Int, _ generator: inout SplitMixGenerator) throws -> Matrix<Float> {
-    try Matrix(rows: rows, columns: columns, elements: (0..<(rows * columns)).map { _ in generator.nextGaussian() })
+  static func random(_ rows: Int, _ columns: Int, _ generator: inout SplitMixGenerator) throws
+    -> Matrix<Float>
+  {
+    try Matrix(
+      rows: rows, columns: columns,
+      elements: (0..<(rows * columns)).map { _ in generator.nextGaussian() })
   }
 
   static func doubles(_ m: Matrix<Float>) throws -> Matrix<Double> {
@@ -17,8 +21,12 @@ import Testing
 
   /// `Xqᵀ (Xq Θ − Xfp Wᵀ) + ridge (Θ − Wᵀ) = 0` at the solution, relative to the size of the
   /// right side; at the boundary sizes (tokens = width, one output, one input).
-  @Test(arguments: [(40, 8, 5, 0.0), (8, 8, 3, 0.0), (1, 1, 1, 0.0), (6, 12, 4, 0.5), (65, 16, 1, 1e-3)])
-  func solvesTheNormalEquations(_ shape: (tokens: Int, width: Int, outputs: Int, ridge: Double)) throws {
+  @Test(arguments: [
+    (40, 8, 5, 0.0), (8, 8, 3, 0.0), (1, 1, 1, 0.0), (6, 12, 4, 0.5), (65, 16, 1, 1e-3),
+  ])
+  func solvesTheNormalEquations(_ shape: (tokens: Int, width: Int, outputs: Int, ridge: Double))
+    throws
+  {
     var generator = SplitMixGenerator(state: UInt64(shape.tokens * 131 + shape.width))
     let fp = try Self.random(shape.tokens, shape.width, &generator)
     var noisy = fp.elements
@@ -56,7 +64,8 @@ import Testing
     var generator = SplitMixGenerator(state: 7)
     let inputs = try Self.random(30, 6, &generator)
     let weight = try Self.random(4, 6, &generator)
-    let refit = try SpeedQStage2.refitLinear(fpInputs: inputs, quantizedInputs: inputs, weight: weight)
+    let refit = try SpeedQStage2.refitLinear(
+      fpInputs: inputs, quantizedInputs: inputs, weight: weight)
     let change = zip(refit.weight.elements, weight.elements).map { abs($0 - $1) }.max() ?? 0
     #expect(change <= 1e-4)
   }
@@ -65,11 +74,13 @@ import Testing
     var generator = SplitMixGenerator(state: 9)
     let inputs = try Self.random(3, 6, &generator)
     #expect(throws: SpeedQError.self) {
-      try SpeedQStage2.refitLinear(fpInputs: inputs, quantizedInputs: inputs, weight: try Self.random(2, 6, &generator))
+      try SpeedQStage2.refitLinear(
+        fpInputs: inputs, quantizedInputs: inputs, weight: try Self.random(2, 6, &generator))
     }
     #expect(throws: SpeedQError.self) {
       try SpeedQStage2.refitLinear(
-        fpInputs: inputs, quantizedInputs: inputs, weight: try Self.random(2, 5, &generator), ridge: 1)
+        fpInputs: inputs, quantizedInputs: inputs, weight: try Self.random(2, 5, &generator),
+        ridge: 1)
     }
   }
 }

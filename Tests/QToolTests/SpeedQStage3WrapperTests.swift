@@ -23,9 +23,15 @@ import Testing
     var configuration = SpeedQConfiguration(grid: .w2g16g16, steps: 0)
     configuration.embedding = .packed(spec)
     configuration.keptLinears = Set(
-      (0..<2).flatMap { ["model.layers.\($0).self_attn.k_proj.weight", "model.layers.\($0).self_attn.v_proj.weight"] })
+      (0..<2).flatMap {
+        [
+          "model.layers.\($0).self_attn.k_proj.weight",
+          "model.layers.\($0).self_attn.v_proj.weight",
+        ]
+      })
     let stage = try SpeedQStage3(
-      teacher: teacher, source: source, config: config, prefix: prefix, configuration: configuration,
+      teacher: teacher, source: source, config: config, prefix: prefix,
+      configuration: configuration,
       windows: [[52, 2599, 762, 85, 260, 273]])
     let results = try stage.run()
     let head = try #require(results["lm_head.weight"])

@@ -33,7 +33,8 @@ public final class Idefics3Vision: Sendable {
     let grid = vision.imageSize / vision.patchSize
     guard scaleFactor > 0, grid % scaleFactor == 0 else {
       throw EngineError.missingConfig(
-        location: config.location, key: "scale_factor dividing the \(grid)-patch grid (found \(scaleFactor))")
+        location: config.location,
+        key: "scale_factor dividing the \(grid)-patch grid (found \(scaleFactor))")
     }
     imageTokenIndex = config.raw["image_token_id"]?.intValue
     guard let info = source.info(named: Self.projectionName), info.shape.count == 2 else {
@@ -42,7 +43,8 @@ public final class Idefics3Vision: Sendable {
     let width = vision.hiddenSize * scaleFactor * scaleFactor
     textHiddenSize = info.shape[0]
     projection = VisionEncoder.Linear(
-      weight: try WeightLoader(source: source, prefix: "").floats(Self.projectionName, shape: [textHiddenSize, width]),
+      weight: try WeightLoader(source: source, prefix: "").floats(
+        Self.projectionName, shape: [textHiddenSize, width]),
       bias: nil, inputWidth: width, outputWidth: textHiddenSize)
   }
 
@@ -54,17 +56,22 @@ public final class Idefics3Vision: Sendable {
   public func imageFeatures(pixels: PixelTensor) throws -> (count: Int, values: [Float]) {
     let output = try encoder.forward(pixels: pixels)
     let shuffled = try Self.pixelShuffle(
-      output.lastHiddenState, height: output.gridHeight, width: output.gridWidth, depth: output.hiddenSize,
+      output.lastHiddenState, height: output.gridHeight, width: output.gridWidth,
+      depth: output.hiddenSize,
       scale: scaleFactor)
     let rows = shuffled.count / projection.inputWidth
     return (rows, projection(shuffled, rows: rows))
   }
 
-  /// Idefics3's `pixel_shuffle`: the `scale × scale` neighbourhood of patches at `(i, j)` of the
-  /// coarse grid becomes one row, `(a·scale + b)·depth + c` holding channel `c` of patch
-  /// `(i·scale + a, j·scale + b)`. Rows are in the coarse grid's row-major order.
+  /// Idefics3's `pixel_shuffle`, which InternVL's computes as well.
+  ///
+  /// The `scale × scale` neighbourhood of patches at `(i, j)` of the coarse grid becomes one row,
+  /// `(a·scale + b)·depth + c` holding channel `c` of patch `(i·scale + a, j·scale + b)`. Rows are
+  /// in the coarse grid's row-major order.
   /// - Throws: `EngineError.unexpectedShape` when the grid is not square or `scale` does not divide it.
-  public static func pixelShuffle(_ x: [Float], height: Int, width: Int, depth: Int, scale: Int) throws -> [Float] {
+  public static func pixelShuffle(_ x: [Float], height: Int, width: Int, depth: Int, scale: Int)
+    throws -> [Float]
+  {
     guard height == width, scale > 0, height % scale == 0, x.count == height * width * depth else {
       throw EngineError.unexpectedShape(
         location: "pixel shuffle", tensor: "last_hidden_state", expected: [height * height, depth],
@@ -80,7 +87,8 @@ public final class Idefics3Vision: Sendable {
           for b in 0..<scale {
             let patch = (i * scale + a) * width + j * scale + b
             let target = row + (a * scale + b) * depth
-            out.replaceSubrange(target..<(target + depth), with: x[(patch * depth)..<((patch + 1) * depth)])
+            out.replaceSubrange(
+              target..<(target + depth), with: x[(patch * depth)..<((patch + 1) * depth)])
           }
         }
       }

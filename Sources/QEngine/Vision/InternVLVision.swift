@@ -29,7 +29,8 @@ public final class InternVLVision: Sendable {
   /// in-memory `model.` ones.
   public static func prefixes(in source: any TensorSource) -> (tower: String, projector: String) {
     source.info(named: "model.vision_tower.embeddings.cls_token") != nil
-      ? ("model.vision_tower.", "model.multi_modal_projector.") : ("vision_tower.", "multi_modal_projector.")
+      ? ("model.vision_tower.", "model.multi_modal_projector.")
+      : ("vision_tower.", "multi_modal_projector.")
   }
 
   /// Reads the tower and projector of an `InternVLForConditionalGeneration` checkpoint.
@@ -54,16 +55,20 @@ public final class InternVLVision: Sendable {
     let grid = vision.imageSize / vision.patchSize
     guard scale >= 1, abs(scale * ratio - 1) < 1e-9, grid % Int(scale) == 0 else {
       throw EngineError.missingConfig(
-        location: config.location, key: "downsample_ratio of 1/n with n dividing the \(grid)-patch grid (found \(ratio))")
+        location: config.location,
+        key: "downsample_ratio of 1/n with n dividing the \(grid)-patch grid (found \(ratio))")
     }
     scaleFactor = Int(scale)
-    imageTokenIndex = config.raw["image_token_id"]?.intValue ?? config.raw["image_token_index"]?.intValue
+    imageTokenIndex =
+      config.raw["image_token_id"]?.intValue ?? config.raw["image_token_index"]?.intValue
     projectorActivation = try VisionConfig.activation(
       config.raw["projector_hidden_act"]?.stringValue ?? "gelu", location: config.location)
     let width = vision.hiddenSize * scaleFactor * scaleFactor
     let loader = WeightLoader(source: source, prefix: projectorPrefix)
-    guard let info = source.info(named: projectorPrefix + "linear_1.weight"), info.shape.count == 2 else {
-      throw EngineError.missingTensor(location: source.location, tensor: projectorPrefix + "linear_1.weight")
+    guard let info = source.info(named: projectorPrefix + "linear_1.weight"), info.shape.count == 2
+    else {
+      throw EngineError.missingTensor(
+        location: source.location, tensor: projectorPrefix + "linear_1.weight")
     }
     let text = info.shape[0]
     textHiddenSize = text
@@ -86,11 +91,13 @@ public final class InternVLVision: Sendable {
       featureLayer == -1 ? output.lastHiddenState : output.hiddenState(at: featureLayer)
     guard var selected else {
       throw EngineError.missingConfig(
-        location: "vision_feature_layer \(featureLayer)", key: "a hidden state of \(output.hiddenStates.count)")
+        location: "vision_feature_layer \(featureLayer)",
+        key: "a hidden state of \(output.hiddenStates.count)")
     }
     if dropsClassToken { selected.removeFirst(output.hiddenSize) }
     return try Idefics3Vision.pixelShuffle(
-      selected, height: output.gridHeight, width: output.gridWidth, depth: output.hiddenSize, scale: scaleFactor)
+      selected, height: output.gridHeight, width: output.gridWidth, depth: output.hiddenSize,
+      scale: scaleFactor)
   }
 
   /// The projector's layer norm on shuffled features, what its first linear reads.

@@ -19,20 +19,25 @@ extension SpeedQStage2 {
       throw SpeedQError.invalidInput(
         operation: operation, reason: "'\(setup.checkpoint.location)' has no 2-D tensor '\(name)'")
     }
-    let weight = try Matrix(rows: info.shape[0], columns: info.shape[1], elements: try source.floats(of: name))
+    let weight = try Matrix(
+      rows: info.shape[0], columns: info.shape[1], elements: try source.floats(of: name))
     let fpInputs = try shuffledFeatures(setup: setup, scale: scale, replacing: [:])
-    let quantizedInputs = try shuffledFeatures(setup: setup, scale: scale, replacing: quantizedTower)
+    let quantizedInputs = try shuffledFeatures(
+      setup: setup, scale: scale, replacing: quantizedTower)
     guard fpInputs.columns == weight.columns else {
       throw SpeedQError.invalidInput(
         operation: operation,
-        reason: "'\(name)' takes \(weight.columns) inputs, the shuffled tower gives \(fpInputs.columns)")
+        reason:
+          "'\(name)' takes \(weight.columns) inputs, the shuffled tower gives \(fpInputs.columns)")
     }
-    let fingerprint = Self.fingerprint(images: setup.images.count, tokens: fpInputs.rows, tower: quantizedTower)
+    let fingerprint = Self.fingerprint(
+      images: setup.images.count, tokens: fpInputs.rows, tower: quantizedTower)
     var refit: Refit
     var resumed = false
     if let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
       refit = try loadRefit(
-        from: path, fingerprint: fingerprint, outputs: weight.rows, hidden: weight.columns, hasBias: false)
+        from: path, fingerprint: fingerprint, outputs: weight.rows, hidden: weight.columns,
+        hasBias: false)
       resumed = true
     } else {
       // Plain least squares when the tokens determine it; otherwise a little ridge toward the FP linear.
@@ -53,19 +58,23 @@ extension SpeedQStage2 {
 
   /// The connector's input for every calibration image, stacked: the tower's last hidden state
   /// (after its final norm) with `replacing` in place of the named linear weights, pixel-shuffled.
-  static func shuffledFeatures(setup: VisionSetup, scale: Int, replacing: [String: [Float]]) throws -> Matrix<Float> {
+  static func shuffledFeatures(setup: VisionSetup, scale: Int, replacing: [String: [Float]]) throws
+    -> Matrix<Float>
+  {
     let encoder = setup.encoder
     let width = encoder.config.hiddenSize
     var rows: [Float] = []
     for (image, output) in zip(
       setup.images,
       try SpeedQStage1.features(
-        encoder: encoder, prefix: setup.prefix, images: setup.images, replacing: replacing, hiddenState: -1))
+        encoder: encoder, prefix: setup.prefix, images: setup.images, replacing: replacing,
+        hiddenState: -1))
     {
       let gridHeight = image.height / encoder.config.patchSize
       let gridWidth = image.width / encoder.config.patchSize
       rows += try Idefics3Vision.pixelShuffle(
-        encoder.lastHiddenState(fromBlockOutput: output), height: gridHeight, width: gridWidth, depth: width,
+        encoder.lastHiddenState(fromBlockOutput: output), height: gridHeight, width: gridWidth,
+        depth: width,
         scale: scale)
     }
     let columns = width * scale * scale
