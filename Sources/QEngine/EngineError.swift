@@ -32,6 +32,6 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
   private static func refusal(modelType: String?, reason: String?) -> String {
     guard let modelType else { return "config has no 'model_type'" }
     guard let reason else { return "model_type '\(modelType)' is not supported" }
-    return "model_type '\(modelType)' with \(reason) is not supported (no sliding-window attention)"
+    return "model_type '\(modelType)' with \(reason) is not supported"
   }
 }

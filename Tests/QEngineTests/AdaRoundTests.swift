@@ -37,9 +37,9 @@ import Testing
     for start in stride(from: 0, to: 5 * 24, by: 24) {
       let window = Array(tokens[start..<(start + 24)])
       var x = try model.embeddings(tokens: window)
-      try model.runBlock(model.layers[0], x: &x, count: window.count)
+      try model.runBlock(model.layers[0], block: 0, x: &x, count: window.count)
       let input = x
-      try model.runBlock(model.layers[1], x: &x, count: window.count)
+      try model.runBlock(model.layers[1], block: 1, x: &x, count: window.count)
       batches.append(BlockBatch(input: input, target: x, lengths: [window.count]))
     }
     let heldOut = batches.removeLast()

@@ -177,7 +177,7 @@ extension DecoderModel {
     let keyWidth = c.keyValueHeadCount * headDimension
     let groupSize = c.headCount / c.keyValueHeadCount
     let scale = 1 / Float(headDimension).squareRoot()
-    let (cosines, sines) = rotary.tables(positions: 0..<count, totalLength: count)
+    let (cosines, sines) = RotaryEmbedding(headDimension: headDimension, theta: c.ropeTheta, scaling: c.ropeScaling).tables(positions: 0..<count, totalLength: count)
 
     var normed = [Float](repeating: 0, count: count * hidden)
     var queries = [Float](repeating: 0, count: count * queryWidth)

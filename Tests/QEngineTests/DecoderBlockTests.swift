@@ -79,7 +79,7 @@ import Testing
     let tokens = [1, 17, 200, 255, 5, 5, 99, 123, 7]
     var x = try model.embeddings(tokens: tokens)
     let input = x
-    try model.runBlock(model.layers[block], x: &x, count: tokens.count)
+    try model.runBlock(model.layers[block], block: block, x: &x, count: tokens.count)
     let output = try decoder.output(input: input, lengths: [tokens.count], replacing: [:])
     let worst = zip(output, x).map { abs($0 - $1) }.max() ?? .infinity
     #expect(output.count == x.count && worst < 1e-4)

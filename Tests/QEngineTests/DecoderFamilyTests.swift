@@ -44,7 +44,9 @@ import Testing
   }
 
   @Test func supportedTypesAreTheRegistry() {
-    #expect(DecoderFamily.supportedModelTypes == ["llama", "mistral", "qwen2"])
+    #expect(
+      DecoderFamily.supportedModelTypes
+        == ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "smollm3"])
   }
 
   static let sizes =
@@ -56,37 +58,63 @@ import Testing
   }
 
   @Test func theTextConfigModelTypeDecides() throws {
-    let gemma = try Self.config(
-      #"{"model_type": "paligemma", "text_config": {"model_type": "gemma", "# + Self.sizes + "}}")
+    let phi = try Self.config(
+      #"{"model_type": "llava", "text_config": {"model_type": "phi3", "# + Self.sizes + "}}")
     #expect(
       throws: EngineError.unsupportedModelType(
-        location: "config.json", modelType: "gemma", reason: nil)
+        location: "config.json", modelType: "phi3", reason: nil)
     ) {
-      try DecoderConfiguration(gemma)
+      try DecoderConfiguration(phi)
     }
+    let gemma = try Self.config(
+      #"{"model_type": "paligemma", "text_config": {"model_type": "gemma", "# + Self.sizes + "}}")
+    #expect(try DecoderConfiguration(gemma).family == .gemma)
     let qwen = try Self.config(
       #"{"model_type": "llava", "text_config": {"model_type": "qwen2", "# + Self.sizes + "}}")
     #expect(try DecoderConfiguration(qwen).family == .qwen2)
   }
 
-  @Test func aMistralWindowCoveringTheContextRunsAsLlama() throws {
+  @Test func aMistralWindowAppliesToEveryLayer() throws {
     let config = try Self.config(
-      #"{"model_type": "mistral", "sliding_window": 4096, "max_position_embeddings": 4096, "#
-        + Self.sizes + "}")
-    #expect(try DecoderConfiguration(config).family == .mistral)
-    let unknownContext = try Self.config(
       #"{"model_type": "mistral", "sliding_window": 4096, "# + Self.sizes + "}")
+    let c = try DecoderConfiguration(config)
+    #expect(c.family == .mistral)
+    #expect(c.architecture.layers == [.init(slidingWindow: 4096, rope: .init(theta: 10_000))])
+    let none = try Self.config(#"{"model_type": "mistral", "sliding_window": null, "# + Self.sizes + "}")
+    #expect(try DecoderConfiguration(none).architecture == DecoderArchitecture())
+    let invalid = try Self.config(#"{"model_type": "mistral", "sliding_window": 0, "# + Self.sizes + "}")
     #expect(
-      throws: EngineError.unsupportedModelType(
-        location: "config.json", modelType: "mistral",
-        reason: "sliding_window 4096 and no max_position_embeddings to bound it")
-    ) { try DecoderConfiguration(unknownContext) }
+      throws: DecoderError.invalidConfig(
+        location: "config.json", key: "sliding_window", reason: "is not a positive integer")
+    ) { try DecoderConfiguration(invalid) }
+  }
+
+  @Test func smolLM3LeavesRopeOutOfItsNoPELayers() throws {
+    let listed = try Self.config(
+      #"{"model_type": "smollm3", "no_rope_layers": [0], "rope_theta": 5.0, "# + Self.sizes + "}")
+    #expect(try DecoderConfiguration(listed).architecture.layers == [.init(rope: nil)])
+    let bad = try Self.config(#"{"model_type": "smollm3", "no_rope_layers": [2], "# + Self.sizes + "}")
+    #expect(
+      throws: DecoderError.invalidConfig(
+        location: "config.json", key: "no_rope_layers", reason: "has 1 entries, expected 1 of 0 or 1")
+    ) { try DecoderConfiguration(bad) }
+  }
+
+  @Test func qwenWindowsStartAtMaxWindowLayers() throws {
+    let config = try Self.config(
+      #"{"model_type": "qwen3", "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 1, "#
+        + #""vocab_size": 16, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 3, "num_attention_heads": 2}"#)
+    let c = try DecoderConfiguration(config)
+    #expect(c.architecture.layers.map(\.slidingWindow) == [nil, 8, 8])
+    #expect(c.architecture.queryKeyNorms)
   }
 
   @Test func aQwen2SlidingWindowSwitchedOffRuns() throws {
     let config = try Self.config(
       #"{"model_type": "qwen2", "use_sliding_window": false, "sliding_window": 64, "# + Self.sizes
         + "}")
-    #expect(try DecoderConfiguration(config).family == .qwen2)
+    let c = try DecoderConfiguration(config)
+    #expect(c.family == .qwen2)
+    #expect(c.architecture == DecoderArchitecture())
   }
 }

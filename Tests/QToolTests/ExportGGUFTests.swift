@@ -156,4 +156,25 @@ struct ExportGGUFTests {
         source: checkpoint.source, configData: config, to: folder + "/out.gguf", type: .q8_0)
     }
   }
+
+  /// A family whose block is not Llama's is refused even when its tensor names are Llama's.
+  @Test(arguments: ["gemma", "gemma3_text"])
+  func refusesAFamilyWhoseBlockIsNotLlamas(_ modelType: String) throws {
+    let checkpoint = try Checkpoint.open(ExportFixtures.tinyLlama)
+    let folder = try ExportFixtures.scratchFolder("gguf-\(modelType)")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    guard case .object(var members) = try JSONDecoder().decode(JSONValue.self, from: try ExportFixtures.tinyLlamaConfig())
+    else { throw ExportError.output(path: folder, reason: "tiny-llama's config is not an object") }
+    members["model_type"] = .string(modelType)
+    let config = try JSONEncoder().encode(JSONValue.object(members))
+    #expect(
+      throws: ExportError.invalidConfig(
+        location: "\(checkpoint.source.location)/config.json", key: "model_type",
+        reason: "is '\(modelType)', whose block is not Llama's; GGUF export writes Llama's block only")
+    ) {
+      try GGUFExport.exportGGUF(
+        source: checkpoint.source, configData: config, to: folder + "/out.gguf", type: .q8_0)
+    }
+    #expect(!FileManager.default.fileExists(atPath: folder + "/out.gguf"))
+  }
 }

@@ -112,7 +112,7 @@ public final class CalibrationCollector: @unchecked Sendable {
     for (index, input) in blockInputs.enumerated() {
       var x = input
       let count = windowLengths[index]
-      try model.runBlock(layer, x: &x, count: count) { kind, values in
+      try model.runBlock(layer, block: currentBlock, x: &x, count: count) { kind, values in
         guard accumulators[kind] != nil else { return }
         try self.checkFinite(values, count: count, block: self.currentBlock, input: kind, window: index)
         try accumulators[kind]?.add(values, count: count)
@@ -143,7 +143,7 @@ public final class CalibrationCollector: @unchecked Sendable {
   public func advance() throws {
     let layer = try current()
     for index in blockInputs.indices {
-      try model.runBlock(layer, x: &blockInputs[index], count: windowLengths[index])
+      try model.runBlock(layer, block: currentBlock, x: &blockInputs[index], count: windowLengths[index])
     }
     currentBlock += 1
   }

@@ -73,13 +73,13 @@ extension DecoderModel {
     return try embedRows(tokens)
   }
 
-  /// Runs one block on `x` (`[count, hiddenSize]`, positions from 0, no cache) in place with
-  /// `layer`'s weights (which may differ from the model's), through `forward` itself, so
-  /// calibration sees exactly the arithmetic of inference.
+  /// Runs block `block` on `x` (`[count, hiddenSize]`, positions from 0, no cache) in place
+  /// with `layer`'s weights (which may differ from the model's) and the block's attention
+  /// settings, through `forward` itself, so calibration sees exactly the arithmetic of inference.
   ///
   /// `observe` sees each distinct linear input, `[count, width]` row-major, before it is used.
   func runBlock(
-    _ layer: DecoderLayer, x: inout [Float], count: Int,
+    _ layer: DecoderLayer, block: Int, x: inout [Float], count: Int,
     observe: ((LinearInput, UnsafeBufferPointer<Float>) throws -> Void)? = nil
   ) throws {
     guard x.count == count * configuration.hiddenSize else {
@@ -88,7 +88,7 @@ extension DecoderModel {
     }
     var output: [Float] = []
     _ = try forward(
-      embeddings: x, cache: nil, blocks: [layer],
+      embeddings: x, cache: nil, blocks: [layer], firstLayer: block,
       observe: { index, values in if index == 1 { output = Array(values) } },
       observeInputs: observe.map { observe in { _, input, values in try observe(input, values) } })
     x = output

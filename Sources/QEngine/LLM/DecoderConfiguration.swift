@@ -28,6 +28,8 @@ public struct DecoderConfiguration: Sendable, Equatable {
   public var maxPositionEmbeddings: Int? = nil
   /// The family the config's `model_type` names; Llama for a configuration built in code.
   public var family: DecoderFamily = .llama
+  /// What the family's block computes beyond Llama's; Llama's block by default.
+  public var architecture = DecoderArchitecture()
 
   /// Reads the language model's settings; a multimodal config's `text_config` is used when present.
   /// - Throws: `EngineError.unsupportedModelType` for a `model_type` the engine does not
@@ -35,7 +37,9 @@ public struct DecoderConfiguration: Sendable, Equatable {
   ///   for values that do not fit together.
   public init(_ config: ModelConfig) throws {
     family = try DecoderFamily(config)
-    let text = config.textConfig ?? config
+    var text = config.textConfig ?? config
+    // A wrapper's dtype holds for its text model when the text_config does not repeat it.
+    text.torchDType = text.torchDType ?? config.torchDType
     let location = config.location
     func require(_ value: Int?, _ key: String) throws -> Int {
       guard let value else { throw EngineError.missingConfig(location: location, key: key) }
@@ -61,11 +65,40 @@ public struct DecoderConfiguration: Sendable, Equatable {
     }
     let epsilon = text.raw["rms_norm_eps"]?.doubleValue ?? 1e-6
     normEpsilon = Float(epsilon)
-    ropeTheta = text.ropeTheta ?? 10_000
     tiedEmbeddings = text.tieWordEmbeddings ?? false
-    ropeScaling = try Self.scaling(
-      text.ropeScaling, trainedContext: text.maxPositionEmbeddings ?? 0, location: location)
+    let rope = try Self.rope(text, layerType: "full_attention", location: location)
+    ropeTheta = rope.theta
+    ropeScaling = rope.scaling
     maxPositionEmbeddings = text.maxPositionEmbeddings.flatMap { $0 > 0 ? $0 : nil }
+    architecture = try family.architecture(text, configuration: self, location: location)
+  }
+
+  /// The rope of layers of `layerType` (`full_attention`, `sliding_attention`): from
+  /// `rope_parameters` as transformers 5 writes it (flat, or one entry per layer type), else from
+  /// `rope_theta` and `rope_scaling`.
+  static func rope(_ text: ModelConfig, layerType: String, location: String) throws -> DecoderArchitecture.Rope {
+    let trainedContext = text.maxPositionEmbeddings ?? 0
+    guard let parameters = text.raw["rope_parameters"]?.objectValue else {
+      return .init(
+        theta: text.ropeTheta ?? 10_000,
+        scaling: try scaling(text.ropeScaling, trainedContext: trainedContext, location: location))
+    }
+    let perType = parameters["full_attention"] != nil || parameters["sliding_attention"] != nil
+    let entry = perType ? parameters[layerType] ?? parameters["full_attention"] : .object(parameters)
+    return .init(
+      theta: entry?["rope_theta"]?.doubleValue ?? text.ropeTheta ?? 10_000,
+      scaling: try scaling(entry, trainedContext: trainedContext, location: location))
+  }
+
+  /// The layer types of `layer_types`, when the config lists one per layer.
+  static func layerTypes(_ text: ModelConfig, count: Int, location: String) throws -> [String]? {
+    guard let list = text.raw["layer_types"]?.arrayValue else { return nil }
+    let types = list.compactMap(\.stringValue)
+    guard types.count == list.count, types.count >= count else {
+      throw DecoderError.invalidConfig(
+        location: location, key: "layer_types", reason: "has \(list.count) entries, expected \(count) strings")
+    }
+    return Array(types.prefix(count))
   }
 
   public init(

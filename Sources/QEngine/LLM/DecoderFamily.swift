@@ -1,17 +1,27 @@
 import QFormats
 
-/// The decoder families the engine implements, keyed by the config's `model_type`.
+/// The decoder families the engine implements, keyed by the config's `model_type`: the registry.
 ///
-/// Tensor names do not tell these apart from families the engine does not implement: a Gemma
-/// checkpoint names its weights exactly as Llama does but wants GELU, `1 + w` norms and a scaled
-/// embedding. So the engine runs a config only when its `model_type` is listed here, and refuses
-/// the settings of a listed family that it does not honour (sliding-window attention).
+/// Tensor names do not tell families apart: a Gemma checkpoint names its weights exactly as
+/// Llama does but wants GELU, `1 + w` norms and a scaled embedding. So the engine runs a config
+/// only when its `model_type` is listed here. Each family's own file (`LLM/Families/`) maps its
+/// config to the `DecoderArchitecture` every pass reads.
 public enum DecoderFamily: String, Sendable, CaseIterable {
   case llama
-  /// Mistral runs as Llama while its sliding window is absent or at least the trained context.
+  /// Llama with a sliding window on every layer when `sliding_window` is set.
   case mistral
-  /// Qwen2 adds q/k/v biases; its optional sliding window must be off.
+  /// Qwen2 adds q/k/v biases and optional sliding windows on its upper layers.
   case qwen2
+  /// Qwen2's layers with per-head q/k RMSNorm, no biases.
+  case qwen3
+  /// GELU, `(1 + w)` norms and a scaled embedding.
+  case gemma
+  /// Gemma with four norms per block, soft-capping and alternating sliding windows.
+  case gemma2
+  /// Gemma 3's text model (also the `text_config` of the `gemma3` wrapper).
+  case gemma3Text = "gemma3_text"
+  /// Llama's block with rope left out of some layers (NoPE).
+  case smollm3
 
   /// The `model_type` values the engine runs, in the order error messages list them.
   public static let supportedModelTypes: [String] = allCases.map(\.rawValue)
@@ -21,8 +31,7 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
     uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
 
   /// The family of a language model's config (`text_config` in a multimodal config).
-  /// - Throws: `EngineError.unsupportedModelType` for an absent or unknown `model_type`, or for
-  ///   a setting of a known one the engine does not implement.
+  /// - Throws: `EngineError.unsupportedModelType` for an absent or unknown `model_type`.
   public init(_ config: ModelConfig) throws {
     let text = config.textConfig ?? config
     let location = config.location
@@ -36,9 +45,6 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
     guard let family = Self.registry[type] else {
       throw EngineError.unsupportedModelType(location: location, modelType: type, reason: nil)
     }
-    if let reason = family.unsupportedSetting(of: text) {
-      throw EngineError.unsupportedModelType(location: location, modelType: type, reason: reason)
-    }
     self = family
   }
 
@@ -46,25 +52,24 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
   static func defaultTextType(of wrapper: String?) -> String? {
     switch wrapper {
     case "llava", "llava_next", "idefics3", "smolvlm": "llama"
+    case "gemma3": "gemma3_text"
     default: nil
     }
   }
 
-  /// The setting that keeps the engine from running this config of the family, or `nil`.
-  func unsupportedSetting(of text: ModelConfig) -> String? {
+  /// The block this family computes for `text`, whose shared settings `configuration` holds.
+  func architecture(
+    _ text: ModelConfig, configuration: DecoderConfiguration, location: String
+  ) throws -> DecoderArchitecture {
     switch self {
-    case .llama:
-      return nil
-    case .mistral:
-      guard let window = text.raw["sliding_window"]?.intValue else { return nil }
-      guard let context = text.maxPositionEmbeddings else {
-        return "sliding_window \(window) and no max_position_embeddings to bound it"
-      }
-      guard window < context else { return nil }
-      return "sliding_window \(window), shorter than its context of \(context),"
-    case .qwen2:
-      guard text.raw["use_sliding_window"]?.boolValue == true else { return nil }
-      return "use_sliding_window true"
+    case .llama: DecoderArchitecture()
+    case .mistral: try Self.mistralArchitecture(text, configuration: configuration, location: location)
+    case .qwen2: try Self.qwen2Architecture(text, configuration: configuration, location: location)
+    case .qwen3: try Self.qwen3Architecture(text, configuration: configuration, location: location)
+    case .gemma: try Self.gemmaArchitecture(text, configuration: configuration, location: location)
+    case .gemma2: try Self.gemma2Architecture(text, configuration: configuration, location: location)
+    case .gemma3Text: try Self.gemma3Architecture(text, configuration: configuration, location: location)
+    case .smollm3: try Self.smolLM3Architecture(text, configuration: configuration, location: location)
     }
   }
 }

@@ -25,7 +25,7 @@ extension DecoderModel {
     return try states.map { try Matrix(rows: embeddings.rows, columns: configuration.hiddenSize, elements: $0) }
   }
 
-  /// Embedding rows of `tokens`, row-major.
+  /// Embedding rows of `tokens`, row-major, times the architecture's embedding scale.
   func embedRows(_ tokens: [Int]) throws -> [Float] {
     let c = configuration
     for token in tokens where token < 0 || token >= c.vocabularySize {
@@ -36,6 +36,9 @@ extension DecoderModel {
     x.withUnsafeMutableBufferPointer { buffer in
       for (row, token) in tokens.enumerated() {
         embedding.row(token, into: UnsafeMutableBufferPointer(rebasing: buffer[(row * hidden)..<((row + 1) * hidden)]))
+      }
+      if let scale = c.architecture.embeddingScale {
+        for index in buffer.indices { buffer[index] *= scale }
       }
     }
     return x

@@ -40,10 +40,12 @@ extension DecoderModel {
   }
 
   /// `forward(tokens:)` from input embeddings `[rows, hiddenSize]` row-major instead of token ids.
-  /// - Parameter blocks: Run these layers instead of the model's (calibration's replaced
-  ///   weights); only without a cache.
+  /// - Parameters:
+  ///   - blocks: Run these layers instead of the model's (calibration's replaced weights); only
+  ///     without a cache.
+  ///   - firstLayer: The model's index of `blocks[0]`, whose attention settings apply.
   func forward(
-    embeddings: [Float], cache: KeyValueCache?, blocks: [DecoderLayer]? = nil,
+    embeddings: [Float], cache: KeyValueCache?, blocks: [DecoderLayer]? = nil, firstLayer: Int = 0,
     observe: ((Int, UnsafeBufferPointer<Float>) -> Void)? = nil,
     observeInputs: LinearInputObserver? = nil
   ) throws -> [Float] {
@@ -71,7 +73,17 @@ extension DecoderModel {
     var x = embeddings
     x.withUnsafeBufferPointer { observe?(0, $0) }
 
-    let (cosines, sines) = rotary.tables(positions: past..<total, totalLength: total)
+    let architecture = c.architecture
+    let offset = architecture.normWeightOffset
+    // Rotary tables per distinct rope of the layers.
+    var tables: [(rope: DecoderArchitecture.Rope, cos: [Float], sin: [Float])] = []
+    func rotaryTables(_ rope: DecoderArchitecture.Rope) -> (cos: [Float], sin: [Float]) {
+      if let found = tables.first(where: { $0.rope == rope }) { return (found.cos, found.sin) }
+      let (cos, sin) = RotaryEmbedding(headDimension: headDimension, rope: rope)
+        .tables(positions: past..<total, totalLength: total)
+      tables.append((rope, cos, sin))
+      return (cos, sin)
+    }
     var normed = [Float](repeating: 0, count: count * hidden)
     var queries = [Float](repeating: 0, count: count * queryWidth)
     var keys = [Float](repeating: 0, count: count * keyWidth)
@@ -86,14 +98,24 @@ extension DecoderModel {
     // Without a cache, one layer's keys and values at a time.
     var scratchKeys = cache == nil ? [Float](repeating: 0, count: keyWidth * count) : []
     var scratchValues = scratchKeys
-    let scale = 1 / Float(headDimension).squareRoot()
+    let scale = c.attentionScale
 
     for (layerIndex, layer) in (blocks ?? layers).enumerated() {
-      Self.rmsNorm(x, weight: layer.inputNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+      let settings = c.attention(layer: firstLayer + layerIndex)
+      Self.rmsNorm(x, weight: layer.inputNorm, offset: offset, epsilon: c.normEpsilon, rows: count, into: &normed)
       try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .attentionInput, $0) }
       try Self.applyQueryKeyValue(layer, normed, tokens: count, into: &queries, &keys, &values)
-      Self.rotate(&queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
-      Self.rotate(&keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
+      if let norm = layer.queryNorm {
+        Self.rmsNorm(queries, weight: norm, offset: offset, epsilon: c.normEpsilon, rows: count * c.headCount, into: &queries)
+      }
+      if let norm = layer.keyNorm {
+        Self.rmsNorm(keys, weight: norm, offset: offset, epsilon: c.normEpsilon, rows: count * c.keyValueHeadCount, into: &keys)
+      }
+      if let rope = settings.rope {
+        let (cosines, sines) = rotaryTables(rope)
+        Self.rotate(&queries, heads: c.headCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
+        Self.rotate(&keys, heads: c.keyValueHeadCount, headDimension: headDimension, rows: count, cos: cosines, sin: sines)
+      }
 
       // Store this step's keys and values head-major after the cached positions.
       let capacity = cache?.capacity ?? count
@@ -137,7 +159,8 @@ extension DecoderModel {
               try Linalg.gemm(
                 q, rows: count, columns: headDimension, headKeys, rows: total, columns: headDimension,
                 transposeB: true, into: s, alpha: scale)
-              Self.causalSoftmax(s, rows: count, columns: total, past: past)
+              if let cap = architecture.attentionSoftcap { Self.softcap(s, cap: cap) }
+              Self.causalSoftmax(s, rows: count, columns: total, past: past, window: settings.slidingWindow)
               try headOutput.withUnsafeMutableBufferPointer { o in
                 try Linalg.gemm(
                   UnsafeBufferPointer(s), rows: count, columns: total, headValues, rows: total,
@@ -167,25 +190,34 @@ extension DecoderModel {
 
       try attention.withUnsafeBufferPointer { try observeInputs?(layerIndex, .attentionOutput, $0) }
       try Self.apply(layer.output, attention, tokens: count, into: &projected, bias: nil)
+      if let norm = layer.attentionOutputNorm {
+        Self.rmsNorm(projected, weight: norm, offset: offset, epsilon: c.normEpsilon, rows: count, into: &projected)
+      }
       Self.add(projected, to: &x)
-      Self.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+      Self.rmsNorm(x, weight: layer.postAttentionNorm, offset: offset, epsilon: c.normEpsilon, rows: count, into: &normed)
       try normed.withUnsafeBufferPointer { try observeInputs?(layerIndex, .mlpInput, $0) }
       try Self.applyGateUp(layer, normed, tokens: count, into: &gate, &up)
-      Self.swiGLU(&gate, up)
+      Self.gatedActivation(&gate, up, architecture.activation)
       try gate.withUnsafeBufferPointer { try observeInputs?(layerIndex, .mlpHidden, $0) }
       try Self.apply(layer.down, gate, tokens: count, into: &projected, bias: nil)
+      if let norm = layer.mlpOutputNorm {
+        Self.rmsNorm(projected, weight: norm, offset: offset, epsilon: c.normEpsilon, rows: count, into: &projected)
+      }
       Self.add(projected, to: &x)
       x.withUnsafeBufferPointer { observe?(layerIndex + 1, $0) }
     }
     cache?.advance(by: count)
-    Self.rmsNorm(x, weight: finalNorm, epsilon: c.normEpsilon, rows: count, into: &normed)
+    Self.rmsNorm(x, weight: finalNorm, offset: offset, epsilon: c.normEpsilon, rows: count, into: &normed)
     return normed
   }
 
   /// Logits `[rows, vocabularySize]` of final hidden states `[rows, hiddenSize]`.
   func logits(ofHidden hidden: UnsafeBufferPointer<Float>, rows: Int) throws -> [Float] {
     var out = [Float](repeating: 0, count: rows * configuration.vocabularySize)
-    try out.withUnsafeMutableBufferPointer { try head.apply(hidden, tokens: rows, into: $0) }
+    try out.withUnsafeMutableBufferPointer {
+      try head.apply(hidden, tokens: rows, into: $0)
+      if let cap = configuration.architecture.finalSoftcap { Self.softcap($0, cap: cap) }
+    }
     return out
   }
 
@@ -245,8 +277,11 @@ extension DecoderModel {
     }
   }
 
-  /// `y = x / sqrt(mean(x²) + ε) * w` per row; the mean of squares is summed in Double.
-  static func rmsNorm(_ x: [Float], weight: [Float], epsilon: Float, rows: Int, into y: inout [Float]) {
+  /// `y = x / sqrt(mean(x²) + ε) * (offset + w)` per row; the mean of squares is summed in
+  /// Double. `y` may be `x` itself.
+  static func rmsNorm(
+    _ x: [Float], weight: [Float], offset: Float = 0, epsilon: Float, rows: Int, into y: inout [Float]
+  ) {
     let width = weight.count
     x.withUnsafeBufferPointer { input in
       weight.withUnsafeBufferPointer { w in
@@ -259,7 +294,7 @@ extension DecoderModel {
               sum += value * value
             }
             let inverse = 1 / (Float(sum / Double(width)) + epsilon).squareRoot()
-            for index in 0..<width { output[base &+ index] = input[base &+ index] * inverse * w[index] }
+            for index in 0..<width { output[base &+ index] = input[base &+ index] * inverse * (offset + w[index]) }
           }
         }
       }
@@ -293,23 +328,51 @@ extension DecoderModel {
     }
   }
 
-  /// Softmax of each row over the keys it may see (`past + row + 1` of them); the rest become 0.
-  static func causalSoftmax(_ scores: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, past: Int) {
+  /// Softmax of each row over the keys it may see (the `past + row + 1` first, of which the last
+  /// `window` when there is one); the rest become 0.
+  static func causalSoftmax(
+    _ scores: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, past: Int, window: Int? = nil
+  ) {
     for row in 0..<rows {
       let base = row &* columns
       let visible = min(columns, past &+ row &+ 1)
+      let first = window.map { max(0, visible &- $0) } ?? 0
       var largest = -Float.infinity
-      for index in 0..<visible { largest = max(largest, scores[base &+ index]) }
+      for index in first..<visible { largest = max(largest, scores[base &+ index]) }
       var sum: Float = 0
-      for index in 0..<visible {
+      for index in first..<visible {
         let value = Foundation.exp(scores[base &+ index] - largest)
         scores[base &+ index] = value
         sum += value
       }
       let inverse = 1 / sum
-      for index in 0..<visible { scores[base &+ index] *= inverse }
+      for index in 0..<first { scores[base &+ index] = 0 }
+      for index in first..<visible { scores[base &+ index] *= inverse }
       for index in visible..<columns { scores[base &+ index] = 0 }
     }
+  }
+
+  /// `s = cap tanh(s / cap)`, Gemma 2's soft-capping of scores and logits.
+  static func softcap(_ values: UnsafeMutableBufferPointer<Float>, cap: Float) {
+    for index in values.indices { values[index] = cap * Foundation.tanh(values[index] / cap) }
+  }
+
+  /// `gate = act(gate) * up`.
+  static func gatedActivation(_ gate: inout [Float], _ up: [Float], _ activation: DecoderArchitecture.Activation) {
+    switch activation {
+    case .silu: swiGLU(&gate, up)
+    case .geluTanh:
+      gate.withUnsafeMutableBufferPointer { g in
+        up.withUnsafeBufferPointer { u in
+          for index in g.indices { g[index] = geluTanh(g[index]) * u[index] }
+        }
+      }
+    }
+  }
+
+  /// `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`, `gelu_pytorch_tanh`.
+  static func geluTanh(_ x: Float) -> Float {
+    0.5 * x * (1 + Foundation.tanh(0.797_884_56 * (x + 0.044715 * x * x * x)))
   }
 
   /// `gate = silu(gate) * up`.

@@ -3,8 +3,15 @@ import QFormats
 
 /// One transformer block's weights.
 struct DecoderLayer: Sendable {
+  /// Norms the attention input.
   var inputNorm: [Float]
+  /// Norms the MLP input (`post_attention_layernorm`, or Gemma's `pre_feedforward_layernorm`).
   var postAttentionNorm: [Float]
+  /// The norms only some architectures have (`DecoderArchitecture.normName`).
+  var attentionOutputNorm: [Float]? = nil
+  var mlpOutputNorm: [Float]? = nil
+  var queryNorm: [Float]? = nil
+  var keyNorm: [Float]? = nil
   var query: LinearWeight
   var key: LinearWeight
   var value: LinearWeight
@@ -28,7 +35,6 @@ public final class DecoderModel: Sendable {
   let finalNorm: [Float]
   let head: LinearWeight
   let headIsEmbedding: Bool
-  let rotary: RotaryEmbedding
 
   /// Loads the language model from `source`.
   ///
@@ -64,12 +70,16 @@ public final class DecoderModel: Sendable {
     let keyWidth = c.keyValueHeadCount * c.headDimension
     embedding = try loader.linear("model.embed_tokens.weight", rows: c.vocabularySize, columns: hidden)
     var layers: [DecoderLayer] = []
+    let a = c.architecture
     for index in 0..<c.layerCount {
       let p = "model.layers.\(index)."
-      layers.append(
+      func norm(_ norm: BlockNorm) throws -> [Float]? {
+        try a.normName(norm, block: index).map { try loader.vector($0, count: c.width(of: norm)) }
+      }
+      var layer = 
         DecoderLayer(
           inputNorm: try loader.vector(p + "input_layernorm.weight", count: hidden),
-          postAttentionNorm: try loader.vector(p + "post_attention_layernorm.weight", count: hidden),
+          postAttentionNorm: try loader.vector(a.mlpInputNormName(block: index), count: hidden),
           query: try loader.linear(p + "self_attn.q_proj.weight", rows: queryWidth, columns: hidden),
           key: try loader.linear(p + "self_attn.k_proj.weight", rows: keyWidth, columns: hidden),
           value: try loader.linear(p + "self_attn.v_proj.weight", rows: keyWidth, columns: hidden),
@@ -79,7 +89,12 @@ public final class DecoderModel: Sendable {
           down: try loader.linear(p + "mlp.down_proj.weight", rows: hidden, columns: c.intermediateSize),
           queryBias: try loader.optionalVector(p + "self_attn.q_proj.bias", count: queryWidth),
           keyBias: try loader.optionalVector(p + "self_attn.k_proj.bias", count: keyWidth),
-          valueBias: try loader.optionalVector(p + "self_attn.v_proj.bias", count: keyWidth)))
+          valueBias: try loader.optionalVector(p + "self_attn.v_proj.bias", count: keyWidth))
+      layer.attentionOutputNorm = try norm(.attentionOutput)
+      layer.mlpOutputNorm = try norm(.mlpOutput)
+      layer.queryNorm = try norm(.query)
+      layer.keyNorm = try norm(.key)
+      layers.append(layer)
     }
     self.layers = layers
     finalNorm = try loader.vector("model.norm.weight", count: hidden)
@@ -88,7 +103,6 @@ public final class DecoderModel: Sendable {
     head =
       headIsEmbedding
       ? embedding : try loader.linear("lm_head.weight", rows: c.vocabularySize, columns: hidden)
-    rotary = RotaryEmbedding(headDimension: c.headDimension, theta: c.ropeTheta, scaling: c.ropeScaling)
   }
 
   /// Bytes the weights occupy in memory (packed weights at their packed size).
@@ -99,7 +113,9 @@ public final class DecoderModel: Sendable {
       for weight in [layer.query, layer.key, layer.value, layer.output, layer.gate, layer.up, layer.down] {
         total += weight.residentBytes
       }
+      let optional = [layer.attentionOutputNorm, layer.mlpOutputNorm, layer.queryNorm, layer.keyNorm]
       total += (layer.inputNorm.count + layer.postAttentionNorm.count) * 4
+      total += optional.reduce(0) { $0 + ($1?.count ?? 0) * 4 }
     }
     return total
   }

@@ -6,6 +6,16 @@ struct RotaryEmbedding: Sendable {
   let theta: Double
   let scaling: RopeScaling
 
+  init(headDimension: Int, theta: Double, scaling: RopeScaling) {
+    self.headDimension = headDimension
+    self.theta = theta
+    self.scaling = scaling
+  }
+
+  init(headDimension: Int, rope: DecoderArchitecture.Rope) {
+    self.init(headDimension: headDimension, theta: rope.theta, scaling: rope.scaling)
+  }
+
   /// The `headDimension / 2` inverse frequencies for a sequence of `length` positions.
   func inverseFrequencies(length: Int) -> [Double] {
     let half = headDimension / 2

@@ -1,7 +1,8 @@
 import QCompute
 
-/// One Llama/Qwen2 decoder layer (RMSNorm, RoPE attention with GQA, causal mask and optional
-/// q/k/v biases, SwiGLU MLP) as a `ReconstructableBlock`, so a rounding optimiser can fit its seven
+/// One decoder layer of any registered family (RMSNorm, RoPE attention with GQA, causal mask and
+/// optional q/k/v biases, gated MLP, and what the `DecoderArchitecture` adds) as a
+/// `ReconstructableBlock`, so a rounding optimiser can fit its seven
 /// linear weights to the full-precision layer's output.
 ///
 /// Forward and backward are `DecoderGraph`'s per-layer passes, so the block computes exactly what
@@ -13,9 +14,10 @@ public struct DecoderBlock: ReconstructableBlock {
   public var linearShapes: [String: [Int]] { core.linearShapes }
 
   /// The layer's parameters by checkpoint name, all starting with `layerPrefix`
-  /// (e.g. `model.layers.3.`): both norms, the seven linear weights and any q/k/v biases.
+  /// (e.g. `model.layers.3.`, whose number picks the layer's attention settings): the
+  /// architecture's norms, the seven linear weights and any q/k/v biases.
   /// - Throws: `TrainingError.unknownParameter` for a missing weight, `.shapeMismatch` for one of
-  ///   the wrong size.
+  ///   the wrong size, `.invalidInput` for a prefix without a layer number when layers differ.
   public init(configuration: DecoderConfiguration, layerPrefix: String, parameters: [String: [Float]]) throws {
     core = try DecoderBlockCore(configuration: configuration, layerPrefix: layerPrefix, parameters: parameters)
   }
@@ -30,10 +32,18 @@ public struct DecoderBlock: ReconstructableBlock {
     }
     let layer = model.layers[block]
     let p = "\(prefix)model.layers.\(block)."
+    let a = model.configuration.architecture
     var parameters: [String: [Float]] = [
       p + "input_layernorm.weight": layer.inputNorm,
-      p + "post_attention_layernorm.weight": layer.postAttentionNorm,
+      p + a.mlpInputNormSuffix: layer.postAttentionNorm,
     ]
+    let optional: [(BlockNorm, [Float]?)] = [
+      (.attentionOutput, layer.attentionOutputNorm), (.mlpOutput, layer.mlpOutputNorm),
+      (.query, layer.queryNorm), (.key, layer.keyNorm),
+    ]
+    for case (let norm, let values?) in optional {
+      if let suffix = a.normSuffix(norm) { parameters[p + suffix] = values }
+    }
     for slot in LinearSlot.allCases { parameters[p + slot.rawValue + ".weight"] = layer[slot].denseValues() }
     if let bias = layer.queryBias { parameters[p + "self_attn.q_proj.bias"] = bias }
     if let bias = layer.keyBias { parameters[p + "self_attn.k_proj.bias"] = bias }
@@ -62,16 +72,26 @@ public struct DecoderBlock: ReconstructableBlock {
 struct DecoderBlockCore<T: TrainingScalar>: Sendable {
   var graph: DecoderGraph<T>
   var layerPrefix: String
+  /// The block's index in the model, whose attention settings (window, rope) apply.
+  var layerIndex: Int
   var linearShapes: [String: [Int]]
 
   init(configuration c: DecoderConfiguration, layerPrefix: String, parameters: [String: [T]]) throws {
     let p = layerPrefix
+    // The number after `layers.` in the prefix, e.g. 3 in `model.layers.3.`.
+    let parts = layerPrefix.split(separator: ".")
+    let number = parts.indices.dropFirst().last { parts[$0 - 1] == "layers" }.flatMap { Int(parts[$0]) }
+    if number == nil, !c.architecture.layers.isEmpty {
+      throw TrainingError.invalidInput(
+        operation: "DecoderBlock", reason: "prefix '\(layerPrefix)' names no layer, whose settings differ by layer")
+    }
+    layerIndex = number ?? 0
     let queryWidth = c.headCount * c.headDimension
     let keyWidth = c.keyValueHeadCount * c.headDimension
-    var shapes: [String: [Int]] = [
-      p + "input_layernorm.weight": [c.hiddenSize],
-      p + "post_attention_layernorm.weight": [c.hiddenSize],
-    ]
+    var shapes: [String: [Int]] = [:]
+    for norm in BlockNorm.allCases {
+      if let suffix = c.architecture.normSuffix(norm) { shapes[p + suffix] = [c.width(of: norm)] }
+    }
     var linears: [String: [Int]] = [:]
     for slot in LinearSlot.allCases {
       let shape: [Int] =
@@ -129,21 +149,13 @@ struct DecoderBlockCore<T: TrainingScalar>: Sendable {
         operation: "DecoderBlock", detail: "\(input.count) inputs for \(rows) rows of \(c.hiddenSize)")
     }
     let graph = try replaced(replacing)
-    let (cosines, sines) = graph.rotaryTables(lengths: lengths)
     var cache = DecoderGraph<T>.Cache(
-      tokens: [], lengths: lengths, cosines: cosines, sines: sines, layers: [], finalInput: [],
-      finalInverseRMS: [], finalNormed: [], effective: [:], passes: [:])
+      tokens: [], lengths: lengths, layers: [], finalInput: [], finalInverseRMS: [], finalNormed: [],
+      effective: [:], passes: [:])
     var x = input
     let layer = try graph.forwardLayer(
-      prefix: layerPrefix, x: &x, rows: rows, shape: shape(lengths: lengths), cosines: cosines, sines: sines,
-      cache: &cache)
+      index: layerIndex, prefix: layerPrefix, x: &x, rows: rows, lengths: lengths, cache: &cache)
     return (x, graph, layer, cache)
-  }
-
-  func shape(lengths: [Int]) -> TrainingOps.AttentionShape {
-    let c = graph.configuration
-    return TrainingOps.AttentionShape(
-      lengths: lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: c.headDimension)
   }
 
   /// `mean((output - target)²)` and its gradient with respect to every weight in `replacing`.
@@ -165,8 +177,8 @@ struct DecoderBlockCore<T: TrainingScalar>: Sendable {
     }
     var gradients: [String: [T]] = [:]
     try graph.backwardLayer(
-      prefix: layerPrefix, layer: layer, dx: &dx, rows: lengths.reduce(0, +), shape: shape(lengths: lengths),
-      cache: cache, trainable: Set(replacing.keys), gradients: &gradients)
+      index: layerIndex, prefix: layerPrefix, layer: layer, dx: &dx, rows: lengths.reduce(0, +), cache: cache,
+      trainable: Set(replacing.keys), gradients: &gradients)
     return (loss / count, gradients)
   }
 }

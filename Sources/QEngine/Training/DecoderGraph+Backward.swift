@@ -60,7 +60,8 @@ extension DecoderGraph {
     _ dy: [T], x: [T], rows: Int, name: String, inverseRMS: [T], trainable: Set<String>, cache: Cache,
     gradients: inout [String: [T]]
   ) throws -> [T] {
-    let weight = try tensor(name)
+    // d(offset + w)/dw = 1, so the weight gradient is the multiplier's.
+    let weight = try normWeight(name)
     var dWeight: [T]? = trainable.contains(name) ? [T](repeating: 0, count: weight.count) : nil
     let dx = TrainingOps.rmsNormBackward(dy, x: x, rows: rows, weight: weight, inverseRMS: inverseRMS, dWeight: &dWeight)
     if let dWeight { accumulate(dWeight, name: name, cache: cache, into: &gradients) }
@@ -73,15 +74,14 @@ extension DecoderGraph {
     let c = configuration
     let rows = cache.tokens.count
     let hidden = c.hiddenSize
-    let d = c.headDimension
     guard dLogits.count == rows * c.vocabularySize else {
       throw TrainingError.shapeMismatch(
         operation: "backward", detail: "\(dLogits.count) logit gradients for \(rows) rows of \(c.vocabularySize)")
     }
-    let shape = TrainingOps.AttentionShape(
-      lengths: cache.lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: d)
     var gradients: [String: [T]] = [:]
     let empty = LayerCache()
+    var dLogits = dLogits
+    if let cap = c.architecture.finalSoftcap { TrainingOps.softcapBackward(&dLogits, outputs: cache.logits, cap: T(cap)) }
 
     let dNormed = try projectBackward(
       dLogits, x: cache.finalNormed, rows: rows, module: String(headName.dropLast(".weight".count)),
@@ -92,11 +92,12 @@ extension DecoderGraph {
 
     for index in stride(from: c.layerCount - 1, through: 0, by: -1) {
       try backwardLayer(
-        prefix: "model.layers.\(index).", layer: cache.layers[index], dx: &dx, rows: rows, shape: shape,
+        index: index, prefix: "model.layers.\(index).", layer: cache.layers[index], dx: &dx, rows: rows,
         cache: cache, trainable: trainable, gradients: &gradients)
     }
     let embeddingName = "model.embed_tokens.weight"
     if trainable.contains(embeddingName) {
+      if let scale = c.architecture.embeddingScale { dx = dx.map { $0 * T(scale) } }
       var local = [T](repeating: 0, count: c.vocabularySize * hidden)
       TrainingOps.embedBackward(dx, width: hidden, tokens: cache.tokens, into: &local)
       // The lookup reads the latent table, so no straight-through mask applies here.
@@ -113,19 +114,27 @@ extension DecoderGraph {
   /// The backward of `forwardLayer`: turns `dx`, the gradient at the layer's output, into the
   /// gradient at its input and adds the gradients of its trainable parameters.
   func backwardLayer(
-    prefix p: String, layer: LayerCache, dx: inout [T], rows: Int, shape: TrainingOps.AttentionShape,
-    cache: Cache, trainable: Set<String>, gradients: inout [String: [T]]
+    index: Int, prefix p: String, layer: LayerCache, dx: inout [T], rows: Int, cache: Cache,
+    trainable: Set<String>, gradients: inout [String: [T]]
   ) throws {
     let c = configuration
+    let a = c.architecture
+    let shape = attentionShape(lengths: cache.lengths, layer: index)
     let hidden = c.hiddenSize
     let d = c.headDimension
     let queryWidth = c.headCount * d
     let keyWidth = c.keyValueHeadCount * d
     // MLP branch.
+    var dDown = dx
+    if let outputNorm = a.normSuffix(.mlpOutput) {
+      dDown = try normBackward(
+        dx, x: layer.down, rows: rows, name: p + outputNorm, inverseRMS: layer.inverseRMSDown,
+        trainable: trainable, cache: cache, gradients: &gradients)
+    }
     let dActivated = try projectBackward(
-      dx, x: layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize,
+      dDown, x: layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize,
       layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-    let (dGate, dUp) = TrainingOps.swiGLUBackward(dActivated, gate: layer.gate, up: layer.up)
+    let (dGate, dUp) = TrainingOps.gatedActivationBackward(dActivated, gate: layer.gate, up: layer.up, a.activation)
     var dNormed2 = try projectBackward(
       dGate, x: layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden,
       layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
@@ -136,18 +145,34 @@ extension DecoderGraph {
       to: &dNormed2)
     TrainingOps.add(
       try normBackward(
-        dNormed2, x: layer.middle, rows: rows, name: p + "post_attention_layernorm.weight",
+        dNormed2, x: layer.middle, rows: rows, name: p + a.mlpInputNormSuffix,
         inverseRMS: layer.inverseRMS2, trainable: trainable, cache: cache, gradients: &gradients),
       to: &dx)
     // Attention branch.
+    var dAttended = dx
+    if let outputNorm = a.normSuffix(.attentionOutput) {
+      dAttended = try normBackward(
+        dx, x: layer.attended, rows: rows, name: p + outputNorm, inverseRMS: layer.inverseRMSAttended,
+        trainable: trainable, cache: cache, gradients: &gradients)
+    }
     let dAttention = try projectBackward(
-      dx, x: layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth,
+      dAttended, x: layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth,
       layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
     var (dQ, dK, dV) = try TrainingOps.attentionBackward(
       dAttention, queries: layer.queries, keys: layer.keys, values: layer.values,
       probabilities: layer.probabilities, shape: shape)
-    TrainingOps.rotate(&dQ, rows: rows, heads: c.headCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
-    TrainingOps.rotate(&dK, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cache.cosines, sin: cache.sines, inverse: true)
+    if !layer.cosines.isEmpty {
+      TrainingOps.rotate(&dQ, rows: rows, heads: c.headCount, headDimension: d, cos: layer.cosines, sin: layer.sines, inverse: true)
+      TrainingOps.rotate(&dK, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: layer.cosines, sin: layer.sines, inverse: true)
+    }
+    if let queryNorm = a.normSuffix(.query), let keyNorm = a.normSuffix(.key) {
+      dQ = try normBackward(
+        dQ, x: layer.rawQueries, rows: rows * c.headCount, name: p + queryNorm, inverseRMS: layer.inverseRMSQueries,
+        trainable: trainable, cache: cache, gradients: &gradients)
+      dK = try normBackward(
+        dK, x: layer.rawKeys, rows: rows * c.keyValueHeadCount, name: p + keyNorm, inverseRMS: layer.inverseRMSKeys,
+        trainable: trainable, cache: cache, gradients: &gradients)
+    }
     var dNormed1 = try projectBackward(
       dQ, x: layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden,
       layer: layer, cache: cache, trainable: trainable, gradients: &gradients)

@@ -25,11 +25,24 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     var input: [T] = []
     var inverseRMS1: [T] = []
     var normed1: [T] = []
+    /// The rotary tables of the layer's rope, empty for a layer without one.
+    var cosines: [T] = []
+    var sines: [T] = []
+    /// Queries and keys before their per-head norms, and those norms' inverse RMS.
+    var rawQueries: [T] = []
+    var rawKeys: [T] = []
+    var inverseRMSQueries: [T] = []
+    var inverseRMSKeys: [T] = []
     var queries: [T] = []
     var keys: [T] = []
     var values: [T] = []
     var probabilities: [[T]] = []
     var attention: [T] = []
+    /// The attention and MLP outputs before their norms (sandwich norms only).
+    var attended: [T] = []
+    var inverseRMSAttended: [T] = []
+    var down: [T] = []
+    var inverseRMSDown: [T] = []
     var middle: [T] = []
     var inverseRMS2: [T] = []
     var normed2: [T] = []
@@ -42,14 +55,14 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
   struct Cache: Sendable {
     var tokens: [Int]
     var lengths: [Int]
-    var cosines: [T]
-    var sines: [T]
     var layers: [LayerCache]
     var finalInput: [T]
     var finalInverseRMS: [T]
     var finalNormed: [T]
     var effective: [String: [T]]
     var passes: [String: [Bool]]
+    /// The soft-capped logits, for the cap's backward.
+    var logits: [T] = []
   }
 
   func tensor(_ name: String) throws -> [T] {
@@ -57,10 +70,9 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     return values
   }
 
-  /// Cosines and sines for stacked sequences, each from position 0.
-  func rotaryTables(lengths: [Int]) -> (cos: [T], sin: [T]) {
-    let c = configuration
-    let rotary = RotaryEmbedding(headDimension: c.headDimension, theta: c.ropeTheta, scaling: c.ropeScaling)
+  /// Cosines and sines of `rope` for stacked sequences, each from position 0.
+  func rotaryTables(lengths: [Int], rope: DecoderArchitecture.Rope) -> (cos: [T], sin: [T]) {
+    let rotary = RotaryEmbedding(headDimension: configuration.headDimension, rope: rope)
     var cosines: [T] = []
     var sines: [T] = []
     for length in lengths {
@@ -69,6 +81,27 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
       sines += sin.map { T($0) }
     }
     return (cosines, sines)
+  }
+
+  /// How layer `index` attends to sequences of `lengths`.
+  func attentionShape(lengths: [Int], layer index: Int) -> TrainingOps.AttentionShape {
+    let c = configuration
+    return TrainingOps.AttentionShape(
+      lengths: lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: c.headDimension,
+      scale: Double(c.attentionScale), window: c.attention(layer: index).slidingWindow,
+      softcap: c.architecture.attentionSoftcap.map(Double.init))
+  }
+
+  /// The weight a norm multiplies by: `offset + w`.
+  func normWeight(_ name: String) throws -> [T] {
+    let weight = try tensor(name)
+    let offset = configuration.architecture.normWeightOffset
+    return offset == 0 ? weight : weight.map { $0 + T(offset) }
+  }
+
+  /// RMSNorm of `rows` rows of `x` by the norm `name`; returns the output and inverse RMS.
+  func norm(_ x: [T], rows: Int, name: String) throws -> (output: [T], inverseRMS: [T]) {
+    TrainingOps.rmsNorm(x, rows: rows, weight: try normWeight(name), epsilon: configuration.normEpsilon)
   }
 
   /// The weight the forward multiplies by: the latent weight, or its fake-quantized grid value.
@@ -111,61 +144,77 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     }
     let rows = tokens.count
     let hidden = c.hiddenSize
-    let d = c.headDimension
-    let (cosines, sines) = rotaryTables(lengths: lengths)
     var cache = Cache(
-      tokens: tokens, lengths: lengths, cosines: cosines, sines: sines, layers: [], finalInput: [],
-      finalInverseRMS: [], finalNormed: [], effective: [:], passes: [:])
-    let shape = TrainingOps.AttentionShape(
-      lengths: lengths, heads: c.headCount, keyValueHeads: c.keyValueHeadCount, headDimension: d)
+      tokens: tokens, lengths: lengths, layers: [], finalInput: [], finalInverseRMS: [], finalNormed: [],
+      effective: [:], passes: [:])
 
     var x = TrainingOps.embed(try tensor("model.embed_tokens.weight"), width: hidden, tokens: tokens)
+    if let scale = c.architecture.embeddingScale { x = x.map { $0 * T(scale) } }
     for index in 0..<c.layerCount {
       let layer = try forwardLayer(
-        prefix: "model.layers.\(index).", x: &x, rows: rows, shape: shape, cosines: cosines, sines: sines,
-        cache: &cache)
+        index: index, prefix: "model.layers.\(index).", x: &x, rows: rows, lengths: lengths, cache: &cache)
       cache.layers.append(layer)
     }
     cache.finalInput = x
-    (cache.finalNormed, cache.finalInverseRMS) = TrainingOps.rmsNorm(
-      x, rows: rows, weight: try tensor("model.norm.weight"), epsilon: c.normEpsilon)
+    (cache.finalNormed, cache.finalInverseRMS) = try norm(x, rows: rows, name: "model.norm.weight")
     let head = try effectiveWeight(headName, rows: c.vocabularySize, columns: hidden, cache: &cache)
-    let logits = try TrainingOps.linear(cache.finalNormed, rows: rows, weight: head, outputs: c.vocabularySize, inputs: hidden)
+    var logits = try TrainingOps.linear(cache.finalNormed, rows: rows, weight: head, outputs: c.vocabularySize, inputs: hidden)
+    if let cap = c.architecture.finalSoftcap {
+      TrainingOps.softcap(&logits, cap: T(cap))
+      cache.logits = logits
+    }
     return (logits, cache)
   }
 
-  /// One decoder layer (the one whose parameters start with `prefix`, e.g. `model.layers.3.`)
-  /// applied to `x` in place, `[rows, hiddenSize]`; returns what its backward reads.
+  /// Layer `index` (the one whose parameters start with `prefix`, e.g. `model.layers.3.`)
+  /// applied to `x` in place, `[rows, hiddenSize]`, sequences of `lengths` stacked; returns what
+  /// its backward reads.
   func forwardLayer(
-    prefix p: String, x: inout [T], rows: Int, shape: TrainingOps.AttentionShape, cosines: [T], sines: [T],
-    cache: inout Cache
+    index: Int, prefix p: String, x: inout [T], rows: Int, lengths: [Int], cache: inout Cache
   ) throws -> LayerCache {
     let c = configuration
+    let a = c.architecture
     let hidden = c.hiddenSize
     let d = c.headDimension
     let queryWidth = c.headCount * d
     let keyWidth = c.keyValueHeadCount * d
     var layer = LayerCache()
     layer.input = x
-    (layer.normed1, layer.inverseRMS1) = TrainingOps.rmsNorm(
-      x, rows: rows, weight: try tensor(p + "input_layernorm.weight"), epsilon: c.normEpsilon)
+    (layer.normed1, layer.inverseRMS1) = try norm(x, rows: rows, name: p + "input_layernorm.weight")
     var q = try project(layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden, cache: &cache, layer: &layer)
     var k = try project(layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
     layer.values = try project(layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
-    TrainingOps.rotate(&q, rows: rows, heads: c.headCount, headDimension: d, cos: cosines, sin: sines)
-    TrainingOps.rotate(&k, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: cosines, sin: sines)
+    if let queryNorm = a.normSuffix(.query), let keyNorm = a.normSuffix(.key) {
+      layer.rawQueries = q
+      layer.rawKeys = k
+      (q, layer.inverseRMSQueries) = try norm(q, rows: rows * c.headCount, name: p + queryNorm)
+      (k, layer.inverseRMSKeys) = try norm(k, rows: rows * c.keyValueHeadCount, name: p + keyNorm)
+    }
+    if let rope = c.attention(layer: index).rope {
+      (layer.cosines, layer.sines) = rotaryTables(lengths: lengths, rope: rope)
+      TrainingOps.rotate(&q, rows: rows, heads: c.headCount, headDimension: d, cos: layer.cosines, sin: layer.sines)
+      TrainingOps.rotate(&k, rows: rows, heads: c.keyValueHeadCount, headDimension: d, cos: layer.cosines, sin: layer.sines)
+    }
     layer.queries = q
     layer.keys = k
-    (layer.attention, layer.probabilities) = try TrainingOps.attention(queries: q, keys: k, values: layer.values, shape: shape)
-    let attended = try project(layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth, cache: &cache, layer: &layer)
+    (layer.attention, layer.probabilities) = try TrainingOps.attention(
+      queries: q, keys: k, values: layer.values, shape: attentionShape(lengths: lengths, layer: index))
+    var attended = try project(layer.attention, rows: rows, module: p + "self_attn.o_proj", outputs: hidden, inputs: queryWidth, cache: &cache, layer: &layer)
+    if let outputNorm = a.normSuffix(.attentionOutput) {
+      layer.attended = attended
+      (attended, layer.inverseRMSAttended) = try norm(attended, rows: rows, name: p + outputNorm)
+    }
     TrainingOps.add(attended, to: &x)
     layer.middle = x
-    (layer.normed2, layer.inverseRMS2) = TrainingOps.rmsNorm(
-      x, rows: rows, weight: try tensor(p + "post_attention_layernorm.weight"), epsilon: c.normEpsilon)
+    (layer.normed2, layer.inverseRMS2) = try norm(x, rows: rows, name: p + a.mlpInputNormSuffix)
     layer.gate = try project(layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
     layer.up = try project(layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
-    layer.activated = TrainingOps.swiGLU(gate: layer.gate, up: layer.up)
-    let down = try project(layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize, cache: &cache, layer: &layer)
+    layer.activated = TrainingOps.gatedActivation(gate: layer.gate, up: layer.up, a.activation)
+    var down = try project(layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize, cache: &cache, layer: &layer)
+    if let outputNorm = a.normSuffix(.mlpOutput) {
+      layer.down = down
+      (down, layer.inverseRMSDown) = try norm(down, rows: rows, name: p + outputNorm)
+    }
     TrainingOps.add(down, to: &x)
     return layer
   }

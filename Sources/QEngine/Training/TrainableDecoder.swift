@@ -9,7 +9,7 @@ public struct TrainingPass: Sendable {
   let cache: DecoderGraph<Float>.Cache
 }
 
-/// A Llama/Qwen2 decoder held as dense Float parameters, with a forward pass that keeps its
+/// A decoder of any registered family held as dense Float parameters, with a forward pass that keeps its
 /// activations and a manual backward pass (BLAS for every product), for fine-tuning, LoRA and
 /// quantization-aware training.
 ///
@@ -41,11 +41,19 @@ public struct TrainableDecoder: Sendable {
     let hidden = c.hiddenSize
     let queryWidth = c.headCount * c.headDimension
     let keyWidth = c.keyValueHeadCount * c.headDimension
+    let a = c.architecture
     put("model.embed_tokens.weight", model.embedding.denseValues(), [c.vocabularySize, hidden])
     for (index, layer) in model.layers.enumerated() {
       let p = "model.layers.\(index)."
       put(p + "input_layernorm.weight", layer.inputNorm, [hidden])
-      put(p + "post_attention_layernorm.weight", layer.postAttentionNorm, [hidden])
+      put(p + a.mlpInputNormSuffix, layer.postAttentionNorm, [hidden])
+      let optional: [(BlockNorm, [Float]?)] = [
+        (.attentionOutput, layer.attentionOutputNorm), (.mlpOutput, layer.mlpOutputNorm),
+        (.query, layer.queryNorm), (.key, layer.keyNorm),
+      ]
+      for case (let norm, let values?) in optional {
+        if let suffix = a.normSuffix(norm) { put(p + suffix, values, [c.width(of: norm)]) }
+      }
       put(p + "self_attn.q_proj.weight", layer.query.denseValues(), [queryWidth, hidden])
       put(p + "self_attn.k_proj.weight", layer.key.denseValues(), [keyWidth, hidden])
       put(p + "self_attn.v_proj.weight", layer.value.denseValues(), [keyWidth, hidden])

@@ -32,6 +32,12 @@ extension TrainingOps {
     var heads: Int
     var keyValueHeads: Int
     var headDimension: Int
+    /// Multiplies `q kᵀ`; `nil` for `1 / sqrt(headDimension)`.
+    var scale: Double? = nil
+    /// Keys a query sees, itself included; `nil` for all earlier ones.
+    var window: Int? = nil
+    /// Scores become `cap tanh(s / cap)` before the mask.
+    var softcap: Double? = nil
 
     var rows: Int { lengths.reduce(0, +) }
     var queryWidth: Int { heads * headDimension }
@@ -60,14 +66,15 @@ extension TrainingOps {
     }
   }
 
-  /// `softmax(q kᵀ / sqrt(d) + causal mask) v` per sequence and head; keys and values of head
-  /// `h / group` serve query head `h`. Returns the output `[rows, heads*d]` and the attention
-  /// probabilities, per sequence then head, `[length, length]` each.
+  /// `softmax(softcap(scale q kᵀ) + causal mask) v` per sequence and head, the mask limited to
+  /// the shape's window; keys and values of head `h / group` serve query head `h`. Returns the
+  /// output `[rows, heads*d]` and the attention probabilities, per sequence then head,
+  /// `[length, length]` each.
   static func attention<T: TrainingScalar>(
     queries: [T], keys: [T], values: [T], shape: AttentionShape
   ) throws -> (output: [T], probabilities: [[T]]) {
     let d = shape.headDimension
-    let scale = 1 / T(d).squareRoot()
+    let scale = shape.scale.map { T($0) } ?? 1 / T(d).squareRoot()
     var output = [T](repeating: 0, count: shape.rows * shape.queryWidth)
     var probabilities: [[T]] = []
     var start = 0
@@ -79,7 +86,8 @@ extension TrainingOps {
         let v = gatherHead(values, width: shape.keyWidth, head: kvHead, headDimension: d, start: start, count: length)
         var scores = [T](repeating: 0, count: length * length)
         try gemm(q, rows: length, columns: d, k, rows: length, columns: d, transposeB: true, into: &scores, alpha: scale)
-        causalSoftmax(&scores, rows: length)
+        if let cap = shape.softcap { softcap(&scores, cap: T(cap)) }
+        causalSoftmax(&scores, rows: length, window: shape.window)
         var o = [T](repeating: 0, count: length * d)
         try gemm(scores, rows: length, columns: length, v, rows: length, columns: d, into: &o)
         scatterHead(o, into: &output, width: shape.queryWidth, head: head, headDimension: d, start: start, count: length, accumulate: false)
@@ -90,31 +98,35 @@ extension TrainingOps {
     return (output, probabilities)
   }
 
-  /// Softmax of row `i` over its first `i + 1` entries; the rest become 0.
-  static func causalSoftmax<T: TrainingScalar>(_ scores: inout [T], rows: Int) {
+  /// Softmax of row `i` over its first `i + 1` entries, of which the last `window` when there
+  /// is one; the rest become 0.
+  static func causalSoftmax<T: TrainingScalar>(_ scores: inout [T], rows: Int, window: Int? = nil) {
     scores.withUnsafeMutableBufferPointer { buffer in
       guard let base = buffer.baseAddress else { return }
       let shared = SendableMutablePointer(base)
       forEachRowBlock(rows: rows, elementsPerRow: rows, minimumElementsPerBlock: engineBlockElements) { range in
         for row in range {
           let scores = shared.pointer + row &* rows
+          let first = window.map { max(0, row &+ 1 &- $0) } ?? 0
           var largest = -T.infinity
-          for index in 0...row { largest = max(largest, scores[index]) }
+          for index in first...row { largest = max(largest, scores[index]) }
           var sum: T = 0
-          for index in 0...row {
+          for index in first...row {
             let value = T.exp(scores[index] - largest)
             scores[index] = value
             sum += value
           }
           let inverse = 1 / sum
-          for index in 0...row { scores[index] *= inverse }
+          for index in 0..<first { scores[index] = 0 }
+          for index in first...row { scores[index] *= inverse }
           for index in (row + 1)..<rows { scores[index] = 0 }
         }
       }
     }
   }
 
-  /// `dS = P ∘ (dP - rowsum(dP ∘ P))` in place of `dP`, causal rows.
+  /// `dS = P ∘ (dP - rowsum(dP ∘ P))` in place of `dP`, causal rows (masked entries, whose
+  /// `P` is 0, get 0).
   static func softmaxBackward<T: TrainingScalar>(_ dS: inout [T], probabilities p: [T], rows length: Int) {
     p.withUnsafeBufferPointer { p in
       dS.withUnsafeMutableBufferPointer { buffer in
@@ -135,12 +147,13 @@ extension TrainingOps {
   }
 
   /// Gradients of `attention` with respect to queries, keys and values:
-  /// `dP = dO Vᵀ`, `dV = Pᵀ dO`, `dS = P ∘ (dP - rowsum(dP ∘ P))`, `dQ = dS K / √d`, `dK = dSᵀ Q / √d`.
+  /// `dP = dO Vᵀ`, `dV = Pᵀ dO`, `dS = P ∘ (dP - rowsum(dP ∘ P))`, `dQ = dS K s`, `dK = dSᵀ Q s`;
+  /// with soft-capping, `dS` is first multiplied by `1 - tanh²`, the scores recomputed.
   static func attentionBackward<T: TrainingScalar>(
     _ dOutput: [T], queries: [T], keys: [T], values: [T], probabilities: [[T]], shape: AttentionShape
   ) throws -> (queries: [T], keys: [T], values: [T]) {
     let d = shape.headDimension
-    let scale = 1 / T(d).squareRoot()
+    let scale = shape.scale.map { T($0) } ?? 1 / T(d).squareRoot()
     var dQueries = [T](repeating: 0, count: shape.rows * shape.queryWidth)
     var dKeys = [T](repeating: 0, count: shape.rows * shape.keyWidth)
     var dValues = dKeys
@@ -160,6 +173,12 @@ extension TrainingOps {
         var dS = [T](repeating: 0, count: length * length)
         try gemm(dO, rows: length, columns: d, v, rows: length, columns: d, transposeB: true, into: &dS)
         softmaxBackward(&dS, probabilities: p, rows: length)
+        if let cap = shape.softcap {
+          var capped = [T](repeating: 0, count: length * length)
+          try gemm(q, rows: length, columns: d, k, rows: length, columns: d, transposeB: true, into: &capped, alpha: scale)
+          softcap(&capped, cap: T(cap))
+          softcapBackward(&dS, outputs: capped, cap: T(cap))
+        }
         var dQ = [T](repeating: 0, count: length * d)
         try gemm(dS, rows: length, columns: length, k, rows: length, columns: d, into: &dQ, alpha: scale)
         var dK = [T](repeating: 0, count: length * d)

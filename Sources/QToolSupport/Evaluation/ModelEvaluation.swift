@@ -67,10 +67,15 @@ public enum ModelEvaluation {
   }
 
   /// The prefix a checkpoint keeps its language model under: `language_model.` in a LLaVA
-  /// checkpoint, empty in a plain decoder; the token embedding's name tells which.
+  /// checkpoint, empty in a plain decoder; the token embedding's name tells which (in a qpack,
+  /// its logical name, the stored one carrying a part suffix when the embedding is packed).
   public static func languageModelPrefix(of source: any TensorSource) -> String {
     let suffix = "model.embed_tokens.weight"
-    guard let embedding = source.tensors.first(where: { $0.name.hasSuffix(suffix) })?.name else { return "" }
+    var names = source.tensors.lazy.map(\.name)
+    if PackedCheckpoint.isPack(source), let pack = try? PackedCheckpoint(wrapping: source) {
+      names = pack.tensors.lazy.map(\.name)
+    }
+    guard let embedding = names.first(where: { $0.hasSuffix(suffix) }) else { return "" }
     return String(embedding.dropLast(suffix.count))
   }
 

@@ -25,6 +25,18 @@ public enum GGUFExport {
 
   /// Exports `source` to the file at `path`, replacing a file there (but never the input or a
   /// special file).
+  /// Whether `c`'s block is Llama's (llama.cpp's 'llama' architecture): no feature of the
+  /// architecture beyond biases, and no window shorter than the trained context.
+  static func runsAsLlama(_ c: DecoderConfiguration) -> Bool {
+    var architecture = c.architecture
+    let context = c.maxPositionEmbeddings ?? .max
+    let sameLayers = architecture.layers.allSatisfy {
+      ($0.slidingWindow ?? .max) >= context && $0.rope == .init(theta: c.ropeTheta, scaling: c.ropeScaling)
+    }
+    architecture.layers = []
+    return sameLayers && architecture == DecoderArchitecture()
+  }
+
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
     to path: String, type: GGUFBlockType, progress: (ExportProgress) -> Void = { _ in }
@@ -57,10 +69,15 @@ public enum GGUFExport {
   ) throws {
     let config = try ModelConfig(
       data: configData, location: configPath ?? source.location + "/config.json")
-    // The file claims llama.cpp's 'llama' architecture, which is right only for the model types
-    // the engine itself runs as Llama: a Gemma with Llama's tensor names would run wrongly.
-    _ = try DecoderFamily(config)
+    // The file claims llama.cpp's 'llama' architecture, which is right only for configs whose
+    // block is Llama's: a Gemma with Llama's tensor names would run wrongly.
+    let family = try DecoderFamily(config)
     let hyper = try LlamaHyperParameters(config: config, location: config.location)
+    guard Self.runsAsLlama(try DecoderConfiguration(config)) else {
+      throw ExportError.invalidConfig(
+        location: config.location, key: "model_type",
+        reason: "is '\(family.rawValue)', whose block is not Llama's; GGUF export writes Llama's block only")
+    }
     var keyValues: [(key: String, value: GGUFValue)] = [
       ("general.architecture", .string("llama"))
     ]

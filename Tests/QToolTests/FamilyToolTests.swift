@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// The tools run each family's tiny checkpoint (Fixtures/families, with the byte-level
+/// tokenizer beside it): perplexity before and after a 4-bit GPTQ conversion and a short
+/// 2-bit SPEED-Q run.
+@Suite struct FamilyToolTests {
+  static let root = fixturesDirectory.appendingPathComponent("families")
+  static let sample = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
+
+  /// Every checkpoint folder of Fixtures/families.
+  static let families: [String] = {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+    return names.filter { FileManager.default.fileExists(atPath: root.appendingPathComponent("\($0)/config.json").path) }
+      .sorted()
+  }()
+
+  @Test func everyFamilyFixtureIsFound() {
+    #expect(Self.families == ["gemma", "gemma2", "gemma3", "gemma3_text", "llama3", "mistral", "qwen2", "qwen3", "smollm3"])
+  }
+
+  /// A scratch folder holding the family's checkpoint and the byte-level tokenizer.
+  func checkpoint(_ family: String) throws -> (scratch: URL, folder: URL) {
+    let manager = FileManager.default
+    let scratch = manager.temporaryDirectory.appendingPathComponent("family-\(family)-\(UUID().uuidString)")
+    let folder = scratch.appendingPathComponent("model")
+    try manager.createDirectory(at: folder, withIntermediateDirectories: true)
+    for file in ["config.json", "model.safetensors"] {
+      try manager.copyItem(
+        at: Self.root.appendingPathComponent(family).appendingPathComponent(file),
+        to: folder.appendingPathComponent(file))
+    }
+    try manager.copyItem(
+      at: Self.root.appendingPathComponent("byte-tokenizer.json"), to: folder.appendingPathComponent("tokenizer.json"))
+    return (scratch, folder)
+  }
+
+  /// The number after `perplexity ` in qinspect's report.
+  func perplexity(_ folder: String) throws -> Double {
+    let run = try runTool("qinspect", [folder, "--perplexity", Self.sample, "--context", "32", "--windows", "2"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let line = try #require(run.stdout.split(separator: "\n").last { $0.hasPrefix("perplexity ") })
+    return try #require(Double(line.split(separator: " ")[1]))
+  }
+
+  @Test(arguments: families)
+  func gptqConvertsAndPerplexityRuns(_ family: String) throws {
+    let (scratch, folder) = try checkpoint(family)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let original = try perplexity(folder.path)
+    #expect(original.isFinite && original > 1)
+    let output = scratch.appendingPathComponent("gptq").path
+    let convert = try runTool(
+      "qconvert",
+      [
+        folder.path, "-o", output, "--method", "gptq", "--bits", "4", "--group-size", "16", "--calib", Self.sample,
+        "--calib-context", "32", "--calib-windows", "2",
+      ])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect((convert.stdout + convert.stderr).contains("mlp.down_proj.weight: 4-bit g16 affine gptq"))
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
+    #expect(quantized != original)
+  }
+
+  @Test(arguments: families)
+  func aShortSpeedQRunConverts(_ family: String) throws {
+    let (scratch, folder) = try checkpoint(family)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("speedq").path
+    let convert = try runTool(
+      "qconvert",
+      [
+        folder.path, "-o", output, "--method", "speedq", "--bits", "2", "--group-size", "16", "--calib", Self.sample,
+        "--calib-context", "32", "--calib-windows", "2", "--qat-steps", "2",
+      ])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect((convert.stdout + convert.stderr).contains("mlp.down_proj.weight: 2-bit g16 bilevel speedq"))
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
+  }
+}
