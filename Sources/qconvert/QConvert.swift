@@ -116,7 +116,7 @@ struct QConvert: ParsableCommand {
   @Option(help: "SPEED-Q stage 1: calibration images to use at most (in name order).")
   var calibImageCount: Int = 32
 
-  @Flag(help: "SPEED-Q stage 2: keep the FP projector instead of refitting its second linear to the quantized vision tower on the calibration images.")
+  @Flag(help: "SPEED-Q stage 2: keep the FP projector instead of refitting its last linear (LLaVA's and InternVL's linear_2, Idefics3's connector) to the quantized vision tower on the calibration images.")
   var noProjectorRefit = false
 
   @Option(help: "SPEED-Q stage 1: AdaRound iterations per vision block (0 keeps the clip-search grids' round-to-nearest codes).")

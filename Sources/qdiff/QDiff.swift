@@ -42,7 +42,7 @@ struct QDiff: ParsableCommand {
       CKA compares each piece's mean hidden state. Data make the exit status 1 unless the KL \
       is 0 and the top-1 agreement 1.
 
-      With --images DIR or FILE..., both models' vision towers (a LLaVA-style model's tower and \
+      With --images DIR or FILE..., both models' vision towers (a LLaVA, Idefics3 or InternVL model's tower and \
       projector, or a standalone DINOv2, CLIP or SigLIP tower) run on the same PNG and JPEG \
       images, each preprocessed as its model expects: per image the cosine (mean over tokens) \
       and relative L2 of the final features, the cosine of every hidden state of the towers, \

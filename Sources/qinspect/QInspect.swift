@@ -69,8 +69,10 @@ struct QInspect: ParsableCommand {
   var chat = false
 
   @Option(help: ArgumentHelp(
-    "With '--generate' on a vision-language model: a PNG or JPEG image for the prompt (it goes at "
-      + "the prompt's '<image>', or before the prompt).", valueName: "image-file"))
+    "With '--generate' on a vision-language model (LLaVA, Idefics3/SmolVLM, InternVL): a PNG or JPEG "
+      + "image for the prompt, one tile of the tower's size (it goes at the prompt's image token, "
+      + "'<image>' or InternVL's '<IMG_CONTEXT>', between the markers its processor adds, or before the "
+      + "prompt).", valueName: "image-file"))
   var image: String?
 
   func validate() throws {

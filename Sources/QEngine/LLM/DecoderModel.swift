@@ -141,10 +141,11 @@ struct _WeightLoader {
 
   /// Where `name` is stored: under the prefix, except the head of a checkpoint that keeps its
   /// language model under `model.language_model.` (multimodal wrappers since transformers 4.52,
-  /// read with the prefix `model.language_`), whose `lm_head.weight` stays at the top level.
+  /// read with the prefix `model.language_`) or `model.text_model.` (Idefics3, SmolVLM), whose
+  /// `lm_head.weight` stays at the top level.
   func stored(_ name: String) -> String {
     let full = prefix + name
-    if infos[full] == nil, name == "lm_head.weight", prefix.hasSuffix("language_"), infos[name] != nil {
+    if infos[full] == nil, name == "lm_head.weight", prefix.hasSuffix("_"), infos[name] != nil {
       return name
     }
     return full

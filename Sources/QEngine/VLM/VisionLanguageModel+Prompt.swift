@@ -10,7 +10,8 @@ extension VisionLanguageModel {
 
   /// Lays out a prompt with `featureRows` image rows, as LLaVA's processor does.
   ///
-  /// A single image token expands to `featureRows` positions; a prompt that already holds one
+  /// A single image token expands to `featureRows` positions, between `imageMarkers` (as
+  /// Idefics3's processor expands `<image>` for one image it does not split); a prompt that already holds one
   /// image token per row keeps them. A prompt without image tokens, or a model whose config has
   /// no `image_token_index` (the toy VLM), gets the image rows before its first token.
   /// - Throws: `VisionLanguageError.imageTokenCount` for any other number of image tokens.
@@ -22,7 +23,9 @@ extension VisionLanguageModel {
     case 0:
       return imageRows + tokens.map(Position.token)
     case 1:
-      return tokens.flatMap { $0 == imageToken ? imageRows : [.token($0)] }
+      let wrapped =
+        imageMarkers.before.map(Position.token) + imageRows + imageMarkers.after.map(Position.token)
+      return tokens.flatMap { $0 == imageToken ? wrapped : [.token($0)] }
     case featureRows:
       var row = 0
       return tokens.map { token in

@@ -4,6 +4,7 @@ import QFormats
 /// two-layer projector; and the splice of its output into the language model's input embeddings.
 public final class LLaVAVision: Sendable {
   public let encoder: VisionEncoder
+  public let towerPrefix: String
   /// `vision_feature_layer`: a Python-style index into the tower's hidden states.
   public let featureLayer: Int
   /// `vision_feature_select_strategy == "default"` drops the class token; `"full"` keeps it.
@@ -23,6 +24,7 @@ public final class LLaVAVision: Sendable {
     let vision = try VisionConfig(visionConfig)
     let prefix = vision.kind == .dinov2 ? "vision_tower." : "vision_tower.vision_model."
     encoder = try VisionEncoder(source: source, config: vision, prefix: prefix)
+    towerPrefix = prefix
     featureLayer = config.raw["vision_feature_layer"]?.intValue ?? -2
     let strategy = config.raw["vision_feature_select_strategy"]?.stringValue ?? "default"
     guard strategy == "default" || strategy == "full" else {

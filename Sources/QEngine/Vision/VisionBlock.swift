@@ -102,6 +102,12 @@ extension VisionEncoder {
         .value: b + "attention.attention.value", .output: b + "attention.output.dense", .fc1: b + "mlp.fc1",
         .fc2: b + "mlp.fc2",
       ]
+    case .internVL:
+      let b = "\(prefix)encoder.layer.\(index)."
+      names = [
+        .query: b + "attention.q_proj", .key: b + "attention.k_proj", .value: b + "attention.v_proj",
+        .output: b + "attention.projection_layer", .fc1: b + "mlp.fc1", .fc2: b + "mlp.fc2",
+      ]
     case .clip, .siglip:
       let b = "\(prefix)encoder.layers.\(index)."
       names = [

@@ -9,6 +9,9 @@ public struct VisionConfig: Sendable, Equatable {
     case clip
     /// `SiglipVisionModel`: no class token, tanh GELU, post-layer norm.
     case siglip
+    /// `InternVLVisionModel` (InternViT): class token, layer scale, exact GELU, no final norm
+    /// when it pools by mean (as InternVL's towers do).
+    case internVL
   }
 
   public enum Activation: String, Sendable {
@@ -29,7 +32,14 @@ public struct VisionConfig: Sendable, Equatable {
   /// Reads a vision config (the `vision_config` of a multimodal model, or a standalone one).
   public init(_ config: ModelConfig) throws {
     let location = config.location
-    func int(_ key: String) -> Int? { config.raw[key]?.intValue }
+    // InternVL writes sizes as [height, width]; only square ones are read.
+    func int(_ key: String) -> Int? {
+      if let value = config.raw[key]?.intValue { return value }
+      guard let pair = config.raw[key]?.arrayValue, pair.count == 2, let first = pair[0].intValue,
+        pair[1].intValue == first
+      else { return nil }
+      return first
+    }
     func require(_ value: Int?, _ key: String) throws -> Int {
       guard let value, value > 0 else { throw EngineError.missingConfig(location: location, key: key) }
       return value
@@ -38,7 +48,9 @@ public struct VisionConfig: Sendable, Equatable {
     switch type {
     case "dinov2": kind = .dinov2
     case "clip_vision_model", "clip": kind = .clip
-    case "siglip_vision_model", "siglip": kind = .siglip
+    // Idefics3's and SmolVLM's towers are SigLIP's under their own names.
+    case "siglip_vision_model", "siglip", "idefics3_vision", "smolvlm_vision": kind = .siglip
+    case "internvl_vision": kind = .internVL
     default: throw EngineError.unsupportedArchitecture(location: location, family: type)
     }
     hiddenSize = try require(config.hiddenSize, "hidden_size")
@@ -68,6 +80,19 @@ public struct VisionConfig: Sendable, Equatable {
       intermediateSize = try require(config.intermediateSize, "intermediate_size")
       layerNormEpsilon = Float(config.raw["layer_norm_eps"]?.doubleValue ?? 1e-6)
       activation = try Self.activation(act ?? "gelu_pytorch_tanh", location: location)
+    case .internVL:
+      // The settings of InternViT-6B and of masked pre-training are not implemented.
+      let raw = config.raw
+      for (key, value, supported) in [
+        ("norm_type", raw["norm_type"]?.stringValue ?? "layer_norm", "layer_norm"),
+        ("use_qk_norm", "\(raw["use_qk_norm"]?.boolValue ?? false)", "false"),
+        ("use_absolute_position_embeddings", "\(raw["use_absolute_position_embeddings"]?.boolValue ?? true)", "true"),
+      ] where value != supported {
+        throw EngineError.unsupportedArchitecture(location: location, family: "internvl_vision with \(key) \(value)")
+      }
+      intermediateSize = try require(config.intermediateSize, "intermediate_size")
+      layerNormEpsilon = Float(config.raw["layer_norm_eps"]?.doubleValue ?? 1e-6)
+      activation = try Self.activation(act ?? "gelu", location: location)
     }
   }
 

@@ -113,6 +113,34 @@ public final class VisionEncoder: Sendable {
             scale2: try loader.floats(b + "layer_scale2.lambda1", shape: [d])))
       }
       finalNorm = try norm("layernorm")
+    case .internVL:
+      embedding = PatchEmbedding(
+        projection: Linear(
+          weight: try loader.floats("embeddings.patch_embeddings.projection.weight", shape: [d, config.channels, p, p]),
+          bias: try loader.floats("embeddings.patch_embeddings.projection.bias", shape: [d]),
+          inputWidth: patchWidth, outputWidth: d),
+        classToken: try loader.floats("embeddings.cls_token", shape: [1, 1, d]),
+        positions: try loader.floats("embeddings.position_embeddings", shape: [1, positionCount, d]),
+        positionGrid: grid)
+      preNorm = nil
+      // `attention_bias` decides whether q/k/v have biases; the tensors say it as well.
+      let attentionBias = source.info(named: prefix + "encoder.layer.0.attention.q_proj.bias") != nil
+      for i in 0..<config.layerCount {
+        let b = "encoder.layer.\(i)."
+        blocks.append(
+          Block(
+            norm1: try norm(b + "layernorm_before"),
+            query: try linear(b + "attention.q_proj", d, d, bias: attentionBias),
+            key: try linear(b + "attention.k_proj", d, d, bias: attentionBias),
+            value: try linear(b + "attention.v_proj", d, d, bias: attentionBias),
+            output: try linear(b + "attention.projection_layer", d, d),
+            scale1: try loader.floats(b + "lambda_1", shape: [d]),
+            norm2: try norm(b + "layernorm_after"),
+            fc1: try linear(b + "mlp.fc1", d, inter), fc2: try linear(b + "mlp.fc2", inter, d),
+            scale2: try loader.floats(b + "lambda_2", shape: [d])))
+      }
+      // With `use_mean_pooling` (InternVL's towers) the final norm is the identity.
+      finalNorm = source.info(named: prefix + "layernorm.weight") != nil ? try norm("layernorm") : nil
     case .clip, .siglip:
       let isCLIP = config.kind == .clip
       embedding = PatchEmbedding(
@@ -152,12 +180,19 @@ public final class VisionEncoder: Sendable {
       x = apply(block, to: x, tokens: tokens)
       hidden.append(x)
     }
-    let last = finalNorm.map {
-      VisionKernels.layerNorm(x, width: d, weight: $0.weight, bias: $0.bias, epsilon: config.layerNormEpsilon)
-    } ?? x
+    let last = lastHiddenState(fromBlockOutput: x)
     return VisionOutput(
       tokenCount: tokens, hiddenSize: d, gridHeight: gridHeight, gridWidth: gridWidth, lastHiddenState: last,
       hiddenStates: hidden)
+  }
+
+  /// `lastHiddenState` from the last block's output `[tokens, hidden]`: the final layer norm of
+  /// DINOv2 and SigLIP applied, CLIP's left as it is.
+  public func lastHiddenState(fromBlockOutput x: [Float]) -> [Float] {
+    finalNorm.map {
+      VisionKernels.layerNorm(
+        x, width: config.hiddenSize, weight: $0.weight, bias: $0.bias, epsilon: config.layerNormEpsilon)
+    } ?? x
   }
 
   /// The input of the first block for one image: patch and position embeddings (after CLIP's

@@ -176,7 +176,8 @@ extension ConvertCalibration {
   /// The grid the plan gives the token embedding (and an untied lm_head, which must share it),
   /// so that the student trains against the values the pack will hold.
   func embeddingGrid(in plan: ConvertPlan) throws -> SpeedQConfiguration.EmbeddingGrid {
-    let names = ["model.embed_tokens.weight", "lm_head.weight"].map { prefix + $0 }
+    // A wrapper's head may sit at the top level, outside its language model (Idefics3, SmolVLM).
+    let names = ["model.embed_tokens.weight", "lm_head.weight"].map { prefix + $0 } + ["lm_head.weight"]
     let entries = plan.entries.filter { names.contains($0.info.name) }
     guard let first = entries.first else { return .speedQ }
     for entry in entries.dropFirst() where entry.spec != first.spec {

@@ -7,10 +7,11 @@ import QFormats
 /// relative L2 of each image's final features, of every hidden state of the towers, and for
 /// vision-language models of the projector's output.
 public enum ImageComparison {
-  /// One side's tower, with its projector when it is a LLaVA-style model, and its preprocessing.
+  /// One side's tower, with its projector when it is a vision-language model (LLaVA, Idefics3,
+  /// InternVL), and its preprocessing.
   struct VisionSide {
     let encoder: VisionEncoder
-    let llava: LLaVAVision?
+    let projector: (any ImageFeatureModel)?
     let preprocessor: ImagePreprocessor
     let side: ImageComparisonResult.Side
   }
@@ -100,7 +101,7 @@ public enum ImageComparison {
         layersNote =
           "the towers give \(oldOutput.tokenCount) x \(oldOutput.hiddenSize) and \(newOutput.tokenCount) x \(newOutput.hiddenSize) features"
       }
-      if let oldProjector = a.llava, let newProjector = b.llava {
+      if let oldProjector = a.projector, let newProjector = b.projector {
         let x = try oldProjector.imageFeatures(pixels: a.preprocessor(image))
         let y = try newProjector.imageFeatures(pixels: b.preprocessor(image))
         if x.count == y.count, x.values.count == y.values.count {
@@ -137,18 +138,18 @@ public enum ImageComparison {
       layersNote: layersNote, same: same, seconds: Date().timeIntervalSince(start))
   }
 
-  /// The tower (and projector) of a LLaVA-style checkpoint, or a standalone DINOv2, CLIP or
+  /// The tower (and projector) of a vision-language checkpoint, or a standalone DINOv2, CLIP or
   /// SigLIP vision tower, read through the input's source (packs dequantized).
   static func load(_ input: DiffInput) throws -> VisionSide {
     let location = input.checkpoint.location
     guard let config = input.config else { throw EvaluationError.missingConfig(location: location) }
     let vision: VisionConfig
-    var llava: LLaVAVision?
+    var projector: (any ImageFeatureModel)?
     let encoder: VisionEncoder
     if let visionConfig = config.visionConfig {
       vision = try VisionConfig(visionConfig)
-      let model = try LLaVAVision(source: input.source, config: config)
-      llava = model
+      let model = try VisionLanguageModel.imageFeatureModel(source: input.source, config: config)
+      projector = model
       encoder = model.encoder
     } else {
       guard
@@ -170,11 +171,11 @@ public enum ImageComparison {
       }
     }
     let side = ImageComparisonResult.Side(
-      kind: llava == nil ? "vision-tower" : "vision-language", tower: vision.kind.rawValue,
+      kind: projector == nil ? "vision-tower" : "vision-language", tower: vision.kind.rawValue,
       layers: vision.layerCount, hiddenSize: vision.hiddenSize,
-      projectorWidth: llava?.textHiddenSize,
+      projectorWidth: projector?.textHiddenSize,
       imageSize: vision.imageSize)
-    return VisionSide(encoder: encoder, llava: llava, preprocessor: preprocessor, side: side)
+    return VisionSide(encoder: encoder, projector: projector, preprocessor: preprocessor, side: side)
   }
 
   /// What precedes `embeddings.` in a standalone tower's names: `""` for `Dinov2Model`,

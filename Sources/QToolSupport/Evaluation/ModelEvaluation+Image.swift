@@ -3,7 +3,7 @@ import QEngine
 import QFormats
 
 extension ModelEvaluation {
-  /// Loads a LLaVA-style checkpoint whole (vision tower, projector, language model) with its
+  /// Loads a vision-language checkpoint (LLaVA, Idefics3, InternVL) whole (vision tower, projector, language model) with its
   /// tokenizer, and the folder's `preprocessor_config.json` when it has one.
   /// - Throws: `EvaluationError.notVisionLanguage` when the config has no `vision_config`.
   public static func loadVisionLanguage(_ checkpoint: Checkpoint) throws -> LoadedModel {
@@ -19,7 +19,10 @@ extension ModelEvaluation {
         preprocessor = try ImagePreprocessor(preprocessorConfig: data, location: path)
       }
     }
-    let model = try VisionLanguageModel(source: checkpoint.source, config: config, preprocessor: preprocessor)
-    return LoadedModel(model: model.decoder, tokenizer: try tokenizer(of: checkpoint), visionLanguage: model)
+    let tokenizer = try tokenizer(of: checkpoint)
+    let model = try VisionLanguageModel(
+      source: checkpoint.source, config: config, preprocessor: preprocessor,
+      imageMarkers: VisionLanguageModel.markers(for: config, tokenID: tokenizer.id(of:)))
+    return LoadedModel(model: model.decoder, tokenizer: tokenizer, visionLanguage: model)
   }
 }

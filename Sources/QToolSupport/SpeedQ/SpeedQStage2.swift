@@ -4,10 +4,11 @@ import QCompute
 /// SPEED-Q's stage 2 for a LLaVA projector (`linear_1 → GELU → linear_2`): re-aligning it to a
 /// quantized vision tower in closed form instead of by training (speedq.md 7).
 public enum SpeedQStage2 {
-  /// A refitted `linear_2`.
+  /// A refitted linear: LLaVA's `linear_2`, or Idefics3's connector.
   public struct Refit: Sendable, Equatable {
     /// `[outputs, hidden]`, row-major as a PyTorch Linear weight.
     public var weight: Matrix<Float>
+    /// Empty for a linear without bias.
     public var bias: [Float]
   }
 
@@ -59,32 +60,77 @@ public enum SpeedQStage2 {
       }
     }
     let quantizedHidden = try activated(try double(quantizedFeatures), w1, linear1Bias)
-    // Design [H 1], with √ridge I rows under the weight columns (right side √ridge W2ᵀ) when regularised.
+    return try fitLinear(inputs: quantizedHidden, targets: target, prior: w2, fitsBias: true, ridge: ridge)
+  }
+
+  /// Refits a bias-free linear (Idefics3's connector after the pixel shuffle) so that on the
+  /// quantized tower's inputs it reproduces the FP linear on the FP tower's:
+  /// `min ‖X_q Θ − X_fp Wᵀ‖² + ridge ‖Θ − Wᵀ‖²`.
+  /// - Parameters:
+  ///   - fpInputs: `[tokens, inputs]`, what the FP tower feeds the linear.
+  ///   - quantizedInputs: the same tokens from the quantized tower.
+  ///   - weight: the FP weight `[outputs, inputs]`.
+  /// - Throws: `SpeedQError.invalidInput` when shapes disagree or there are fewer tokens than
+  ///   unknowns without a ridge; `ComputeError` from the solver.
+  public static func refitLinear(
+    fpInputs: Matrix<Float>, quantizedInputs: Matrix<Float>, weight: Matrix<Float>, ridge: Double = 0
+  ) throws -> Refit {
+    let (tokens, width) = (fpInputs.rows, fpInputs.columns)
+    guard quantizedInputs.rows == tokens, quantizedInputs.columns == width, weight.columns == width else {
+      throw SpeedQError.invalidInput(
+        operation: "refitLinear",
+        reason: "inputs [\(tokens), \(width)] and [\(quantizedInputs.rows), \(quantizedInputs.columns)] "
+          + "do not fit a [\(weight.rows), \(weight.columns)] weight")
+    }
+    guard tokens >= width || ridge > 0 else {
+      throw SpeedQError.invalidInput(
+        operation: "refitLinear", reason: "\(tokens) tokens cannot determine \(width) unknowns per output")
+    }
+    func double(_ m: Matrix<Float>) throws -> Matrix<Double> {
+      try Matrix(rows: m.rows, columns: m.columns, elements: m.elements.map { Double($0) })
+    }
+    let prior = try double(weight)
+    let target = try double(fpInputs).matmul(prior, transposeOther: true)
+    return try fitLinear(
+      inputs: try double(quantizedInputs), targets: target, prior: prior, fitsBias: false, ridge: ridge)
+  }
+
+  /// The linear layer (`[outputs, n]` weight, and a bias when `fitsBias`) that best maps
+  /// `inputs` `[tokens, n]` to `targets` `[tokens, outputs]`:
+  /// `min ‖[X 1] Θ − Y‖² + ridge ‖Θ_W − priorᵀ‖²`, the ridge pulling toward `prior` (the FP
+  /// weight), never the bias.
+  /// - Throws: `ComputeError` from the solver.
+  static func fitLinear(
+    inputs: Matrix<Double>, targets: Matrix<Double>, prior: Matrix<Double>, fitsBias: Bool, ridge: Double
+  ) throws -> Refit {
+    let (tokens, hidden, outputs) = (inputs.rows, inputs.columns, targets.columns)
+    let unknowns = hidden + (fitsBias ? 1 : 0)
+    // Design [X 1], with √ridge I rows under the weight columns (right side √ridge priorᵀ) when regularised.
     let extra = ridge > 0 ? hidden : 0
-    var design = [Double](repeating: 0, count: (tokens + extra) * (hidden + 1))
+    var design = [Double](repeating: 0, count: (tokens + extra) * unknowns)
     var right = [Double](repeating: 0, count: (tokens + extra) * outputs)
-    let h = quantizedHidden.elements
-    let y = target.elements
+    let h = inputs.elements
+    let y = targets.elements
     for row in 0..<tokens {
-      for column in 0..<hidden { design[row * (hidden + 1) + column] = h[row * hidden + column] }
-      design[row * (hidden + 1) + hidden] = 1
+      for column in 0..<hidden { design[row * unknowns + column] = h[row * hidden + column] }
+      if fitsBias { design[row * unknowns + hidden] = 1 }
       for column in 0..<outputs { right[row * outputs + column] = y[row * outputs + column] }
     }
-    let w2Values = w2.elements
+    let priorValues = prior.elements
     for index in 0..<extra {
-      design[(tokens + index) * (hidden + 1) + index] = ridge.squareRoot()
+      design[(tokens + index) * unknowns + index] = ridge.squareRoot()
       for column in 0..<outputs {
-        right[(tokens + index) * outputs + column] = ridge.squareRoot() * w2Values[column * hidden + index]
+        right[(tokens + index) * outputs + column] = ridge.squareRoot() * priorValues[column * hidden + index]
       }
     }
     let solution = try Matrix<Double>.leastSquares(
-      try Matrix(rows: tokens + extra, columns: hidden + 1, elements: design),
+      try Matrix(rows: tokens + extra, columns: unknowns, elements: design),
       try Matrix(rows: tokens + extra, columns: outputs, elements: right))
     var weight = [Float](repeating: 0, count: outputs * hidden)
-    var bias = [Float](repeating: 0, count: outputs)
+    var bias = [Float]()
     for output in 0..<outputs {
       for column in 0..<hidden { weight[output * hidden + column] = Float(solution[column, output]) }
-      bias[output] = Float(solution[hidden, output])
+      if fitsBias { bias.append(Float(solution[hidden, output])) }
     }
     return Refit(weight: try Matrix(rows: outputs, columns: hidden, elements: weight), bias: bias)
   }

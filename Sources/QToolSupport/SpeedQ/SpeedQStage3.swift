@@ -35,6 +35,9 @@ public final class SpeedQStage3 {
   /// The norm weights and biases that train in full precision (unprefixed, sorted); empty when
   /// the configuration keeps them.
   let fullPrecisionNames: [String]
+  /// Where the checkpoint keeps an untied head: under the prefix, or at the top level in a
+  /// wrapper that splits it from its language model (`model.text_model.`, `model.language_model.`).
+  let storedHeadName: String
 
   /// Prepares the student from `source` (usually the teacher's own checkpoint): embeddings to
   /// 4 bits, linears clip-initialised and clamped, fake quantizers set.
@@ -60,6 +63,9 @@ public final class SpeedQStage3 {
     self.configuration = configuration
     self.windows = windows
     self.prefix = prefix
+    storedHeadName =
+      source.info(named: prefix + "lm_head.weight") == nil && source.info(named: "lm_head.weight") != nil
+      ? "lm_head.weight" : prefix + "lm_head.weight"
     var student = try TrainableDecoder(source: source, config: config, prefix: prefix)
     let c = student.configuration
     guard teacher.configuration == c else {
@@ -192,7 +198,7 @@ public final class SpeedQStage3 {
   /// The bilevel quantization of the current latent linears plus the frozen embedding grid.
   public func quantizedWeights() throws -> [String: QuantizedMatrix] {
     var out: [String: QuantizedMatrix] = [:]
-    for (name, matrix) in frozenQuantized { out[prefix + name] = matrix }
+    for (name, matrix) in frozenQuantized { out[name == "lm_head.weight" ? storedHeadName : prefix + name] = matrix }
     let parameters = student.parameters
     let shapes = student.shapes
     for name in linearNames {
