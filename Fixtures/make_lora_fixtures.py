@@ -110,3 +110,22 @@ meta = {"headDim": [dho, dhn], "heads": [hq_o, hq_n], "kvHeads": [kv_o, kv_n], "
         "expected": {k: {"shape": list(v.shape), "values": v.reshape(-1).tolist()} for k, v in expected.items()}}
 with open(os.path.join(out, "transforms.json"), "w") as f:
     json.dump(meta, f)
+
+# --- llama3-adapter/: a random PEFT adapter (r=4, alpha=8) on every linear module of
+# Fixtures/families/llama3 (hidden 32, inter 48, 2 layers, 4 heads, 2 kv heads, head_dim 8), the
+# Llama-shaped source that lora-rebase moves onto the Qwen3 and Gemma 3 text fixtures.
+family_rng = np.random.default_rng(11)
+family_shapes = {"self_attn.q_proj": (32, 32), "self_attn.k_proj": (16, 32), "self_attn.v_proj": (16, 32),
+                 "self_attn.o_proj": (32, 32), "mlp.gate_proj": (48, 32), "mlp.up_proj": (48, 32),
+                 "mlp.down_proj": (32, 48)}
+family_tensors = {}
+for layer in range(2):
+    for module, (o, i) in family_shapes.items():
+        base = f"base_model.model.model.layers.{layer}.{module}"
+        family_tensors[base + ".lora_A.weight"] = (family_rng.standard_normal((r, i)) * 0.1).astype(np.float32)
+        family_tensors[base + ".lora_B.weight"] = (family_rng.standard_normal((o, r)) * 0.1).astype(np.float32)
+family_adapter = os.path.join(out, "llama3-adapter")
+os.makedirs(family_adapter, exist_ok=True)
+save_file(family_tensors, os.path.join(family_adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
+with open(os.path.join(family_adapter, "adapter_config.json"), "w") as f:
+    json.dump(dict(config, base_model_name_or_path="families/llama3"), f, indent=2, sort_keys=True)
