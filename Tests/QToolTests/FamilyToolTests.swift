@@ -67,6 +67,23 @@ import Testing
     #expect(quantized != original)
   }
 
+  /// Phi-3 converts with RTN (its fused weights are quantized whole) and the pack runs: the fused
+  /// weights are dequantized when split at load.
+  @Test func phi3ConvertsWithRTNAndRuns() throws {
+    let (scratch, folder) = try checkpoint("phi3")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let original = try perplexity(folder.path)
+    #expect(original.isFinite && original > 1)
+    let output = scratch.appendingPathComponent("rtn").path
+    let convert = try runTool(
+      "qconvert", [folder.path, "-o", output, "--method", "rtn", "--bits", "4", "--group-size", "16"])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect((convert.stdout + convert.stderr).contains("self_attn.qkv_proj.weight: 4-bit g16 affine rtn"))
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
+    #expect(quantized != original)
+  }
+
   @Test(arguments: calibrated)
   func aShortSpeedQRunConverts(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
