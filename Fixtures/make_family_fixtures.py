@@ -9,6 +9,10 @@ Gemma 3 is also written with the legacy keys of released checkpoints (`rope_thet
 `rope_local_base_freq`, `rope_scaling`, `sliding_window_pattern`) as gemma3-legacy.config.json,
 which must give the same logits, and without rope scaling as gemma3-numpy.config.json, whose
 logits come from the independent numpy reference np_llm.py (../shared/models/tools).
+phi3/ stores q, k and v fused as `qkv_proj` and gate and up as `gate_up_proj`, with longrope
+scaling; its trained context (original_max_position_embeddings) is 2, so the 12 tokens use the long
+factors and the attention factor sqrt(1 + ln 32 / ln 2); phi3-short.config.json sets it to 16 so
+they use the short factors.
 gemma3/ is the same text model inside the `gemma3` multimodal wrapper, as released checkpoints
 of 4B and more are saved.
 expected/<case>.json holds, per case: the folder, the config file, the token ids and the logits
@@ -55,6 +59,10 @@ FAMILIES = {
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(
         tie_word_embeddings=True, use_sliding_window=True, sliding_window=4, max_window_layers=1), False),
     "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM", dict(no_rope_layers=[1, 0], pad_token_id=0, bos_token_id=1, eos_token_id=2), False),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, original_max_position_embeddings=2,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0, 1.3, 2.1, 3.7],
+                         "long_factor": [1.5, 2.5, 4.0, 9.0], "original_max_position_embeddings": 2}), False),
 }
 
 
@@ -181,11 +189,29 @@ def exact_gelu_gemma(model, folder):
     return os.path.relpath(path, OUT), variant
 
 
+def short_phi3(folder, tokens):
+    """phi3/ with a trained context of 16, so that 12 tokens rotate with the short factors."""
+    with open(os.path.join(folder, "config.json")) as f:
+        raw = json.load(f)
+    raw["original_max_position_embeddings"] = 16
+    raw["rope_parameters"]["original_max_position_embeddings"] = 16
+    name = "phi3-short.config.json"
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump(raw, f, indent=2, sort_keys=True)
+    config = transformers.Phi3Config.from_dict(raw)
+    model = transformers.Phi3ForCausalLM._from_config(config, attn_implementation="eager")
+    model.eval()
+    model.load_state_dict(transformers.Phi3ForCausalLM.from_pretrained(folder).state_dict())
+    return name, rounded(logits(model, tokens))
+
+
 def main():
     torch.manual_seed(0)
     rng = np.random.default_rng(20)
     cases = []
     for index, name in enumerate(FAMILIES):
+        if name == "phi3":
+            continue
         model, folder = build(name, seed=100 + index)
         entry = case(name, folder, os.path.join(name, "config.json"), model, rng)
         cases.append(entry)
@@ -199,6 +225,11 @@ def main():
             cases.append(dict(entry, name="gemma-gelu", config=config, logits=rounded(values)))
     model, folder = build_gemma3_wrapper(seed=200)
     cases.append(case("gemma3", folder, os.path.join("gemma3", "config.json"), model, rng))
+    model, folder = build("phi3", seed=300)
+    entry = case("phi3", folder, os.path.join("phi3", "config.json"), model, rng)
+    cases.append(entry)
+    config, values = short_phi3(folder, entry["tokens"])
+    cases.append(dict(entry, name="phi3-short", config=config, logits=values))
     byte_tokenizer()
     folder = os.path.join(OUT, "expected")
     os.makedirs(folder, exist_ok=True)

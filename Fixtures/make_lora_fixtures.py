@@ -2,6 +2,10 @@
 
 - tiny-adapter/: a random PEFT LoRA adapter (r=4, alpha=8) on every linear module of
   Fixtures/tiny-llama, in PEFT's saved key layout.
+- llama3-adapter/: the same on Fixtures/families/llama3, the Llama-shaped source moved onto other
+  families.
+- qwen3-head16/: a random Qwen3 (transformers' init, float16) whose heads differ from the
+  llama3 fixture's: 2 heads of 16 (not 4 of 8), 1 kv head, intermediate 40 and 3 layers.
 - transforms.safetensors + transforms.json: random matrices and the LoRASuite transforms written
   out from the paper's formulas in numpy (independent of the Swift code), for both head maps.
 Run from the repository root: python3 Fixtures/make_lora_fixtures.py
@@ -110,3 +114,33 @@ meta = {"headDim": [dho, dhn], "heads": [hq_o, hq_n], "kvHeads": [kv_o, kv_n], "
         "expected": {k: {"shape": list(v.shape), "values": v.reshape(-1).tolist()} for k, v in expected.items()}}
 with open(os.path.join(out, "transforms.json"), "w") as f:
     json.dump(meta, f)
+
+# --- llama3-adapter/: a random PEFT adapter (r=4, alpha=8) on every linear module of
+# Fixtures/families/llama3 (hidden 32, inter 48, 2 layers, 4 heads, 2 kv heads, head_dim 8), the
+# Llama-shaped source that lora-rebase moves onto the Qwen3 and Gemma 3 text fixtures.
+family_rng = np.random.default_rng(11)
+family_shapes = {"self_attn.q_proj": (32, 32), "self_attn.k_proj": (16, 32), "self_attn.v_proj": (16, 32),
+                 "self_attn.o_proj": (32, 32), "mlp.gate_proj": (48, 32), "mlp.up_proj": (48, 32),
+                 "mlp.down_proj": (32, 48)}
+family_tensors = {}
+for layer in range(2):
+    for module, (o, i) in family_shapes.items():
+        base = f"base_model.model.model.layers.{layer}.{module}"
+        family_tensors[base + ".lora_A.weight"] = (family_rng.standard_normal((r, i)) * 0.1).astype(np.float32)
+        family_tensors[base + ".lora_B.weight"] = (family_rng.standard_normal((o, r)) * 0.1).astype(np.float32)
+family_adapter = os.path.join(out, "llama3-adapter")
+os.makedirs(family_adapter, exist_ok=True)
+save_file(family_tensors, os.path.join(family_adapter, "adapter_model.safetensors"), metadata={"format": "pt"})
+with open(os.path.join(family_adapter, "adapter_config.json"), "w") as f:
+    json.dump(dict(config, base_model_name_or_path="families/llama3"), f, indent=2, sort_keys=True)
+
+# --- qwen3-head16/: a new base whose head layout, MLP width and depth differ from the source's.
+import torch, transformers
+torch.manual_seed(5)
+wide = transformers.Qwen3Config(
+    vocab_size=256, hidden_size=32, intermediate_size=40, num_hidden_layers=3, num_attention_heads=2,
+    num_key_value_heads=1, head_dim=16, max_position_embeddings=64, tie_word_embeddings=True)
+wide_folder = os.path.join(out, "qwen3-head16")
+transformers.Qwen3ForCausalLM(wide).to(torch.float16).save_pretrained(wide_folder)
+generation = os.path.join(wide_folder, "generation_config.json")
+if os.path.exists(generation): os.remove(generation)

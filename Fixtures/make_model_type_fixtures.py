@@ -14,7 +14,7 @@ import os
 ROOT = os.path.dirname(os.path.abspath(__file__))
 HERE = os.path.join(ROOT, "model-types")
 SUPPORTED = ("; the engine runs model_type 'llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', "
-             "'gemma3_text', 'smollm3'")
+             "'gemma3_text', 'smollm3', 'phi3'")
 
 # case: (config changes, message after the path; empty when the engine runs it)
 CASES = {
@@ -25,8 +25,8 @@ CASES = {
                      "hidden_activation": "gelu_pytorch_tanh", "sliding_window": 512,
                      "query_pre_attn_scalar": 16, "rope_local_base_freq": 10000.0},
                     ""),
-    "phi3": ({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3"},
-             "model_type 'phi3' is not supported" + SUPPORTED),
+    "phi": ({"architectures": ["PhiForCausalLM"], "model_type": "phi"},
+            "model_type 'phi' is not supported" + SUPPORTED),
     "invented": ({"architectures": ["InventedForCausalLM"], "model_type": "invented_lm"},
                  "model_type 'invented_lm' is not supported" + SUPPORTED),
     "no-model-type": ({"model_type": None}, "config has no 'model_type'" + SUPPORTED),

@@ -46,7 +46,7 @@ import Testing
   @Test func supportedTypesAreTheRegistry() {
     #expect(
       DecoderFamily.supportedModelTypes
-        == ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "smollm3"])
+        == ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "smollm3", "phi3"])
   }
 
   static let sizes =
@@ -59,10 +59,10 @@ import Testing
 
   @Test func theTextConfigModelTypeDecides() throws {
     let phi = try Self.config(
-      #"{"model_type": "llava", "text_config": {"model_type": "phi3", "# + Self.sizes + "}}")
+      #"{"model_type": "llava", "text_config": {"model_type": "phi", "# + Self.sizes + "}}")
     #expect(
       throws: EngineError.unsupportedModelType(
-        location: "config.json", modelType: "phi3", reason: nil)
+        location: "config.json", modelType: "phi", reason: nil)
     ) {
       try DecoderConfiguration(phi)
     }

@@ -11,7 +11,7 @@ import Testing
     #expect(
       FamilyFixtures.cases.map(\.name) == [
         "gemma", "gemma-gelu", "gemma2", "gemma3", "gemma3-legacy", "gemma3-numpy", "gemma3_text", "llama3", "mistral",
-        "qwen2", "qwen3", "smollm3",
+        "phi3", "phi3-short", "qwen2", "qwen3", "smollm3",
       ])
   }
 

@@ -40,7 +40,13 @@ import Testing
     // SmolLM3's NoPE layer.
     var noPE = DecoderArchitecture()
     noPE.layers = [.init(rope: .init(theta: 100)), .init(rope: nil)]
+    // Phi-3's LongRoPE: sequences of 5 use the long factors, the one of 1 the short ones.
+    var longrope = DecoderArchitecture()
+    let scaling = RopeScaling.longrope(
+      shortFactors: [1.3, 2.1], longFactors: [1.7, 4.5], originalContext: 2, attentionFactor: 1.4)
+    longrope.layers = [.init(rope: .init(theta: 100, scaling: scaling)), .init(rope: .init(theta: 100, scaling: scaling))]
     return [
+      Variant(name: "longrope", architecture: longrope),
       Variant(name: "qwen3", architecture: qwen3), Variant(name: "gemma3", architecture: gemma3),
       Variant(name: "gemma2", architecture: gemma2), Variant(name: "nope", architecture: noPE),
     ]
@@ -133,7 +139,7 @@ import Testing
     var c = DecoderConfiguration(
       vocabularySize: 11, hiddenSize: 7, layerCount: 2, headCount: 4, keyValueHeadCount: 2, headDimension: 4,
       intermediateSize: 5)
-    c.architecture = Self.variants[1].architecture
+    c.architecture = try #require(Self.variants.first { $0.name == "gemma3" }).architecture
     #expect(
       throws: TrainingError.invalidInput(
         operation: "DecoderBlock", reason: "prefix 'block.' names no layer, whose settings differ by layer")

@@ -16,7 +16,7 @@ import Testing
   }()
 
   @Test func everyFamilyFixtureIsFound() {
-    #expect(Self.families == ["gemma", "gemma2", "gemma3", "gemma3_text", "llama3", "mistral", "qwen2", "qwen3", "smollm3"])
+    #expect(Self.families == ["gemma", "gemma2", "gemma3", "gemma3_text", "llama3", "mistral", "phi3", "qwen2", "qwen3", "smollm3"])
   }
 
   /// A scratch folder holding the family's checkpoint and the byte-level tokenizer.
@@ -43,7 +43,11 @@ import Testing
     return try #require(Double(line.split(separator: " ")[1]))
   }
 
-  @Test(arguments: families)
+  /// Families whose checkpoints store the weights the quantizers read under the engine's names;
+  /// Phi-3 stores q/k/v and gate/up fused.
+  static let calibrated = families.filter { $0 != "phi3" }
+
+  @Test(arguments: calibrated)
   func gptqConvertsAndPerplexityRuns(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -63,7 +67,24 @@ import Testing
     #expect(quantized != original)
   }
 
-  @Test(arguments: families)
+  /// Phi-3 converts with RTN (its fused weights are quantized whole) and the pack runs: the fused
+  /// weights are dequantized when split at load.
+  @Test func phi3ConvertsWithRTNAndRuns() throws {
+    let (scratch, folder) = try checkpoint("phi3")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let original = try perplexity(folder.path)
+    #expect(original.isFinite && original > 1)
+    let output = scratch.appendingPathComponent("rtn").path
+    let convert = try runTool(
+      "qconvert", [folder.path, "-o", output, "--method", "rtn", "--bits", "4", "--group-size", "16"])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect((convert.stdout + convert.stderr).contains("self_attn.qkv_proj.weight: 4-bit g16 affine rtn"))
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
+    #expect(quantized != original)
+  }
+
+  @Test(arguments: calibrated)
   func aShortSpeedQRunConverts(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
     defer { try? FileManager.default.removeItem(at: scratch) }

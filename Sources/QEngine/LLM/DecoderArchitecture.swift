@@ -53,6 +53,9 @@ public struct DecoderArchitecture: Sendable, Equatable {
   public var attentionSoftcap: Float? = nil
   /// Logits become `cap tanh(z / cap)` (Gemma 2).
   public var finalSoftcap: Float? = nil
+  /// q, k and v stored as one `self_attn.qkv_proj` and gate and up as one `mlp.gate_up_proj`
+  /// (Phi-3); split into the engine's separate weights when loaded.
+  public var fusedProjections = false
   /// Per layer; empty means every layer attends fully with the configuration's rope.
   public var layers: [LayerAttention] = []
 

@@ -9,6 +9,10 @@ public enum RopeScaling: Sendable, Equatable {
   case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalContext: Int)
   /// Dynamic NTK: the base grows once the sequence exceeds the trained context.
   case dynamic(factor: Double, originalContext: Int)
+  /// LongRoPE (Phi-3's `longrope`, once `su`): each frequency divided by its own factor, the long
+  /// ones once the sequence exceeds the trained context, and cos and sin multiplied by
+  /// `attentionFactor`.
+  case longrope(shortFactors: [Double], longFactors: [Double], originalContext: Int, attentionFactor: Double)
 }
 
 /// The shape of a decoder-only language model, read from its `config.json`.
@@ -71,6 +75,11 @@ public struct DecoderConfiguration: Sendable, Equatable {
     ropeScaling = rope.scaling
     maxPositionEmbeddings = text.maxPositionEmbeddings.flatMap { $0 > 0 ? $0 : nil }
     architecture = try family.architecture(text, configuration: self, location: location)
+    if case .longrope(let short, let long, _, _) = ropeScaling, short.count != headDimension / 2 || long.count != headDimension / 2 {
+      throw DecoderError.invalidConfig(
+        location: location, key: "rope_scaling.short_factor",
+        reason: "and long_factor have \(short.count) and \(long.count) entries, not head_dim / 2 = \(headDimension / 2)")
+    }
   }
 
   /// The rope of layers of `layerType` (`full_attention`, `sliding_attention`): from
@@ -78,13 +87,21 @@ public struct DecoderConfiguration: Sendable, Equatable {
   /// `rope_theta` and `rope_scaling`.
   static func rope(_ text: ModelConfig, layerType: String, location: String) throws -> DecoderArchitecture.Rope {
     let trainedContext = text.maxPositionEmbeddings ?? 0
+    // Phi-3 keeps LongRoPE's trained context beside the rope entry, at the top level.
+    func withOriginalContext(_ entry: JSONValue?) -> JSONValue? {
+      guard var members = entry?.objectValue, members["original_max_position_embeddings"] == nil,
+        let original = text.raw["original_max_position_embeddings"]
+      else { return entry }
+      members["original_max_position_embeddings"] = original
+      return .object(members)
+    }
     guard let parameters = text.raw["rope_parameters"]?.objectValue else {
       return .init(
         theta: text.ropeTheta ?? 10_000,
-        scaling: try scaling(text.ropeScaling, trainedContext: trainedContext, location: location))
+        scaling: try scaling(withOriginalContext(text.ropeScaling), trainedContext: trainedContext, location: location))
     }
     let perType = parameters["full_attention"] != nil || parameters["sliding_attention"] != nil
-    let entry = perType ? parameters[layerType] ?? parameters["full_attention"] : .object(parameters)
+    let entry = withOriginalContext(perType ? parameters[layerType] ?? parameters["full_attention"] : .object(parameters))
     return .init(
       theta: entry?["rope_theta"]?.doubleValue ?? text.ropeTheta ?? 10_000,
       scaling: try scaling(entry, trainedContext: trainedContext, location: location))
@@ -140,6 +157,8 @@ public struct DecoderConfiguration: Sendable, Equatable {
         factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
         highFrequencyFactor: try number("high_freq_factor"),
         originalContext: Int(try number("original_max_position_embeddings")))
+    case "longrope", "su":
+      return try longrope(members, trainedContext: trainedContext, location: location)
     default:
       throw DecoderError.invalidConfig(location: location, key: "rope_scaling.rope_type", reason: "is '\(kind)', not supported")
     }

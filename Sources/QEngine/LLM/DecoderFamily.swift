@@ -22,6 +22,8 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
   case gemma3Text = "gemma3_text"
   /// Llama's block with rope left out of some layers (NoPE).
   case smollm3
+  /// Llama's block with fused q/k/v and gate/up weights and LongRoPE.
+  case phi3
 
   /// The `model_type` values the engine runs, in the order error messages list them.
   public static let supportedModelTypes: [String] = allCases.map(\.rawValue)
@@ -70,6 +72,7 @@ public enum DecoderFamily: String, Sendable, CaseIterable {
     case .gemma2: try Self.gemma2Architecture(text, configuration: configuration, location: location)
     case .gemma3Text: try Self.gemma3Architecture(text, configuration: configuration, location: location)
     case .smollm3: try Self.smolLM3Architecture(text, configuration: configuration, location: location)
+    case .phi3: try Self.phi3Architecture(text, location: location)
     }
   }
 }

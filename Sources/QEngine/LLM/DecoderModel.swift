@@ -76,16 +76,28 @@ public final class DecoderModel: Sendable {
       func norm(_ norm: BlockNorm) throws -> [Float]? {
         try a.normName(norm, block: index).map { try loader.vector($0, count: c.width(of: norm)) }
       }
-      var layer = 
+      let attention =
+        a.fusedProjections
+        ? try loader.splitLinear(p + "self_attn.qkv_proj.weight", rows: [queryWidth, keyWidth, keyWidth], columns: hidden)
+        : [
+          try loader.linear(p + "self_attn.q_proj.weight", rows: queryWidth, columns: hidden),
+          try loader.linear(p + "self_attn.k_proj.weight", rows: keyWidth, columns: hidden),
+          try loader.linear(p + "self_attn.v_proj.weight", rows: keyWidth, columns: hidden),
+        ]
+      let gateUp =
+        a.fusedProjections
+        ? try loader.splitLinear(p + "mlp.gate_up_proj.weight", rows: [c.intermediateSize, c.intermediateSize], columns: hidden)
+        : [
+          try loader.linear(p + "mlp.gate_proj.weight", rows: c.intermediateSize, columns: hidden),
+          try loader.linear(p + "mlp.up_proj.weight", rows: c.intermediateSize, columns: hidden),
+        ]
+      var layer =
         DecoderLayer(
           inputNorm: try loader.vector(p + "input_layernorm.weight", count: hidden),
           postAttentionNorm: try loader.vector(a.mlpInputNormName(block: index), count: hidden),
-          query: try loader.linear(p + "self_attn.q_proj.weight", rows: queryWidth, columns: hidden),
-          key: try loader.linear(p + "self_attn.k_proj.weight", rows: keyWidth, columns: hidden),
-          value: try loader.linear(p + "self_attn.v_proj.weight", rows: keyWidth, columns: hidden),
+          query: attention[0], key: attention[1], value: attention[2],
           output: try loader.linear(p + "self_attn.o_proj.weight", rows: hidden, columns: queryWidth),
-          gate: try loader.linear(p + "mlp.gate_proj.weight", rows: c.intermediateSize, columns: hidden),
-          up: try loader.linear(p + "mlp.up_proj.weight", rows: c.intermediateSize, columns: hidden),
+          gate: gateUp[0], up: gateUp[1],
           down: try loader.linear(p + "mlp.down_proj.weight", rows: hidden, columns: c.intermediateSize),
           queryBias: try loader.optionalVector(p + "self_attn.q_proj.bias", count: queryWidth),
           keyBias: try loader.optionalVector(p + "self_attn.k_proj.bias", count: keyWidth),

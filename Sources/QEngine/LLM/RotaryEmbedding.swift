@@ -27,6 +27,9 @@ struct RotaryEmbedding: Sendable {
     var frequencies = (0..<half).map { 1 / pow(base, Double(2 * $0) / Double(headDimension)) }
     switch scaling {
     case .none, .dynamic: break
+    case .longrope(let short, let long, let original, _):
+      let factors = length > original ? long : short
+      frequencies = zip(frequencies, factors).map { $0 / $1 }
     case .linear(let factor):
       frequencies = frequencies.map { $0 / factor }
     case .llama3(let factor, let low, let high, let original):
@@ -43,17 +46,20 @@ struct RotaryEmbedding: Sendable {
     return frequencies
   }
 
-  /// Cosines and sines, `[positions.count, headDimension / 2]` each, angles computed in Double.
+  /// Cosines and sines, `[positions.count, headDimension / 2]` each, angles computed in Double
+  /// (LongRoPE scales both by its attention factor, as transformers does).
   func tables(positions: Range<Int>, totalLength: Int) -> (cos: [Float], sin: [Float]) {
     let frequencies = inverseFrequencies(length: totalLength)
     let half = headDimension / 2
+    var amplitude = 1.0
+    if case .longrope(_, _, _, let factor) = scaling { amplitude = factor }
     var cosines = [Float](repeating: 0, count: positions.count * half)
     var sines = cosines
     for (row, position) in positions.enumerated() {
       for index in 0..<half {
         let angle = Double(position) * frequencies[index]
-        cosines[row * half + index] = Float(cos(angle))
-        sines[row * half + index] = Float(sin(angle))
+        cosines[row * half + index] = Float(amplitude * cos(angle))
+        sines[row * half + index] = Float(amplitude * sin(angle))
       }
     }
     return (cosines, sines)

@@ -26,8 +26,10 @@ public enum GGUFExport {
   /// Exports `source` to the file at `path`, replacing a file there (but never the input or a
   /// special file).
   /// Whether `c`'s block is Llama's (llama.cpp's 'llama' architecture): no feature of the
-  /// architecture beyond biases, and no window shorter than the trained context.
+  /// architecture beyond biases, no window shorter than the trained context, and no LongRoPE
+  /// (llama.cpp's 'llama' has no per-frequency factors).
   static func runsAsLlama(_ c: DecoderConfiguration) -> Bool {
+    if case .longrope = c.ropeScaling { return false }
     var architecture = c.architecture
     let context = c.maxPositionEmbeddings ?? .max
     let sameLayers = architecture.layers.allSatisfy {

@@ -113,7 +113,9 @@ public enum LoRAFinetune {
     let config = try ModelConfig(data: configData, location: checkpoint.configPath ?? newBase)
     let folder = checkpoint.folder ?? newBase
     let tokenizer = try Tokenizer(folder: URL(fileURLWithPath: folder))
-    var decoder = try TrainableDecoder(source: checkpoint.source, config: config)
+    // A wrapper (Gemma 3's `model.language_model.`) keeps its decoder under a prefix.
+    let prefix = ModelEvaluation.languageModelPrefix(of: checkpoint.source)
+    var decoder = try TrainableDecoder(source: checkpoint.source, config: config, prefix: prefix)
     if options.steps > 0 {
       try PositionLimit.check(
         option: "--context", value: options.context, model: decoder.configuration, location: newBase, use: .training)

@@ -49,6 +49,7 @@ extension LoraRebase {
     output.config = config
     output.modules = modules
     output.otherKeys = []
+    output.keyPrefix = new.peftKeyPrefix(from: adapter.keyPrefix, old: nil)
     return output
   }
 }

@@ -79,6 +79,25 @@ struct LoraBaseModel {
     layer < layers.count ? layers.prefixes[layer] + module + ".weight" : "model.layers.\(layer).\(module).weight"
   }
 
+  /// The checkpoint's name of its layer stack, before the index (`model.layers.`, or
+  /// `model.language_model.layers.` in a Gemma 3 wrapper); nil without layers.
+  var layerStem: String? {
+    guard let first = layers.prefixes.first else { return nil }
+    let stem = first.dropLast().reversed().drop(while: \.isNumber).reversed()
+    return String(stem)
+  }
+
+  /// The PEFT key prefix for an adapter on this base, given one written for `old`: the adapter's
+  /// own prefix with the old base's layer stem swapped for this one's, so that PEFT finds the
+  /// modules of a wrapper (`base_model.model.model.language_model.layers.`) or a prefix-less base.
+  func peftKeyPrefix(from adapterPrefix: String, old oldStem: String?) -> String {
+    guard let stem = layerStem else { return adapterPrefix }
+    if let oldStem, adapterPrefix.hasSuffix(oldStem) {
+      return String(adapterPrefix.dropLast(oldStem.count)) + stem
+    }
+    return "base_model.model." + stem
+  }
+
   func matrix(layer: Int, _ module: String) throws -> Matrix<Double> {
     try layers.matrix(layer: layer, module + ".weight")
   }
@@ -270,6 +289,7 @@ public enum LoraRebase {
     output.config = config
     output.modules = moved
     output.otherKeys = []
+    output.keyPrefix = new.peftKeyPrefix(from: adapter.keyPrefix, old: old.layerStem)
     let report = LoraRebaseReport(
       oldBase: oldPath, newBase: newPath, adapter: adapterPath, output: nil, rank: adapter.rank,
       alpha: adapter.alpha, headTransform: options.normalize ? "normalized" : "paper",
