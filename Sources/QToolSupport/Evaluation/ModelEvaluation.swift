@@ -76,7 +76,17 @@ public enum ModelEvaluation {
 
   /// Loads the decoder (the language model of a vision-language checkpoint) and the folder's
   /// tokenizer.json.
+  ///
+  /// A GGUF file runs as the checkpoint it was converted from (`GGUFDecoderSource`), with the
+  /// config and tokenizer its metadata holds; an MLX-quantized folder runs dequantized.
   public static func load(_ checkpoint: Checkpoint) throws -> LoadedModel {
+    if let gguf = checkpoint.source as? GGUFFile {
+      let source = try GGUFDecoderSource(file: gguf)
+      let config = try ModelConfig(data: source.decoder.configData, location: gguf.location)
+      return LoadedModel(
+        model: try DecoderModel(source: source, config: config), tokenizer: try Tokenizer(gguf: gguf))
+    }
+    let checkpoint = try checkpoint.dequantized()
     guard let configData = checkpoint.configData else {
       throw EvaluationError.missingConfig(location: checkpoint.location)
     }
