@@ -63,8 +63,10 @@ extension Tokenizer {
     for byte in 0..<256 {
       byteSymbols[byte] = vocabulary[String(ByteLevel.scalarForByte[byte])].map { Int32($0) } ?? -1
     }
-    let merges = try Self.readMerges(
-      try Self.ggufStrings(values, "tokenizer.ggml.merges", file: location), vocabulary: vocabulary, file: location)
+    // A vocabulary of single bytes needs no merges, and a file may leave the key out.
+    let mergeList =
+      values["tokenizer.ggml.merges"] == nil ? [] : try Self.ggufStrings(values, "tokenizer.ggml.merges", file: location)
+    let merges = try Self.readMerges(mergeList, vocabulary: vocabulary, file: location)
     let model = BPEModel(
       byteSymbols: byteSymbols, merges: merges, vocabulary: vocabulary, ignoreMerges: pre.ignoreMerges)
 
