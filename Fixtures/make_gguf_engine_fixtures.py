@@ -13,7 +13,8 @@ two rotary halves interleave (its `LlamaModel.permute`); Qwen2 is written unperm
   token types, merges, BOS/EOS, chat template); the embedding as Q4_1, the layers' matrices as
   Q8_0, norms F32. tiny-chat.expected.json holds what the numpy reference `np_llm.py` computes
   from the weights gguf-py dequantizes (and un-permutes): perplexity in 3 windows of 32 tokens
-  of ../tiny-chat.sample.txt, the greedy continuation of a prompt, and the text's token ids.
+  of ../tiny-chat.sample.txt, the same scored as llama-perplexity scores (second half of every
+  whole window), the greedy continuation of a prompt, and the text's token ids.
 Run: PYTHONPATH=~/.cache/qtoolchain-models/py python3 Fixtures/make_gguf_engine_fixtures.py
 """
 import json
@@ -217,6 +218,16 @@ def tiny_chat():
             logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
             nll -= logp[np.arange(len(chunk) - 1), np.array(chunk[1:])].sum()
             count += len(chunk) - 1
+        # llama-perplexity's scoring: whole disjoint windows, targets of the second half only.
+        half_nll, half_count = 0.0, 0
+        for w in range(len(text_ids) // context):
+            chunk = text_ids[w * context:(w + 1) * context]
+            logits = model.forward(chunk).astype(np.float64)
+            logits -= logits.max(-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+            for position in range(context // 2, context - 1):
+                half_nll -= logp[position, chunk[position + 1]]
+                half_count += 1
         prompt = "The quick brown fox"
         generated = tokenizer.encode(prompt, add_special_tokens=False).ids
         start = len(generated)
@@ -225,7 +236,10 @@ def tiny_chat():
     finally:
         shutil.rmtree(work)
     expected = {"context": context, "windows": windows, "scored_tokens": count,
-                "perplexity": float(np.exp(nll / count)), "prompt": prompt,
+                "perplexity": float(np.exp(nll / count)),
+                "second_half": {"windows": len(text_ids) // context, "scored_tokens": half_count,
+                                "perplexity": float(np.exp(half_nll / half_count))},
+                "prompt": prompt,
                 "generated_ids": generated[start:], "completion": tokenizer.decode(generated[start:]),
                 "text_ids": text_ids}
     with open(os.path.join(OUT, "tiny-chat.expected.json"), "w") as f:

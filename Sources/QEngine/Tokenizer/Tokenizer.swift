@@ -46,6 +46,9 @@ public final class Tokenizer: @unchecked Sendable {
     return bosTokenID
   }
 
+  /// Whether encoding with special tokens puts BOS first.
+  public var addsBOSToken: Bool { bosTokenID != nil && prefixIDs.first == bosTokenID }
+
   /// Number of ids, the model's vocabulary plus added tokens.
   public var vocabularySize: Int { tokenByteOffsets.count - 1 }
 

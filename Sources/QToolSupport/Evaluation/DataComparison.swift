@@ -40,7 +40,7 @@ public enum DataComparison {
     let newIDs = dataset.tokenize(with: newLoaded.tokenizer, separator: sides.1.separator)
     // A GGUF carries its vocabulary in metadata, not in a tokenizer.json beside it.
     let sameVocabulary =
-      old.source is GGUFFile || new.source is GGUFFile
+      ModelEvaluation.ggufFile(of: old) != nil || ModelEvaluation.ggufFile(of: new) != nil
       ? oldLoaded.tokenizer.hasSameVocabulary(as: newLoaded.tokenizer) : try sameVocabulary(old, new)
     let shared =
       sameVocabulary && oldIDs == newIDs
