@@ -15,7 +15,11 @@ two rotary halves interleave (its `LlamaModel.permute`); Qwen2 is written unperm
   from the weights gguf-py dequantizes (and un-permutes): perplexity in 3 windows of 32 tokens
   of ../tiny-chat.sample.txt, the same scored as llama-perplexity scores (second half of every
   whole window), the greedy continuation of a prompt, and the text's token ids.
+- tokenizer-sentencepiece.gguf: a 420-piece SentencePiece BPE vocabulary trained here, written as
+  the converter writes a llama vocabulary (pieces, scores, types); tokenizer-sentencepiece.
+  expected.json holds sentencepiece's own ids (BOS first) and decoded texts for a few strings.
 Run: PYTHONPATH=~/.cache/qtoolchain-models/py python3 Fixtures/make_gguf_engine_fixtures.py
+(needs gguf, numpy, tokenizers and sentencepiece)
 """
 import json
 import os
@@ -247,8 +251,59 @@ def tiny_chat():
         f.write("\n")
 
 
+def tiny_sentencepiece():
+    """A SentencePiece BPE vocabulary (byte fallback, trained here as Llama's was: identity
+    normalization, a dummy prefix, whitespace kept) written as convert_hf_to_gguf.py writes a
+    llama vocabulary: pieces, scores, token types; no tensors. The expected ids and texts are
+    sentencepiece's own."""
+    import sentencepiece as spm
+    work = tempfile.mkdtemp()
+    try:
+        corpus = os.path.join(work, "corpus.txt")
+        text = open(os.path.join(HERE, "tiny-chat.sample.txt")).read()
+        with open(corpus, "w") as f:
+            f.write(text + "\n" + "The year 2024 saw 17 new moons and café prices rise.\n" * 3)
+        spm.SentencePieceTrainer.train(
+            input=corpus, model_prefix=os.path.join(work, "sp"), vocab_size=420, model_type="bpe",
+            byte_fallback=True, character_coverage=1.0, normalization_rule_name="identity",
+            remove_extra_whitespaces=False, add_dummy_prefix=True, num_threads=1,
+            split_digits=True, minloglevel=2)
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(work, "sp.model"))
+    finally:
+        shutil.rmtree(work)
+    tokens, scores, types = [], [], []
+    for i in range(sp.vocab_size()):
+        tokens.append(sp.id_to_piece(i))
+        scores.append(sp.get_score(i))
+        types.append(2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 5 if sp.is_unused(i)
+                     else 6 if sp.is_byte(i) else 1)
+    w = gguf.GGUFWriter(os.path.join(OUT, "tokenizer-sentencepiece.gguf"), arch="llama")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(sp.bos_id())
+    w.add_eos_token_id(sp.eos_id())
+    w.add_unk_token_id(sp.unk_id())
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    samples = ["The quick brown fox", "Hello world", " leading space", "two  spaces", "café 1969 ☕",
+               "line\nbreak", "don't stop", text]
+    cases = [{"text": t, "ids": [sp.bos_id()] + sp.encode(t), "decoded": sp.decode(sp.encode(t))}
+             for t in samples]
+    with open(os.path.join(OUT, "tokenizer-sentencepiece.expected.json"), "w") as f:
+        json.dump({"bos": sp.bos_id(), "eos": sp.eos_id(), "cases": cases}, f, indent=1)
+        f.write("\n")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     tiny_llama()
     tiny_qwen2()
     tiny_chat()
+    tiny_sentencepiece()

@@ -101,6 +101,33 @@ import Testing
     #expect(try fromGGUF.encodeChat(messages: chat) == (try fromJSON.encodeChat(messages: chat)))
   }
 
+  struct SentencePieceExpected: Decodable {
+    struct Case: Decodable {
+      var text: String
+      var ids: [Int]
+      var decoded: String
+    }
+    var bos: Int
+    var eos: Int
+    var cases: [Case]
+  }
+
+  /// A llama (SentencePiece BPE) vocabulary from pieces and scores gives sentencepiece's ids,
+  /// BOS first, and decodes back to its text.
+  @Test func sentencePieceVocabularyMatchesSentencePiece() throws {
+    let data = try Data(contentsOf: Self.folder.appending(path: "tokenizer-sentencepiece.expected.json"))
+    let expected = try JSONDecoder().decode(SentencePieceExpected.self, from: data)
+    let tokenizer = try Tokenizer(gguf: try gguf("tokenizer-sentencepiece.gguf"))
+    #expect(tokenizer.bosTokenID == expected.bos)
+    #expect(tokenizer.eosTokenID == expected.eos)
+    #expect(tokenizer.addsBOSToken)
+    for testCase in expected.cases {
+      let ids = tokenizer.encode(testCase.text)
+      #expect(ids == testCase.ids, "\(testCase.text.prefix(40).debugDescription)")
+      #expect(tokenizer.decode(ids, skipSpecialTokens: true) == testCase.decoded)
+    }
+  }
+
   /// `permute` of convert_hf_to_gguf.py, written as its reshape-swap-reshape, undone row by row
   /// at boundary sizes (one head, head dimension 2, several heads).
   @Test(arguments: [(1, 2), (1, 8), (3, 4), (4, 16)])
@@ -173,7 +200,7 @@ import Testing
     let path = FileManager.default.temporaryDirectory.appending(path: "gguf-tok-\(UUID().uuidString).gguf").path
     defer { try? FileManager.default.removeItem(atPath: path) }
     for (model, pre, message) in [
-      ("llama", "default", "FILE: tokenizer.ggml.model 'llama' is not supported (supported: 'gpt2')"),
+      ("bert", "default", "FILE: tokenizer.ggml.model 'bert' is not supported (supported: 'gpt2', 'llama')"),
       ("gpt2", "deepseek-llm", "FILE: tokenizer.ggml.pre 'deepseek-llm' is not supported (supported: 'gpt-2', 'smollm', 'qwen2', 'llama-bpe')"),
     ] {
       let writer = try GGUFWriter(
