@@ -41,7 +41,7 @@ python3 - "$WORK/diff.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 tensors = d["tensors"]
-unequal = [t["name"] for t in tensors if t["status"] not in ("identical", "dtype-changed") or t["relative_l2"] != 0]
+unequal = [t["name"] for t in tensors if t["status"] not in ("equal", "dtype-changed") or t["relative_l2"] != 0]
 only = [t["name"] for t in tensors if t["status"] in ("added", "removed")]
 data = d["data"]
 print(f"tensors {len(tensors)}, unequal values {len(unequal)}, on one side only {len(only)}")
