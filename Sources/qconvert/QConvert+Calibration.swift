@@ -69,7 +69,7 @@ extension QConvert {
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
         checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter, trainsNormsAndBiases: !qatFreezeNorms)
       let grams = reporter("Gram matrices for the clip search", total: nil, unit: "windows")
-      let training = reporter("training", total: qatSteps, unit: "steps")
+      let training = reporter("training step", total: qatSteps, unit: "")
       defer { training.finish() }
       try calibration.speedQ(
         plan: &plan, source: source, config: config, configuration: configuration,

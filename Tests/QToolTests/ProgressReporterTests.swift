@@ -94,3 +94,16 @@ import Testing
     #expect(ProgressReporter.number(value) == text)
   }
 }
+
+extension ProgressReporterTests {
+  /// A stage that names what it counts has no unit: `training step 3/4`.
+  @Test func stageWithoutUnit() throws {
+    let collected = Collected()
+    let progress = ProgressReporter(
+      tool: "qx", stage: "training step", total: 4, unit: "", style: .lines,
+      write: { collected.text += $0 }, now: { collected.time }, isTerminal: false)
+    collected.time += 1
+    progress.update(3, detail: "loss 2.5")
+    #expect(collected.text == "qx: training step 3/4 (loss 2.5), 3.0/s, ETA 1 s\n")
+  }
+}

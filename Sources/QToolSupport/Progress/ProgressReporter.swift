@@ -41,7 +41,8 @@ public final class ProgressReporter: @unchecked Sendable {
   ///   - tool: The tool's name, which starts every line.
   ///   - stage: What is being done (`perplexity`, `Gram matrices`, `training`).
   ///   - total: How many units the stage has, when known.
-  ///   - unit: The plural of what is counted (`windows`, `steps`, `blocks`).
+  ///   - unit: The plural of what is counted (`windows`, `blocks`), or empty when the stage
+  ///     names it (`training step 3/40`).
   ///   - write: Where lines go; stderr unless a test collects them.
   ///   - now: Seconds on a monotonic clock; a test gives its own.
   ///   - isTerminal: Whether stderr is a terminal (`auto` then redraws one line).
@@ -99,7 +100,7 @@ public final class ProgressReporter: @unchecked Sendable {
   func text(done: Int, rate: Double?, eta: Double?, detail: String?) -> String {
     var line = "\(tool): \(stage) \(done)"
     if let total { line += "/\(total)" }
-    line += " \(unit)"
+    if !unit.isEmpty { line += " \(unit)" }
     if let detail, !detail.isEmpty { line += " (\(detail))" }
     if let rate { line += ", " + Self.rate(rate, unit: unit) }
     if let eta, let total, done < total { line += ", ETA " + Self.duration(eta) }
@@ -108,9 +109,10 @@ public final class ProgressReporter: @unchecked Sendable {
 
   func jsonLine(done: Int, elapsed: Double, rate: Double?, eta: Double?, detail: String?) -> String {
     var fields: [String: Any] = [
-      "tool": tool, "stage": stage, "done": done, "unit": unit,
+      "tool": tool, "stage": stage, "done": done,
       "elapsed_s": Self.rounded(elapsed, significant: 3),
     ]
+    if !unit.isEmpty { fields["unit"] = unit }
     if let total { fields["total"] = total }
     if let rate { fields["rate_per_s"] = Self.rounded(rate, significant: 3) }
     if let eta { fields["eta_s"] = Self.rounded(eta, significant: 3) }
@@ -121,7 +123,7 @@ public final class ProgressReporter: @unchecked Sendable {
 
   /// `3.2 windows/s`, or `2.5 s each` below one a second; two significant digits.
   static func rate(_ perSecond: Double, unit: String) -> String {
-    if perSecond >= 1 { return "\(number(perSecond)) \(unit)/s" }
+    if perSecond >= 1 { return unit.isEmpty ? "\(number(perSecond))/s" : "\(number(perSecond)) \(unit)/s" }
     return "\(number(1 / perSecond)) s each"
   }
 
