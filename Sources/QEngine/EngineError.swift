@@ -11,6 +11,10 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
   /// The config's `model_type` (absent when `nil`) is not a decoder the engine implements, or
   /// `reason` names its sliding-window setting, which the engine does not honour.
   case unsupportedModelType(location: String, modelType: String?, reason: String?)
+  /// A GGUF file the engine cannot run: its architecture, or a setting of it, is not implemented.
+  case unsupportedGGUF(location: String, reason: String)
+  /// A GGUF metadata key the engine needs is absent or unusable.
+  case invalidGGUFMetadata(location: String, key: String, reason: String)
 
   public var description: String {
     switch self {
@@ -25,6 +29,10 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     case .unsupportedModelType(let location, let modelType, let reason):
       "\(location): \(Self.refusal(modelType: modelType, reason: reason)); the engine runs model_type "
         + DecoderFamily.supportedModelTypes.map { "'\($0)'" }.joined(separator: ", ")
+    case .unsupportedGGUF(let location, let reason):
+      "\(location): \(reason)"
+    case .invalidGGUFMetadata(let location, let key, let reason):
+      "\(location): GGUF key '\(key)' \(reason)"
     }
   }
 

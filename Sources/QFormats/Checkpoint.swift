@@ -73,6 +73,14 @@ public struct Checkpoint: Sendable {
       configPath: configPath)
   }
 
+  /// The same checkpoint read through another source with the config that describes it, such
+  /// as a GGUF file presented under Hugging Face names with a config from its metadata.
+  public func replacingSource(with source: any TensorSource, configData: Data, configPath: String) -> Checkpoint {
+    Checkpoint(
+      location: location, format: format, source: source, folder: folder, configData: configData,
+      configPath: configPath)
+  }
+
   /// Opens `path`, choosing the reader from what the path is and from the file's first bytes.
   ///
   /// Each input is opened once: a named pipe or a device is read as the stream it is (a

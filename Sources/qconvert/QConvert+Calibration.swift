@@ -28,9 +28,9 @@ extension QConvert {
       print("qconvert: calibrating on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
     }
     guard sensitivity || targetBpw != nil else { return calibration }
-    let report = try calibration.sensitivity(candidates: candidateGrids) { done, total in
-      if !quiet { print("qconvert: Gram matrices \(done)/\(total) windows", to: &stderr) }
-    }
+    let grams = reporter("Gram matrices", total: calibration.windows.count, unit: "windows")
+    let report = try calibration.sensitivity(candidates: candidateGrids) { done, _ in grams.update(done) }
+    grams.finish()
     if sensitivity {
       var output = StandardOutput()
       if format == .json {
@@ -50,12 +50,16 @@ extension QConvert {
     return calibration
   }
 
+  /// A progress line for one stage, in the `--progress` style (none with `--quiet`).
+  func reporter(_ stage: String, total: Int?, unit: String) -> ProgressReporter {
+    ProgressReporter(tool: "qconvert", stage: stage, total: total, unit: unit, style: quiet ? .none : progress)
+  }
+
   /// GPTQ, or the Gram-weighted clip search, on the planned decoder linears.
   func quantizeCalibrated(
     _ calibration: ConvertCalibration?, plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig?
   ) throws {
     guard let calibration else { return }
-    var stderr = StandardError()
     if method == .speedq {
       guard let config else {
         throw ConvertError.invalidOption(option: input, reason: "has no config.json, which training needs")
@@ -64,18 +68,18 @@ extension QConvert {
       let configuration = SpeedQConfiguration(
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
         checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter, trainsNormsAndBiases: !qatFreezeNorms)
-      let quiet = self.quiet
+      let grams = reporter("Gram matrices for the clip search", total: nil, unit: "windows")
+      let training = reporter("training step", total: qatSteps, unit: "")
+      defer { training.finish() }
       try calibration.speedQ(
         plan: &plan, source: source, config: config, configuration: configuration,
         gramProgress: { done, total in
-          var stderr = StandardError()
-          if !quiet, done == total { print("qconvert: Gram matrices of \(total) windows for the clip search", to: &stderr) }
+          grams.update(done)
+          if done == total { grams.finish() }
         }
       ) { step in
-        var stderr = StandardError()
-        if !quiet {
-          print("qconvert: step \(step.step)/\(step.totalSteps) loss \(step.loss) lr \(step.learningRate)", to: &stderr)
-        }
+        training.update(
+          step.step, detail: "loss \(String(format: "%.3g", Double(step.loss))), lr \(String(format: "%.2g", Double(step.learningRate)))")
       }
       return
     }
@@ -109,8 +113,12 @@ extension QConvert {
     guard method == .gptq || method == .clip else { return }
     let sequential: SequentialGPTQ.Method =
       method == .gptq ? .gptq(GPTQ.Options(actOrder: actOrder)) : .clip
+    var blocks: ProgressReporter? = nil
     try calibration.quantize(plan: &plan, method: sequential, packMethod: method == .gptq ? .gptq : .clip) { step in
-      if !quiet { print("qconvert: block \(step.block + 1)/\(step.blocks) \(step.tensor)", to: &stderr) }
+      let line = blocks ?? reporter(method == .gptq ? "GPTQ" : "clip search", total: step.blocks, unit: "blocks")
+      blocks = line
+      line.update(step.block, detail: step.tensor)
     }
+    blocks?.finish()
   }
 }

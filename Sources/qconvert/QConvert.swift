@@ -155,6 +155,11 @@ struct QConvert: ParsableCommand {
   @Flag(help: "Print no progress.")
   var quiet = false
 
+  @Option(help: ArgumentHelp(
+    "Progress of calibration, Gram matrices and training on stderr: auto (one line redrawn on a terminal, else a line per update), lines, json or none.",
+    valueName: "style"))
+  var progress: ProgressStyle = .auto
+
   func validate() throws {
     if let maxShardSize, maxShardSize <= 0 {
       throw ValidationError("'--max-shard-size' must be positive, not \(maxShardSize)")

@@ -141,8 +141,14 @@ struct QDiff: ParsableCommand {
         _ = try OutputDestination(path: path, kind: .file, replace: true, inputs: inputs)
       }
       let options = DiffOptions(tolerance: tolerance, filter: try filter.map { try Regex($0) })
-      let oldInput = try DiffInput(Checkpoint.open(old))
-      let newInput = try DiffInput(Checkpoint.open(new))
+      // A GGUF of an architecture the engine runs is compared under Hugging Face names, so it
+      // lines up with the checkpoint it came from, tensor by tensor.
+      func open(_ path: String) throws -> Checkpoint {
+        let checkpoint = try Checkpoint.open(path)
+        return checkpoint.format == .gguf ? (try? ModelEvaluation.engineView(of: checkpoint)) ?? checkpoint : checkpoint
+      }
+      let oldInput = try DiffInput(open(old))
+      let newInput = try DiffInput(open(new))
       report = try DiffReport.build(old: oldInput, new: newInput, options: options)
       // With data, the plot and the saved mapping come from activations.
       if layerSimilarity || (data == nil && (plot != nil || saveMapping != nil)) {

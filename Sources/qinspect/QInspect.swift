@@ -13,7 +13,10 @@ struct QInspect: ParsableCommand {
       component (vision tower, projector, language model) and by layer pattern, and the \
       recognised architecture. Inputs are model folders, safetensors files, shard index files, \
       HDF5 files, GGUF files, or '-' for a safetensors stream on stdin. With '--perplexity' or \
-      '--generate' the model's language model runs on text (packs run from their low-bit codes).
+      '--generate' the model's language model runs on text and only its result is printed (with \
+      '--stats' the tables too): packs run from their low-bit codes, llama- and qwen2-architecture \
+      GGUF files with the config and tokenizer of their metadata, MLX-quantized folders \
+      dequantized.
 
       The json, jsonl and tsv formats have stable fields, documented in Formats/qinspect-output.md. \
       Exit status: 0 success, 1 an input could not be read, 64 usage error.
@@ -56,6 +59,16 @@ struct QInspect: ParsableCommand {
   @Option(help: "Score at most this many windows.")
   var windows: Int?
 
+  @Option(help: ArgumentHelp(
+    "Which targets of each window are scored: all (but the first), or the second half of whole, disjoint windows (as llama-perplexity scores).",
+    valueName: "scoring"))
+  var scoring: PerplexityScoring = .all
+
+  @Option(help: ArgumentHelp(
+    "Progress of the perplexity windows on stderr: auto (one line redrawn on a terminal, else a line per window), lines, json or none.",
+    valueName: "style"))
+  var progress: ProgressStyle = .auto
+
   @Option(help: "The text field of a JSONL file.")
   var field: String = "text"
 
@@ -89,6 +102,9 @@ struct QInspect: ParsableCommand {
       throw ValidationError("'--perplexity' and '--generate' run the model; they cannot be combined with '--header-only'")
     }
     if context < 2 { throw ValidationError("'--context' must be at least 2") }
+    if scoring == .secondHalf && stride != nil {
+      throw ValidationError("'--stride' and '--scoring second-half' cannot be combined; second-half windows are disjoint")
+    }
     if let stride, stride < 1 || stride > context {
       throw ValidationError("'--stride' must be between 1 and the context (\(context))")
     }
@@ -139,7 +155,7 @@ struct QInspect: ParsableCommand {
           if let perplexity {
             report.perplexity = try ModelEvaluation.perplexity(
               of: loaded, textFile: perplexity, field: field, context: context, stride: stride,
-              maxWindows: windows)
+              maxWindows: windows, scoring: scoring, progress: progress)
           }
           if let generate {
             report.generation = try ModelEvaluation.generate(
@@ -157,7 +173,10 @@ struct QInspect: ParsableCommand {
       switch format {
       case .table:
         if !reports.isEmpty { print("", to: &output) }
-        print(report.table(withStats: stats), terminator: "", to: &output)
+        // Running the model, the result is what was asked for; the tensor table only with --stats.
+        let evaluated = report.perplexity != nil || report.generation != nil
+        print(
+          evaluated && !stats ? report.evaluationText() : report.table(withStats: stats), terminator: "", to: &output)
       case .jsonl: print(try report.jsonLines(), terminator: "", to: &output)
       case .tsv: print(report.tsvRows(withStats: stats), terminator: "", to: &output)
       case .json: break

@@ -9,6 +9,13 @@ public struct PerplexityResult: Sendable, Equatable {
   public var meanNegativeLogLikelihood: Double
   public var scoredTokens: Int
   public var windows: Int
+
+  public init(perplexity: Double, meanNegativeLogLikelihood: Double, scoredTokens: Int, windows: Int) {
+    self.perplexity = perplexity
+    self.meanNegativeLogLikelihood = meanNegativeLogLikelihood
+    self.scoredTokens = scoredTokens
+    self.windows = windows
+  }
 }
 
 extension DecoderModel {
@@ -35,8 +42,10 @@ extension DecoderModel {
   /// `np_llm.py --ppl` does); a smaller stride gives every scored token more context.
   /// Log-softmax is accumulated in Double. With `firstToken` each window's first token, never a
   /// target, is replaced by it, as llama.cpp's perplexity does with BOS for models trained with one.
+  /// `windowDone` is told the number of windows read so far, after each one.
   public func perplexity(
-    tokens: [Int], context: Int, stride: Int? = nil, maxWindows: Int? = nil, firstToken: Int? = nil
+    tokens: [Int], context: Int, stride: Int? = nil, maxWindows: Int? = nil, firstToken: Int? = nil,
+    windowDone: ((Int) -> Void)? = nil
   ) throws -> PerplexityResult {
     let stride = stride ?? context
     guard context >= 2, stride >= 1, stride <= context else {
@@ -80,6 +89,7 @@ extension DecoderModel {
         scoredUpTo = end
       }
       windows += 1
+      windowDone?(windows)
       if end == tokens.count { break }
       start += stride
     }

@@ -46,11 +46,18 @@ public final class Tokenizer: @unchecked Sendable {
     return bosTokenID
   }
 
+  /// Whether encoding with special tokens puts BOS first.
+  public var addsBOSToken: Bool { bosTokenID != nil && prefixIDs.first == bosTokenID }
+
   /// Number of ids, the model's vocabulary plus added tokens.
   public var vocabularySize: Int { tokenByteOffsets.count - 1 }
 
   /// The id of a token spelled as in the vocabulary (or an added token's content).
   public func id(of token: String) -> Int? { tokenToID[token] }
+
+  /// Whether both tokenizers give every spelling the same id (their vocabularies and added
+  /// tokens agree), so ids of one mean the same tokens in the other.
+  public func hasSameVocabulary(as other: Tokenizer) -> Bool { tokenToID == other.tokenToID }
 
   /// Whether an id is an added token marked special (skipped by `decode` when asked).
   public func isSpecial(_ id: Int) -> Bool { addedTokens[id]?.special ?? false }

@@ -14,6 +14,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
   case mergeOutOfVocabulary(file: String, merge: String)
   /// The chat template is not one of the forms applied without a template engine.
   case unsupportedChatTemplate(file: String, reason: String)
+  /// A GGUF tokenizer setting (`tokenizer.ggml.model`, `.pre`) that is not read here.
+  case unsupportedGGUFSetting(file: String, key: String, value: String, supported: [String])
 
   public var description: String {
     switch self {
@@ -31,6 +33,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
       "\(file): merge '\(merge)' names a token that is not in the vocabulary"
     case .unsupportedChatTemplate(let file, let reason):
       "\(file): chat template is not supported: \(reason)"
+    case .unsupportedGGUFSetting(let file, let key, let value, let supported):
+      "\(file): \(key) '\(value)' is not supported (supported: \(supported.map { "'\($0)'" }.joined(separator: ", ")))"
     }
   }
 }

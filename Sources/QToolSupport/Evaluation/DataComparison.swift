@@ -38,7 +38,10 @@ public enum DataComparison {
     let sides = (Runner(loaded: oldLoaded), Runner(loaded: newLoaded))
     let oldIDs = dataset.tokenize(with: oldLoaded.tokenizer, separator: sides.0.separator)
     let newIDs = dataset.tokenize(with: newLoaded.tokenizer, separator: sides.1.separator)
-    let sameVocabulary = try sameVocabulary(old, new)
+    // A GGUF carries its vocabulary in metadata, not in a tokenizer.json beside it.
+    let sameVocabulary =
+      ModelEvaluation.ggufFile(of: old) != nil || ModelEvaluation.ggufFile(of: new) != nil
+      ? oldLoaded.tokenizer.hasSameVocabulary(as: newLoaded.tokenizer) : try sameVocabulary(old, new)
     let shared =
       sameVocabulary && oldIDs == newIDs
       && oldLoaded.model.configuration.vocabularySize == newLoaded.model.configuration.vocabularySize

@@ -15,13 +15,15 @@ public enum ModelEvaluation {
     public var windows: Int
     public var context: Int
     public var stride: Int
+    /// Which targets of a window were scored: `all` but the first, or the `second-half`.
+    public var scoring: PerplexityScoring = .all
     public var seconds: Double
 
     enum CodingKeys: String, CodingKey {
       case text, perplexity
       case meanNegativeLogLikelihood = "mean_nll"
       case scoredTokens = "scored_tokens"
-      case windows, context, stride, seconds
+      case windows, context, stride, scoring, seconds
     }
   }
 
@@ -81,7 +83,16 @@ public enum ModelEvaluation {
 
   /// Loads the decoder (the language model of a vision-language checkpoint) and the folder's
   /// tokenizer.json.
+  ///
+  /// A GGUF file runs as the checkpoint it was converted from (`GGUFDecoderSource`), with the
+  /// config and tokenizer its metadata holds; an MLX-quantized folder runs dequantized.
   public static func load(_ checkpoint: Checkpoint) throws -> LoadedModel {
+    let checkpoint = try engineView(of: checkpoint)
+    if let view = checkpoint.source as? GGUFDecoderSource {
+      let config = try ModelConfig(data: view.decoder.configData, location: view.location)
+      return LoadedModel(
+        model: try DecoderModel(source: view, config: config), tokenizer: try Tokenizer(gguf: view.file))
+    }
     guard let configData = checkpoint.configData else {
       throw EvaluationError.missingConfig(location: checkpoint.location)
     }
@@ -89,6 +100,25 @@ public enum ModelEvaluation {
     let source = checkpoint.source
     let model = try DecoderModel(source: source, config: config, prefix: languageModelPrefix(of: source))
     return LoadedModel(model: model, tokenizer: try tokenizer(of: checkpoint))
+  }
+
+  /// The checkpoint as the engine reads it: a GGUF file under Hugging Face names with the
+  /// config of its metadata (`GGUFDecoderSource`), an MLX-quantized folder dequantized, others
+  /// as they are. Tools comparing a GGUF with the checkpoint it came from use the same view.
+  /// - Throws: `EngineError` for a GGUF architecture the engine does not run, `DequantizeError`.
+  public static func engineView(of checkpoint: Checkpoint) throws -> Checkpoint {
+    if checkpoint.source is GGUFDecoderSource { return checkpoint }
+    if let gguf = ggufFile(of: checkpoint) {
+      let view = try GGUFDecoderSource(file: gguf)
+      return checkpoint.replacingSource(with: view, configData: view.decoder.configData, configPath: gguf.location)
+    }
+    return try checkpoint.dequantized()
+  }
+
+  /// The GGUF file a checkpoint reads, as opened or already wrapped.
+  static func ggufFile(of checkpoint: Checkpoint) -> GGUFFile? {
+    (checkpoint.source as? GGUFFile) ?? (checkpoint.source as? DequantizedGGUF)?.file
+      ?? (checkpoint.source as? GGUFDecoderSource)?.file
   }
 
   static func tokenizer(of checkpoint: Checkpoint) throws -> Tokenizer {
@@ -109,9 +139,13 @@ public enum ModelEvaluation {
 
   /// Tokenizes a text or JSONL file (documents joined by the end-of-text token) and measures
   /// perplexity in windows of `context` tokens.
+  ///
+  /// With `.secondHalf` scoring the windows are whole and disjoint and only targets with at least
+  /// half a window of context are scored, each window starting with BOS when the tokenizer adds
+  /// one: what `llama-perplexity` reports, so the two compare on the same numbers.
   public static func perplexity(
     of loaded: LoadedModel, textFile: String, field: String = "text", context: Int, stride: Int?,
-    maxWindows: Int?
+    maxWindows: Int?, scoring: PerplexityScoring = .all, progress: ProgressStyle = .none, tool: String = "qinspect"
   ) throws -> Perplexity {
     try PositionLimit.check(
       option: "--context", value: context, model: loaded.model.configuration, location: loaded.model.location,
@@ -121,13 +155,30 @@ public enum ModelEvaluation {
     let tokens = dataset.tokenize(with: loaded.tokenizer, separator: separator)
     guard tokens.count >= 2 else { throw EvaluationError.textTooShort(path: textFile, tokens: tokens.count) }
     let start = Date()
-    let result = try loaded.model.perplexity(
-      tokens: tokens, context: min(context, tokens.count), stride: stride.map { min($0, context) },
-      maxWindows: maxWindows, firstToken: loaded.tokenizer.windowStartTokenID)
+    let windowContext = min(context, tokens.count)
+    let windowStride = stride.map { min($0, context) } ?? windowContext
+    let reporter = ProgressReporter(
+      tool: tool, stage: "perplexity",
+      total: scoring == .secondHalf
+        ? PerplexityWindows.secondHalfCount(tokens: tokens.count, context: context, maxWindows: maxWindows)
+        : PerplexityWindows.count(tokens: tokens.count, context: windowContext, stride: windowStride, maxWindows: maxWindows),
+      unit: "windows", style: progress)
+    defer { reporter.finish() }
+    let result =
+      scoring == .secondHalf
+      ? try PerplexityWindows.secondHalf(
+        model: loaded.model, tokens: tokens, context: context, maxWindows: maxWindows,
+        firstToken: loaded.tokenizer.addsBOSToken ? loaded.tokenizer.bosTokenID : nil
+      ) { reporter.update($0) }
+      : try loaded.model.perplexity(
+        tokens: tokens, context: windowContext, stride: windowStride, maxWindows: maxWindows,
+        firstToken: loaded.tokenizer.windowStartTokenID
+      ) { reporter.update($0) }
     return Perplexity(
       text: textFile, perplexity: result.perplexity,
       meanNegativeLogLikelihood: result.meanNegativeLogLikelihood, scoredTokens: result.scoredTokens,
-      windows: result.windows, context: min(context, tokens.count), stride: stride ?? context,
+      windows: result.windows, context: scoring == .secondHalf ? context : windowContext,
+      stride: scoring == .secondHalf ? context : stride ?? context, scoring: scoring,
       seconds: Date().timeIntervalSince(start))
   }
 

@@ -130,20 +130,31 @@ extension InspectionReport {
       out += "\nskipped\n"
       for s in skipped { out += "  \(s.name): \(s.reason)\n" }
     }
+    if perplexity != nil || generation != nil { out += "\n" + evaluationText(withPath: false) }
+    return out
+  }
+
+  /// The perplexity and generation results alone: what `--perplexity` and `--generate` print
+  /// in the table format, without the tensor table before them.
+  public func evaluationText(withPath: Bool = true) -> String {
+    var parts: [String] = []
     if let p = perplexity {
-      out += "\nperplexity \(formatFixed(p.perplexity, 3)) on \(p.text): \(p.scoredTokens) tokens scored "
-      out += "in \(p.windows) windows of \(p.context) (stride \(p.stride)), \(formatFixed(p.seconds, 2)) s\n"
+      let scoring = p.scoring == .secondHalf ? ", second half of each scored" : " (stride \(p.stride))"
+      parts.append(
+        "perplexity \(formatFixed(p.perplexity, 3)) on \(p.text): \(p.scoredTokens) tokens scored "
+          + "in \(p.windows) windows of \(p.context)\(scoring), \(formatFixed(p.seconds, 2)) s\n")
     }
     if let g = generation {
-      out += "\ngeneration (\(g.tokens) tokens, \(formatFixed(g.seconds, 2)) s"
+      var out = "generation (\(g.tokens) tokens, \(formatFixed(g.seconds, 2)) s"
       if let prompt = g.promptTokensPerSecond, let promptTokens = g.promptTokens {
         out += "; prompt \(promptTokens) tokens at \(formatFixed(prompt, 1)) tokens/s"
       }
       if let rate = g.generationTokensPerSecond { out += "; generation \(formatFixed(rate, 1)) tokens/s" }
       out += ")\n"
       out += "  prompt: \(g.prompt)\n  completion: \(g.completion)\n"
+      parts.append(out)
     }
-    return out
+    return (withPath ? "\(path)\n" : "") + parts.joined(separator: "\n")
   }
 }
 
