@@ -84,6 +84,25 @@ import Testing
     #expect(quantized != original)
   }
 
+  /// GPTQ on Phi-3's fused weights would quietly be round-to-nearest: refused in one line
+  /// naming the tensor, with nothing written.
+  @Test func phi3RefusesCalibratedMethodsOnFusedWeights() throws {
+    let (scratch, folder) = try checkpoint("phi3")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("gptq").path
+    let convert = try runTool(
+      "qconvert",
+      [
+        folder.path, "-o", output, "--method", "gptq", "--bits", "4", "--group-size", "16", "--calib", Self.sample,
+        "--calib-context", "32", "--calib-windows", "2",
+      ])
+    #expect(convert.status != 0)
+    let lines = convert.stderr.split(separator: "\n").filter { !$0.hasPrefix("qconvert: calibrating") }
+    #expect(lines.count == 1, "\(convert.stderr)")
+    #expect(convert.stderr.contains("gate_up_proj.weight' is a fused projection") || convert.stderr.contains("qkv_proj.weight' is a fused projection"))
+    #expect(!FileManager.default.fileExists(atPath: output))
+  }
+
   @Test(arguments: calibrated)
   func aShortSpeedQRunConverts(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
