@@ -1,5 +1,6 @@
 import CBLAS
 import CLAPACK
+import QFormats
 
 /// A floating-point type that OpenBLAS and LAPACK support, with the entry points `Matrix` calls.
 ///
@@ -93,6 +94,8 @@ extension Float: LinalgScalar {
     a: UnsafePointer<Float>?, lda: Int32, b: UnsafePointer<Float>?, ldb: Int32, beta: Float,
     c: UnsafeMutablePointer<Float>?, ldc: Int32
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_sgemm(
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB), m, n, k, alpha, a, lda,
       b, ldb, beta, c, ldc)
@@ -102,6 +105,8 @@ extension Float: LinalgScalar {
     transpose: Bool, m: Int32, n: Int32, alpha: Float, a: UnsafePointer<Float>?, lda: Int32,
     x: UnsafePointer<Float>?, beta: Float, y: UnsafeMutablePointer<Float>?
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_sgemv(CblasRowMajor, cblasTranspose(transpose), m, n, alpha, a, lda, x, 1, beta, y, 1)
   }
 
@@ -110,6 +115,8 @@ extension Float: LinalgScalar {
     n: Int32, k: Int32, alpha: Float, a: UnsafePointer<Float>?, lda: Int32, beta: Float,
     c: UnsafeMutablePointer<Float>?, ldc: Int32
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_ssyrk(
       CblasRowMajor, CblasUpper, cblasTranspose(transpose), n, k, alpha, a, lda, beta, c, ldc)
   }
@@ -118,6 +125,8 @@ extension Float: LinalgScalar {
     transpose: Bool, m: Int32, n: Int32, a: UnsafePointer<Float>?, lda: Int32,
     b: UnsafeMutablePointer<Float>?, ldb: Int32
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_strsm(
       CblasRowMajor, CblasLeft, CblasLower, cblasTranspose(transpose), CblasNonUnit, m, n, 1, a,
       lda,
@@ -125,13 +134,17 @@ extension Float: LinalgScalar {
   }
 
   public static func _nrm2(n: Int32, x: UnsafePointer<Float>?) -> Float {
-    cblas_snrm2(n, x, 1)
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
+    return cblas_snrm2(n, x, 1)
   }
 
   public static func _potrf(
     uplo: UnsafePointer<CChar>, n: UnsafePointer<Int32>, a: UnsafeMutablePointer<Float>?,
     lda: UnsafePointer<Int32>, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     spotrf_(uplo, n, a, lda, info)
   }
 
@@ -139,6 +152,8 @@ extension Float: LinalgScalar {
     uplo: UnsafePointer<CChar>, n: UnsafePointer<Int32>, a: UnsafeMutablePointer<Float>?,
     lda: UnsafePointer<Int32>, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     spotri_(uplo, n, a, lda, info)
   }
 
@@ -149,6 +164,8 @@ extension Float: LinalgScalar {
     iwork: UnsafeMutablePointer<Int32>?, liwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     ssyevd_(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info)
   }
 
@@ -159,6 +176,8 @@ extension Float: LinalgScalar {
     ldvt: UnsafePointer<Int32>, work: UnsafeMutablePointer<Float>?, lwork: UnsafePointer<Int32>,
     iwork: UnsafeMutablePointer<Int32>?, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     sgesdd_(jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork, info)
   }
 
@@ -168,6 +187,8 @@ extension Float: LinalgScalar {
     b: UnsafeMutablePointer<Float>?, ldb: UnsafePointer<Int32>, work: UnsafeMutablePointer<Float>?,
     lwork: UnsafePointer<Int32>, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     sgels_(trans, m, n, nrhs, a, lda, b, ldb, work, lwork, info)
   }
 
@@ -179,6 +200,8 @@ extension Float: LinalgScalar {
     lwork: UnsafePointer<Int32>, iwork: UnsafeMutablePointer<Int32>?,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     sgelsd_(m, n, nrhs, a, lda, b, ldb, s, rcond, rank, work, lwork, iwork, info)
   }
 
@@ -188,6 +211,8 @@ extension Float: LinalgScalar {
     work: UnsafeMutablePointer<Float>?, lwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     sgeqrf_(m, n, a, lda, tau, work, lwork, info)
   }
 
@@ -197,6 +222,8 @@ extension Float: LinalgScalar {
     work: UnsafeMutablePointer<Float>?, lwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     sorgqr_(m, n, k, a, lda, tau, work, lwork, info)
   }
 
@@ -209,6 +236,8 @@ extension Double: LinalgScalar {
     a: UnsafePointer<Double>?, lda: Int32, b: UnsafePointer<Double>?, ldb: Int32, beta: Double,
     c: UnsafeMutablePointer<Double>?, ldc: Int32
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_dgemm(
       CblasRowMajor, cblasTranspose(transposeA), cblasTranspose(transposeB), m, n, k, alpha, a, lda,
       b, ldb, beta, c, ldc)
@@ -218,6 +247,8 @@ extension Double: LinalgScalar {
     transpose: Bool, m: Int32, n: Int32, alpha: Double, a: UnsafePointer<Double>?, lda: Int32,
     x: UnsafePointer<Double>?, beta: Double, y: UnsafeMutablePointer<Double>?
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_dgemv(CblasRowMajor, cblasTranspose(transpose), m, n, alpha, a, lda, x, 1, beta, y, 1)
   }
 
@@ -226,6 +257,8 @@ extension Double: LinalgScalar {
     n: Int32, k: Int32, alpha: Double, a: UnsafePointer<Double>?, lda: Int32, beta: Double,
     c: UnsafeMutablePointer<Double>?, ldc: Int32
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_dsyrk(
       CblasRowMajor, CblasUpper, cblasTranspose(transpose), n, k, alpha, a, lda, beta, c, ldc)
   }
@@ -234,6 +267,8 @@ extension Double: LinalgScalar {
     transpose: Bool, m: Int32, n: Int32, a: UnsafePointer<Double>?, lda: Int32,
     b: UnsafeMutablePointer<Double>?, ldb: Int32
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     cblas_dtrsm(
       CblasRowMajor, CblasLeft, CblasLower, cblasTranspose(transpose), CblasNonUnit, m, n, 1, a,
       lda,
@@ -241,13 +276,17 @@ extension Double: LinalgScalar {
   }
 
   public static func _nrm2(n: Int32, x: UnsafePointer<Double>?) -> Double {
-    cblas_dnrm2(n, x, 1)
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
+    return cblas_dnrm2(n, x, 1)
   }
 
   public static func _potrf(
     uplo: UnsafePointer<CChar>, n: UnsafePointer<Int32>, a: UnsafeMutablePointer<Double>?,
     lda: UnsafePointer<Int32>, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dpotrf_(uplo, n, a, lda, info)
   }
 
@@ -255,6 +294,8 @@ extension Double: LinalgScalar {
     uplo: UnsafePointer<CChar>, n: UnsafePointer<Int32>, a: UnsafeMutablePointer<Double>?,
     lda: UnsafePointer<Int32>, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dpotri_(uplo, n, a, lda, info)
   }
 
@@ -265,6 +306,8 @@ extension Double: LinalgScalar {
     iwork: UnsafeMutablePointer<Int32>?, liwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dsyevd_(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info)
   }
 
@@ -276,6 +319,8 @@ extension Double: LinalgScalar {
     work: UnsafeMutablePointer<Double>?, lwork: UnsafePointer<Int32>,
     iwork: UnsafeMutablePointer<Int32>?, info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dgesdd_(jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork, info)
   }
 
@@ -286,6 +331,8 @@ extension Double: LinalgScalar {
     work: UnsafeMutablePointer<Double>?, lwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dgels_(trans, m, n, nrhs, a, lda, b, ldb, work, lwork, info)
   }
 
@@ -297,6 +344,8 @@ extension Double: LinalgScalar {
     lwork: UnsafePointer<Int32>, iwork: UnsafeMutablePointer<Int32>?,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dgelsd_(m, n, nrhs, a, lda, b, ldb, s, rcond, rank, work, lwork, iwork, info)
   }
 
@@ -306,6 +355,8 @@ extension Double: LinalgScalar {
     work: UnsafeMutablePointer<Double>?, lwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dgeqrf_(m, n, a, lda, tau, work, lwork, info)
   }
 
@@ -315,6 +366,8 @@ extension Double: LinalgScalar {
     work: UnsafeMutablePointer<Double>?, lwork: UnsafePointer<Int32>,
     info: UnsafeMutablePointer<Int32>
   ) {
+    ForkGate.enterShared()
+    defer { ForkGate.leaveShared() }
     dorgqr_(m, n, k, a, lda, tau, work, lwork, info)
   }
 

@@ -42,7 +42,8 @@ extension HDF5ChildProbe {
           _ = setsockopt(ends[0], SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
           _ = setsockopt(ends[1], SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
         #endif
-        let id = fork()
+        // Not inside a threaded BLAS call on another thread (ForkGate says why).
+        let id = ForkGate.exclusive { fork() }
         if id == 0 {
           HDF5Library.isProbeChild = true
           close(ends[0])
