@@ -104,6 +104,40 @@ extension Tokenizer {
       chatTemplate: configObject["chat_template"] as? String)
   }
 
+  /// `data` with each U+FEFF inside it written as the escape `\ufeff`, and one at the very
+  /// start (a byte order mark) dropped.
+  ///
+  /// Foundation's JSON reader on Linux drops a raw U+FEFF inside a string, so the token "\u{FEFF}"
+  /// of a SentencePiece vocabulary (Gemma 3's, as transformers writes it) would read as "" and
+  /// its merges would name tokens that are not there. Escaped, it reads back as it is. Outside
+  /// strings the character is not valid JSON anyway, but at the start of a file.
+  static func escapingByteOrderMarks(_ data: Data) -> Data {
+    let mark: [UInt8] = [0xEF, 0xBB, 0xBF]
+    var bytes = [UInt8](data)
+    if bytes.starts(with: mark) { bytes.removeFirst(3) }
+    guard bytes.count >= 3 else { return Data(bytes) }
+    var found = false
+    for index in 0...(bytes.count - 3) where bytes[index] == 0xEF && bytes[index + 1] == 0xBB && bytes[index + 2] == 0xBF {
+      found = true
+      break
+    }
+    guard found else { return Data(bytes) }
+    let escape = Array("\\ufeff".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count + 64)
+    var index = 0
+    while index < bytes.count {
+      if index + 2 < bytes.count, bytes[index] == 0xEF, bytes[index + 1] == 0xBB, bytes[index + 2] == 0xBF {
+        out += escape
+        index += 3
+      } else {
+        out.append(bytes[index])
+        index += 1
+      }
+    }
+    return Data(out)
+  }
+
   /// The file's top-level JSON object and its size in bytes.
   static func readObject(_ url: URL) throws -> (object: [String: Any], byteCount: Int) {
     // Foundation's reader leaks a 4 KB buffer on an empty file (found by fuzz-tokenizer), and
@@ -117,7 +151,7 @@ extension Tokenizer {
     if data.isEmpty {
       throw TokenizerError.unreadable(file: url.path, reason: "is empty")
     }
-    guard let value = try? JSONSerialization.jsonObject(with: data) else {
+    guard let value = try? JSONSerialization.jsonObject(with: escapingByteOrderMarks(data)) else {
       // Say where: a truncated download, or the line and column of the syntax error.
       let problem = JSONSyntaxProblem.find(in: data).map(\.description) ?? "is not valid JSON"
       throw TokenizerError.unreadable(file: url.path, reason: problem)
