@@ -9,72 +9,8 @@ import Testing
 /// checkpoint of Fixtures/make_internvl_fixtures.py: InternViT with layer scale, pixel shuffle,
 /// the projector (layer norm, linear, GELU, linear), the Qwen2 under `language_model.`, and the
 /// processor's expansion of `<IMG_CONTEXT>`.
-@Suite struct InternVLReferenceTests {
-  struct Case: Decodable, Sendable, CustomTestStringConvertible {
-    var name: String
-    var prompt: String
-    var tokens: [Int]
-    var generated: [Int]
-    var testDescription: String { name }
-  }
-
-  struct Expected: Decodable {
-    var image: String
-    var imageToken: Int
-    var imageSequenceLength: Int
-    var cases: [Case]
-
-    enum CodingKeys: String, CodingKey {
-      case image, cases
-      case imageToken = "image_token"
-      case imageSequenceLength = "image_seq_len"
-    }
-  }
-
-  static let folder = LLMFixtures.root.appending(path: "internvl")
-  static let modelFolder = folder.appending(path: "tiny-internvl")
-  static let expected: Expected? = {
-    guard let data = try? Data(contentsOf: folder.appending(path: "expected.json")) else {
-      return nil
-    }
-    return try? JSONDecoder().decode(Expected.self, from: data)
-  }()
-  static var cases: [Case] { expected?.cases ?? [] }
-
-  static func config() throws -> ModelConfig {
-    let path = modelFolder.appending(path: "config.json")
-    return try ModelConfig(data: Data(contentsOf: path), location: path.path)
-  }
-
-  static func model(markers: VisionLanguageModel.ImageMarkers = .init()) throws
-    -> VisionLanguageModel
-  {
-    try VisionLanguageModel(
-      source: SafetensorsFile(path: modelFolder.appending(path: "model.safetensors").path),
-      config: config(),
-      imageMarkers: markers)
-  }
-
-  static func reference() throws -> SafetensorsFile {
-    try SafetensorsFile(path: folder.appending(path: "expected.safetensors").path)
-  }
-
-  static func referencePixels() throws -> PixelTensor {
-    try PixelTensor.load(from: reference(), tensor: "pixels")
-  }
-
-  static func maxDifference(_ a: some Sequence<Float>, _ b: some Sequence<Float>) -> Float {
-    zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
-  }
-
-  /// `|a - b| <= 1e-4 · max(|b|, 1)` elementwise over the whole tensor.
-  static func expectClose(_ ours: [Float], _ reference: [Float], _ what: String) {
-    #expect(
-      ours.count == reference.count, "\(what): \(ours.count) values, expected \(reference.count)")
-    let largest = max(reference.map(abs).max() ?? 0, 1)
-    let difference = maxDifference(ours, reference)
-    #expect(difference <= 1e-4 * largest, "\(what): max difference \(difference) of \(largest)")
-  }
+@Suite struct InternVLReferenceTests: VLMLayoutReference {
+  static let fixtureName = "internvl"
 
   @Test func fixturesArePresent() {
     #expect(Self.cases.count == 2)
