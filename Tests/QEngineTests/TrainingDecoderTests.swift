@@ -83,10 +83,11 @@ import Testing
     try Self.check(graph, sequences: [[4, 9, 1, 2]], seed: 13)
   }
 
-  /// With a grid, the latent weight's gradient is the grid weight's gradient where the STE passes, else 0.
-  @Test func straightThroughEstimatorMasksTheGridWeightGradient() throws {
+  /// With a grid, the latent weight's gradient is the grid weight's gradient where the STE passes,
+  /// else 0. The tied embedding is used twice, looked up and as the head: both uses read the grid.
+  @Test(arguments: [("model.layers.0.mlp.up_proj.weight", [5, 7]), ("model.embed_tokens.weight", [11, 7])])
+  func straightThroughEstimatorMasksTheGridWeightGradient(name: String, shape: [Int]) throws {
     var graph = Self.randomGraph(qwen: false, seed: 8)
-    let name = "model.layers.0.mlp.up_proj.weight"
     // With 4-bit scales, a scale rounded down leaves its group's extremes outside the grid.
     let quantizer = GroupAffineFakeQuantizer(bits: 2, groupSize: 3, scaleGroupSize: 4)
     graph.quantizers[name] = quantizer
@@ -95,11 +96,13 @@ import Testing
     let r = logits.indices.map { Double($0 % 5) * 0.1 - 0.2 }
     let gradients = try graph.backward(dLogits: r, cache: cache, trainable: [name])
     let latent = try #require(graph.tensors[name])
-    let (grid, passes) = quantizer.fakeQuantize(latent.map { Float($0) }, rows: 5, columns: 7)
+    let (grid, passes) = quantizer.fakeQuantize(latent.map { Float($0) }, rows: shape[0], columns: shape[1])
     var plain = graph
     plain.quantizers = [:]
     plain.tensors[name] = grid.map(Double.init)
-    let (_, plainCache) = try plain.forward(sequences: tokens)
+    let (plainLogits, plainCache) = try plain.forward(sequences: tokens)
+    // The same arithmetic on the same values: the quantized forward is the grid model's.
+    #expect(logits == plainLogits)
     let reference = try #require(try plain.backward(dLogits: r, cache: plainCache, trainable: [name])[name])
     let analytic = try #require(gradients[name])
     for index in analytic.indices {

@@ -189,6 +189,44 @@ import Testing
     #expect(try policy.run()[name]?.method == .symmetricEmbedding)
   }
 
+  /// An embedding asked to train on a bilevel grid is looked up and multiplied on that grid (the
+  /// student's forward is the model its codes make), trains, and is written from its latent values.
+  @Test func embeddingTrainsOnItsBilevelGrid() throws {
+    let tiny = try TinyChat()
+    let directory = try Self.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let embedding = "model.embed_tokens.weight"
+    var configuration = SpeedQConfiguration(grid: .w2g16g16, learningRate: 2e-3, steps: 0)
+    configuration.embedding = .trained(.w4g32g128)
+    let untouched = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    let initial = try untouched.run()
+    #expect(initial[embedding]?.bits == 4 && initial[embedding]?.groupLength == 32)
+    #expect(untouched.student.trainable.contains(embedding))
+    let logits = try untouched.student.forward(tokens: tiny.windows[0]).logits.elements
+    let path = directory.appending(path: "initial.safetensors").path
+    try SpeedQDequantized.write(initial, over: tiny.source, to: path)
+    let written = try DecoderModel(source: try SafetensorsFile(path: path), config: tiny.config)
+    let reference = try written.logits(tokens: tiny.windows[0]).elements
+    let difference = zip(logits, reference).map { abs($0 - $1) }.max() ?? .infinity
+    #expect(difference < 1e-3, "student and written model differ by \(difference)")
+
+    configuration.steps = 3
+    let stage = try SpeedQStage3(
+      teacher: tiny.teacher, source: tiny.source, config: tiny.config, configuration: configuration,
+      windows: tiny.windows)
+    let trained = try stage.run()
+    let shape = try #require(stage.student.shapes[embedding])
+    let latent = try #require(stage.student.parameters[embedding])
+    let codes = try latent.withUnsafeBufferPointer {
+      try BilevelQuantizer.quantize($0, rows: shape[0], columns: shape[1], configuration: .w4g32g128)
+    }
+    #expect(trained[embedding] == codes)
+    #expect(trained[embedding] != initial[embedding])
+    #expect(configuration.fingerprint.contains("embedding=trained"))
+  }
+
   /// Under a bit allocation each linear trains on its own grid and is written on it; a kept
   /// linear is neither quantized nor trained. The student's forward pass is exactly the model
   /// the returned codes make.

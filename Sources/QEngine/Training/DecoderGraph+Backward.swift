@@ -100,13 +100,8 @@ extension DecoderGraph {
       if let scale = c.architecture.embeddingScale { dx = dx.map { $0 * T(scale) } }
       var local = [T](repeating: 0, count: c.vocabularySize * hidden)
       TrainingOps.embedBackward(dx, width: hidden, tokens: cache.tokens, into: &local)
-      // The lookup reads the latent table, so no straight-through mask applies here.
-      if var existing = gradients.removeValue(forKey: embeddingName) {
-        TrainingOps.add(local, to: &existing)
-        gradients[embeddingName] = existing
-      } else {
-        gradients[embeddingName] = local
-      }
+      // A fake-quantized table was looked up on its grid: the straight-through mask applies.
+      accumulate(local, name: embeddingName, cache: cache, into: &gradients)
     }
     return gradients
   }

@@ -105,7 +105,9 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
   }
 
   /// The weight the forward multiplies by: the latent weight, or its fake-quantized grid value.
+  /// A weight used twice in one pass (a tied embedding, looked up and then the head) is rounded once.
   func effectiveWeight(_ name: String, rows: Int, columns: Int, cache: inout Cache) throws -> [T] {
+    if let rounded = cache.effective[name] { return rounded }
     let latent = try tensor(name)
     guard let quantizer = quantizers[name] else { return latent }
     // Training runs in Float, where both conversions are the identity; gradient checks run in Double.
@@ -148,7 +150,9 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
       tokens: tokens, lengths: lengths, layers: [], finalInput: [], finalInverseRMS: [], finalNormed: [],
       effective: [:], passes: [:])
 
-    var x = TrainingOps.embed(try tensor("model.embed_tokens.weight"), width: hidden, tokens: tokens)
+    // A fake-quantized table is looked up on its grid, as the pack's engine will look it up.
+    let table = try effectiveWeight("model.embed_tokens.weight", rows: c.vocabularySize, columns: hidden, cache: &cache)
+    var x = TrainingOps.embed(table, width: hidden, tokens: tokens)
     if let scale = c.architecture.embeddingScale { x = x.map { $0 * T(scale) } }
     for index in 0..<c.layerCount {
       let layer = try forwardLayer(

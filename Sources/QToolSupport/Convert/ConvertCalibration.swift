@@ -187,6 +187,9 @@ extension ConvertCalibration {
           + "the plan gives them '\(first.spec.map { "\($0)" } ?? "keep")' and '\(entry.spec.map { "\($0)" } ?? "keep")'")
     }
     guard let spec = first.spec else { return .kept }
+    if spec.grid == .bilevel, case .elements(let group) = spec.groupSize {
+      return .trained(BilevelQuantizer.Configuration(bits: spec.bits, groupSize: group, scaleGroupSize: spec.scaleGroupSize))
+    }
     return spec.embeddingPolicy && spec.bits == 4 && spec.groupSize == .elements(32) ? .speedQ : .packed(spec)
   }
 

@@ -55,12 +55,17 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     case kept
     /// Any other pack grid, e.g. 8 bits for a small model whose tied embedding is a fifth of it.
     case packed(PackSpec)
+    /// A bilevel grid on which the embedding (and the head it is tied to) trains with the
+    /// linears, looked up and multiplied on its grid: at 4 bits a tied embedding that is a fifth
+    /// of a small model costs what rounding it once would not.
+    case trained(BilevelQuantizer.Configuration)
 
     public var description: String {
       switch self {
       case .speedQ: "speedq"
       case .kept: "kept"
       case .packed(let spec): "\(spec)"
+      case .trained(let grid): "trained \(grid)"
       }
     }
   }

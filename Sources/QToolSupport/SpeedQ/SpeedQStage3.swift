@@ -8,7 +8,8 @@ import QFormats
 /// allocation) through the straight-through estimator, from clip-initialised weights, with the
 /// FP model as teacher.
 ///
-/// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen; norms and
+/// Embeddings and lm_head are put on the 4-bit symmetric g32 grid once and frozen (or, asked
+/// for, train on a bilevel grid like the linears); norms and
 /// biases train in full precision beside the linears (unless the configuration keeps them). The
 /// loss is `λ CAKLD(student, teacher) + ζ CE_ε`, with CAKLD's `γ` the teacher's mean top-1
 /// probability over the first windows, computed once before training.
@@ -28,8 +29,8 @@ public final class SpeedQStage3 {
   var optimizer: AdamW
   /// The frozen embedding and lm_head on their 4-bit grid, by unprefixed name.
   let frozenQuantized: [String: QuantizedMatrix]
-  /// The decoder linear weights that train (unprefixed, in layer order) and the grid of each;
-  /// a kept linear is in neither.
+  /// The matrices that train on a grid (unprefixed): the decoder linears in layer order, then a
+  /// trained embedding and untied head; and the grid of each. A kept linear is in neither.
   let linearNames: [String]
   let linearGrids: [String: BilevelQuantizer.Configuration]
   /// The norm weights and biases that train in full precision (unprefixed, sorted); empty when
@@ -79,7 +80,7 @@ public final class SpeedQStage3 {
       guard let values = parameters[name] else { continue }
       let matrix: QuantizedMatrix
       switch configuration.embedding {
-      case .kept: continue
+      case .kept, .trained: continue
       case .speedQ:
         matrix = try Self.quantizeEmbedding(values, rows: c.vocabularySize, columns: c.hiddenSize, name: name)
       case .packed(let spec):
@@ -97,6 +98,12 @@ public final class SpeedQStage3 {
       for module in TrainableDecoder.linearModules(layer: layer) {
         let name = module + ".weight"
         guard let grid = configuration.grid(for: name) else { continue }
+        names.append(name)
+        grids[name] = grid
+      }
+    }
+    if case .trained(let grid) = configuration.embedding {
+      for name in ["model.embed_tokens.weight", "lm_head.weight"] where parameters[name] != nil {
         names.append(name)
         grids[name] = grid
       }
@@ -195,7 +202,7 @@ public final class SpeedQStage3 {
     return try quantizedWeights()
   }
 
-  /// The bilevel quantization of the current latent linears plus the frozen embedding grid.
+  /// The bilevel quantization of the current latent matrices plus the frozen embedding grid.
   public func quantizedWeights() throws -> [String: QuantizedMatrix] {
     var out: [String: QuantizedMatrix] = [:]
     for (name, matrix) in frozenQuantized { out[name == "lm_head.weight" ? storedHeadName : prefix + name] = matrix }
@@ -206,7 +213,7 @@ public final class SpeedQStage3 {
         throw SpeedQError.quantization(tensor: name, reason: "is not a matrix of the decoder")
       }
       do {
-        out[prefix + name] = try values.withUnsafeBufferPointer { (buffer) throws(QuantizeError) in
+        out[name == "lm_head.weight" ? storedHeadName : prefix + name] = try values.withUnsafeBufferPointer { (buffer) throws(QuantizeError) in
           try BilevelQuantizer.quantize(buffer, rows: shape[0], columns: shape[1], configuration: grid)
         }
       } catch { throw SpeedQError.quantization(tensor: name, reason: "\(error)") }
