@@ -84,8 +84,10 @@ extension QConvert {
       try quantizeVisionTower(plan: &plan)
       let configuration = SpeedQConfiguration(
         grid: bits == 2 ? .w2g16g16 : .w4g32g128, learningRate: qatLr, steps: qatSteps,
-        checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter, trainsNormsAndBiases: !qatFreezeNorms)
+        checkpointPath: qatCheckpoint, stopAfterStep: qatStopAfter, trainsNormsAndBiases: !qatFreezeNorms,
+        initialisation: qatInit)
       let grams = reporter("Gram matrices for the clip search", total: nil, unit: "windows")
+      var blocks: ProgressReporter? = nil
       let training = reporter("training step", total: qatSteps, unit: "")
       defer { training.finish() }
       try calibration.speedQ(
@@ -93,8 +95,17 @@ extension QConvert {
         gramProgress: { done, total in
           grams.update(done)
           if done == total { grams.finish() }
+        },
+        gptqProgress: { step in
+          let line = blocks ?? reporter("GPTQ initialisation", total: step.blocks, unit: "blocks")
+          blocks = line
+          line.update(step.block, detail: step.tensor)
         }
       ) { step in
+        if let line = blocks {  // GPTQ's initialisation is over once training reports
+          line.finish()
+          blocks = nil
+        }
         training.update(
           step.step, detail: "loss \(String(format: "%.3g", Double(step.loss))), lr \(String(format: "%.2g", Double(step.learningRate)))")
       }

@@ -47,7 +47,7 @@ struct QConvert: ParsableCommand {
   /// `--group-size`, or its default.
   var groupSize: Int { groupSizeOption ?? 64 }
 
-  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib).")
+  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib; an embedding ruled onto a bilevel grid, e.g. --rule 'embed_tokens=bilevel4', trains on it too, else it is rounded once and frozen).")
   var method: Method = .rtn
 
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
@@ -107,6 +107,9 @@ struct QConvert: ParsableCommand {
 
   @Flag(help: "SPEED-Q: keep the norm weights and biases as stored instead of training them in full precision beside the linears.")
   var qatFreezeNorms = false
+
+  @Option(help: "SPEED-Q: where the latent linears start: clip (the clip search's clamped weights) or gptq (GPTQ's codes on the same grid, from the first 100 calibration windows).")
+  var qatInit: SpeedQConfiguration.Initialisation = .clip
 
   @Option(help: ArgumentHelp(
     "SPEED-Q stage 1: a folder of PNG or JPEG images on which a vision-language model's vision tower is quantized block by block before the language model is trained.",
@@ -188,6 +191,9 @@ struct QConvert: ParsableCommand {
     }
     if let qatStopAfter, qatStopAfter < 0 || method != .speedq {
       throw ValidationError("'--qat-stop-after' takes a step count of at least 0 with '--method speedq', not \(qatStopAfter)")
+    }
+    if qatInit != .clip && method != .speedq {
+      throw ValidationError("'--qat-init' applies to '--method speedq' only")
     }
     if qatFreezeNorms && method != .speedq {
       throw ValidationError("'--qat-freeze-norms' applies to '--method speedq' only")
@@ -332,3 +338,5 @@ struct QConvert: ParsableCommand {
     }
   }
 }
+
+extension SpeedQConfiguration.Initialisation: ExpressibleByArgument {}

@@ -64,6 +64,47 @@ import Testing
     #expect(trainedKL < roundedKL, "mean KL to the float model: SPEED-Q \(trainedKL), bilevel RTN \(roundedKL)")
   }
 
+  /// `--qat-init gptq` starts training from GPTQ's codes on the bilevel grid: before any step
+  /// the pack is closer to the float model than the clip search's start, and training runs on.
+  @Test func speedQStartsFromGPTQWhenAsked() throws {
+    let work = temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let common = [
+      model, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
+      "--calib-windows", "6", "--qat-lr", "2e-3", "--progress", "lines",
+    ]
+    let clip = work.appendingPathComponent("clip").path
+    let gptq = work.appendingPathComponent("gptq").path
+    let trained = work.appendingPathComponent("trained").path
+    let a = try runTool("qconvert", common + ["-o", clip, "--qat-steps", "0"])
+    #expect(a.status == 0, "\(a.stderr)")
+    let b = try runTool("qconvert", common + ["-o", gptq, "--qat-steps", "0", "--qat-init", "gptq"])
+    #expect(b.status == 0, "\(b.stderr)")
+    #expect(b.stderr.contains("GPTQ initialisation") && !b.stderr.contains("Gram matrices"), "\(b.stderr)")
+    let c = try runTool("qconvert", common + ["-o", trained, "--qat-steps", "3", "--qat-init", "gptq"])
+    #expect(c.status == 0 && c.stderr.contains("step 3/3"), "\(c.stderr)")
+    let clipKL = try meanKL(clip)
+    let gptqKL = try meanKL(gptq)
+    #expect(gptqKL < clipKL, "mean KL to the float model before training: GPTQ start \(gptqKL), clip start \(clipKL)")
+    let refused = try runTool("qconvert", [model, "-o", gptq, "--force", "--qat-init", "gptq"])
+    #expect(refused.status == 64 && refused.stderr.contains("'--qat-init' applies to '--method speedq' only"))
+  }
+
+  /// An embedding ruled onto a bilevel grid trains on it with the linears and is written on it.
+  @Test func speedQTrainsAnEmbeddingRuledOntoABilevelGrid() throws {
+    let work = temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let output = work.appendingPathComponent("speedq").path
+    let run = try runTool(
+      "qconvert",
+      [
+        model, "-o", output, "--bits", "2", "--method", "speedq", "--calib", text, "--calib-context", "32",
+        "--calib-windows", "4", "--qat-steps", "2", "--qat-lr", "2e-3", "--rule", "embed_tokens=bilevel4",
+      ])
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stderr.contains("model.embed_tokens.weight: 4-bit g32 bilevel speedq"), "\(run.stderr)")
+  }
+
   /// A rule on the embedding changes the grid the student trains against, and the pack holds it.
   @Test func speedQTrainsAgainstTheEmbeddingGridOfTheRules() throws {
     let work = temporaryFolder()

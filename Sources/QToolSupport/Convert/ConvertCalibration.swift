@@ -232,9 +232,13 @@ extension ConvertCalibration {
   /// The clip search that initialises the linears weighs each group's error by the calibration
   /// Gram matrices: those of `--target-bpw` when it ran, else of the first windows γ is taken
   /// from. A run resuming from a checkpoint skips them, as its latent weights are in the file.
+  ///
+  /// With GPTQ initialisation, GPTQ runs on each linear's grid over the first
+  /// `configuration.confidenceWindows` windows and training starts from its dequantized codes.
   public func speedQ(
     plan: inout ConvertPlan, source: any TensorSource, config: ModelConfig,
     configuration: SpeedQConfiguration, gramProgress: ((Int, Int) -> Void)? = nil,
+    gptqProgress: ((SequentialGPTQ.Progress) -> Void)? = nil,
     progress: @escaping (SpeedQProgress) -> Void
   ) throws {
     var configuration = configuration
@@ -242,8 +246,12 @@ extension ConvertCalibration {
     (configuration.linearGrids, configuration.keptLinears) = try linearGrids(
       in: plan, layers: model.configuration.layerCount, default: configuration.grid)
     var hessians: [String: Matrix<Double>] = [:]
+    var initialWeights: [String: [Float]] = [:]
     let resuming = configuration.checkpointPath.map { FileManager.default.fileExists(atPath: $0) } ?? false
-    if !resuming {
+    if !resuming && configuration.initialisation == .gptq {
+      initialWeights = try gptqInitialisation(
+        plan: plan, windowCount: configuration.confidenceWindows, progress: gptqProgress)
+    } else if !resuming {
       for (name, gram) in try collectGrams(windows: configuration.confidenceWindows, progress: gramProgress)
       where name.hasPrefix(prefix) {
         hessians[String(name.dropFirst(prefix.count))] = gram
@@ -251,7 +259,7 @@ extension ConvertCalibration {
     }
     let stage = try SpeedQStage3(
       teacher: model, source: source, config: config, prefix: prefix, configuration: configuration,
-      windows: windows, hessians: hessians)
+      windows: windows, hessians: hessians, initialWeights: initialWeights)
     gramCache.grams = nil  // only the initialisation needed them; training runs for long
     let results = try stage.run(progress: progress)
     for index in plan.entries.indices {
@@ -265,5 +273,24 @@ extension ConvertCalibration {
     for (name, values) in stage.fullPrecisionWeights() {
       try plan.replace(name, with: values, reason: "qat")
     }
+  }
+
+  /// GPTQ's codes for every planned bilevel linear, dequantized, by unprefixed name: the latent
+  /// weights SPEED-Q starts from when asked to. GPTQ sees the first `windowCount` windows, as
+  /// its Hessians need thousands of tokens, not the whole training set.
+  func gptqInitialisation(
+    plan: ConvertPlan, windowCount: Int, progress: ((SequentialGPTQ.Progress) -> Void)?
+  ) throws -> [String: [Float]] {
+    var grids: [String: CalibratedGrid] = [:]
+    for entry in plan.entries where entry.spec?.grid == .bilevel && entry.info.name.hasPrefix(prefix) {
+      guard let spec = entry.spec, let grid = Self.calibratedGrid(for: spec) else { continue }
+      grids[entry.info.name] = grid
+    }
+    let results = try SequentialGPTQ.run(
+      model: model, windows: Array(windows.prefix(max(1, windowCount))), plan: { grids[$0] },
+      method: .gptq(GPTQ.Options()), options: SequentialGPTQ.Options(prefix: prefix), progress: progress)
+    var initial: [String: [Float]] = [:]
+    for (name, quantized) in results { initial[String(name.dropFirst(prefix.count))] = quantized.dequantize() }
+    return initial
   }
 }

@@ -41,10 +41,19 @@ public struct SpeedQConfiguration: Sendable, Equatable {
   public var stopAfterStep: Int?
   /// How the token embedding (and an untied lm_head) is held, frozen, while the linears train.
   public var embedding: EmbeddingGrid
+  /// Where the latent linears start: the clip search's clamped weights (the reference), or
+  /// GPTQ's codes on the same grid, which start training from a far lower loss.
+  public var initialisation: Initialisation
   /// Train the RMSNorm weights and the linear biases in full precision beside the latent
   /// linears, as the reference does (speedq.md 2: "norms and biases"); they take no weight
   /// decay, as Hugging Face's Trainer groups them. `false` keeps them as stored.
   public var trainsNormsAndBiases: Bool
+
+  /// How the latent linears are initialised before training.
+  public enum Initialisation: String, Sendable, Equatable, CaseIterable {
+    case clip
+    case gptq
+  }
 
   /// The frozen grid of the embedding and lm_head. The student trains against exactly the values
   /// the pack will hold, so the linears learn to make up for the embedding's rounding.
@@ -78,7 +87,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     checkpointPath: String? = nil,
     checkpointInterval: Int = 50, stopAfterStep: Int? = nil, embedding: EmbeddingGrid = .speedQ,
     linearGrids: [String: BilevelQuantizer.Configuration] = [:], keptLinears: Set<String> = [],
-    trainsNormsAndBiases: Bool = true
+    trainsNormsAndBiases: Bool = true, initialisation: Initialisation = .clip
   ) {
     self.grid = grid
     self.linearGrids = linearGrids
@@ -99,6 +108,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
     self.stopAfterStep = stopAfterStep
     self.embedding = embedding
     self.trainsNormsAndBiases = trainsNormsAndBiases
+    self.initialisation = initialisation
   }
 
   /// What a resumed run must share with the run that saved the checkpoint.
@@ -110,6 +120,7 @@ public struct SpeedQConfiguration: Sendable, Equatable {
       + (linearGrids.isEmpty ? "" : " grids=" + overrides)
       + (keptLinears.isEmpty ? "" : " kept=" + keptLinears.sorted().joined(separator: ","))
       + (trainsNormsAndBiases ? " norms=trained" : "")
+      + (initialisation == .clip ? "" : " init=\(initialisation.rawValue)")
   }
 
   private var overrides: String {

@@ -45,12 +45,15 @@ public final class SpeedQStage3 {
   /// - Parameters:
   ///   - hessians: optional input Gram matrices per linear weight name (unprefixed,
   ///     `model.layers.0.mlp.up_proj.weight`); where present the clip search uses them.
+  ///   - initialWeights: latent starting values per linear weight name (unprefixed), e.g. GPTQ's
+  ///     dequantized codes; these linears skip the clip search.
   ///   - windows: the calibration/training token windows (each at least 2 tokens).
   /// - Throws: `SpeedQError` for empty windows or a grid the weights cannot take; what
   ///   `TrainableDecoder` throws for a checkpoint that does not fit `config`.
   public init(
     teacher: DecoderModel, source: any TensorSource, config: ModelConfig, prefix: String = "",
-    configuration: SpeedQConfiguration, windows: [[Int]], hessians: [String: Matrix<Double>] = [:]
+    configuration: SpeedQConfiguration, windows: [[Int]], hessians: [String: Matrix<Double>] = [:],
+    initialWeights: [String: [Float]] = [:]
   ) throws {
     guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 2 }) else {
       throw SpeedQError.invalidInput(operation: "SpeedQ stage 3", reason: "needs windows of at least 2 tokens")
@@ -112,6 +115,14 @@ public final class SpeedQStage3 {
     for name in names {
       guard let values = parameters[name], let shape = shapes[name], shape.count == 2, let grid = grids[name] else {
         throw SpeedQError.quantization(tensor: name, reason: "is not a matrix of the decoder")
+      }
+      if let initial = initialWeights[name] {
+        guard initial.count == values.count else {
+          throw SpeedQError.quantization(
+            tensor: name, reason: "has \(values.count) weights but its initial values \(initial.count)")
+        }
+        parameters[name] = initial
+        continue
       }
       let isQueryKey = name.contains("q_proj") || name.contains("k_proj")
       if configuration.clipSkipsQueryKey && isQueryKey { continue }
