@@ -20,10 +20,11 @@ public struct TrainableDecoder: Sendable {
   public var trainable: Set<String>
 
   public var configuration: DecoderConfiguration { graph.configuration }
-  /// Every parameter by name (weights, biases, norms, adapters).
+  /// Every parameter by name (weights, biases, norms, adapters). Mutated in place, so that an
+  /// optimizer step through `&parameters` does not copy every weight of the model first.
   public var parameters: [String: [Float]] {
     get { graph.tensors }
-    set { graph.tensors = newValue }
+    _modify { yield &graph.tensors }
   }
   /// The shape of each parameter.
   public var shapes: [String: [Int]] { graph.shapes }
