@@ -19,7 +19,6 @@ extension QConvert {
   /// Loads the calibration data when asked, prints `--sensitivity`, and applies `--target-bpw`.
   func calibrate(checkpoint: Checkpoint, plan: inout ConvertPlan) throws -> ConvertCalibration? {
     guard let calib else { return nil }
-    try refuseFusedLinears(in: plan)
     var stderr = StandardError()
     let calibration = try ConvertCalibration(
       checkpoint: checkpoint,
@@ -49,22 +48,6 @@ extension QConvert {
         scaleDType: plan.settings.scaleDType)
     }
     return calibration
-  }
-
-  /// The calibrated methods work on the engine's separate q/k/v and gate/up linears; a fused
-  /// weight (Phi-3's `qkv_proj`, `gate_up_proj`) would silently fall back to round-to-nearest,
-  /// so it is refused until the plan can split it.
-  func refuseFusedLinears(in plan: ConvertPlan) throws {
-    let fused = plan.entries.first { entry in
-      entry.spec != nil
-        && (entry.info.name.hasSuffix("qkv_proj.weight") || entry.info.name.hasSuffix("gate_up_proj.weight"))
-    }
-    guard let fused else { return }
-    let what = sensitivity ? "'--sensitivity'" : targetBpw != nil && method == .rtn ? "'--target-bpw'" : "'--method \(method.rawValue)'"
-    throw ConvertError.invalidOption(
-      option: what,
-      reason: "\(plan.location): tensor '\(fused.info.name)' is a fused projection, which calibration does not "
-        + "split yet; convert it with '--method rtn' (or keep it with a rule)")
   }
 
   /// A progress line for one stage, in the `--progress` style (none with `--quiet`).

@@ -218,4 +218,32 @@ import Testing
     #expect(throws: EngineError.self) { try OverlayTensorSource(base: source, replacements: ["nope": [1]]) }
     #expect(throws: EngineError.self) { try OverlayTensorSource(base: source, replacements: [name: [1]]) }
   }
+
+  /// On Phi-3 the Gram matrices are keyed by the fused weights the checkpoint stores, and the
+  /// `qkv_proj` one is block 0's input RMS-normed, recomputed here in Double from the
+  /// checkpoint's tensors: Float SYRK over a few dozen rows, 1e-4 of the largest entry.
+  @Test func phi3GramsAreKeyedByTheFusedWeights() throws {
+    let testCase = try #require(FamilyFixtures.cases.first { $0.name == "phi3" })
+    let model = try FamilyFixtures.model(testCase)
+    let tokens = testCase.tokens
+    let grams = try CalibrationCollector(model: model).collectGrams(windows: [tokens])
+    let modules = ["self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"]
+    #expect(Set(grams.keys) == Set((0..<2).flatMap { block in modules.map { "model.layers.\(block).\($0).weight" } }))
+    let source = try FamilyFixtures.source(testCase)
+    let hidden = model.configuration.hiddenSize
+    let embedding = try source.floats(of: "model.embed_tokens.weight").map(Double.init)
+    let norm = try source.floats(of: "model.layers.0.input_layernorm.weight").map(Double.init)
+    let rows: [[Double]] = tokens.map { token in
+      let x = Array(embedding[(token * hidden)..<((token + 1) * hidden)])
+      let inverse = 1 / (x.reduce(0) { $0 + $1 * $1 } / Double(hidden) + Double(model.configuration.normEpsilon)).squareRoot()
+      return zip(x, norm).map { $0 * inverse * $1 }
+    }
+    let gram = try #require(grams["model.layers.0.self_attn.qkv_proj.weight"])
+    var expected = [Double](repeating: 0, count: hidden * hidden)
+    for row in rows {
+      for i in 0..<hidden { for j in 0..<hidden { expected[i * hidden + j] += row[i] * row[j] } }
+    }
+    let largest = expected.map(abs).max() ?? 1
+    #expect(zip(gram.elements, expected).allSatisfy { abs($0 - $1) <= 1e-4 * largest })
+  }
 }

@@ -45,8 +45,11 @@ import Testing
     let scaling = RopeScaling.longrope(
       shortFactors: [1.3, 2.1], longFactors: [1.7, 4.5], originalContext: 2, attentionFactor: 1.4)
     longrope.layers = [.init(rope: .init(theta: 100, scaling: scaling)), .init(rope: .init(theta: 100, scaling: scaling))]
+    // Phi-3's whole block: LongRoPE with q/k/v and gate/up stored fused.
+    var phi3 = longrope
+    phi3.fusedProjections = true
     return [
-      Variant(name: "longrope", architecture: longrope),
+      Variant(name: "longrope", architecture: longrope), Variant(name: "phi3", architecture: phi3),
       Variant(name: "qwen3", architecture: qwen3), Variant(name: "gemma3", architecture: gemma3),
       Variant(name: "gemma2", architecture: gemma2), Variant(name: "nope", architecture: noPE),
     ]
@@ -73,13 +76,10 @@ import Testing
       for norm in BlockNorm.allCases {
         if let suffix = architecture.normSuffix(norm) { put(p + suffix, [c.width(of: norm)], around: normCenter) }
       }
-      put(p + "self_attn.q_proj.weight", [16, 7])
-      put(p + "self_attn.k_proj.weight", [8, 7])
-      put(p + "self_attn.v_proj.weight", [8, 7])
-      put(p + "self_attn.o_proj.weight", [7, 16])
-      put(p + "mlp.gate_proj.weight", [5, 7])
-      put(p + "mlp.up_proj.weight", [5, 7])
-      put(p + "mlp.down_proj.weight", [7, 5])
+      for linear in architecture.storedLinears {
+        let (rows, columns) = linear.shape(c)
+        put(p + linear.module + ".weight", [rows, columns])
+      }
     }
     put("model.norm.weight", [7], around: normCenter)
     return DecoderGraph(configuration: c, tensors: tensors, shapes: shapes)
@@ -94,7 +94,7 @@ import Testing
 
   /// The features change the logits: each variant differs from the same weights run as Llama
   /// with the same norms (Qwen3 has nothing else).
-  @Test(arguments: variants.filter { $0.name != "qwen3" })
+  @Test(arguments: variants.filter { $0.name != "qwen3" && !$0.architecture.fusedProjections })
   func eachFeatureChangesTheLogits(_ variant: Variant) throws {
     let graph = Self.randomGraph(variant.architecture, seed: 24)
     var plain = graph
@@ -121,10 +121,57 @@ import Testing
     #expect(FamilyFixtures.worstDifference(first, reference.elements) <= FamilyFixtures.tolerance(testCase))
   }
 
-  /// A calibration block (its layer's window and rope) computes what the inference block does.
-  @Test(arguments: [0, 1])
-  func gemma3BlockMatchesInference(block: Int) throws {
-    let testCase = try #require(FamilyFixtures.cases.first { $0.name == "gemma3_text" })
+  /// Phi-3's fused weights are the split ones stacked: the same weights run fused and apart give
+  /// the same logits, and each fused weight's gradient is its parts' gradients stacked by rows.
+  /// Only the order of BLAS sums differs (at most 16 terms in Double), hence 1e-12 relative.
+  @Test func fusedProjectionsMatchTheSplitOnes() throws {
+    let fused = Self.randomGraph(try #require(Self.variants.first { $0.name == "phi3" }).architecture, seed: 31)
+    var split = fused
+    split.configuration.architecture.fusedProjections = false
+    let c = fused.configuration
+    for index in 0..<c.layerCount {
+      let p = "model.layers.\(index)."
+      for linear in fused.configuration.architecture.storedLinears where linear.isFused {
+        let values = try #require(split.tensors[p + linear.module + ".weight"])
+        split.tensors[p + linear.module + ".weight"] = nil
+        split.shapes[p + linear.module + ".weight"] = nil
+        for (slot, part) in zip(linear.slots, RowStack.split(values, rows: linear.rowCounts(c), columns: c.hiddenSize)) {
+          split.tensors[p + slot.rawValue + ".weight"] = part
+          split.shapes[p + slot.rawValue + ".weight"] = [c.shape(of: slot).rows, c.hiddenSize]
+        }
+      }
+    }
+    let sequences = [[2], [7, 3, 3, 9, 1]]
+    var generator = SeededGenerator(seed: 32)
+    let r = GradientCheck.random(6 * c.vocabularySize, &generator)
+    let (fusedLogits, fusedCache) = try fused.forward(sequences: sequences)
+    let (splitLogits, splitCache) = try split.forward(sequences: sequences)
+    func close(_ a: [Double], _ b: [Double]) -> Bool {
+      let scale = max(a.map(abs).max() ?? 0, b.map(abs).max() ?? 0, 1e-300)
+      return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-12 * scale }
+    }
+    #expect(close(fusedLogits, splitLogits))
+    let fusedGradients = try fused.backward(dLogits: r, cache: fusedCache, trainable: Set(fused.tensors.keys))
+    let splitGradients = try split.backward(dLogits: r, cache: splitCache, trainable: Set(split.tensors.keys))
+    for (name, gradient) in fusedGradients {
+      let linear = c.architecture.storedLinears.first { $0.isFused && name.hasSuffix($0.module + ".weight") }
+      let expected: [Double]
+      if let linear {
+        let prefix = String(name.dropLast((linear.module + ".weight").count))
+        expected = try linear.slots.flatMap { try #require(splitGradients[prefix + $0.rawValue + ".weight"]) }
+      } else {
+        expected = try #require(splitGradients[name])
+      }
+      #expect(close(gradient, expected), "\(name)")
+    }
+    #expect(fusedGradients.count == splitGradients.count - 6)
+  }
+
+  /// A calibration block (its layer's window and rope, Phi-3's fused weights) computes what the
+  /// inference block does.
+  @Test(arguments: ["gemma3_text", "phi3"], [0, 1])
+  func blockMatchesInference(family: String, block: Int) throws {
+    let testCase = try #require(FamilyFixtures.cases.first { $0.name == family })
     let model = try FamilyFixtures.model(testCase)
     var x = try model.embeddings(tokens: testCase.tokens)
     let input = x

@@ -43,11 +43,7 @@ import Testing
     return try #require(Double(line.split(separator: " ")[1]))
   }
 
-  /// Families whose checkpoints store the weights the quantizers read under the engine's names;
-  /// Phi-3 stores q/k/v and gate/up fused.
-  static let calibrated = families.filter { $0 != "phi3" }
-
-  @Test(arguments: calibrated)
+  @Test(arguments: families)
   func gptqConvertsAndPerplexityRuns(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -62,6 +58,11 @@ import Testing
       ])
     #expect(convert.status == 0, "\(convert.stderr)")
     #expect((convert.stdout + convert.stderr).contains("mlp.down_proj.weight: 4-bit g16 affine gptq"))
+    if family == "phi3" {
+      // The fused weights are quantized whole, under the names and shapes the checkpoint has.
+      #expect((convert.stdout + convert.stderr).contains("self_attn.qkv_proj.weight: 4-bit g16 affine gptq"))
+      #expect((convert.stdout + convert.stderr).contains("mlp.gate_up_proj.weight: 4-bit g16 affine gptq"))
+    }
     let quantized = try perplexity(output)
     #expect(quantized.isFinite && quantized > 1)
     #expect(quantized != original)
@@ -84,26 +85,72 @@ import Testing
     #expect(quantized != original)
   }
 
-  /// GPTQ on Phi-3's fused weights would quietly be round-to-nearest: refused in one line
-  /// naming the tensor, with nothing written.
-  @Test func phi3RefusesCalibratedMethodsOnFusedWeights() throws {
+  /// `--sensitivity` reports Phi-3's fused weights as the four matrices per block the checkpoint
+  /// stores, and `--target-bpw` allocates a grid to each, which GPTQ then follows.
+  @Test func phi3SensitivityAndBitAllocationSeeTheFusedWeights() throws {
     let (scratch, folder) = try checkpoint("phi3")
     defer { try? FileManager.default.removeItem(at: scratch) }
-    let output = scratch.appendingPathComponent("gptq").path
+    let calib = ["--group-size", "16", "--calib", Self.sample, "--calib-context", "32", "--calib-windows", "2"]
+    let report = try runTool(
+      "qconvert", [folder.path, "-o", "/nonexistent/unused", "--sensitivity", "--format", "json", "--quiet"] + calib)
+    #expect(report.status == 0, "\(report.stderr)")
+    struct Report: Decodable {
+      struct Row: Decodable { var tensor: String }
+      var rows: [Row]
+    }
+    let rows = try JSONDecoder().decode(Report.self, from: Data(report.stdout.utf8)).rows.map(\.tensor)
+    let modules = ["self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"]
+    #expect(rows == (0..<2).flatMap { block in modules.map { "model.layers.\(block).\($0).weight" } })
+    let output = scratch.appendingPathComponent("allocated").path
+    let convert = try runTool(
+      "qconvert", [folder.path, "-o", output, "--method", "gptq", "--target-bpw", "5"] + calib)
+    #expect(convert.status == 0, "\(convert.stderr)")
+    #expect((convert.stdout + convert.stderr).contains("self_attn.qkv_proj.weight: "), "\(convert.stderr)")
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
+  }
+
+  /// Block-wise AdaRound learns the rounding of Phi-3's fused weights as the matrices the
+  /// checkpoint stores, and the pack runs.
+  @Test func phi3AdaRoundsFusedWeights() throws {
+    let (scratch, folder) = try checkpoint("phi3")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("adaround").path
     let convert = try runTool(
       "qconvert",
       [
-        folder.path, "-o", output, "--method", "gptq", "--bits", "4", "--group-size", "16", "--calib", Self.sample,
-        "--calib-context", "32", "--calib-windows", "2",
+        folder.path, "-o", output, "--method", "adaround", "--bits", "4", "--group-size", "16", "--calib", Self.sample,
+        "--calib-context", "32", "--calib-windows", "2", "--adaround-iterations", "4",
       ])
-    #expect(convert.status != 0)
-    let lines = convert.stderr.split(separator: "\n").filter { !$0.hasPrefix("qconvert: calibrating") }
-    #expect(lines.count == 1, "\(convert.stderr)")
-    #expect(convert.stderr.contains("gate_up_proj.weight' is a fused projection") || convert.stderr.contains("qkv_proj.weight' is a fused projection"))
-    #expect(!FileManager.default.fileExists(atPath: output))
+    #expect(convert.status == 0, "\(convert.stderr)")
+    for name in ["self_attn.qkv_proj", "mlp.gate_up_proj", "mlp.down_proj"] {
+      #expect((convert.stdout + convert.stderr).contains("\(name).weight: 4-bit g16 affine adaround"), "\(convert.stderr)")
+    }
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
   }
 
-  @Test(arguments: calibrated)
+  /// Three SPEED-Q steps train Phi-3's fused weights through their split; the pack holds them
+  /// fused and runs.
+  @Test func phi3SpeedQTrainsFusedWeights() throws {
+    let (scratch, folder) = try checkpoint("phi3")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let output = scratch.appendingPathComponent("speedq").path
+    let convert = try runTool(
+      "qconvert",
+      [
+        folder.path, "-o", output, "--method", "speedq", "--bits", "2", "--group-size", "16", "--calib", Self.sample,
+        "--calib-context", "32", "--calib-windows", "2", "--qat-steps", "3",
+      ])
+    #expect(convert.status == 0, "\(convert.stderr)")
+    for name in ["self_attn.qkv_proj", "mlp.gate_up_proj", "mlp.down_proj"] {
+      #expect((convert.stdout + convert.stderr).contains("\(name).weight: 2-bit g16 bilevel speedq"), "\(convert.stderr)")
+    }
+    let quantized = try perplexity(output)
+    #expect(quantized.isFinite && quantized > 1)
+  }
+
+  @Test(arguments: families.filter { $0 != "phi3" })
   func aShortSpeedQRunConverts(_ family: String) throws {
     let (scratch, folder) = try checkpoint(family)
     defer { try? FileManager.default.removeItem(at: scratch) }

@@ -36,6 +36,17 @@ import Testing
     return directory
   }
 
+  /// Phi-3 stores q/k/v fused: head matching reads them cut from `qkv_proj`, so a checkpoint
+  /// against itself maps every layer and head to itself.
+  @Test func phi3FusedWeightsAreMatchedHeadByHead() throws {
+    let phi3 = fixturesDirectory.appendingPathComponent("families/phi3").path
+    let run = try runTool("qdiff", [phi3, phi3, "--layer-similarity", "--format", "json"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let result = try similarity(of: run.stdout)
+    #expect(result.newToOld == [0, 1])
+    #expect(result.heads.count == 2 && result.heads.allSatisfy { $0.newToOld == [0, 1, 2, 3] }, "\(result.heads)")
+  }
+
   @Test func removedLayerAndPermutedHeadsAreRecovered() throws {
     let run = try runTool(
       "qdiff", [path("layers-old"), path("layers-new"), "--layer-similarity", "--format", "json"])

@@ -55,7 +55,8 @@ public final class CalibrationCollector: @unchecked Sendable {
   }
 
   /// The input Gram matrix of every q/k/v/o/gate/up/down weight of the full-precision model,
-  /// keyed by tensor name; layers that share an input share one matrix.
+  /// keyed by tensor name as the checkpoint stores it (a fused `qkv_proj` or `gate_up_proj` has
+  /// one); layers that share an input share one matrix.
   /// - Parameter progress: called after each window with (windows done, windows).
   public func collectGrams(
     windows: [[Int]], progress: ((Int, Int) -> Void)? = nil
@@ -76,8 +77,8 @@ public final class CalibrationCollector: @unchecked Sendable {
     var result: [String: Matrix<Double>] = [:]
     for block in blocks.indices {
       let matrices = try accumulators[block].mapValues { try $0.matrix() }
-      for slot in LinearSlot.allCases {
-        result[slot.tensorName(block: block, prefix: prefix)] = matrices[slot.input]
+      for linear in model.configuration.architecture.storedLinears {
+        result[linear.tensorName(block: block, prefix: prefix)] = matrices[linear.input]
       }
     }
     return result
@@ -91,7 +92,9 @@ public final class CalibrationCollector: @unchecked Sendable {
   ) throws {
     guard let (index, value) = PackEncoder.firstNonFinite(values, shape: [values.count]) else { return }
     let width = max(values.count / max(count, 1), 1)
-    let layer = LinearSlot.allCases.first { $0.input == input }?.tensorName(block: block, prefix: prefix) ?? "block \(block)"
+    let layer =
+      model.configuration.architecture.storedLinears.first { $0.input == input }?.tensorName(block: block, prefix: prefix)
+      ?? "block \(block)"
     throw DecoderError.invalidInput(
       operation: "calibration",
       reason: "the input of '\(layer)' holds \(value) at token \(index[0] / width), feature \(index[0] % width) of window \(window)")
@@ -125,6 +128,30 @@ public final class CalibrationCollector: @unchecked Sendable {
   public func weights(of slot: LinearSlot) throws -> (values: [Float], rows: Int, columns: Int) {
     let weight = try current()[slot]
     return (weight.denseValues(), weight.rows, weight.columns)
+  }
+
+  /// The current block's weight `linear` as the checkpoint stores it, `[rows, columns]`
+  /// row-major: a fused weight is its slots' rows stacked.
+  public func weights(of linear: StoredLinear) throws -> (values: [Float], rows: Int, columns: Int) {
+    let layer = try current()
+    let parts = linear.slots.map { layer[$0] }
+    return (RowStack.join(parts.map { $0.denseValues() }), parts.reduce(0) { $0 + $1.rows }, parts[0].columns)
+  }
+
+  /// Replaces the current block's weight `linear`, `[rows, columns]` as the checkpoint stores
+  /// it; a fused weight is cut back into its slots.
+  public func replace(_ linear: StoredLinear, with values: [Float]) throws {
+    let layer = try current()
+    let rows = linear.slots.map { layer[$0].rows }
+    let columns = layer[linear.slots[0]].columns
+    guard values.count == rows.reduce(0, +) * columns else {
+      throw DecoderError.invalidInput(
+        operation: "calibration",
+        reason: "\(values.count) values replace '\(linear.tensorName(block: currentBlock, prefix: prefix))' of \(rows.reduce(0, +) * columns)")
+    }
+    for (slot, part) in zip(linear.slots, RowStack.split(values, rows: rows, columns: columns)) {
+      try replace(slot, with: part)
+    }
   }
 
   /// Replaces the current block's weight in `slot`, for example by its dequantized version.

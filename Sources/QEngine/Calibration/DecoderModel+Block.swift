@@ -108,4 +108,11 @@ extension DecoderModel {
     let weight = layers[block][slot]
     return (weight.denseValues(), weight.rows, weight.columns)
   }
+
+  /// The weight `linear` of block `block` as the checkpoint stores it (a fused weight's slots
+  /// stacked by rows), as Float32 `[rows, columns]` row-major.
+  public func linearWeights(block: Int, linear: StoredLinear) throws -> (values: [Float], rows: Int, columns: Int) {
+    let parts = try linear.slots.map { try linearWeights(block: block, slot: $0) }
+    return (RowStack.join(parts.map(\.values)), parts.reduce(0) { $0 + $1.rows }, parts[0].columns)
+  }
 }

@@ -2,8 +2,9 @@ import QCompute
 
 /// One decoder layer of any registered family (RMSNorm, RoPE attention with GQA, causal mask and
 /// optional q/k/v biases, gated MLP, and what the `DecoderArchitecture` adds) as a
-/// `ReconstructableBlock`, so a rounding optimiser can fit its seven
-/// linear weights to the full-precision layer's output.
+/// `ReconstructableBlock`, so a rounding optimiser can fit its linear weights (seven, or Phi-3's
+/// four with q/k/v and gate/up fused, as the checkpoint stores them) to the full-precision
+/// layer's output.
 ///
 /// Forward and backward are `DecoderGraph`'s per-layer passes, so the block computes exactly what
 /// the training decoder computes for that layer.
@@ -44,7 +45,9 @@ public struct DecoderBlock: ReconstructableBlock {
     for case (let norm, let values?) in optional {
       if let suffix = a.normSuffix(norm) { parameters[p + suffix] = values }
     }
-    for slot in LinearSlot.allCases { parameters[p + slot.rawValue + ".weight"] = layer[slot].denseValues() }
+    for linear in a.storedLinears {
+      parameters[p + linear.module + ".weight"] = RowStack.join(linear.slots.map { layer[$0].denseValues() })
+    }
     if let bias = layer.queryBias { parameters[p + "self_attn.q_proj.bias"] = bias }
     if let bias = layer.keyBias { parameters[p + "self_attn.k_proj.bias"] = bias }
     if let bias = layer.valueBias { parameters[p + "self_attn.v_proj.bias"] = bias }
@@ -93,16 +96,9 @@ struct DecoderBlockCore<T: TrainingScalar>: Sendable {
       if let suffix = c.architecture.normSuffix(norm) { shapes[p + suffix] = [c.width(of: norm)] }
     }
     var linears: [String: [Int]] = [:]
-    for slot in LinearSlot.allCases {
-      let shape: [Int] =
-        switch slot {
-        case .query: [queryWidth, c.hiddenSize]
-        case .key, .value: [keyWidth, c.hiddenSize]
-        case .output: [c.hiddenSize, queryWidth]
-        case .gate, .up: [c.intermediateSize, c.hiddenSize]
-        case .down: [c.hiddenSize, c.intermediateSize]
-        }
-      linears[p + slot.rawValue + ".weight"] = shape
+    for linear in c.architecture.storedLinears {
+      let (rows, columns) = linear.shape(c)
+      linears[p + linear.module + ".weight"] = [rows, columns]
     }
     shapes.merge(linears) { $1 }
     for (name, width) in [("q_proj", queryWidth), ("k_proj", keyWidth), ("v_proj", keyWidth)]

@@ -56,6 +56,35 @@ extension DecoderGraph {
     return dx
   }
 
+  /// The backward of `projectStored`: `dy` holds each slot's output gradient; returns the
+  /// gradient at the shared input. A fused weight takes the gradients joined by columns.
+  func projectStoredBackward(
+    _ dy: [[T]], x: [T], rows: Int, prefix p: String, slots: [LinearSlot], layer: LayerCache, cache: Cache,
+    trainable: Set<String>, gradients: inout [String: [T]]
+  ) throws -> [T] {
+    let c = configuration
+    if let fused = c.architecture.storedLinears.first(where: { $0.slots == slots }), fused.isFused {
+      let (outputs, inputs) = fused.shape(c)
+      return try projectBackward(
+        TrainingOps.joinColumns(dy, rows: rows), x: x, rows: rows, module: p + fused.module, outputs: outputs,
+        inputs: inputs, layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
+    }
+    var dx: [T]? = nil
+    for (slot, dSlot) in zip(slots, dy) {
+      let (outputs, inputs) = c.shape(of: slot)
+      let local = try projectBackward(
+        dSlot, x: x, rows: rows, module: p + slot.rawValue, outputs: outputs, inputs: inputs, layer: layer,
+        cache: cache, trainable: trainable, gradients: &gradients)
+      if var sum = dx {
+        TrainingOps.add(local, to: &sum)
+        dx = sum
+      } else {
+        dx = local
+      }
+    }
+    return dx ?? []
+  }
+
   func normBackward(
     _ dy: [T], x: [T], rows: Int, name: String, inverseRMS: [T], trainable: Set<String>, cache: Cache,
     gradients: inout [String: [T]]
@@ -118,7 +147,6 @@ extension DecoderGraph {
     let hidden = c.hiddenSize
     let d = c.headDimension
     let queryWidth = c.headCount * d
-    let keyWidth = c.keyValueHeadCount * d
     // MLP branch.
     var dDown = dx
     if let outputNorm = a.normSuffix(.mlpOutput) {
@@ -130,14 +158,9 @@ extension DecoderGraph {
       dDown, x: layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize,
       layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
     let (dGate, dUp) = TrainingOps.gatedActivationBackward(dActivated, gate: layer.gate, up: layer.up, a.activation)
-    var dNormed2 = try projectBackward(
-      dGate, x: layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden,
-      layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-    TrainingOps.add(
-      try projectBackward(
-        dUp, x: layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
-      to: &dNormed2)
+    let dNormed2 = try projectStoredBackward(
+      [dGate, dUp], x: layer.normed2, rows: rows, prefix: p, slots: [.gate, .up], layer: layer, cache: cache,
+      trainable: trainable, gradients: &gradients)
     TrainingOps.add(
       try normBackward(
         dNormed2, x: layer.middle, rows: rows, name: p + a.mlpInputNormSuffix,
@@ -168,19 +191,9 @@ extension DecoderGraph {
         dK, x: layer.rawKeys, rows: rows * c.keyValueHeadCount, name: p + keyNorm, inverseRMS: layer.inverseRMSKeys,
         trainable: trainable, cache: cache, gradients: &gradients)
     }
-    var dNormed1 = try projectBackward(
-      dQ, x: layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden,
-      layer: layer, cache: cache, trainable: trainable, gradients: &gradients)
-    TrainingOps.add(
-      try projectBackward(
-        dK, x: layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
-      to: &dNormed1)
-    TrainingOps.add(
-      try projectBackward(
-        dV, x: layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden,
-        layer: layer, cache: cache, trainable: trainable, gradients: &gradients),
-      to: &dNormed1)
+    let dNormed1 = try projectStoredBackward(
+      [dQ, dK, dV], x: layer.normed1, rows: rows, prefix: p, slots: [.query, .key, .value], layer: layer,
+      cache: cache, trainable: trainable, gradients: &gradients)
     TrainingOps.add(
       try normBackward(
         dNormed1, x: layer.input, rows: rows, name: p + "input_layernorm.weight",

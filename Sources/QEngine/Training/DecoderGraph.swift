@@ -133,6 +133,24 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     return y
   }
 
+  /// The outputs of `slots` (which read the same input `x`), each `[rows, slot's outputs]`: one
+  /// projection per slot, or one through the fused weight that stores them (Phi-3's `qkv_proj`,
+  /// `gate_up_proj`), split by columns.
+  func projectStored(
+    _ x: [T], rows: Int, prefix p: String, slots: [LinearSlot], cache: inout Cache, layer: inout LayerCache
+  ) throws -> [[T]] {
+    let c = configuration
+    if let fused = c.architecture.storedLinears.first(where: { $0.slots == slots }), fused.isFused {
+      let (outputs, inputs) = fused.shape(c)
+      let y = try project(x, rows: rows, module: p + fused.module, outputs: outputs, inputs: inputs, cache: &cache, layer: &layer)
+      return TrainingOps.splitColumns(y, rows: rows, widths: fused.rowCounts(c))
+    }
+    return try slots.map { slot in
+      let (outputs, inputs) = c.shape(of: slot)
+      return try project(x, rows: rows, module: p + slot.rawValue, outputs: outputs, inputs: inputs, cache: &cache, layer: &layer)
+    }
+  }
+
   /// Logits `[rows, vocabulary]` for sequences stacked as rows, and the cache for `backward`.
   func forward(sequences: [[Int]]) throws -> (logits: [T], cache: Cache) {
     let c = configuration
@@ -181,13 +199,14 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     let hidden = c.hiddenSize
     let d = c.headDimension
     let queryWidth = c.headCount * d
-    let keyWidth = c.keyValueHeadCount * d
     var layer = LayerCache()
     layer.input = x
     (layer.normed1, layer.inverseRMS1) = try norm(x, rows: rows, name: p + "input_layernorm.weight")
-    var q = try project(layer.normed1, rows: rows, module: p + "self_attn.q_proj", outputs: queryWidth, inputs: hidden, cache: &cache, layer: &layer)
-    var k = try project(layer.normed1, rows: rows, module: p + "self_attn.k_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
-    layer.values = try project(layer.normed1, rows: rows, module: p + "self_attn.v_proj", outputs: keyWidth, inputs: hidden, cache: &cache, layer: &layer)
+    let qkv = try projectStored(
+      layer.normed1, rows: rows, prefix: p, slots: [.query, .key, .value], cache: &cache, layer: &layer)
+    var q = qkv[0]
+    var k = qkv[1]
+    layer.values = qkv[2]
     if let queryNorm = a.normSuffix(.query), let keyNorm = a.normSuffix(.key) {
       layer.rawQueries = q
       layer.rawKeys = k
@@ -211,8 +230,9 @@ struct DecoderGraph<T: TrainingScalar>: Sendable {
     TrainingOps.add(attended, to: &x)
     layer.middle = x
     (layer.normed2, layer.inverseRMS2) = try norm(x, rows: rows, name: p + a.mlpInputNormSuffix)
-    layer.gate = try project(layer.normed2, rows: rows, module: p + "mlp.gate_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
-    layer.up = try project(layer.normed2, rows: rows, module: p + "mlp.up_proj", outputs: c.intermediateSize, inputs: hidden, cache: &cache, layer: &layer)
+    let gateUp = try projectStored(layer.normed2, rows: rows, prefix: p, slots: [.gate, .up], cache: &cache, layer: &layer)
+    layer.gate = gateUp[0]
+    layer.up = gateUp[1]
     layer.activated = TrainingOps.gatedActivation(gate: layer.gate, up: layer.up, a.activation)
     var down = try project(layer.activated, rows: rows, module: p + "mlp.down_proj", outputs: hidden, inputs: c.intermediateSize, cache: &cache, layer: &layer)
     if let outputNorm = a.normSuffix(.mlpOutput) {

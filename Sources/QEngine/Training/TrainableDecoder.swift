@@ -55,13 +55,11 @@ public struct TrainableDecoder: Sendable {
       for case (let norm, let values?) in optional {
         if let suffix = a.normSuffix(norm) { put(p + suffix, values, [c.width(of: norm)]) }
       }
-      put(p + "self_attn.q_proj.weight", layer.query.denseValues(), [queryWidth, hidden])
-      put(p + "self_attn.k_proj.weight", layer.key.denseValues(), [keyWidth, hidden])
-      put(p + "self_attn.v_proj.weight", layer.value.denseValues(), [keyWidth, hidden])
-      put(p + "self_attn.o_proj.weight", layer.output.denseValues(), [hidden, queryWidth])
-      put(p + "mlp.gate_proj.weight", layer.gate.denseValues(), [c.intermediateSize, hidden])
-      put(p + "mlp.up_proj.weight", layer.up.denseValues(), [c.intermediateSize, hidden])
-      put(p + "mlp.down_proj.weight", layer.down.denseValues(), [hidden, c.intermediateSize])
+      // As the checkpoint stores them: a fused weight's slots stacked by rows.
+      for linear in a.storedLinears {
+        let (rows, columns) = linear.shape(c)
+        put(p + linear.module + ".weight", RowStack.join(linear.slots.map { layer[$0].denseValues() }), [rows, columns])
+      }
       if let bias = layer.queryBias { put(p + "self_attn.q_proj.bias", bias, [queryWidth]) }
       if let bias = layer.keyBias { put(p + "self_attn.k_proj.bias", bias, [keyWidth]) }
       if let bias = layer.valueBias { put(p + "self_attn.v_proj.bias", bias, [keyWidth]) }
@@ -83,11 +81,10 @@ public struct TrainableDecoder: Sendable {
     trainable = Set(parameters.keys)
   }
 
-  /// The linear modules of layer `index`, e.g. `model.layers.0.self_attn.q_proj`.
-  public static func linearModules(layer index: Int) -> [String] {
-    let p = "model.layers.\(index)."
-    return ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map { p + $0 }
+  /// The linear modules of layer `index` as `architecture` stores them, e.g.
+  /// `model.layers.0.self_attn.q_proj`, or `model.layers.0.self_attn.qkv_proj` when fused.
+  public static func linearModules(layer index: Int, architecture: DecoderArchitecture) -> [String] {
+    architecture.storedLinears.map { "model.layers.\(index).\($0.module)" }
   }
 
   /// Adds a LoRA adapter (`scale = alpha / rank`) to every module whose name ends with one of
@@ -99,7 +96,7 @@ public struct TrainableDecoder: Sendable {
     var generator = SeededGenerator(seed: seed)
     var added: [String] = []
     for layer in 0..<configuration.layerCount {
-      for module in Self.linearModules(layer: layer) where targets.contains(where: { module.hasSuffix($0) }) {
+      for module in Self.linearModules(layer: layer, architecture: configuration.architecture) where targets.contains(where: { module.hasSuffix($0) }) {
         guard let shape = graph.shapes[module + ".weight"], shape.count == 2 else { continue }
         let (outputs, inputs) = (shape[0], shape[1])
         let bound = 1 / Float(inputs).squareRoot()

@@ -219,6 +219,38 @@ enum TrainingOps {
     return (dGate, dUp)
   }
 
+  /// `[rows, Σ widths]` row-major cut into `[rows, width]` blocks of consecutive columns: a fused
+  /// projection's output (Phi-3's q|k|v, gate|up) split into its parts.
+  static func splitColumns<T: TrainingScalar>(_ x: [T], rows: Int, widths: [Int]) -> [[T]] {
+    let total = widths.reduce(0, +)
+    precondition(x.count == rows * total, "splitColumns: \(x.count) values are not \(rows) rows of \(total)")
+    var start = 0
+    return widths.map { width in
+      defer { start += width }
+      var part = [T](repeating: 0, count: rows * width)
+      for row in 0..<rows {
+        for column in 0..<width { part[row &* width &+ column] = x[row &* total &+ start &+ column] }
+      }
+      return part
+    }
+  }
+
+  /// The inverse of `splitColumns`: `[rows, width]` blocks side by side, the backward of the split.
+  static func joinColumns<T: TrainingScalar>(_ parts: [[T]], rows: Int) -> [T] {
+    let widths = parts.map { $0.count / max(rows, 1) }
+    let total = widths.reduce(0, +)
+    var x = [T](repeating: 0, count: rows * total)
+    var start = 0
+    for (part, width) in zip(parts, widths) {
+      precondition(part.count == rows * width, "joinColumns: \(part.count) values are not \(rows) rows")
+      for row in 0..<rows {
+        for column in 0..<width { x[row &* total &+ start &+ column] = part[row &* width &+ column] }
+      }
+      start += width
+    }
+    return x
+  }
+
   /// `target += source`: a residual add, whose backward passes the gradient to both branches.
   static func add<T: TrainingScalar>(_ source: [T], to target: inout [T]) {
     precondition(source.count == target.count, "add: \(source.count) values into \(target.count)")

@@ -65,7 +65,8 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
   }
 
   /// The report for every q/k/v/o/gate/up/down weight of `model` that has a Gram matrix in
-  /// `grams` (as `CalibrationCollector.collectGrams` returns them), at each of `candidates`.
+  /// `grams` (as `CalibrationCollector.collectGrams` returns them), at each of `candidates`; a
+  /// fused weight (Phi-3's `qkv_proj`) is one row, as the pack stores it on one grid.
   /// - Parameter component: the component a tensor belongs to; the language model by default.
   /// - Throws: `CalibrateError.tensorFailed` when a candidate does not fit a tensor's shape.
   public static func compute(
@@ -74,11 +75,12 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
   ) throws -> SensitivityReport {
     var rows: [Row] = []
     var candidateRows: [Candidate] = []
+    let linears = model.configuration.architecture.storedLinears
     for block in 0..<model.blockCount {
-      for slot in LinearSlot.allCases {
-        let name = slot.tensorName(block: block, prefix: prefix)
+      for linear in linears {
+        let name = linear.tensorName(block: block, prefix: prefix)
         guard let gram = grams[name] else { continue }
-        let weight = try model.linearWeights(block: block, slot: slot)
+        let weight = try model.linearWeights(block: block, linear: linear)
         if candidateRows.isEmpty {
           candidateRows = candidates.map {
             Candidate(grid: $0.description, bitsPerWeight: bitsPerWeight($0, columns: weight.columns))
@@ -105,7 +107,7 @@ public struct SensitivityReport: Sendable, Codable, Equatable {
     var report = SensitivityReport(candidates: candidateRows, rows: rows, components: [])
     report.grids = candidates
     report.components = summarize(rows, by: \.component) + summarize(rows) { row in
-      LinearSlot.allCases.first { row.tensor.hasSuffix($0.rawValue + ".weight") }?.rawValue ?? "other"
+      linears.first { row.tensor.hasSuffix($0.module + ".weight") }?.module ?? "other"
     }
     return report
   }

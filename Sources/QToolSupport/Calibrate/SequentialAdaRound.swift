@@ -2,7 +2,7 @@ import QCompute
 import QEngine
 
 /// Block-wise AdaRound over a decoder, block after block: each block's grids come from the
-/// Gram-weighted clip search and stay fixed, and the rounding of its seven linears is learned
+/// Gram-weighted clip search and stay fixed, and the rounding of its linears is learned
 /// together against the full-precision block.
 ///
 /// Inputs and targets follow BRECQ (`asym=True`), as the AdaRound and BRECQ papers recommend:
@@ -56,9 +56,10 @@ public enum SequentialAdaRound {
     var result: [String: QuantizedMatrix] = [:]
     for block in 0..<model.blockCount {
       try fullPrecision.advance()
-      let planned = LinearSlot.allCases.compactMap { slot -> (LinearSlot, CalibratedGrid)? in
-        guard let grid = plan(slot.tensorName(block: block, prefix: prefix)) else { return nil }
-        return (slot, grid)
+      // As the checkpoint stores them: a fused weight's rounding is learned as one matrix.
+      let planned = model.configuration.architecture.storedLinears.compactMap { linear -> (StoredLinear, CalibratedGrid)? in
+        guard let grid = plan(linear.tensorName(block: block, prefix: prefix)) else { return nil }
+        return (linear, grid)
       }
       guard !planned.isEmpty else {
         try quantizedPath.advance()
@@ -66,16 +67,16 @@ public enum SequentialAdaRound {
       }
       let grams = gridSearch == .gram ? try quantizedPath.grams(of: Set(planned.map(\.0.input))) : [:]
       var grids: [String: QuantizedMatrix] = [:]
-      for (slot, grid) in planned {
-        let name = slot.tensorName(block: block, prefix: prefix)
+      for (linear, grid) in planned {
+        let name = linear.tensorName(block: block, prefix: prefix)
         guard case .affine = grid else {
           throw CalibrateError.tensorFailed(tensor: name, reason: "AdaRound needs an affine grid, not \(grid)")
         }
-        let weight = try quantizedPath.weights(of: slot)
+        let weight = try quantizedPath.weights(of: linear)
         switch gridSearch {
         case .gram:
           grids[name] = try SequentialGPTQ.quantize(
-            weight.values, rows: weight.rows, columns: weight.columns, gram: grams[slot.input], grid: grid,
+            weight.values, rows: weight.rows, columns: weight.columns, gram: grams[linear.input], grid: grid,
             method: .clip, tensor: name)
         case .weights:
           do {
@@ -110,10 +111,10 @@ public enum SequentialAdaRound {
         BlockReport(
           block: block, nearestError: nearestError, adaRoundError: adaRoundError,
           keptAdaRound: adaRoundError <= nearestError))
-      for (slot, _) in planned {
-        let name = slot.tensorName(block: block, prefix: prefix)
+      for (linear, _) in planned {
+        let name = linear.tensorName(block: block, prefix: prefix)
         guard let matrix = kept[name] else { continue }
-        try quantizedPath.replace(slot, with: matrix.dequantize())
+        try quantizedPath.replace(linear, with: matrix.dequantize())
         result[name] = matrix
       }
       try quantizedPath.advance()

@@ -35,10 +35,15 @@ public enum SequentialGPTQ {
     public var tensor: String
   }
 
-  static let stages: [[LinearSlot]] = [[.query, .key, .value], [.output], [.gate, .up], [.down]]
+  /// The stages of a block, by the input their layers read: q/k/v, o, gate/up, down.
+  static let stages: [[LinearInput]] = [[.attentionInput], [.attentionOutput], [.mlpInput], [.mlpHidden]]
 
   /// Quantizes every q/k/v/o/gate/up/down weight `plan` gives a grid (`nil` keeps it), with
   /// `windows` as calibration data; returns the quantized matrices by tensor name.
+  ///
+  /// Weights are quantized as the checkpoint stores them: a fused one (Phi-3's `qkv_proj`,
+  /// `gate_up_proj`) is one matrix under its slots' shared Gram matrix, which is the same as
+  /// quantizing its row blocks apart, since GPTQ's rows only share the Hessian.
   /// - Throws: `CalibrateError.tensorFailed` naming the tensor a quantizer rejected, or the
   ///   engine's error for a bad window.
   public static func run(
@@ -48,24 +53,25 @@ public enum SequentialGPTQ {
     let collector = CalibrationCollector(model: model, prefix: options.prefix)
     try collector.start(windows: windows)
     var result: [String: QuantizedMatrix] = [:]
-    let stages = options.trueSequential ? Self.stages : [LinearSlot.allCases]
+    let stages = options.trueSequential ? Self.stages : [LinearInput.allCases]
+    let linears = model.configuration.architecture.storedLinears
     for block in 0..<model.blockCount {
       for stage in stages {
-        let planned = stage.compactMap { slot in
-          plan(slot.tensorName(block: block, prefix: options.prefix)).map { (slot, $0) }
+        let planned = linears.filter { stage.contains($0.input) }.compactMap { linear in
+          plan(linear.tensorName(block: block, prefix: options.prefix)).map { (linear, $0) }
         }
         if planned.isEmpty { continue }
         var grams: [LinearInput: Matrix<Double>] = [:]
         if method != .roundToNearest {
           grams = try collector.grams(of: Set(planned.map(\.0.input)))
         }
-        for (slot, grid) in planned {
-          let name = slot.tensorName(block: block, prefix: options.prefix)
-          let weight = try collector.weights(of: slot)
+        for (linear, grid) in planned {
+          let name = linear.tensorName(block: block, prefix: options.prefix)
+          let weight = try collector.weights(of: linear)
           let quantized = try quantize(
-            weight.values, rows: weight.rows, columns: weight.columns, gram: grams[slot.input],
+            weight.values, rows: weight.rows, columns: weight.columns, gram: grams[linear.input],
             grid: grid, method: method, tensor: name)
-          try collector.replace(slot, with: quantized.dequantize())
+          try collector.replace(linear, with: quantized.dequantize())
           result[name] = quantized
           progress?(Progress(block: block, blocks: model.blockCount, tensor: name))
         }

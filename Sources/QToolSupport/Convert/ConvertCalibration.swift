@@ -202,7 +202,7 @@ extension ConvertCalibration {
   {
     var names: Set<String> = []
     for layer in 0..<layers {
-      for module in TrainableDecoder.linearModules(layer: layer) { names.insert(module + ".weight") }
+      for module in TrainableDecoder.linearModules(layer: layer, architecture: model.configuration.architecture) { names.insert(module + ".weight") }
     }
     var grids: [String: BilevelQuantizer.Configuration] = [:]
     var kept: Set<String> = []

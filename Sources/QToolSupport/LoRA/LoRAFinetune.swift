@@ -199,14 +199,16 @@ public enum LoRAFinetune {
     guard !adapter.modules.isEmpty else {
       throw LoRAFinetuneError.adapter(module: adapter.folder, detail: "No LoRA modules to train")
     }
-    // `addLoRA` scales by alpha / rank; this alpha gives the adapter's own scale.
-    let alpha = Float(adapter.scale * Double(adapter.rank))
-    let kinds = Set(adapter.modules.keys.map(\.module)).sorted()
-    try decoder.addLoRA(rank: adapter.rank, alpha: alpha, targets: kinds)
+    // `addLoRA` scales by alpha / rank; this alpha gives the adapter's own scale. A fused
+    // module (Phi-3's qkv_proj) has its own rank at the same scale.
+    let byRank = Dictionary(grouping: adapter.modules, by: \.value.rank).mapValues { Set($0.map(\.key.module)).sorted() }
+    for (rank, kinds) in byRank.sorted(by: { $0.key < $1.key }) {
+      try decoder.addLoRA(rank: rank, alpha: Float(adapter.scale * Double(rank)), targets: kinds)
+    }
     var parameters = decoder.parameters
     let shapes = decoder.shapes
     // Modules `addLoRA` added that the adapter lacks stay at zero and untrained.
-    for name in decoder.trainable {
+    for name in parameters.keys where name.contains(".lora_") {
       parameters[name] = [Float](repeating: 0, count: parameters[name]?.count ?? 0)
     }
     var names: Set<String> = []

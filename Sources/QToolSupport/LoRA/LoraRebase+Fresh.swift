@@ -24,7 +24,8 @@ extension LoraRebase {
     for layer in 0..<new.layers.count {
       for module in modulePaths {
         let name = new.weightName(layer: layer, module: module)
-        guard let shape = new.input.source.info(named: name)?.shape, shape.count == 2, shape[1] > 0 else {
+        // A part of a fused weight (Phi-3's q_proj in qkv_proj) has its rows of it.
+        guard let shape = new.layers.shape(layer: layer, module + ".weight"), shape.count == 2, shape[1] > 0 else {
           throw LoraRebaseError.baseModel(
             path: newPath, detail: "No 2-D weight '\(name)' for the adapter's module '\(module)'")
         }
@@ -50,6 +51,6 @@ extension LoraRebase {
     output.modules = modules
     output.otherKeys = []
     output.keyPrefix = new.peftKeyPrefix(from: adapter.keyPrefix, old: nil)
-    return output
+    return try new.storing(output)
   }
 }

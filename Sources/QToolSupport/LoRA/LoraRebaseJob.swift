@@ -115,7 +115,8 @@ public enum LoraRebase {
   ) throws -> LoraRebaseResult {
     let old = try LoraBaseModel(path: oldPath)
     let new = try LoraBaseModel(path: newPath)
-    let adapter = try PEFTAdapter.read(folder: adapterPath)
+    // An adapter on an old base's fused modules (Phi-3's qkv_proj) is moved as its parts.
+    let adapter = try old.reading(PEFTAdapter.read(folder: adapterPath))
     var dropped: [String] = []
 
     // Supported modules, each checked against OLD_BASE.
@@ -137,7 +138,10 @@ public enum LoraRebase {
         continue
       }
       let baseTensor = old.weightName(layer: key.layer, module: key.module)
-      let baseShape = old.input.source.info(named: baseTensor)?.shape
+      // A part of a fused weight has its rows of it.
+      let baseShape =
+        key.layer < old.layers.count
+        ? old.layers.shape(layer: key.layer, key.module + ".weight") : old.input.source.info(named: baseTensor)?.shape
       guard baseShape == [factors.b.rows, factors.a.columns] else {
         throw LoraRebaseError.baseMismatch(
           key: adapter.tensorNames(for: key).a, adapterShape: [factors.b.rows, factors.a.columns],
@@ -290,6 +294,7 @@ public enum LoraRebase {
     output.modules = moved
     output.otherKeys = []
     output.keyPrefix = new.peftKeyPrefix(from: adapter.keyPrefix, old: old.layerStem)
+    output = try new.storing(output)
     let report = LoraRebaseReport(
       oldBase: oldPath, newBase: newPath, adapter: adapterPath, output: nil, rank: adapter.rank,
       alpha: adapter.alpha, headTransform: options.normalize ? "normalized" : "paper",

@@ -3,7 +3,8 @@ import QFormats
 
 /// The transformer layers of one checkpoint's language model and the weights layer similarity
 /// reads: separate `self_attn.{q,k,v,o}_proj` and `mlp.down_proj` matrices (Llama, Qwen2,
-/// Mistral, SmolLM, and the language model of a LLaVA checkpoint, with or without `model.`), or
+/// Mistral, SmolLM, and the language model of a LLaVA checkpoint, with or without `model.`; q/k/v
+/// and gate/up cut from Phi-3's fused `qkv_proj` and `gate_up_proj`), or
 /// a BERT-family encoder's `attention.self.{query,key,value}`, `attention.output.dense` and
 /// `output.dense`.
 public struct DecoderLayers: Sendable {
@@ -86,12 +87,61 @@ public struct DecoderLayers: Sendable {
     self.members = stack.members
   }
 
-  /// One weight of a layer as a matrix (PyTorch layout, out x in).
+  /// Weights a checkpoint may store fused (Phi-3): each part's fused tensor and its index among
+  /// the fused tensor's row blocks.
+  static let fusedParts: [String: (fused: String, index: Int)] = [
+    "self_attn.q_proj.weight": ("self_attn.qkv_proj.weight", 0),
+    "self_attn.k_proj.weight": ("self_attn.qkv_proj.weight", 1),
+    "self_attn.v_proj.weight": ("self_attn.qkv_proj.weight", 2),
+    "mlp.gate_proj.weight": ("mlp.gate_up_proj.weight", 0),
+    "mlp.up_proj.weight": ("mlp.gate_up_proj.weight", 1),
+  ]
+
+  /// Whether the layers store q/k/v as one `self_attn.qkv_proj` and gate/up as one
+  /// `mlp.gate_up_proj` (Phi-3).
+  public var storesFusedProjections: Bool {
+    prefixes.first.map { source.info(named: $0 + "self_attn.qkv_proj.weight") != nil } ?? false
+  }
+
+  /// The rows of each part of the fused weight `fused` (a member name) of `rows` rows in all:
+  /// q, k and v by the head counts, gate and up halves.
+  func partRows(of fused: String, rows: Int) -> [Int] {
+    guard fused == "self_attn.qkv_proj.weight" else { return [rows / 2, rows / 2] }
+    let query = heads * headDim
+    let key = kvHeads * headDim
+    return [query, key, key]
+  }
+
+  /// The shape of a layer's member as `[out, in]`; a part of a fused weight gets its rows.
+  public func shape(layer: Int, _ member: String) -> [Int]? {
+    if let info = source.info(named: prefixes[layer] + member) { return info.shape }
+    guard let part = Self.fusedParts[member], let info = source.info(named: prefixes[layer] + part.fused),
+      info.shape.count == 2
+    else { return nil }
+    return [partRows(of: part.fused, rows: info.shape[0])[part.index], info.shape[1]]
+  }
+
+  /// One weight of a layer as a matrix (PyTorch layout, out x in); a part of a fused weight
+  /// (Phi-3's q, k, v, gate, up) is cut from it.
   /// - Throws: `SimilarityError.layerWeight` when it is missing or not a matrix; read errors.
   public func matrix<Scalar: LinalgScalar>(
     layer: Int, _ member: String, as _: Scalar.Type = Scalar.self
   ) throws -> Matrix<Scalar> {
     let name = prefixes[layer] + member
+    if source.info(named: name) == nil, let part = Self.fusedParts[member],
+      source.info(named: prefixes[layer] + part.fused) != nil
+    {
+      let fused: Matrix<Scalar> = try matrix(layer: layer, part.fused)
+      let rows = partRows(of: part.fused, rows: fused.rows)
+      guard rows.reduce(0, +) == fused.rows else {
+        throw SimilarityError.layerWeight(
+          location: location, tensor: prefixes[layer] + part.fused,
+          detail: "has \(fused.rows) rows, not the \(rows.map(String.init).joined(separator: " + ")) of its parts")
+      }
+      let start = rows.prefix(part.index).reduce(0, +)
+      let elements = Array(fused.elements[(start * fused.columns)..<((start + rows[part.index]) * fused.columns)])
+      return try Matrix(rows: rows[part.index], columns: fused.columns, elements: elements)
+    }
     guard let info = source.info(named: name) else {
       throw SimilarityError.layerWeight(location: location, tensor: name, detail: "is missing")
     }

@@ -98,7 +98,7 @@ public final class SpeedQStage3 {
     var names: [String] = []
     var grids: [String: BilevelQuantizer.Configuration] = [:]
     for layer in 0..<c.layerCount {
-      for module in TrainableDecoder.linearModules(layer: layer) {
+      for module in TrainableDecoder.linearModules(layer: layer, architecture: c.architecture) {
         let name = module + ".weight"
         guard let grid = configuration.grid(for: name) else { continue }
         names.append(name)
@@ -124,6 +124,7 @@ public final class SpeedQStage3 {
         parameters[name] = initial
         continue
       }
+      // The reference matches module names, so a fused `qkv_proj` (Phi-3) is clipped whole.
       let isQueryKey = name.contains("q_proj") || name.contains("k_proj")
       if configuration.clipSkipsQueryKey && isQueryKey { continue }
       if let hessian = hessians[name] {
