@@ -51,8 +51,9 @@ extension QConvert {
   }
 
   /// A progress line for one stage, in the `--progress` style (none with `--quiet`).
-  func reporter(_ stage: String, total: Int?, unit: String) -> ProgressReporter {
-    ProgressReporter(tool: "qconvert", stage: stage, total: total, unit: unit, style: quiet ? .none : progress)
+  func reporter(_ stage: String, total: Int?, unit: String, baseline: Int = 0) -> ProgressReporter {
+    ProgressReporter(
+      tool: "qconvert", stage: stage, total: total, unit: unit, style: quiet ? .none : progress, baseline: baseline)
   }
 
   /// GPTQ, or the Gram-weighted clip search, on the planned decoder linears.
@@ -71,8 +72,10 @@ extension QConvert {
         initialisation: qatInit)
       let grams = reporter("Gram matrices for the clip search", total: nil, unit: "windows")
       var blocks: ProgressReporter? = nil
-      let training = reporter("training step", total: qatSteps, unit: "")
-      defer { training.finish() }
+      // Started at the first step: the Gram matrices and GPTQ before it, or the steps a resumed
+      // run has already done, would otherwise count in the rate and the ETA.
+      var training: ProgressReporter? = nil
+      defer { training?.finish() }
       try calibration.speedQ(
         plan: &plan, source: source, config: config, configuration: configuration,
         gramProgress: { done, total in
@@ -89,7 +92,9 @@ extension QConvert {
           line.finish()
           blocks = nil
         }
-        training.update(
+        let line = training ?? reporter("training step", total: qatSteps, unit: "", baseline: step.step)
+        training = line
+        line.update(
           step.step, detail: "loss \(String(format: "%.3g", Double(step.loss))), lr \(String(format: "%.2g", Double(step.learningRate)))")
       }
       return

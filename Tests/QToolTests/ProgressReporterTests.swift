@@ -32,6 +32,23 @@ import Testing
       """)
   }
 
+  @Test func rateCountsOnlyTheUnitsDoneSinceTheReporterStarted() {
+    let collected = Collected()
+    // A resumed run: 40 of 100 steps were done before; then 2 steps in 10 s.
+    let progress = ProgressReporter(
+      tool: "qx", stage: "training step", total: 100, unit: "", style: .lines, baseline: 40,
+      write: { collected.text += $0 }, now: { collected.time }, isTerminal: false)
+    progress.update(40)
+    collected.time += 10
+    progress.update(42)
+    // 5 s a step, 58 left: 290 s, about 5 min; the first line has no rate yet.
+    #expect(collected.text == """
+      qx: training step 40/100
+      qx: training step 42/100, 5.0 s each, ETA 5 min
+
+      """)
+  }
+
   @Test func terminalRedrawsOneLineAndEndsIt() {
     let collected = Collected()
     let progress = reporter(.auto, terminal: true, collected)

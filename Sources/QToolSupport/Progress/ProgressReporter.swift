@@ -33,6 +33,9 @@ public final class ProgressReporter: @unchecked Sendable {
   let write: (String) -> Void
   let now: () -> Double
   let start: Double
+  /// Units already done when the reporter started (a resumed run, a stage that reports its
+  /// first unit only after other work); the rate and ETA count only what was done since.
+  let baseline: Int
   var lastDraw = -Double.infinity
   var drawn = false
   let lock = NSLock()
@@ -46,8 +49,9 @@ public final class ProgressReporter: @unchecked Sendable {
   ///   - write: Where lines go; stderr unless a test collects them.
   ///   - now: Seconds on a monotonic clock; a test gives its own.
   ///   - isTerminal: Whether stderr is a terminal (`auto` then redraws one line).
+  ///   - baseline: Units already done before this reporter's clock started.
   public init(
-    tool: String, stage: String, total: Int?, unit: String, style: ProgressStyle,
+    tool: String, stage: String, total: Int?, unit: String, style: ProgressStyle, baseline: Int = 0,
     write: ((String) -> Void)? = nil,
     now: @escaping () -> Double = { ProgressReporter.monotonicSeconds() },
     isTerminal: Bool = isatty(2) == 1
@@ -60,6 +64,7 @@ public final class ProgressReporter: @unchecked Sendable {
     self.terminal = style == .auto && isTerminal
     self.write = write ?? { FileHandleOutput.writeStderr($0) }
     self.now = now
+    self.baseline = baseline
     start = now()
   }
 
@@ -70,7 +75,7 @@ public final class ProgressReporter: @unchecked Sendable {
     guard style != .none else { return }
     let time = now()
     let elapsed = max(time - start, 0)
-    let rate = elapsed > 0 && done > 0 ? Double(done) / elapsed : nil
+    let rate = elapsed > 0 && done > baseline ? Double(done - baseline) / elapsed : nil
     let remaining = total.map { max($0 - done, 0) }
     let eta = rate.flatMap { rate in remaining.map { Double($0) / rate } }
     if style == .json {
