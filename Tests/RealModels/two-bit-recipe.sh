@@ -38,7 +38,7 @@ trap 'rm -f "$TIME"' EXIT
   --calib "$CORPUS" --calib-windows "$STEPS" --calib-context "$CONTEXT" \
   --qat-steps "$STEPS" --qat-lr "$LR" --qat-init "$INIT" --qat-checkpoint "$OUT.qat" --progress "${PROGRESS:-auto}" >/dev/null
 read -r wall rss <"$TIME"
-bpw=$("$BIN/qinspect" "$OUT" --format json | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[0]["totals"]["bits_per_weight"]:.3f}")')
+bpw=$("$BIN/qinspect" "$OUT" --format json | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)[0]["totals"]["bits_per_weight"])')
 echo "two-bit recipe: $OUT: $bpw bits per weight, linears on $BITS bits, $STEPS steps of $CONTEXT tokens, wall $(printf '%.0f' "$wall") s, peak RSS $((rss / 1024)) MB"
 rm -f "$OUT.qat"
 
