@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes Fixtures/tokenizer/{sp-llama2,sp-metaspace,sp-gemma,unigram}/: small SentencePiece-style
-tokenizers trained with the `tokenizers` package on a slice of the corpus, in the forms Llama 2
-(Prepend and Replace normalizers), Mistral (Metaspace pre-tokenizer), Gemma (Replace only) and
-T5/ALBERT (Unigram) ship, each with byte fallback, and the ids and decodings `tokenizers` gives
+"""Writes Fixtures/tokenizer/{sp-llama2,sp-metaspace,sp-gemma,sp-gemma3,unigram}/: small
+SentencePiece-style tokenizers trained with the `tokenizers` package on a slice of the corpus, in
+the forms Llama 2 (Prepend and Replace normalizers), Mistral (Metaspace pre-tokenizer), Gemma
+(Replace only), Gemma 3 (Replace, then a Split on the space it has replaced) and T5/ALBERT
+(Unigram) ship, each with byte fallback, and the ids and decodings `tokenizers` gives
 for a set of hard strings.
 
     PYTHONPATH=~/.cache/qtoolchain-models/py python3 Fixtures/make_sentencepiece_tokenizer_fixtures.py
@@ -175,6 +176,14 @@ def main():
     gemma = train_bpe(normalizers.Replace(" ", "\u2581"), None, sp_decoder(strip=False),
                       ["<pad>", "</s>", "<s>", "<unk>"])
     write_case("sp-gemma", gemma, {
+        "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>"})
+
+    # Gemma 3: the same, with the pre-tokenizer its conversion writes, a Split on " " that
+    # the normalizer leaves nothing to find.
+    gemma3 = dict(gemma)
+    gemma3["pre_tokenizer"] = {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious",
+                               "invert": False}
+    write_case("sp-gemma3", gemma3, {
         "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>"})
 
     unigram = train_unigram()

@@ -3,9 +3,9 @@ import Testing
 @testable import QEngine
 
 /// SentencePiece-style tokenizers written by `Fixtures/make_sentencepiece_tokenizer_fixtures.py`:
-/// BPE with byte fallback in the Llama 2, Mistral (Metaspace) and Gemma forms, and Unigram.
+/// BPE with byte fallback in the Llama 2, Mistral (Metaspace), Gemma and Gemma 3 forms, and Unigram.
 @Suite struct TokenizerSentencePieceTests {
-  static let names = ["sp-llama2", "sp-metaspace", "sp-gemma", "unigram"]
+  static let names = ["sp-llama2", "sp-metaspace", "sp-gemma", "sp-gemma3", "unigram"]
 
   @Test(arguments: names)
   func idsEqualThePythonPackage(name: String) throws {
@@ -45,6 +45,35 @@ import Testing
     let tokenizer = try TokenizerFixtures.tokenizer(name)
     for item in try TokenizerFixtures.expected(name).cases where item.decoded == item.text {
       #expect(tokenizer.decode(tokenizer.encode(item.text, addSpecialTokens: false)) == item.text, "\(item.name)")
+    }
+  }
+
+  /// Gemma 3's `Split` on " " comes after a normalizer that replaced every space, so it is no
+  /// step; the same `Split` is refused where a space can still reach it.
+  @Test(arguments: [
+    (normalizer: #"{"type":"Replace","pattern":{"String":" "},"content":"▁"}"#, accepted: true),
+    (normalizer: #"null"#, accepted: false),
+    (normalizer: #"{"type":"Replace","pattern":{"String":" "},"content":" ▁"}"#, accepted: false),
+    (normalizer: #"{"type":"Sequence","normalizers":[{"type":"Replace","pattern":{"String":" "},"content":"▁"},{"type":"NFKC"}]}"#, accepted: false),
+    (normalizer: #"{"type":"Sequence","normalizers":[{"type":"Replace","pattern":{"String":" "},"content":"▁"},{"type":"Prepend","prepend":"▁"}]}"#, accepted: true),
+  ])
+  func splitOnAReplacedSpaceIsNoStep(normalizer: String, accepted: Bool) throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("split-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let source = try Data(contentsOf: TokenizerFixtures.directory.appending(path: "sp-gemma3/tokenizer.json"))
+    var root = try #require(try JSONSerialization.jsonObject(with: source) as? [String: Any])
+    root["normalizer"] = try JSONSerialization.jsonObject(with: Data(normalizer.utf8), options: .fragmentsAllowed)
+    try JSONSerialization.data(withJSONObject: root).write(to: folder.appendingPathComponent("tokenizer.json"))
+    if accepted {
+      let tokenizer = try Tokenizer(folder: folder)
+      #expect(tokenizer.decode(tokenizer.encode("two  spaces here", addSpecialTokens: false)).hasSuffix("two  spaces here"))
+    } else {
+      #expect {
+        try Tokenizer(folder: folder)
+      } throws: { error in
+        "\(error)".contains("Split")
+      }
     }
   }
 

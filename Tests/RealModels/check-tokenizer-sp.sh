@@ -11,7 +11,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 models_dir="${QTOOLCHAIN_MODELS:-$HOME/.cache/qtoolchain-models}"
 corpus="${models_dir}/corpus"
 models=""
-for name in sp-llama2 sp-metaspace sp-gemma unigram; do
+for name in sp-llama2 sp-metaspace sp-gemma sp-gemma3 unigram; do
   models="${models:+$models:}${root}/Fixtures/tokenizer/${name}"
 done
 
@@ -31,6 +31,11 @@ if [ -f "$real/tokenizer.json" ]; then
 else
   echo "no real SentencePiece tokenizer: the mistral-common wheel or sentencepiece could not be installed" >&2
 fi
+
+# Gemma 3's own tokenizer.json (262,144 pieces; Split on a space its normalizer has replaced),
+# when Tests/RealModels/fetch-families.sh has brought it.
+gemma3="${models_dir}/families/gemma-3-270m/hf"
+if [ -f "$gemma3/tokenizer.json" ]; then models="$models:$gemma3"; fi
 
 files=$(ls "$corpus"/*.txt 2>/dev/null | tr '\n' ':' | sed 's/:$//')
 if [ -z "$files" ]; then

@@ -72,7 +72,7 @@ extension Tokenizer {
     }
 
     let normalizers = try Self.readNormalizers(root["normalizer"], file: file)
-    let metaspace = try Self.readMetaspace(root["pre_tokenizer"], file: file)
+    let metaspace = try Self.readMetaspace(root["pre_tokenizer"], normalizers: normalizers, file: file)
     let decoders = try Self.readPieceDecoders(root["decoder"], file: file)
 
     let addedTokens = try Self.readAddedTokens(root["added_tokens"], vocabulary: vocabulary, file: file)
@@ -128,17 +128,24 @@ extension Tokenizer {
   }
 
   /// The `Metaspace` step of a SentencePiece-style pre-tokenizer, nil when there is none.
-  static func readMetaspace(_ value: Any?, file: String) throws -> Metaspace? {
+  ///
+  /// A `Split` on a character that the normalizers have already replaced everywhere (Gemma 3
+  /// splits on " " after its normalizer turned every space into "▁") never finds its pattern,
+  /// so it is read as no step at all; any other `Split` is refused.
+  static func readMetaspace(_ value: Any?, normalizers: [TextNormalizer], file: String) throws -> Metaspace? {
     guard let object = value as? [String: Any] else { return nil }
     let type = object["type"] as? String ?? "unknown"
     if type == "Sequence" {
-      let parts = object["pretokenizers"] as? [Any] ?? []
+      let parts = (object["pretokenizers"] as? [Any] ?? []).filter {
+        !neverSplits($0 as? [String: Any] ?? [:], after: normalizers)
+      }
       guard parts.count <= 1 else {
         throw TokenizerError.unsupportedComponent(
           file: file, component: "pre_tokenizer", type: "Sequence of \(parts.count) steps with a SentencePiece model")
       }
-      return try parts.first.flatMap { try readMetaspace($0, file: file) }
+      return try parts.first.flatMap { try readMetaspace($0, normalizers: normalizers, file: file) }
     }
+    if neverSplits(object, after: normalizers) { return nil }
     guard type == "Metaspace" else {
       throw TokenizerError.unsupportedComponent(file: file, component: "pre_tokenizer", type: type)
     }
@@ -170,6 +177,29 @@ extension Tokenizer {
       return scheme
     }
     return object["add_prefix_space"] as? Bool ?? true ? .always : .never
+  }
+
+  /// Whether `object` is a `Split` on one literal character that no normalized text can hold:
+  /// a normalizer replaces that character everywhere with text without it, and none after it
+  /// can bring it back (a Unicode form could: NFKC maps U+00A0 to a space).
+  static func neverSplits(_ object: [String: Any], after normalizers: [TextNormalizer]) -> Bool {
+    guard object["type"] as? String == "Split",
+      let pattern = (object["pattern"] as? [String: Any])?["String"] as? String,
+      pattern.unicodeScalars.count == 1, let character = pattern.unicodeScalars.first
+    else { return false }
+    func holds(_ text: String) -> Bool { text.unicodeScalars.contains(character) }
+    guard
+      let removal = normalizers.lastIndex(where: {
+        if case .replace(pattern, let content) = $0 { return !holds(content) }
+        return false
+      })
+    else { return false }
+    return normalizers[(removal + 1)...].allSatisfy {
+      switch $0 {
+      case .prepend(let text), .replace(_, let text): !holds(text)
+      case .nfc, .nfd, .nfkc, .nfkd: false
+      }
+    }
   }
 
   /// The decoder chain of a SentencePiece-style tokenizer (`Replace`, `ByteFallback`, `Fuse`,
