@@ -166,6 +166,51 @@ struct ExportGPTQTests {
   }
 }
 
+/// The stored grids against the runtimes' own tools (Fixtures/make_layout_grid_fixtures.py): the
+/// grid is the one `mlx.core.quantize` and gguf-py's quantizer choose, and any codes on it read
+/// back through `mlx.core.dequantize` and gguf-py's dequantizer as `StoredGrid` says, bit for bit.
+@Suite("Stored grids against mlx and gguf-py")
+struct StoredGridReferenceTests {
+  static let fixture = ExportFixtures.path("export", "layout-grids.safetensors")
+
+  @Test(arguments: [2, 3, 4, 8], [32, 64])
+  func mlxGridAndValuesAreMLXs(bits: Int, group: Int) throws {
+    let file = try SafetensorsFile(path: Self.fixture)
+    let key = "mlx-b\(bits)-g\(group)"
+    let weights = try file.floats(of: "weights")
+    let grid = try weights.withUnsafeBufferPointer {
+      try MLXAffineGrid.storedGrid(
+        $0, rows: 4, columns: 128, bits: bits, groupSize: group, scaleType: .f16)
+    }
+    #expect(
+      grid.scales.map(\.bitPattern) == (try file.floats(of: key + "/scales")).map(\.bitPattern))
+    #expect(
+      grid.offsets.map(\.bitPattern) == (try file.floats(of: key + "/biases")).map(\.bitPattern))
+    let codes = try ExportFixtures.bytes(of: key + "/codes", in: file)
+    let expected = try file.floats(of: key + "/dequantized")
+    #expect(grid.dequantize(codes).map(\.bitPattern) == expected.map(\.bitPattern))
+  }
+
+  @Test(arguments: StoredBlockCaseName.all)
+  func ggufGridBlocksAndValuesAreGGUFPys(_ setting: StoredBlockCaseName) throws {
+    let file = try SafetensorsFile(path: Self.fixture)
+    let key = "gguf-\(setting.mix.rawValue)"
+    let type = setting.mix.defaultType
+    let weights = try file.floats(of: "weights")
+    let grid = try weights.withUnsafeBufferPointer {
+      try GGUFBlocks.storedGrid($0, rows: 4, columns: 128, type: type)
+    }
+    #expect(grid.scales.map(\.bitPattern) == (try file.floats(of: key + "/d")).map(\.bitPattern))
+    #expect(grid.offsets.map(\.bitPattern) == (try file.floats(of: key + "/m")).map(\.bitPattern))
+    let decided = StoredCodes(
+      grid: grid, codes: try ExportFixtures.bytes(of: key + "/codes", in: file))
+    let blocks = try GGUFBlocks.encode(decided, rows: 0..<4, type: type)
+    #expect(blocks == (try ExportFixtures.bytes(of: key + "/blocks", in: file)))
+    let expected = try file.floats(of: key + "/dequantized")
+    #expect(decided.dequantize().map(\.bitPattern) == expected.map(\.bitPattern))
+  }
+}
+
 /// One whole-model GGUF type with a block grid.
 struct StoredBlockCaseName: Sendable, CustomTestStringConvertible {
   let mix: GGUFMix
