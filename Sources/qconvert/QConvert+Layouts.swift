@@ -131,6 +131,11 @@ extension QConvert {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       let selection: GGUFTypeSelection = ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix)
+      // GPTQ runs the model before the writer streams: a NaN or infinity is refused first, as
+      // the writer would, not met as a singular Hessian further down.
+      if method == .gptq, !allowNonfinite, let first = try NonFiniteElement.all(in: source).first {
+        throw ConvertError.nonFinite(first)
+      }
       let decided = try gptqCodes(checkpoint: checkpoint) {
         try GGUFExport.gptqGrids(
           source: source, configData: configData, configPath: checkpoint.configPath, selection: selection, rules: rules)
