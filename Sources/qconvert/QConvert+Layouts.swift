@@ -60,6 +60,29 @@ extension QConvert {
     return request
   }
 
+  /// With '--method gptq', GPTQ's codes on the layout's stored grids (`grids` names them), decided
+  /// on the calibration text before the writer streams; otherwise none.
+  func gptqCodes(
+    checkpoint: Checkpoint, grids: () throws -> [String: SequentialGPTQ.StoredGridMaker]
+  ) throws -> [String: StoredCodes] {
+    guard method == .gptq, let calib else { return [:] }
+    let planned = try grids()
+    let calibration = try ConvertCalibration(
+      checkpoint: checkpoint,
+      settings: .init(textFile: calib, field: calibField, context: calibContext, windows: calibWindows))
+    if !quiet {
+      var stderr = StandardError()
+      print("qconvert: calibrating on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
+    }
+    var blocks: ProgressReporter? = nil
+    defer { blocks?.finish() }
+    return try calibration.decide(onto: planned, actOrder: actOrder) { step in
+      let line = blocks ?? reporter("GPTQ", total: step.blocks, unit: "blocks")
+      blocks = line
+      line.update(step.block, detail: step.tensor)
+    }
+  }
+
   /// Writes the input in a runtime's own layout instead of a qpack; `outputLayout` has already
   /// refused what the layout cannot hold.
   func exportLayout(checkpoint: Checkpoint, source: any TensorSource, rules: [ConvertRule]) throws {
@@ -77,14 +100,20 @@ extension QConvert {
       for element in nonFinite {
         print("qconvert: warning: \(element); kept unquantized", to: &stderr)
       }
+      let overrides: [String: MLXExport.Settings?] = Dictionary(
+        nonFinite.map { ($0.tensor, nil) }, uniquingKeysWith: { first, _ in first })
+      let decided = try gptqCodes(checkpoint: checkpoint) {
+        try MLXExport.gptqGrids(
+          source: source, configData: checkpoint.configData, bits: bits, groupSize: groupSize, rules: rules,
+          overrides: overrides)
+      }
       let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try MLXExport.exportMLX(
           source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
           to: stage.temporary, bits: bits, groupSize: groupSize,
           method: MLXExport.Method(rawValue: method.rawValue) ?? .rtn, rules: rules,
-          overrides: Dictionary(nonFinite.map { ($0.tensor, nil) }, uniquingKeysWith: { first, _ in first }),
-          maxShardBytes: maxShardSize, progress: progress)
+          overrides: overrides, decided: decided, maxShardBytes: maxShardSize, progress: progress)
         try stage.commit()
       } catch {
         stage.abandon()
@@ -101,9 +130,19 @@ extension QConvert {
       let tokenizer = checkpoint.folder.flatMap {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
+      let selection: GGUFTypeSelection = ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix)
+      // GPTQ runs the model before the writer streams: a NaN or infinity is refused first, as
+      // the writer would, not met as a singular Hessian further down.
+      if method == .gptq, !allowNonfinite, let first = try NonFiniteElement.all(in: source).first {
+        throw ConvertError.nonFinite(first)
+      }
+      let decided = try gptqCodes(checkpoint: checkpoint) {
+        try GGUFExport.gptqGrids(
+          source: source, configData: configData, configPath: checkpoint.configPath, selection: selection, rules: rules)
+      }
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
-        to: destination, selection: ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix), rules: rules,
+        to: destination, selection: selection, rules: rules, decided: decided,
         nonFinite: { element in
           // The file is renamed into place only when complete, so refusing here leaves nothing.
           if !allowNonfinite { throw ConvertError.nonFinite(element) }

@@ -47,7 +47,7 @@ struct QConvert: ParsableCommand {
   /// `--group-size`, or its default.
   var groupSize: Int { groupSizeOption ?? 64 }
 
-  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib; an embedding ruled onto a bilevel grid, e.g. --rule 'embed_tokens=bilevel4', trains on it too, else it is rounded once and frozen).")
+  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib; with '--layout mlx' on MLX's grid, with '--layout gguf' on q4_0, q4_1, q5_0, q5_1 and q8_0 blocks, other GGUF tensor types keeping llama.cpp's rounding), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib; an embedding ruled onto a bilevel grid, e.g. --rule 'embed_tokens=bilevel4', trains on it too, else it is rounded once and frozen).")
   var method: Method = .rtn
 
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")
@@ -61,7 +61,7 @@ struct QConvert: ParsableCommand {
 
   @Option(name: .customLong("gguf-type"), help: ArgumentHelp(
     "GGUF type for '--layout gguf', named as llama-quantize names them (default q8_0).",
-    discussion: "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k or iq4_nl (q3_k, q4_k and q5_k mean the _m mixes). Each tensor's type follows llama-quantize's choices for the mix (see Formats/gguf-export.md)."))
+    discussion: "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k or iq4_nl (q3_k, q4_k and q5_k mean the _m mixes). Each tensor's type follows llama-quantize's choices for the mix (see Formats/gguf-export.md). With '--method gptq' only q4_0, q4_1, q5_0, q5_1 and q8_0 are accepted; GPTQ decides the decoder linears stored in those block types, and tensors of other types (the output head's q6_k, the embedding) keep llama.cpp's rounding (see Formats/layouts.md)."))
   var ggufTypeOption: GGUFType?
 
   /// `--gguf-type`, or its default.
@@ -80,7 +80,7 @@ struct QConvert: ParsableCommand {
   var maxShardSize: Int?
 
   @Option(help: ArgumentHelp(
-    "Calibration text (plain text or JSONL) the full-precision model runs on: enables gptq, a Gram-weighted clip search, --sensitivity and --target-bpw.",
+    "Calibration text (plain text or JSONL) the full-precision model runs on: enables gptq, a Gram-weighted clip search, --sensitivity and --target-bpw (with '--layout mlx' or 'gguf': gptq only).",
     valueName: "text-file"))
   var calib: String?
 

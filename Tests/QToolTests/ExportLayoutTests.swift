@@ -31,7 +31,15 @@ struct ExportLayoutTests {
     .init(arguments: ["--gguf-type", "q4_0"], layout: "mlx", named: "'--gguf-type q4_0'"),
     .init(arguments: ["--gguf-pure"], layout: "native", named: "'--gguf-pure'"),
     .init(arguments: ["--dry-run"], layout: "gguf", named: "'--dry-run'"),
+    .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "q4_k_m"], layout: "gguf", named: "'--gguf-type q4_k_m'"),
+    .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "q6_k"], layout: "gguf", named: "'--gguf-type q6_k'"),
+    .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "iq4_nl"], layout: "gguf", named: "'--gguf-type iq4_nl'"),
+    .init(arguments: ["--calib", sampleText], layout: "mlx", named: "'--calib \(sampleText)'"),
+    .init(arguments: ["--calib", sampleText, "--gguf-type", "q4_0"], layout: "gguf", named: "'--calib \(sampleText)'"),
+    .init(arguments: ["--method", "gptq", "--calib", sampleText, "--sensitivity"], layout: "mlx", named: "'--sensitivity'"),
+    .init(arguments: ["--method", "gptq", "--calib", sampleText, "--target-bpw", "4"], layout: "gguf", named: "'--target-bpw 4.0'"),
   ]
+  static let sampleText = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
 
   /// Each refusal is one line naming the option and the layout, with the usage exit status,
   /// before any output is made.
@@ -55,7 +63,16 @@ struct ExportLayoutTests {
     mlx.rules = [try ConvertRule(parsing: "down_proj=keep"), try ConvertRule(parsing: "up_proj=2g32")]
     mlx.maxShardBytes = 1 << 20
     try MLXLayout.check(mlx)
+    mlx.method = "gptq"
+    mlx.calibrationOptions = ["--calib text.txt"]
+    try MLXLayout.check(mlx)
     var gguf = ConvertRequest()
+    gguf.method = "gptq"
+    gguf.calibrationOptions = ["--calib text.txt"]
+    gguf.ggufOptions = ["--gguf-type q5_1"]
+    try GGUFLayout.check(gguf)
+    gguf.method = "rtn"
+    gguf.calibrationOptions = []
     gguf.rules = [try ConvertRule(parsing: "down_proj=keep"), try ConvertRule(parsing: "up_proj=q8_0")]
     gguf.ggufOptions = ["--gguf-type q4_k_m"]
     try GGUFLayout.check(gguf)

@@ -96,6 +96,48 @@ public enum GPTQ {
   }
 }
 
+extension GPTQ {
+  /// GPTQ onto a layout's stored grid: every group's step and offset are the grid's (fixed from
+  /// the original weights, as the layout's own quantizer chose them), and GPTQ decides only the
+  /// codes, each the nearest on the stored grid to the weight as updated so far, with the
+  /// runtime's own value of that code fed back as the error. With act-order the groups are
+  /// static by construction.
+  ///
+  /// - Returns: the codes, row-major, and GPTQ's loss per row.
+  /// - Throws: `CalibrationError` for a weight or Hessian whose shape is not the grid's, options
+  ///   out of range, or a Hessian that stays singular after damping.
+  public static func quantize<Scalar: LinalgScalar>(
+    _ weights: UnsafeBufferPointer<Float>, hessian: Matrix<Scalar>, onto grid: StoredGrid,
+    options: Options = Options()
+  ) throws(CalibrationError) -> (codes: StoredCodes, rowLosses: [Double]) {
+    let operation = "GPTQ"
+    let (rows, columns) = (grid.rows, grid.columns)
+    guard weights.count == rows &* columns else {
+      throw .grid(.elementCountMismatch(quantizer: operation, expected: rows &* columns, actual: weights.count))
+    }
+    guard hessian.rows == columns, hessian.columns == columns else {
+      throw .hessianShapeMismatch(
+        operation: operation, rows: hessian.rows, columns: hessian.columns, weightColumns: columns)
+    }
+    guard options.dampingFraction >= 0, options.dampingFraction.isFinite else {
+      throw .invalidOption(operation: operation, detail: "damping \(options.dampingFraction) is negative")
+    }
+    guard options.blockSize > 0 else {
+      throw .invalidOption(operation: operation, detail: "block size \(options.blockSize) is not positive")
+    }
+    if rows == 0 || columns == 0 {
+      return (StoredCodes(grid: grid, codes: []), [Double](repeating: 0, count: rows))
+    }
+    // The calibrated grid only sizes the state; the stored grid decides every code.
+    var state = GPTQState(
+      weights: weights, rows: rows, columns: columns, hessian: hessian,
+      grid: .affine(bits: grid.bits, groupSize: .elements(grid.groupLength)), groupLength: grid.groupLength)
+    state.stored = grid
+    try state.run(options: options)
+    return (StoredCodes(grid: grid, codes: state.codes), state.rowLosses)
+  }
+}
+
 /// The working copies GPTQ updates: the weight transposed so a column is contiguous, the Hessian,
 /// and the outputs in the original column order.
 struct GPTQState {
@@ -117,6 +159,8 @@ struct GPTQState {
   var chunkScales: [Float]
   var chunkZeros: [Float]
   var rowLosses: [Double]
+  /// A layout's stored grid: when set, it gives every group's parameters and every code.
+  var stored: StoredGrid?
 
   init<Scalar: LinalgScalar>(
     weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, hessian: Matrix<Scalar>,
@@ -234,6 +278,11 @@ struct GPTQState {
 
   /// Parameters of the group index starting at original column `start`, from the current weights.
   func groupParameters(startingAt start: Int) -> GroupColumnParameters {
+    if let stored {
+      let group = start / groupLength
+      let indices = (0..<rows).map { $0 &* groupsPerRow &+ group }
+      return GroupColumnParameters(scales: indices.map { stored.scales[$0] }, offsets: indices.map { stored.offsets[$0] })
+    }
     var gathered = [Float](repeating: 0, count: rows * groupLength)
     for t in 0..<groupLength {
       let base = (start &+ t) &* rows
@@ -286,6 +335,7 @@ struct GPTQState {
     let diagonal = upper[i &* n &+ i]
     let grid = self.grid
     let levels = self.levels
+    let stored = self.stored
     transposed.withUnsafeMutableBufferPointer { weights in
       codes.withUnsafeMutableBufferPointer { codes in
         errors.withUnsafeMutableBufferPointer { errors in
@@ -296,9 +346,17 @@ struct GPTQState {
               let weight = weights[column &+ row]
               let scale = parameters.scales[row]
               let offset = parameters.offsets[row]
-              let code = grid.code(Float(weight), scale: scale, offset: offset, levels: levels)
+              let code: UInt8
+              let restored: Float
+              if let stored {
+                code = stored.nearestCode(Float(weight), scale: scale, offset: offset)
+                restored = stored.value(Int(code), scale: scale, offset: offset)
+              } else {
+                code = grid.code(Float(weight), scale: scale, offset: offset, levels: levels)
+                restored = grid.restore(code, scale: scale, offset: offset)
+              }
               codes[row &* n &+ originalColumn] = code
-              let difference = weight - Double(grid.restore(code, scale: scale, offset: offset))
+              let difference = weight - Double(restored)
               losses[row] += difference * difference / (diagonal * diagonal) / 2
               errors[errorBase &+ row] = difference / diagonal
             }

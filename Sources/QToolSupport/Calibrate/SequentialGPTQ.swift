@@ -50,35 +50,91 @@ public enum SequentialGPTQ {
     model: DecoderModel, windows: [[Int]], plan: (String) -> CalibratedGrid?, method: Method,
     options: Options = Options(), progress: ((Progress) -> Void)? = nil
   ) throws -> [String: QuantizedMatrix] {
+    var result: [String: QuantizedMatrix] = [:]
+    try eachPlannedLinear(
+      model: model, windows: windows, planned: { plan($0) != nil }, collectsGrams: method != .roundToNearest,
+      options: options, progress: progress
+    ) { name, weight, gram in
+      guard let grid = plan(name) else { return nil }
+      let quantized = try quantize(
+        weight.values, rows: weight.rows, columns: weight.columns, gram: gram, grid: grid, method: method,
+        tensor: name)
+      result[name] = quantized
+      return quantized.dequantize()
+    }
+    return result
+  }
+
+  /// A layout's stored grid for one weight, from its original values `[rows, columns]`; `nil`
+  /// leaves the weight to the layout's own encoder.
+  public typealias StoredGridMaker = (_ weights: UnsafeBufferPointer<Float>, _ rows: Int, _ columns: Int) throws -> StoredGrid?
+
+  /// GPTQ onto layouts' stored grids, in the same sequential order: `plan` gives each planned
+  /// tensor's grid maker (`nil` keeps it out), and the model runs on with the values the
+  /// runtime will read back. Returns the decided codes by tensor name.
+  ///
+  /// - Throws: `CalibrateError.tensorFailed` naming the tensor GPTQ or its grid rejected.
+  public static func run(
+    model: DecoderModel, windows: [[Int]], storedGrids plan: (String) -> StoredGridMaker?, gptq: GPTQ.Options,
+    options: Options = Options(), progress: ((Progress) -> Void)? = nil
+  ) throws -> [String: StoredCodes] {
+    var result: [String: StoredCodes] = [:]
+    try eachPlannedLinear(
+      model: model, windows: windows, planned: { plan($0) != nil }, collectsGrams: true, options: options,
+      progress: progress
+    ) { name, weight, gram in
+      guard let maker = plan(name) else { return nil }
+      guard let gram else { throw CalibrateError.missingGram(tensor: name) }
+      do {
+        let decided = try weight.values.withUnsafeBufferPointer { buffer -> StoredCodes? in
+          guard let grid = try maker(buffer, weight.rows, weight.columns) else { return nil }
+          return try GPTQ.quantize(buffer, hessian: gram, onto: grid, options: gptq).codes
+        }
+        guard let decided else { return nil }
+        result[name] = decided
+        return decided.dequantize()
+      } catch let error as CalibrateError {
+        throw error
+      } catch {
+        throw CalibrateError.tensorFailed(tensor: name, reason: "\(error)")
+      }
+    }
+    return result
+  }
+
+  /// Walks the model's planned linears block by block and stage by stage, handing each its
+  /// weight and (when collected) its input Gram matrix; `quantize` returns the values the
+  /// model runs on from then on, or `nil` to leave the weight as it is.
+  static func eachPlannedLinear(
+    model: DecoderModel, windows: [[Int]], planned: (String) -> Bool, collectsGrams: Bool, options: Options,
+    progress: ((Progress) -> Void)?,
+    quantize: (_ name: String, _ weight: (values: [Float], rows: Int, columns: Int), _ gram: Matrix<Double>?) throws -> [Float]?
+  ) throws {
     let collector = CalibrationCollector(model: model, prefix: options.prefix)
     try collector.start(windows: windows)
-    var result: [String: QuantizedMatrix] = [:]
     let stages = options.trueSequential ? Self.stages : [LinearInput.allCases]
     let linears = model.configuration.architecture.storedLinears
     for block in 0..<model.blockCount {
       for stage in stages {
-        let planned = linears.filter { stage.contains($0.input) }.compactMap { linear in
-          plan(linear.tensorName(block: block, prefix: options.prefix)).map { (linear, $0) }
+        let chosen = linears.filter {
+          stage.contains($0.input) && planned($0.tensorName(block: block, prefix: options.prefix))
         }
-        if planned.isEmpty { continue }
+        if chosen.isEmpty { continue }
         var grams: [LinearInput: Matrix<Double>] = [:]
-        if method != .roundToNearest {
-          grams = try collector.grams(of: Set(planned.map(\.0.input)))
+        if collectsGrams {
+          grams = try collector.grams(of: Set(chosen.map(\.input)))
         }
-        for (linear, grid) in planned {
+        for linear in chosen {
           let name = linear.tensorName(block: block, prefix: options.prefix)
           let weight = try collector.weights(of: linear)
-          let quantized = try quantize(
-            weight.values, rows: weight.rows, columns: weight.columns, gram: grams[linear.input],
-            grid: grid, method: method, tensor: name)
-          try collector.replace(linear, with: quantized.dequantize())
-          result[name] = quantized
+          if let values = try quantize(name, weight, grams[linear.input]) {
+            try collector.replace(linear, with: values)
+          }
           progress?(Progress(block: block, blocks: model.blockCount, tensor: name))
         }
       }
       try collector.advance()
     }
-    return result
   }
 
   /// One tensor on `grid` by `method`; `gram` may be `nil` only for round-to-nearest.

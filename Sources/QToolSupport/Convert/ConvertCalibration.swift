@@ -107,6 +107,18 @@ public struct ConvertCalibration {
     }
   }
 
+  /// GPTQ onto a layout's stored grids (`grids`, by tensor name, from the layout's exporter),
+  /// layer by layer with each block's quantized outputs fed forward: the codes the layout's
+  /// writer then stores as they are.
+  public func decide(
+    onto grids: [String: SequentialGPTQ.StoredGridMaker], actOrder: Bool,
+    progress: ((SequentialGPTQ.Progress) -> Void)? = nil
+  ) throws -> [String: StoredCodes] {
+    try SequentialGPTQ.run(
+      model: model, windows: windows, storedGrids: { grids[$0] }, gptq: GPTQ.Options(actOrder: actOrder),
+      options: SequentialGPTQ.Options(prefix: prefix), progress: progress)
+  }
+
   /// Quantizes the plan's decoder linears with block-wise AdaRound on the Gram clip search's
   /// grids, block by block on the quantized model's activations, and stores the codes in the plan.
   public func adaRound(

@@ -40,11 +40,11 @@ extension GGUFExport {
   /// `[headDim/2, 2]`, turning HF's rotate-half rope layout into ggml's interleaved one.
   ///
   /// Works on any tensor whose first dimension is `heads * headDim` (weights and biases).
-  static func permuteRows(_ values: [Float], rows: Int, heads: Int) -> [Float] {
+  static func permuteRows<Element>(_ values: [Element], rows: Int, heads: Int) -> [Element] {
     guard heads > 0, rows > 0, rows % (heads * 2) == 0 else { return values }
     let rowLength = values.count / rows
     let half = rows / heads / 2
-    var out = [Float](repeating: 0, count: values.count)
+    var out = values
     values.withUnsafeBufferPointer { source in
       out.withUnsafeMutableBufferPointer { target in
         for head in 0..<heads {

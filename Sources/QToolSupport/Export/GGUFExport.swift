@@ -65,6 +65,8 @@ public enum GGUFExport {
   ///   - tokenizerJSON: a Hugging Face tokenizer.json, for the `tokenizer.ggml.*` keys that
   ///     llama.cpp needs to run the file (byte-level BPE only).
   ///   - rules: per-tensor rules, `keep` or a GGUF type (`GGUFLayout` refuses the others).
+  ///   - decided: codes a calibrated method (GPTQ) already decided on a tensor's block grid
+  ///     (`gptqGrids`), by source name: stored as they are, in the tensor's type.
   ///   - blockElements: about how many floats are read and encoded at a time.
   ///   - nonFinite: told of the first NaN or infinity of each tensor as it streams past (it may
   ///     throw to refuse the file, which is then never renamed into place).
@@ -73,7 +75,7 @@ public enum GGUFExport {
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
     to output: OutputDestination, selection: GGUFTypeSelection, rules: [ConvertRule] = [],
-    blockElements: Int = TensorRowBlocks.blockElements,
+    decided: [String: StoredCodes] = [:], blockElements: Int = TensorRowBlocks.blockElements,
     nonFinite: ((NonFiniteElement) throws -> Void)? = nil, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(
@@ -103,6 +105,29 @@ public enum GGUFExport {
         tokenizerJSON, vocabSize: hyper.vocabSize, location: source.location)
     }
 
+    let (mapped, types) = try plannedTypes(source: source, hyper: hyper, selection: selection, rules: rules)
+    let plans = zip(mapped, types).map { tensor, type in
+      GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
+    }
+    let writer = try GGUFWriter(output: output, kvs: keyValues, tensors: plans)
+    for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
+      progress(ExportProgress(tensor: plan.name, index: index, count: plans.count))
+      try writer.append(name: plan.name) { write in
+        try encodeInBlocks(
+          tensor, as: plan.type, from: source, decided: decided[tensor.source.name], blockElements: blockElements,
+          nonFinite: nonFinite, to: write)
+      }
+    }
+    try writer.finish()
+  }
+
+  /// Source tensors in file order with their GGUF names and storage types: `selection`'s choice
+  /// for each, then the first rule matching its source name.
+  ///
+  /// - Throws: `ConvertError` for a rule this layout cannot hold or whose type does not fit the rows.
+  static func plannedTypes(
+    source: any TensorSource, hyper: LlamaHyperParameters, selection: GGUFTypeSelection, rules: [ConvertRule]
+  ) throws -> (mapped: [MappedTensor], types: [GGMLType]) {
     let mapped = try mapTensors(source: source, hyper: hyper)
     let model = GGUFMixModel(
       layers: hyper.blockCount, heads: hyper.heads, keyValueHeads: hyper.keyValueHeads,
@@ -119,25 +144,37 @@ public enum GGUFExport {
       }
       types[position] = type
     }
-    let plans = zip(mapped, types).map { tensor, type in
-      GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
-    }
-    let writer = try GGUFWriter(output: output, kvs: keyValues, tensors: plans)
-    for (index, (tensor, plan)) in zip(mapped, plans).enumerated() {
-      progress(ExportProgress(tensor: plan.name, index: index, count: plans.count))
-      try writer.append(name: plan.name) { write in
-        try encodeInBlocks(
-          tensor, as: plan.type, from: source, blockElements: blockElements, nonFinite: nonFinite, to: write)
+    return (mapped, types)
+  }
+
+  /// The block grid GPTQ decides on for every matrix the export stores in a type with one
+  /// (`GGUFBlocks.storedGridTypes`: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), by source name: each block's
+  /// d (and m) as llama.cpp's quantizer computes them from the original weights. Matrices of
+  /// other types (K-quants, IQ4_NL, F16, ...) and matrices holding NaN or infinity are left to
+  /// the encoder.
+  public static func gptqGrids(
+    source: any TensorSource, configData: Data, configPath: String? = nil, selection: GGUFTypeSelection,
+    rules: [ConvertRule] = []
+  ) throws -> [String: SequentialGPTQ.StoredGridMaker] {
+    let config = try ModelConfig(data: configData, location: configPath ?? source.location + "/config.json")
+    let hyper = try LlamaHyperParameters(config: config, location: config.location)
+    let (mapped, types) = try plannedTypes(source: source, hyper: hyper, selection: selection, rules: rules)
+    var grids: [String: SequentialGPTQ.StoredGridMaker] = [:]
+    for (tensor, type) in zip(mapped, types) where tensor.source.shape.count == 2 {
+      guard let block = GGUFBlocks.storedGridTypes.first(where: { $0.ggmlTypeID == type.rawValue }) else { continue }
+      grids[tensor.source.name] = { weights, rows, columns in
+        guard !weights.contains(where: { !$0.isFinite }) else { return nil }
+        return try GGUFBlocks.storedGrid(weights, rows: rows, columns: columns, type: block)
       }
     }
-    try writer.finish()
+    return grids
   }
 
   /// Encodes one tensor a block of rows at a time (whole heads for a permuted Q or K), handing
   /// each block's bytes to `write`; blocks are whole rows, so the bytes are those of the whole.
   static func encodeInBlocks(
-    _ tensor: MappedTensor, as type: GGMLType, from source: any TensorSource, blockElements: Int,
-    nonFinite: ((NonFiniteElement) throws -> Void)? = nil, to write: (UnsafeRawBufferPointer) throws -> Void
+    _ tensor: MappedTensor, as type: GGMLType, from source: any TensorSource, decided: StoredCodes? = nil,
+    blockElements: Int, nonFinite: ((NonFiniteElement) throws -> Void)? = nil, to write: (UnsafeRawBufferPointer) throws -> Void
   ) throws {
     let info = tensor.source
     let rows = info.shape.count == 2 ? info.shape[0] : 1
@@ -154,6 +191,19 @@ public enum GGUFExport {
         let index = info.shape.count == 2 ? [firstRow + offset / columns, offset % columns] : [offset]
         try nonFinite(
           NonFiniteElement(location: source.location, tensor: info.name, index: index, shape: info.shape, value: block[offset]))
+      }
+      if let decided, info.shape.count == 2 {
+        // Codes decided on the block grid are stored as they are, their rows permuted as the
+        // weights' would be.
+        guard let blockType = GGUFBlockType.allCases.first(where: { $0.ggmlTypeID == type.rawValue }) else {
+          throw ExportError.unsupportedTensor(
+            location: source.location, tensor: info.name, reason: "has decided codes but is stored as \(type.name)")
+        }
+        let rows = block.count / columns
+        var bytes = try GGUFBlocks.encode(decided, rows: firstRow..<(firstRow + rows), type: blockType)
+        if tensor.permuteHeads != nil { bytes = permuteRows(bytes, rows: rows, heads: rows / headRows) }
+        try bytes.withUnsafeBytes { try write($0) }
+        return
       }
       func encodeBlock(_ values: UnsafeBufferPointer<Float>) throws {
         let bytes = try encode(values, as: type, tensor: tensor.name)

@@ -86,13 +86,20 @@ public enum MLXAffineGrid {
   /// `value` rounded to `dtype` (nearest, ties to even) and widened back.
   @inline(__always)
   public static func round(_ value: Float, to dtype: DType) -> Float {
-    switch dtype {
-    case .f16: Float(Float16(value))
-    case .bf16:
-      // Round to nearest, ties to even, on the upper 16 bits (NaN stays NaN).
-      value.isNaN
-        ? value : Float(bitPattern: (value.bitPattern &+ 0x7FFF &+ ((value.bitPattern >> 16) & 1)) & 0xFFFF_0000)
-    default: value
-    }
+    StoredGrid.round(value, to: dtype)
+  }
+
+  /// The grid `mlx.core.quantize` chooses for `[rows, columns]` weights (its round to
+  /// nearest's scales and biases), as MLX stores them in `scaleType`: the grid GPTQ decides
+  /// codes on for the MLX layout.
+  public static func storedGrid(
+    _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, bits: Int, groupSize: Int, scaleType: DType
+  ) throws -> StoredGrid {
+    let decided = try AffineQuantizer.quantize(
+      weights, rows: rows, columns: columns, bits: bits, groupSize: .elements(groupSize))
+    let grid = stored(decided, weights: weights, scaleType: scaleType, keepCodes: true)
+    return try StoredGrid(
+      rows: rows, columns: columns, groupLength: groupSize, bits: bits, arithmetic: .mlxAffine(scaleType),
+      scales: grid.scales, offsets: grid.offsets)
   }
 }

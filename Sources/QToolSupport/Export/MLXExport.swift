@@ -69,14 +69,17 @@ public enum MLXExport {
   ///     `MLXLayout` refuses the rules this layout cannot hold before anything is read.
   ///   - overrides: per tensor name (`X.weight`): other settings, or `nil` to keep it
   ///     unquantized; wins over the rules.
+  ///   - decided: codes a calibrated method (GPTQ) already decided on MLX's stored grid, by
+  ///     tensor name (`X.weight`): written as they are, with their grid's scales and biases.
   ///   - maxShardBytes: split the weights into `model-0000i-of-0000n.safetensors` files of at
   ///     most this many bytes (a larger tensor alone in its file), as mlx_lm's `save` does.
   ///   - blockElements: about how many floats are read and quantized at a time.
   public static func exportMLX(
     source: any TensorSource, configData: Data?, sideFilesFrom folder: String?,
     to outputFolder: String, bits: Int, groupSize: Int, method: Method = .rtn,
-    rules: [ConvertRule] = [], overrides: [String: Settings?] = [:], maxShardBytes: Int? = nil,
-    blockElements: Int = TensorRowBlocks.blockElements, progress: (ExportProgress) -> Void = { _ in }
+    rules: [ConvertRule] = [], overrides: [String: Settings?] = [:], decided: [String: StoredCodes] = [:],
+    maxShardBytes: Int? = nil, blockElements: Int = TensorRowBlocks.blockElements,
+    progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try configData.map { try decodeConfig($0, location: source.location) }
     let tied = config?["tie_word_embeddings"]?.boolValue ?? false
@@ -105,8 +108,8 @@ public enum MLXExport {
         var companions: (scales: [UInt8], biases: [UInt8]) = ([], [])
         try writer.append(name: tensor.name) { write in
           companions = try quantize(
-            entry.source, from: source, settings: settings, method: method, blockElements: blockElements,
-            words: write)
+            entry.source, from: source, settings: settings, method: method, decided: decided[entry.source.name],
+            blockElements: blockElements, words: write)
         }
         pending[module + ".scales"] = companions.scales
         pending[module + ".biases"] = companions.biases
@@ -115,7 +118,8 @@ public enum MLXExport {
         // words wait too, until the writer reaches them.
         var words: [UInt8] = []
         let companions = try quantize(
-          entry.source, from: source, settings: settings, method: method, blockElements: blockElements
+          entry.source, from: source, settings: settings, method: method, decided: decided[entry.source.name],
+          blockElements: blockElements
         ) { words += $0 }
         pending[module + ".weight"] = words
         pending[module + ".scales"] = companions.scales
@@ -252,19 +256,30 @@ public enum MLXExport {
   ///   dtype's range with scales in that dtype.
   static func quantize(
     _ info: TensorInfo, from source: any TensorSource, settings: Settings, method: Method = .rtn,
-    blockElements: Int = TensorRowBlocks.blockElements, words: (UnsafeRawBufferPointer) throws -> Void
+    decided: StoredCodes? = nil, blockElements: Int = TensorRowBlocks.blockElements,
+    words: (UnsafeRawBufferPointer) throws -> Void
   ) throws -> (scales: [UInt8], biases: [UInt8]) {
     let columns = info.shape[1]
     let scaleType = scaleDType(for: info.dtype)
+    if let grid = decided?.grid,
+      grid.arithmetic != .mlxAffine(scaleType) || grid.bits != settings.bits || grid.groupLength != settings.groupSize
+        || grid.rows != info.shape[0] || grid.columns != columns
+    {
+      throw ExportError.unsupportedTensor(
+        location: source.location, tensor: info.name,
+        reason: "has codes decided on another grid than its \(settings.bits)-bit group-\(settings.groupSize) one")
+    }
     var scales: [UInt8] = []
     var biases: [UInt8] = []
     let rowsPerBlock = TensorRowBlocks.rowsPerBlock(
       columns: columns, rows: info.shape[0], blockElements: blockElements)
     try TensorRowBlocks.forEach(info, in: source, rowsPerBlock: rowsPerBlock) { firstRow, block in
       let rows = block.count / columns
-      let stored = try decide(
-        block, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
-        method: method, scaleType: scaleType)
+      let stored =
+        try decided.map { $0.affineRows(firstRow..<(firstRow + rows)) }
+        ?? decide(
+          block, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
+          method: method, scaleType: scaleType)
       let packed = try stored.packedWords()
       let blockScales = narrow(stored.scales, to: scaleType)
       let blockBiases = narrow(stored.offsets, to: scaleType)
@@ -283,6 +298,32 @@ public enum MLXExport {
       biases += blockBiases
     }
     return (scales, biases)
+  }
+
+  /// The stored grid GPTQ decides on for every weight the export quantizes with `bits` and
+  /// `groupSize`, rules and overrides as `exportMLX` takes them: `mlx.core.quantize`'s own
+  /// scales and biases at each tensor's settings, in its scales' dtype. Weights holding NaN or
+  /// infinity are left out.
+  public static func gptqGrids(
+    source: any TensorSource, configData: Data?, bits: Int, groupSize: Int, rules: [ConvertRule] = [],
+    overrides: [String: Settings?] = [:]
+  ) throws -> [String: SequentialGPTQ.StoredGridMaker] {
+    let config = try configData.map { try decodeConfig($0, location: source.location) }
+    let plan = try makePlan(
+      source: source, bits: bits, groupSize: groupSize, rules: rules, overrides: overrides,
+      dropLMHead: config?["tie_word_embeddings"]?.boolValue ?? false)
+    var grids: [String: SequentialGPTQ.StoredGridMaker] = [:]
+    for entry in plan {
+      guard let settings = entry.settings else { continue }
+      let scaleType = scaleDType(for: entry.source.dtype)
+      grids[entry.source.name] = { weights, rows, columns in
+        guard !weights.contains(where: { !$0.isFinite }) else { return nil }
+        return try MLXAffineGrid.storedGrid(
+          weights, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
+          scaleType: scaleType)
+      }
+    }
+    return grids
   }
 
   static func widen(_ bytes: [UInt8], from dtype: DType) -> [Float] {

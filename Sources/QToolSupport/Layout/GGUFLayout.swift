@@ -13,15 +13,32 @@ public enum GGUFLayout: OutputLayout {
   public static func refusalReason(_ option: LayoutOption) -> String? {
     switch option {
     case .method(let method):
-      method == "rtn" ? nil : "GGUF blocks are encoded by llama.cpp's own rounding; use rtn"
+      method == "rtn" || method == "gptq"
+        ? nil : "GGUF blocks are encoded by llama.cpp's own rounding, or by gptq on the block grid; use rtn or gptq"
     case .bits, .groupSize: "GGUF block types carry their own bits and block size; choose them with '--gguf-type' or a rule"
     case .rule(let rule): ruleRefusal(rule.action)
     case .compress: "llama.cpp loads plain GGUF blocks, not zstd-compressed ones"
     case .maxShardSize: "the export writes one GGUF file"
     case .dryRun: "the plan table is printed for the native layout only"
-    case .calibration: "no method this layout holds uses calibration"
+    case .calibration(let option): MLXLayout.calibrationRefusal(option)
     case .gguf: nil
     }
+  }
+
+  /// Names of the `--gguf-type` mixes whose matrices GPTQ can decide: those whose type is a
+  /// block grid (`GGUFBlocks.storedGridTypes`).
+  static let gptqTypes = GGUFBlocks.storedGridTypes.map { $0.rawValue.lowercased() }
+
+  public static func combinationRefusal(_ request: ConvertRequest) -> (option: LayoutOption, reason: String)? {
+    if let refusal = MLXLayout.calibrationWithoutGPTQ(request) { return refusal }
+    guard request.method == "gptq",
+      let option = request.ggufOptions.first(where: { $0.hasPrefix("--gguf-type ") }),
+      !gptqTypes.contains(String(option.dropFirst("--gguf-type ".count)))
+    else { return nil }
+    return (
+      .gguf(option),
+      "'--method gptq' decides codes on \(gptqTypes.joined(separator: ", ")) blocks; K-quant and iq4_nl grids quantize their own scales, which GPTQ here does not"
+    )
   }
 
   static func ruleRefusal(_ action: RuleAction) -> String? {

@@ -1,7 +1,8 @@
 import QCompute
 
 /// MLX's quantized layout (`mlx_lm.convert -q`): affine codes on `mlx.core.quantize`'s grid
-/// (round to nearest, clip search or HQQ, decided on the grid as MLX stores it), per module
+/// (round to nearest, clip search, HQQ, or GPTQ on the decoder linears, decided on the grid as
+/// MLX stores it), per module
 /// `false` (kept) or `{group_size, bits}` in config.json, shards of a given size. `MLXExport`
 /// writes it.
 public enum MLXLayout: OutputLayout {
@@ -10,8 +11,8 @@ public enum MLXLayout: OutputLayout {
   public static func refusalReason(_ option: LayoutOption) -> String? {
     switch option {
     case .method(let method):
-      MLXExport.Method(rawValue: method) != nil
-        ? nil : "MLX's affine grid takes rtn, clip or hqq here (calibrated methods are native-only for now)"
+      MLXExport.Method(rawValue: method) != nil || method == "gptq"
+        ? nil : "MLX's affine grid takes rtn, clip, hqq or gptq here"
     case .bits(let bits):
       MLXExport.supportedBits.contains(bits) ? nil : "MLX export packs bits \(MLXExport.supportedBits.sorted())"
     case .groupSize(let size):
@@ -20,9 +21,26 @@ public enum MLXLayout: OutputLayout {
     case .compress: "mlx_lm loads plain safetensors, not zstd-compressed codes"
     case .maxShardSize: nil
     case .dryRun: "the plan table is printed for the native layout only"
-    case .calibration: "no method this layout holds uses calibration"
+    case .calibration(let option): calibrationRefusal(option)
     case .gguf: "applies to '--layout gguf' only"
     }
+  }
+
+  public static func combinationRefusal(_ request: ConvertRequest) -> (option: LayoutOption, reason: String)? {
+    calibrationWithoutGPTQ(request)
+  }
+
+  /// `--sensitivity` and `--target-bpw` plan the native pack's grids; GPTQ's `--calib` is the
+  /// only calibration an export takes.
+  static func calibrationRefusal(_ option: String) -> String? {
+    option.hasPrefix("--calib ") ? nil : "it plans the native pack's grids; this layout's calibration is '--method gptq' only"
+  }
+
+  /// `--calib` given for a method that does not use it.
+  static func calibrationWithoutGPTQ(_ request: ConvertRequest) -> (option: LayoutOption, reason: String)? {
+    guard request.method != "gptq", let calib = request.calibrationOptions.first(where: { $0.hasPrefix("--calib ") })
+    else { return nil }
+    return (.calibration(calib), "only '--method gptq' uses calibration on this layout")
   }
 
   static func ruleRefusal(_ action: RuleAction) -> String? {

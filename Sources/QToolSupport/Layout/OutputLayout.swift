@@ -29,6 +29,9 @@ public protocol OutputLayout {
   static var name: String { get }
   /// Why this layout cannot honour `option` (as the user wrote it), or `nil` when it can.
   static func refusalReason(_ option: LayoutOption) -> String?
+  /// An option this layout cannot honour together with the rest of `request` (each alone
+  /// passed `refusalReason`), and why; `nil` when the request holds together.
+  static func combinationRefusal(_ request: ConvertRequest) -> (option: LayoutOption, reason: String)?
 }
 
 /// One choice of a request, as the user wrote it, for a layout to accept or refuse.
@@ -75,6 +78,8 @@ extension ConvertRequest {
 }
 
 extension OutputLayout {
+  public static func combinationRefusal(_ request: ConvertRequest) -> (option: LayoutOption, reason: String)? { nil }
+
   /// Refuses the first option of `request` this layout cannot honour.
   ///
   /// - Throws: `ConvertError.layoutCannotHonour` naming the option and the layout.
@@ -83,6 +88,9 @@ extension OutputLayout {
       if let reason = refusalReason(option) {
         throw .layoutCannotHonour(option: option.description, layout: name, reason: reason)
       }
+    }
+    if let (option, reason) = combinationRefusal(request) {
+      throw .layoutCannotHonour(option: option.description, layout: name, reason: reason)
     }
   }
 }

@@ -1,0 +1,220 @@
+import Foundation
+import QFormats
+import Testing
+
+@testable import QCompute
+@testable import QToolSupport
+
+/// One MLX setting GPTQ runs at on the tiny model (rows of 64 and 128).
+struct MLXGPTQCase: Sendable, CustomTestStringConvertible {
+  let bits: Int
+  let group: Int
+  let actOrder: Bool
+  var testDescription: String { "\(bits)-bit g\(group)" + (actOrder ? " act-order" : "") }
+}
+
+/// GPTQ into the MLX and GGUF layouts: codes decided on the layout's stored grid, written by the
+/// layout's own writer unchanged, read back (through the dequantizers checked against
+/// mlx.core.dequantize and gguf-py) as exactly the weights GPTQ decided.
+@Suite("GPTQ into the MLX and GGUF layouts")
+struct ExportGPTQTests {
+  static let model = fixturesDirectory.appendingPathComponent("tiny-chat").path
+  static let text = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
+
+  static func calibration() throws -> ConvertCalibration {
+    try ConvertCalibration(
+      checkpoint: try Checkpoint.open(model),
+      settings: .init(textFile: text, context: 32, windows: 4))
+  }
+
+  static let mlxCases: [MLXGPTQCase] = [
+    .init(bits: 3, group: 32, actOrder: false), .init(bits: 3, group: 32, actOrder: true),
+    .init(bits: 4, group: 64, actOrder: false), .init(bits: 2, group: 128, actOrder: true),
+    .init(bits: 8, group: 64, actOrder: false),
+  ]
+
+  @Test(arguments: mlxCases)
+  func mlxWriterStoresGPTQsCodes(_ setting: MLXGPTQCase) throws {
+    let checkpoint = try Checkpoint.open(Self.model)
+    let grids = try MLXExport.gptqGrids(
+      source: checkpoint.source, configData: checkpoint.configData, bits: setting.bits,
+      groupSize: setting.group)
+    let decided = try Self.calibration().decide(onto: grids, actOrder: setting.actOrder)
+    // GPTQ decides the decoder linears; the embedding keeps round to nearest. Rows of 64 are no
+    // whole group of 128: those modules stay unquantized, out of the plan.
+    #expect(decided.count == (setting.group == 128 ? 2 : 14))
+    #expect(
+      Set(grids.keys).subtracting(decided.keys)
+        == (setting.group == 128 ? [] : ["model.embed_tokens.weight"]))
+    let folder = try ExportFixtures.scratchFolder("gptq-mlx")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try MLXExport.exportMLX(
+      source: checkpoint.source, configData: checkpoint.configData,
+      sideFilesFrom: checkpoint.folder, to: folder,
+      bits: setting.bits, groupSize: setting.group, decided: decided)
+    let written = try Checkpoint.open(folder).dequantized().source
+    for (name, codes) in decided {
+      let values = try written.floats(of: name)
+      #expect(values.map(\.bitPattern) == codes.dequantize().map(\.bitPattern), "\(name)")
+    }
+  }
+
+  @Test(arguments: StoredBlockCaseName.all, [false, true])
+  func ggufWriterStoresGPTQsCodes(_ setting: StoredBlockCaseName, actOrder: Bool) throws {
+    let checkpoint = try Checkpoint.open(Self.model)
+    let configData = try #require(checkpoint.configData)
+    let grids = try GGUFExport.gptqGrids(
+      source: checkpoint.source, configData: configData, selection: .pure(setting.mix))
+    let decided = try Self.calibration().decide(onto: grids, actOrder: actOrder)
+    #expect(decided.count == 14)
+    let folder = try ExportFixtures.scratchFolder("gptq-gguf")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let path = folder + "/model.gguf"
+    try GGUFExport.exportGGUF(
+      source: checkpoint.source, configData: configData,
+      to: try OutputDestination(path: path, kind: .file, replace: true, inputs: []),
+      selection: .pure(setting.mix),
+      decided: decided)
+    let file = try GGUFFile(path: path)
+    for (name, codes) in decided {
+      let ggufName = try #require(GGUFExport.ggufName(of: name))
+      let info = try #require(file.tensorInfo(named: ggufName))
+      #expect(info.type == setting.mix.defaultType.ggmlType)
+      let decoded = try ExportFixtures.bytes(of: ggufName, in: file).withUnsafeBytes {
+        try GGUFBlocks.dequantize($0, type: info.type)
+      }
+      var expected = codes.dequantize()
+      let heads = ggufName.contains(".attn_q.") ? 4 : ggufName.contains(".attn_k.") ? 2 : nil
+      if let heads {
+        expected = GGUFExport.permuteRows(expected, rows: codes.grid.rows, heads: heads)
+      }
+      #expect(decoded.map(\.bitPattern) == expected.map(\.bitPattern), "\(ggufName)")
+    }
+  }
+
+  /// On the tiny model's first block (whose inputs no quantized layer has touched), GPTQ's
+  /// codes have a lower output error tr((W - Q) H (W - Q)ᵀ) than round to nearest on the same
+  /// layout grid, for MLX's 3-bit groups of 32 and for Q4_0 blocks.
+  @Test func gptqBeatsNearestOnTheLayoutGrid() throws {
+    let checkpoint = try Checkpoint.open(Self.model)
+    let calibration = try Self.calibration()
+    let grams = try calibration.collectGrams(windows: calibration.windows.count)
+    let configData = try #require(checkpoint.configData)
+    let layouts: [(String, [String: SequentialGPTQ.StoredGridMaker])] = [
+      (
+        "mlx",
+        try MLXExport.gptqGrids(
+          source: checkpoint.source, configData: configData, bits: 3, groupSize: 32)
+      ),
+      (
+        "gguf q4_0",
+        try GGUFExport.gptqGrids(
+          source: checkpoint.source, configData: configData, selection: .pure(.q4_0))
+      ),
+    ]
+    for (layout, grids) in layouts {
+      let decided = try calibration.decide(onto: grids, actOrder: false)
+      for module in ["q_proj", "k_proj", "v_proj"] {
+        let name = "model.layers.0.self_attn.\(module).weight"
+        let gptq = try #require(decided[name])
+        let gram = try #require(grams[name])
+        let weights = try checkpoint.source.floats(of: name)
+        let nearest = StoredCodes(
+          grid: gptq.grid, codes: weights.withUnsafeBufferPointer { gptq.grid.nearestCodes($0) })
+        func error(_ codes: StoredCodes) -> Double {
+          let delta = zip(weights, codes.dequantize()).map { Double($0) - Double($1) }
+          var total = 0.0
+          let columns = codes.grid.columns
+          for row in 0..<codes.grid.rows {
+            for i in 0..<columns {
+              var inner = 0.0
+              for j in 0..<columns { inner += gram[i, j] * delta[row * columns + j] }
+              total += delta[row * columns + i] * inner
+            }
+          }
+          return total
+        }
+        #expect(
+          error(gptq) < error(nearest),
+          "\(layout) \(name): GPTQ \(error(gptq)), nearest \(error(nearest))")
+      }
+    }
+  }
+
+  /// End to end: both layouts take '--method gptq' (and '--act-order') with '--calib', and what
+  /// they write loads for evaluation.
+  @Test(arguments: [
+    ["--layout", "mlx", "--bits", "3", "--group-size", "32", "--act-order"],
+    ["--layout", "gguf", "--gguf-type", "q4_0"],
+    ["--layout", "gguf", "--gguf-type", "q5_1", "--act-order"],
+  ])
+  func qconvertRunsGPTQIntoTheLayout(_ arguments: [String]) throws {
+    let folder = try ExportFixtures.scratchFolder("gptq-cli")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let output = folder + (arguments[1] == "gguf" ? "/model.gguf" : "/out")
+    let run = try runTool(
+      "qconvert",
+      [
+        Self.model, "-o", output, "--method", "gptq", "--calib", Self.text, "--calib-context", "32",
+        "--calib-windows", "4", "--quiet",
+      ] + arguments)
+    #expect(run.status == 0, "\(run.stderr)")
+    let inspect = try runTool(
+      "qinspect", [output, "--perplexity", Self.text, "--windows", "2", "--context", "32"])
+    #expect(inspect.status == 0, "\(inspect.stderr)")
+    #expect(inspect.stdout.contains("perplexity"), "\(inspect.stdout)")
+  }
+}
+
+/// The stored grids against the runtimes' own tools (Fixtures/make_layout_grid_fixtures.py): the
+/// grid is the one `mlx.core.quantize` and gguf-py's quantizer choose, and any codes on it read
+/// back through `mlx.core.dequantize` and gguf-py's dequantizer as `StoredGrid` says, bit for bit.
+@Suite("Stored grids against mlx and gguf-py")
+struct StoredGridReferenceTests {
+  static let fixture = ExportFixtures.path("export", "layout-grids.safetensors")
+
+  @Test(arguments: [2, 3, 4, 8], [32, 64])
+  func mlxGridAndValuesAreMLXs(bits: Int, group: Int) throws {
+    let file = try SafetensorsFile(path: Self.fixture)
+    let key = "mlx-b\(bits)-g\(group)"
+    let weights = try file.floats(of: "weights")
+    let grid = try weights.withUnsafeBufferPointer {
+      try MLXAffineGrid.storedGrid(
+        $0, rows: 4, columns: 128, bits: bits, groupSize: group, scaleType: .f16)
+    }
+    #expect(
+      grid.scales.map(\.bitPattern) == (try file.floats(of: key + "/scales")).map(\.bitPattern))
+    #expect(
+      grid.offsets.map(\.bitPattern) == (try file.floats(of: key + "/biases")).map(\.bitPattern))
+    let codes = try ExportFixtures.bytes(of: key + "/codes", in: file)
+    let expected = try file.floats(of: key + "/dequantized")
+    #expect(grid.dequantize(codes).map(\.bitPattern) == expected.map(\.bitPattern))
+  }
+
+  @Test(arguments: StoredBlockCaseName.all)
+  func ggufGridBlocksAndValuesAreGGUFPys(_ setting: StoredBlockCaseName) throws {
+    let file = try SafetensorsFile(path: Self.fixture)
+    let key = "gguf-\(setting.mix.rawValue)"
+    let type = setting.mix.defaultType
+    let weights = try file.floats(of: "weights")
+    let grid = try weights.withUnsafeBufferPointer {
+      try GGUFBlocks.storedGrid($0, rows: 4, columns: 128, type: type)
+    }
+    #expect(grid.scales.map(\.bitPattern) == (try file.floats(of: key + "/d")).map(\.bitPattern))
+    #expect(grid.offsets.map(\.bitPattern) == (try file.floats(of: key + "/m")).map(\.bitPattern))
+    let decided = StoredCodes(
+      grid: grid, codes: try ExportFixtures.bytes(of: key + "/codes", in: file))
+    let blocks = try GGUFBlocks.encode(decided, rows: 0..<4, type: type)
+    #expect(blocks == (try ExportFixtures.bytes(of: key + "/blocks", in: file)))
+    let expected = try file.floats(of: key + "/dequantized")
+    #expect(decided.dequantize().map(\.bitPattern) == expected.map(\.bitPattern))
+  }
+}
+
+/// One whole-model GGUF type with a block grid.
+struct StoredBlockCaseName: Sendable, CustomTestStringConvertible {
+  let mix: GGUFMix
+  var testDescription: String { mix.rawValue }
+  static let all: [StoredBlockCaseName] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0].map(
+    StoredBlockCaseName.init)
+}
