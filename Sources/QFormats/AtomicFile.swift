@@ -46,11 +46,12 @@ public final class AtomicFile {
     let name = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
     let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
     temporaryPath = "\(directory).\(name).tmp-\(getpid())-\(random)"
-    descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-    if descriptor < 0 {
-      throw .system(location: temporaryPath, operation: "create", errno: errno)
+    var created: Int32 = -1
+    try TemporaryCleanup.register(temporaryPath) { [temporaryPath] () throws(SafetensorsError) in
+      created = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+      if created < 0 { throw .system(location: temporaryPath, operation: "create", errno: errno) }
     }
-    TemporaryCleanup.register(temporaryPath)
+    descriptor = created
   }
 
   deinit {

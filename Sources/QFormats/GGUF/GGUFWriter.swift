@@ -133,9 +133,12 @@ public final class GGUFWriter {
     let directory = slash.map { String(path[...$0]) } ?? ""
     let file = slash.map { String(path[path.index(after: $0)...]) } ?? path
     temporaryPath = "\(directory).\(file).tmp-\(getpid())"
-    fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw GGUFError.system(path: temporaryPath, call: "open", errno: errno) }
-    TemporaryCleanup.register(temporaryPath)
+    var created: Int32 = -1
+    try TemporaryCleanup.register(temporaryPath) { [temporaryPath] () throws(GGUFError) in
+      created = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+      guard created >= 0 else { throw GGUFError.system(path: temporaryPath, call: "open", errno: errno) }
+    }
+    fd = created
     do {
       try header.withUnsafeBytes { try write($0) }
       try writePadding(after: header.count)

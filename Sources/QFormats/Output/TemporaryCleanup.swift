@@ -20,9 +20,39 @@ public enum TemporaryCleanup {
 
   /// Removes `path` if a signal ends the process before `unregister(_:)`.
   public static func register(_ path: String) {
+    register(path) { () throws(Never) in }
+  }
+
+  /// Registers `path` and runs `create`, which makes it, as one step: the handlers are in place
+  /// before the path exists, and a signal's handler, which holds the lock until the process
+  /// ends, cannot remove the path while it is being made and so leave it behind. A failed
+  /// `create` leaves nothing registered.
+  public static func register<Failure: Error>(
+    _ path: String, creating create: () throws(Failure) -> Void
+  ) throws(Failure) {
     lock.lock()
     defer { lock.unlock() }
+    installHandlers()
     paths.insert(path)
+    do {
+      try create()
+    } catch {
+      paths.remove(path)
+      if paths.isEmpty { removeHandlers() }
+      throw error
+    }
+  }
+
+  /// Stops watching `path` (it was renamed into place or removed).
+  public static func unregister(_ path: String) {
+    lock.lock()
+    defer { lock.unlock() }
+    paths.remove(path)
+    if paths.isEmpty { removeHandlers() }
+  }
+
+  /// Called with the lock held.
+  private static func installHandlers() {
     guard sources.isEmpty else { return }
     for number in signals {
       signal(number, SIG_IGN)
@@ -33,12 +63,9 @@ public enum TemporaryCleanup {
     }
   }
 
-  /// Stops watching `path` (it was renamed into place or removed).
-  public static func unregister(_ path: String) {
-    lock.lock()
-    defer { lock.unlock() }
-    paths.remove(path)
-    guard paths.isEmpty, !sources.isEmpty else { return }
+  /// Called with the lock held.
+  private static func removeHandlers() {
+    guard !sources.isEmpty else { return }
     for source in sources { source.cancel() }
     sources = []
     for number in signals { signal(number, SIG_DFL) }

@@ -37,10 +37,10 @@ public final class StagedFolder: Sendable {
     output.removeStaleTemporaries()
     temporary = output.parent + "/." + output.name + ".tmp-\(getpid())"
     try? FileManager.default.removeItem(atPath: temporary)
-    TemporaryCleanup.register(temporary)
-    do { try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true) } catch {
-      TemporaryCleanup.unregister(temporary)
-      throw .fileSystem(path: temporary, reason: "cannot create the temporary folder")
+    try TemporaryCleanup.register(temporary) { [temporary] () throws(ConvertError) in
+      do { try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true) } catch {
+        throw .fileSystem(path: temporary, reason: "cannot create the temporary folder")
+      }
     }
   }
 
