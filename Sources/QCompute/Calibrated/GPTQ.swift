@@ -69,19 +69,9 @@ public enum GPTQ {
     do {
       length = try grid.validatedGroupLength(rows: rows, columns: columns, operation: operation)
     } catch { throw .grid(error) }
-    guard weights.count == rows &* columns else {
-      throw .grid(.elementCountMismatch(quantizer: operation, expected: rows &* columns, actual: weights.count))
-    }
-    guard hessian.rows == columns, hessian.columns == columns else {
-      throw .hessianShapeMismatch(
-        operation: operation, rows: hessian.rows, columns: hessian.columns, weightColumns: columns)
-    }
-    guard options.dampingFraction >= 0, options.dampingFraction.isFinite else {
-      throw .invalidOption(operation: operation, detail: "damping \(options.dampingFraction) is negative")
-    }
-    guard options.blockSize > 0 else {
-      throw .invalidOption(operation: operation, detail: "block size \(options.blockSize) is not positive")
-    }
+    try checkInputs(
+      weightCount: weights.count, rows: rows, columns: columns, hessian: hessian, options: options,
+      operation: operation)
     if rows == 0 || columns == 0 {
       do {
         let empty = try grid.roundToNearest(weights, rows: rows, columns: columns)
@@ -112,19 +102,9 @@ extension GPTQ {
   ) throws(CalibrationError) -> (codes: StoredCodes, rowLosses: [Double]) {
     let operation = "GPTQ"
     let (rows, columns) = (grid.rows, grid.columns)
-    guard weights.count == rows &* columns else {
-      throw .grid(.elementCountMismatch(quantizer: operation, expected: rows &* columns, actual: weights.count))
-    }
-    guard hessian.rows == columns, hessian.columns == columns else {
-      throw .hessianShapeMismatch(
-        operation: operation, rows: hessian.rows, columns: hessian.columns, weightColumns: columns)
-    }
-    guard options.dampingFraction >= 0, options.dampingFraction.isFinite else {
-      throw .invalidOption(operation: operation, detail: "damping \(options.dampingFraction) is negative")
-    }
-    guard options.blockSize > 0 else {
-      throw .invalidOption(operation: operation, detail: "block size \(options.blockSize) is not positive")
-    }
+    try checkInputs(
+      weightCount: weights.count, rows: rows, columns: columns, hessian: hessian, options: options,
+      operation: operation)
     if rows == 0 || columns == 0 {
       return (StoredCodes(grid: grid, codes: []), [Double](repeating: 0, count: rows))
     }
@@ -414,5 +394,27 @@ struct GPTQState {
       method: grid.method, bits: grid.bits, groupSize: groupSize, rows: rows, columns: columns,
       codes: codes, scales: scales, offsets: offsets, secondLevel: secondLevel)
     return GPTQ.Result(quantized: quantized, rowLosses: rowLosses)
+  }
+}
+
+extension GPTQ {
+  /// The checks both forms of GPTQ make before any work: the weight's element count, the
+  /// Hessian's shape and the options' ranges.
+  static func checkInputs<Scalar: LinalgScalar>(
+    weightCount: Int, rows: Int, columns: Int, hessian: Matrix<Scalar>, options: Options, operation: String
+  ) throws(CalibrationError) {
+    guard weightCount == rows &* columns else {
+      throw .grid(.elementCountMismatch(quantizer: operation, expected: rows &* columns, actual: weightCount))
+    }
+    guard hessian.rows == columns, hessian.columns == columns else {
+      throw .hessianShapeMismatch(
+        operation: operation, rows: hessian.rows, columns: hessian.columns, weightColumns: columns)
+    }
+    guard options.dampingFraction >= 0, options.dampingFraction.isFinite else {
+      throw .invalidOption(operation: operation, detail: "damping \(options.dampingFraction) is negative")
+    }
+    guard options.blockSize > 0 else {
+      throw .invalidOption(operation: operation, detail: "block size \(options.blockSize) is not positive")
+    }
   }
 }
