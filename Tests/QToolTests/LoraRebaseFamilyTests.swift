@@ -47,15 +47,7 @@ import Testing
     let (scratch, newBase) = try checkpoint(fixture)
     defer { for folder in [oldScratch, scratch] { try? FileManager.default.removeItem(at: folder) } }
     let output = scratch.appendingPathComponent("adapter").path
-    let run = try runTool(
-      "lora-rebase",
-      [
-        oldBase.path, newBase.path, Self.adapter, "-o", output, "--finetune", Self.sample, "--steps", "6", "--lr",
-        "1e-2", "--context", "32", "--eval", Self.sample, "--eval-windows", "4", "--eval-context", "32", "--seed", "3",
-      ])
-    #expect(run.status == 0, "\(run.stderr)")
-    let before = try #require(number(after: "held-out perplexity, adapter before fine-tuning: ", in: run.stderr))
-    let after = try #require(number(after: "held-out perplexity, adapter after fine-tuning: ", in: run.stderr))
+    let (run, before, after) = try rebaseAndFinetune(from: oldBase, onto: newBase, to: output)
     // The drop is ~35% on the family fixtures and ~7% on qwen3-head16, whose near-uniform init
     // (perplexity ~ vocabulary) leaves little to learn in six steps.
     #expect(after < 0.97 * before, "\(run.stderr)")
@@ -73,14 +65,11 @@ import Testing
     }
   }
 
-  /// Onto Phi-3, whose q/k/v and gate/up weights are stored fused, the moved pairs are stacked
-  /// into one pair per fused module (rank 3r and 2r in `rank_pattern`, the scale kept by
-  /// `alpha_pattern`), as PEFT wraps Phi-3's modules, and fine-tuning trains them there.
-  @Test func movedAdapterIsFusedOntoPhi3() throws {
-    let (oldScratch, oldBase) = try checkpoint("families/llama3")
-    let (scratch, newBase) = try checkpoint("families/phi3")
-    defer { for folder in [oldScratch, scratch] { try? FileManager.default.removeItem(at: folder) } }
-    let output = scratch.appendingPathComponent("adapter").path
+  /// Moves the Llama 3 fixture's adapter onto `newBase` with six fine-tuning steps, and reads the
+  /// held-out perplexity before and after fine-tuning from its report.
+  func rebaseAndFinetune(from oldBase: URL, onto newBase: URL, to output: String) throws
+    -> (run: ToolRun, before: Double, after: Double)
+  {
     let run = try runTool(
       "lora-rebase",
       [
@@ -90,6 +79,18 @@ import Testing
     #expect(run.status == 0, "\(run.stderr)")
     let before = try #require(number(after: "held-out perplexity, adapter before fine-tuning: ", in: run.stderr))
     let after = try #require(number(after: "held-out perplexity, adapter after fine-tuning: ", in: run.stderr))
+    return (run, before, after)
+  }
+
+  /// Onto Phi-3, whose q/k/v and gate/up weights are stored fused, the moved pairs are stacked
+  /// into one pair per fused module (rank 3r and 2r in `rank_pattern`, the scale kept by
+  /// `alpha_pattern`), as PEFT wraps Phi-3's modules, and fine-tuning trains them there.
+  @Test func movedAdapterIsFusedOntoPhi3() throws {
+    let (oldScratch, oldBase) = try checkpoint("families/llama3")
+    let (scratch, newBase) = try checkpoint("families/phi3")
+    defer { for folder in [oldScratch, scratch] { try? FileManager.default.removeItem(at: folder) } }
+    let output = scratch.appendingPathComponent("adapter").path
+    let (run, before, after) = try rebaseAndFinetune(from: oldBase, onto: newBase, to: output)
     #expect(after < 0.97 * before, "\(run.stderr)")
 
     let base = try SafetensorsFile(path: newBase.appendingPathComponent("model.safetensors").path)
