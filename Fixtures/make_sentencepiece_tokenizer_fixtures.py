@@ -2,7 +2,8 @@
 """Writes Fixtures/tokenizer/{sp-llama2,sp-metaspace,sp-gemma,sp-gemma3,unigram}/: small
 SentencePiece-style tokenizers trained with the `tokenizers` package on a slice of the corpus, in
 the forms Llama 2 (Prepend and Replace normalizers), Mistral (Metaspace pre-tokenizer), Gemma
-(Replace only), Gemma 3 (Replace, then a Split on the space it has replaced) and T5/ALBERT
+(Replace only), Gemma 3 (Replace, then a Split on the space it has replaced, and spellings that
+are only canonically equal held as distinct tokens) and T5/ALBERT
 (Unigram) ship, each with byte fallback, and the ids and decodings `tokenizers` gives
 for a set of hard strings.
 
@@ -111,7 +112,29 @@ def sp_decoder(strip):
     return decoders.Sequence(steps)
 
 
-def write_case(name, data, config):
+# Spellings a vocabulary holds apart that are only canonically equal: ';' and the Greek question
+# mark, 'é' precomposed and 'e' + U+0301, 'Å' and the Angstrom sign (Gemma 3's vocabulary has such
+# pairs). Added to the Gemma 3 case with the merges that build the two-scalar spellings.
+CANONICAL_PIECES = [";", "\u037e", "\u00e9", "\u0301", "e\u0301", "\u00c5", "\u212b", "\u212bm", "\u00e9s"]
+CANONICAL_MERGES = [["e", "\u0301"], ["\u212b", "m"], ["\u00e9", "s"]]
+CANONICAL_TEXTS = {
+    "canonical_pairs": "a;b\u037ec cafe\u0301 caf\u00e9s cafe\u0301s \u00c5m \u212bm \u212b\u212b ;\u037e;",
+}
+
+
+def add_canonical_pieces(data):
+    model = data["model"]
+    vocab = model["vocab"]
+    for piece in CANONICAL_PIECES:
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    for left, right in CANONICAL_MERGES:
+        for part in (left, right):
+            assert part in vocab, part
+        model["merges"].append([left, right] if isinstance(model["merges"][0], list) else f"{left} {right}")
+
+
+def write_case(name, data, config, extra_texts=None):
     folder = os.path.join(OUT, name)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "tokenizer.json")
@@ -125,7 +148,7 @@ def write_case(name, data, config):
     bos = tok.token_to_id(config["bos_token"]) if "bos_token" in config else None
     eos = tok.token_to_id(config["eos_token"]) if "eos_token" in config else None
     cases = []
-    for key, text in TEXTS.items():
+    for key, text in {**TEXTS, **(extra_texts or {})}.items():
         ids = tok.encode(text, add_special_tokens=False).ids
         with_special = tok.encode(text, add_special_tokens=True).ids
         if "add_bos_token" in config or "add_eos_token" in config:
@@ -180,11 +203,13 @@ def main():
 
     # Gemma 3: the same, with the pre-tokenizer its conversion writes, a Split on " " that
     # the normalizer leaves nothing to find.
-    gemma3 = dict(gemma)
+    gemma3 = json.loads(json.dumps(gemma))
+    add_canonical_pieces(gemma3)
     gemma3["pre_tokenizer"] = {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious",
                                "invert": False}
     write_case("sp-gemma3", gemma3, {
-        "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>"})
+        "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>"},
+        CANONICAL_TEXTS)
 
     unigram = train_unigram()
     write_case("unigram", unigram, None)

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Found with the same strict parser that reads safetensors headers. A file that ends before
 /// its value is complete is called truncated, the usual fate of an interrupted download.
-public struct JSONSyntaxProblem: Sendable, Equatable, CustomStringConvertible {
+public struct JSONSyntaxProblem: Error, Sendable, Equatable, CustomStringConvertible {
   /// The byte offset of the problem, and its 1-based line and column.
   public var offset: Int
   public var line: Int
@@ -29,22 +29,29 @@ public struct JSONSyntaxProblem: Sendable, Equatable, CustomStringConvertible {
         _ = try HeaderJSONParser.parse(bytes)
         return nil
       } catch {
-        let offset = min(error.offset, bytes.count)
-        var line = 1
-        var lineStart = 0
-        for (index, byte) in bytes[0..<offset].enumerated() where byte == 0x0A {
-          line += 1
-          lineStart = index + 1
-        }
-        let reason: String
-        switch error.kind {
-        case .syntax(let text): reason = text.replacingOccurrences(of: "end of the header", with: "end of the file")
-        case .duplicateKey(let key): reason = "the key '\(key)' appears more than once"
-        }
-        return JSONSyntaxProblem(
-          offset: offset, line: line, column: offset - lineStart + 1, reason: reason,
-          truncated: offset >= bytes.count, byteCount: bytes.count)
+        return JSONSyntaxProblem(error, in: bytes)
       }
     }
+  }
+}
+
+extension JSONSyntaxProblem {
+  /// The problem a parser error names, with its line and column in `bytes`.
+  init(_ error: HeaderJSONError, in bytes: UnsafeRawBufferPointer) {
+    let offset = min(error.offset, bytes.count)
+    var line = 1
+    var lineStart = 0
+    for (index, byte) in bytes[0..<offset].enumerated() where byte == 0x0A {
+      line += 1
+      lineStart = index + 1
+    }
+    let reason: String
+    switch error.kind {
+    case .syntax(let text): reason = text.replacingOccurrences(of: "end of the header", with: "end of the file")
+    case .duplicateKey(let key): reason = "the key '\(key)' appears more than once"
+    }
+    self.init(
+      offset: offset, line: line, column: offset - lineStart + 1, reason: reason,
+      truncated: offset >= bytes.count, byteCount: bytes.count)
   }
 }

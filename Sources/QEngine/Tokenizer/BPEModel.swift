@@ -1,3 +1,8 @@
+import QFormats
+
+/// A vocabulary's spellings and their ids, each spelling exact (see `ExactString`).
+typealias Vocabulary = [ExactString: Int]
+
 /// The merge table of a byte-level BPE vocabulary and the merge loop over one pre-token.
 struct BPEModel: Sendable {
   /// Vocabulary id of the symbol of each byte, -1 when the vocabulary lacks it (the byte is
@@ -6,7 +11,7 @@ struct BPEModel: Sendable {
   /// `(left << 32) | right` to `(rank << 32) | merged id`.
   let merges: [UInt64: UInt64]
   /// Spelling to id, for `ignore_merges` (whole pre-token looked up first).
-  let vocabulary: [String: Int]
+  let vocabulary: Vocabulary
   let ignoreMerges: Bool
 
   @inline(__always)
@@ -22,7 +27,7 @@ struct BPEModel: Sendable {
       if symbol >= 0 { output.append(symbol) }
       return
     }
-    if ignoreMerges, let id = vocabulary[ByteLevel.encode(bytes)] {
+    if ignoreMerges, let id = vocabulary[ExactString(ByteLevel.encode(bytes))] {
       output.append(Int32(id))
       return
     }

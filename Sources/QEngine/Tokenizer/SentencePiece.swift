@@ -1,3 +1,5 @@
+import QFormats
+
 /// The `Metaspace` pre-tokenizer: spaces become `▁`, one is prepended as `prepend_scheme`
 /// says, and with `split` each piece starts at a `▁` (the delimiter goes with what follows).
 struct Metaspace: Sendable, Equatable {
@@ -186,7 +188,7 @@ struct CharacterBPEModel: Sendable {
   let fuseUnknown: Bool
 
   func encode(_ word: Substring, into output: inout [Int32]) {
-    if merges.ignoreMerges, let id = merges.vocabulary[String(word)] {
+    if merges.ignoreMerges, let id = merges.vocabulary[ExactString(String(word))] {
       output.append(Int32(id))
       return
     }
@@ -224,7 +226,7 @@ struct UnigramModel: Sendable {
   /// Id of the piece ending at each node, -1 where none does.
   let nodeIDs: [Int32]
   let scores: [Double]
-  let pieceToID: [String: Int]
+  let pieceToID: Vocabulary
   let unknownID: Int?
   /// The lowest score of the vocabulary minus 10, given to an unknown character.
   let unknownScore: Double
@@ -233,10 +235,10 @@ struct UnigramModel: Sendable {
   init(pieces: [(String, Double)], unknownID: Int?, byteFallback: Bool) {
     var children: [UInt64: Int32] = [:]
     var nodeIDs: [Int32] = [-1]
-    var toID: [String: Int] = [:]
+    var toID: Vocabulary = [:]
     var minimum = Double.infinity
     for (id, (piece, score)) in pieces.enumerated() {
-      toID[piece] = id
+      toID[ExactString(piece)] = id
       minimum = min(minimum, score)
       var node: Int32 = 0
       for byte in piece.utf8 {
@@ -255,7 +257,7 @@ struct UnigramModel: Sendable {
     // A later duplicate piece owns the spelling, as in the `tokenizers` map.
     for (piece, id) in toID {
       var node: Int32 = 0
-      for byte in piece.utf8 { node = children[UInt64(UInt32(node)) << 8 | UInt64(byte)] ?? 0 }
+      for byte in piece.string.utf8 { node = children[UInt64(UInt32(node)) << 8 | UInt64(byte)] ?? 0 }
       if node != 0 { nodeIDs[Int(node)] = Int32(id) }
     }
     self.children = children
@@ -264,7 +266,7 @@ struct UnigramModel: Sendable {
     self.pieceToID = toID
     self.unknownID = unknownID
     self.unknownScore = minimum - 10
-    self.byteFallback = byteFallback ? ByteFallbackTable(vocabulary: { toID[$0] }) : nil
+    self.byteFallback = byteFallback ? ByteFallbackTable(vocabulary: { toID[ExactString($0)] }) : nil
   }
 
   func encode(_ word: Substring, into output: inout [Int32]) {
@@ -335,7 +337,7 @@ struct UnigramModel: Sendable {
       }
       // The fused text itself may be a piece; else its bytes, else the unknown id.
       let text = String(decoding: bytes[range], as: UTF8.self)
-      if let known = pieceToID[text] {
+      if let known = pieceToID[ExactString(text)] {
         output.append(Int32(known))
       } else if let byteFallback, byteFallback.append(bytes[range], to: &output) {
         continue

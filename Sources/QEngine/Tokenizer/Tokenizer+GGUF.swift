@@ -52,9 +52,11 @@ extension Tokenizer {
     } else {
       types = [Int](repeating: GGUFTokenType.normal.rawValue, count: tokens.count)
     }
-    var vocabulary: [String: Int] = [:]
+    var vocabulary: Vocabulary = [:]
     vocabulary.reserveCapacity(tokens.count)
-    for (id, token) in tokens.enumerated() where vocabulary[token] == nil { vocabulary[token] = id }
+    for (id, token) in tokens.enumerated() where vocabulary[ExactString(token)] == nil {
+      vocabulary[ExactString(token)] = id
+    }
 
     // SentencePiece vocabularies also list their unknown token as one to match in the text.
     let matched: Set<Int> =
@@ -104,7 +106,7 @@ extension Tokenizer {
               merges: try Self.sentencePieceMerges(tokens: tokens, vocabulary: vocabulary, values: values, file: location),
               vocabulary: vocabulary, ignoreMerges: false),
             characterIDs: Self.characterIDs(vocabulary),
-            byteFallback: ByteFallbackTable(vocabulary: { vocabulary[$0] }),
+            byteFallback: ByteFallbackTable(vocabulary: { vocabulary[ExactString($0)] }),
             unknownID: unknownID.map { Int32($0) }, fuseUnknown: true)),
         metaspace: nil,
         pieceDecoders: [.replace(pattern: "\u{2581}", content: " "), .byteFallback, .fuse]
@@ -119,7 +121,7 @@ extension Tokenizer {
     }
     var byteSymbols = [Int32](repeating: 0, count: 256)
     for byte in 0..<256 {
-      byteSymbols[byte] = vocabulary[String(ByteLevel.scalarForByte[byte])].map { Int32($0) } ?? -1
+      byteSymbols[byte] = vocabulary[ExactString(String(ByteLevel.scalarForByte[byte]))].map { Int32($0) } ?? -1
     }
     // A vocabulary of single bytes needs no merges, and a file may leave the key out.
     let mergeList =
@@ -140,7 +142,7 @@ extension Tokenizer {
   /// piece into two pieces of the vocabulary, ordered by the whole piece's score, highest first,
   /// then by piece id and by the ids of the halves.
   static func sentencePieceMerges(
-    tokens: [String], vocabulary: [String: Int], values: [String: GGUFValue], file: String
+    tokens: [String], vocabulary: Vocabulary, values: [String: GGUFValue], file: String
   ) throws -> [UInt64: UInt64] {
     guard case .array(_, let items) = values["tokenizer.ggml.scores"], items.count == tokens.count else {
       throw TokenizerError.missingKey(file: file, key: "tokenizer.ggml.scores as \(tokens.count) numbers, one per token")
@@ -153,7 +155,7 @@ extension Tokenizer {
       }
     }
     var candidates: [(left: Int32, right: Int32, merged: Int32, score: Double)] = []
-    for (id, token) in tokens.enumerated() where vocabulary[token] == id {
+    for (id, token) in tokens.enumerated() where vocabulary[ExactString(token)] == id {
       let scalars = Array(token.unicodeScalars)
       guard scalars.count > 1 else { continue }
       var local: [(left: Int32, right: Int32)] = []
@@ -162,7 +164,7 @@ extension Tokenizer {
         left.append(contentsOf: scalars[..<cut])
         var right = String.UnicodeScalarView()
         right.append(contentsOf: scalars[cut...])
-        guard let l = vocabulary[String(left)], let r = vocabulary[String(right)] else { continue }
+        guard let l = vocabulary[ExactString(String(left))], let r = vocabulary[ExactString(String(right))] else { continue }
         local.append((Int32(l), Int32(r)))
       }
       local.sort { ($0.left, $0.right) < ($1.left, $1.right) }
@@ -183,10 +185,10 @@ extension Tokenizer {
   }
 
   /// The id of every piece that is a single character.
-  static func characterIDs(_ vocabulary: [String: Int]) -> [UInt32: Int32] {
+  static func characterIDs(_ vocabulary: Vocabulary) -> [UInt32: Int32] {
     var ids: [UInt32: Int32] = [:]
     for (token, id) in vocabulary {
-      let scalars = token.unicodeScalars
+      let scalars = token.string.unicodeScalars
       if scalars.count == 1, let scalar = scalars.first { ids[scalar.value] = Int32(id) }
     }
     return ids

@@ -19,7 +19,8 @@ extension Tokenizer {
   /// - Throws: `TokenizerError` naming the file and the unsupported part.
   public convenience init(tokenizerJSON: URL, config: URL?) throws {
     let file = tokenizerJSON.path
-    let (root, fileSize) = try Self.readObject(tokenizerJSON)
+    let (root, data) = try Self.readObject(tokenizerJSON)
+    let fileSize = data.count
     let configObject = try config.map { try Self.readObject($0).object } ?? [:]
     let configFile = config?.path ?? file
 
@@ -29,7 +30,7 @@ extension Tokenizer {
     let modelType = modelObject["type"] as? String ?? (modelObject["merges"] != nil ? "BPE" : "unknown")
     if Self.isSentencePiece(root: root, modelType: modelType) {
       try self.init(
-        sentencePiece: root, model: modelObject, type: modelType, file: file, fileSize: fileSize,
+        sentencePiece: root, model: modelObject, type: modelType, data: data, file: file, fileSize: fileSize,
         config: configObject, configFile: configFile)
       return
     }
@@ -46,29 +47,12 @@ extension Tokenizer {
     if let dropout = modelObject["dropout"] as? Double, dropout > 0 {
       throw TokenizerError.unsupportedComponent(file: file, component: "model", type: "BPE with dropout")
     }
-    guard let vocabObject = modelObject["vocab"] as? [String: Any] else {
-      throw TokenizerError.missingKey(file: file, key: "model.vocab")
-    }
-    var vocabulary: [String: Int] = [:]
-    vocabulary.reserveCapacity(vocabObject.count)
-    var maximumID = -1
-    for (token, value) in vocabObject {
-      guard let id = (value as? NSNumber)?.intValue, id >= 0, id < Int(Int32.max) else {
-        throw TokenizerError.missingKey(file: file, key: "model.vocab.\(token)")
-      }
-      // The id table is sized by the largest id; a real vocabulary spends more than a byte on
-      // every id, so an id beyond the file's size cannot be genuine and would allocate gigabytes.
-      guard id < fileSize else {
-        throw TokenizerError.unreadable(
-          file: file, reason: "token '\(token)' has id \(id), more than a \(fileSize)-byte file can number")
-      }
-      vocabulary[token] = id
-      maximumID = max(maximumID, id)
-    }
+    let vocabulary = try Self.readVocabulary(data, file: file, fileSize: fileSize)
+    var maximumID = vocabulary.values.max() ?? -1
 
     var byteSymbols = [Int32](repeating: 0, count: 256)
     for byte in 0..<256 {
-      byteSymbols[byte] = vocabulary[String(ByteLevel.scalarForByte[byte])].map { Int32($0) } ?? -1
+      byteSymbols[byte] = vocabulary[ExactString(String(ByteLevel.scalarForByte[byte]))].map { Int32($0) } ?? -1
     }
 
     let merges = try Self.readMerges(modelObject["merges"], vocabulary: vocabulary, file: file)
@@ -84,9 +68,9 @@ extension Tokenizer {
     for token in addedTokens { maximumID = max(maximumID, token.id) }
 
     var idToToken = [String?](repeating: nil, count: maximumID + 1)
-    for (token, id) in vocabulary { idToToken[id] = token }
+    for (token, id) in vocabulary { idToToken[id] = token.string }
     var lookup = vocabulary
-    for token in addedTokens { lookup[token.content] = token.id }
+    for token in addedTokens { lookup[ExactString(token.content)] = token.id }
 
     var (prefix, suffix) = try Self.readPostProcessor(root["post_processor"], file: file, lookup: lookup)
     func tokenID(_ key: String) throws -> Int? {
@@ -138,8 +122,8 @@ extension Tokenizer {
     return Data(out)
   }
 
-  /// The file's top-level JSON object and its size in bytes.
-  static func readObject(_ url: URL) throws -> (object: [String: Any], byteCount: Int) {
+  /// The file's top-level JSON object and the bytes it was read from.
+  static func readObject(_ url: URL) throws -> (object: [String: Any], data: Data) {
     // Foundation's reader leaks a 4 KB buffer on an empty file (found by fuzz-tokenizer), and
     // an empty file is no tokenizer anyway.
     let data: Data
@@ -151,7 +135,8 @@ extension Tokenizer {
     if data.isEmpty {
       throw TokenizerError.unreadable(file: url.path, reason: "is empty")
     }
-    guard let value = try? JSONSerialization.jsonObject(with: escapingByteOrderMarks(data)) else {
+    let escaped = escapingByteOrderMarks(data)
+    guard let value = try? JSONSerialization.jsonObject(with: escaped) else {
       // Say where: a truncated download, or the line and column of the syntax error.
       let problem = JSONSyntaxProblem.find(in: data).map(\.description) ?? "is not valid JSON"
       throw TokenizerError.unreadable(file: url.path, reason: problem)
@@ -159,15 +144,43 @@ extension Tokenizer {
     guard let object = value as? [String: Any] else {
       throw TokenizerError.unreadable(file: url.path, reason: "is JSON but not an object")
     }
-    return (object, data.count)
+    return (object, escaped)
+  }
+
+  /// The `model.vocab` object of a BPE tokenizer.json: spelling to id, read from the file's bytes
+  /// so that spellings only canonically equal keep their own ids (Foundation's dictionary would
+  /// merge them), each id bounded by the file's size.
+  static func readVocabulary(_ data: Data, file: String, fileSize: Int) throws -> Vocabulary {
+    let members: [(key: String, value: Int?)]?
+    do {
+      members = try JSONObjectMembers.integers(at: ["model", "vocab"], in: data)
+    } catch {
+      throw TokenizerError.unreadable(file: file, reason: "\(error)")
+    }
+    guard let members else { throw TokenizerError.missingKey(file: file, key: "model.vocab") }
+    var vocabulary: Vocabulary = [:]
+    vocabulary.reserveCapacity(members.count)
+    for (token, value) in members {
+      guard let id = value, id >= 0, id < Int(Int32.max) else {
+        throw TokenizerError.missingKey(file: file, key: "model.vocab.\(token)")
+      }
+      // The id table is sized by the largest id; a real vocabulary spends more than a byte on
+      // every id, so an id beyond the file's size cannot be genuine and would allocate gigabytes.
+      guard id < fileSize else {
+        throw TokenizerError.unreadable(
+          file: file, reason: "token '\(token)' has id \(id), more than a \(fileSize)-byte file can number")
+      }
+      vocabulary[ExactString(token)] = id
+    }
+    return vocabulary
   }
 
   /// Added tokens with the ids `tokenizers` gives them when loading: the vocabulary's id when
   /// the content is in it, else the next id after the vocabulary or the last added token (the
   /// `id` written in the file is not used, as there).
-  static func readAddedTokens(_ value: Any?, vocabulary: [String: Int], file: String) throws -> [AddedToken] {
+  static func readAddedTokens(_ value: Any?, vocabulary: Vocabulary, file: String) throws -> [AddedToken] {
     var tokens: [AddedToken] = []
-    var idOfContent: [String: Int] = [:]
+    var idOfContent: Vocabulary = [:]
     var indexOfID: [Int: Int] = [:]
     for entry in value as? [[String: Any]] ?? [] {
       guard let content = entry["content"] as? String else {
@@ -179,19 +192,19 @@ extension Tokenizer {
         normalized: entry["normalized"] as? Bool ?? !(entry["special"] as? Bool ?? false),
         special: entry["special"] as? Bool ?? false)
       if content.isEmpty { continue }
-      if let existing = idOfContent[content], let index = indexOfID[existing] {
+      if let existing = idOfContent[ExactString(content)], let index = indexOfID[existing] {
         token.id = existing
         tokens[index] = token
         continue
       }
-      if let id = vocabulary[content] {
+      if let id = vocabulary[ExactString(content)] {
         token.id = id
       } else if let last = idOfContent.values.max(), last >= vocabulary.count || vocabulary.isEmpty {
         token.id = last + 1
       } else {
         token.id = vocabulary.count
       }
-      idOfContent[content] = token.id
+      idOfContent[ExactString(content)] = token.id
       if let index = indexOfID[token.id] {
         tokens[index] = token
       } else {
@@ -202,7 +215,7 @@ extension Tokenizer {
     return tokens
   }
 
-  static func readMerges(_ value: Any?, vocabulary: [String: Int], file: String) throws -> [UInt64: UInt64] {
+  static func readMerges(_ value: Any?, vocabulary: Vocabulary, file: String) throws -> [UInt64: UInt64] {
     guard let list = value as? [Any] else { throw TokenizerError.missingKey(file: file, key: "model.merges") }
     var merges: [UInt64: UInt64] = [:]
     merges.reserveCapacity(list.count)
@@ -220,8 +233,8 @@ extension Tokenizer {
       } else {
         throw TokenizerError.missingKey(file: file, key: "model.merges[\(rank)]")
       }
-      guard let leftID = vocabulary[left], let rightID = vocabulary[right],
-        let mergedID = vocabulary[left + right]
+      guard let leftID = vocabulary[ExactString(left)], let rightID = vocabulary[ExactString(right)],
+        let mergedID = vocabulary[ExactString(left + right)]
       else { throw TokenizerError.mergeOutOfVocabulary(file: file, merge: "\(left) \(right)") }
       merges[BPEModel.pairKey(Int32(leftID), Int32(rightID))] = UInt64(rank) << 32 | UInt64(mergedID)
     }
@@ -311,7 +324,7 @@ extension Tokenizer {
   }
 
   /// Ids before and after a single sequence: `TemplateProcessing`'s `single`, nothing for `ByteLevel`.
-  static func readPostProcessor(_ value: Any?, file: String, lookup: [String: Int]) throws -> ([Int], [Int]) {
+  static func readPostProcessor(_ value: Any?, file: String, lookup: Vocabulary) throws -> ([Int], [Int]) {
     guard let object = value as? [String: Any] else { return ([], []) }
     let type = object["type"] as? String ?? "unknown"
     switch type {
@@ -343,7 +356,7 @@ extension Tokenizer {
           throw TokenizerError.missingKey(file: file, key: "post_processor.single item")
         }
         let ids = ((specials[name] as? [String: Any])?["ids"] as? [NSNumber])?.map(\.intValue)
-          ?? lookup[name].map { [$0] }
+          ?? lookup[ExactString(name)].map { [$0] }
         guard let ids else { throw TokenizerError.missingKey(file: file, key: "post_processor.special_tokens.\(name)") }
         if seenSequence { suffix += ids } else { prefix += ids }
       }
@@ -356,12 +369,12 @@ extension Tokenizer {
   /// The id of `key` (`bos_token`, `eos_token`) in tokenizer_config.json, given as a string or as
   /// an added-token object; `nil` when the config does not name one.
   static func specialTokenID(
-    _ key: String, config: [String: Any], configFile: String, lookup: [String: Int]
+    _ key: String, config: [String: Any], configFile: String, lookup: Vocabulary
   ) throws -> Int? {
     let value = config[key]
     let content = value as? String ?? (value as? [String: Any])?["content"] as? String
     guard let content else { return nil }
-    guard let id = lookup[content] else {
+    guard let id = lookup[ExactString(content)] else {
       throw TokenizerError.missingKey(file: configFile, key: "\(key) '\(content)' in the vocabulary")
     }
     return id

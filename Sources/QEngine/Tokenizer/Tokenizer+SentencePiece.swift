@@ -1,4 +1,5 @@
 import Foundation
+import QFormats
 
 extension Tokenizer {
   /// Whether a `tokenizer.json` is SentencePiece-style: a Unigram model, or a BPE model whose
@@ -17,9 +18,9 @@ extension Tokenizer {
   /// Reads a SentencePiece-style `tokenizer.json`: BPE over characters with byte fallback, or Unigram.
   convenience init(
     sentencePiece root: [String: Any], model modelObject: [String: Any], type modelType: String,
-    file: String, fileSize: Int, config configObject: [String: Any], configFile: String
+    data: Data, file: String, fileSize: Int, config configObject: [String: Any], configFile: String
   ) throws {
-    var vocabulary: [String: Int] = [:]
+    var vocabulary: Vocabulary = [:]
     var idToToken: [String?] = []
     let model: PieceModel
     if modelType == "Unigram" {
@@ -50,14 +51,10 @@ extension Tokenizer {
       if let dropout = modelObject["dropout"] as? Double, dropout > 0 {
         throw TokenizerError.unsupportedComponent(file: file, component: "model", type: "BPE with dropout")
       }
-      vocabulary = try Self.readVocabulary(modelObject, file: file, fileSize: fileSize)
+      vocabulary = try Self.readVocabulary(data, file: file, fileSize: fileSize)
       let merges = try Self.readMerges(modelObject["merges"], vocabulary: vocabulary, file: file)
-      var characterIDs: [UInt32: Int32] = [:]
-      for (token, id) in vocabulary {
-        let scalars = token.unicodeScalars
-        if scalars.count == 1, let scalar = scalars.first { characterIDs[scalar.value] = Int32(id) }
-      }
-      let unknownID = (modelObject["unk_token"] as? String).flatMap { vocabulary[$0] }.map { Int32($0) }
+      let characterIDs = Self.characterIDs(vocabulary)
+      let unknownID = (modelObject["unk_token"] as? String).flatMap { vocabulary[ExactString($0)] }.map { Int32($0) }
       let byteFallback = modelObject["byte_fallback"] as? Bool ?? false
       model = .bpe(
         CharacterBPEModel(
@@ -65,10 +62,10 @@ extension Tokenizer {
             byteSymbols: [Int32](repeating: -1, count: 256), merges: merges, vocabulary: vocabulary,
             ignoreMerges: modelObject["ignore_merges"] as? Bool ?? false),
           characterIDs: characterIDs,
-          byteFallback: byteFallback ? ByteFallbackTable(vocabulary: { vocabulary[$0] }) : nil,
+          byteFallback: byteFallback ? ByteFallbackTable(vocabulary: { vocabulary[ExactString($0)] }) : nil,
           unknownID: unknownID, fuseUnknown: modelObject["fuse_unk"] as? Bool ?? false))
       idToToken = [String?](repeating: nil, count: (vocabulary.values.max() ?? -1) + 1)
-      for (token, id) in vocabulary { idToToken[id] = token }
+      for (token, id) in vocabulary { idToToken[id] = token.string }
     }
 
     let normalizers = try Self.readNormalizers(root["normalizer"], file: file)
@@ -80,7 +77,7 @@ extension Tokenizer {
       idToToken += [String?](repeating: nil, count: last + 1 - idToToken.count)
     }
     var lookup = vocabulary
-    for token in addedTokens { lookup[token.content] = token.id }
+    for token in addedTokens { lookup[ExactString(token.content)] = token.id }
 
     var (prefix, suffix) = try Self.readPostProcessor(root["post_processor"], file: file, lookup: lookup)
     func tokenID(_ key: String) throws -> Int? {
@@ -105,26 +102,6 @@ extension Tokenizer {
       idToToken: idToToken, prefixIDs: prefix, suffixIDs: suffix, bosTokenID: bos, eosTokenID: eos,
       chatTemplate: configObject["chat_template"] as? String, pieceModel: model, metaspace: metaspace,
       pieceDecoders: decoders)
-  }
-
-  /// A BPE `model.vocab` object: spelling to id, each id bounded by the file's size.
-  static func readVocabulary(_ modelObject: [String: Any], file: String, fileSize: Int) throws -> [String: Int] {
-    guard let vocabObject = modelObject["vocab"] as? [String: Any] else {
-      throw TokenizerError.missingKey(file: file, key: "model.vocab")
-    }
-    var vocabulary: [String: Int] = [:]
-    vocabulary.reserveCapacity(vocabObject.count)
-    for (token, value) in vocabObject {
-      guard let id = (value as? NSNumber)?.intValue, id >= 0, id < Int(Int32.max) else {
-        throw TokenizerError.missingKey(file: file, key: "model.vocab.\(token)")
-      }
-      guard id < fileSize else {
-        throw TokenizerError.unreadable(
-          file: file, reason: "token '\(token)' has id \(id), more than a \(fileSize)-byte file can number")
-      }
-      vocabulary[token] = id
-    }
-    return vocabulary
   }
 
   /// The `Metaspace` step of a SentencePiece-style pre-tokenizer, nil when there is none.

@@ -1,4 +1,5 @@
 import Foundation
+import QFormats
 
 /// A tokenizer read from a Hugging Face `tokenizer.json`, the model picked from its `model.type`
 /// and pre-tokenizer, giving the same ids as the `tokenizers` package: byte-level BPE (GPT-2,
@@ -21,7 +22,7 @@ public final class Tokenizer: @unchecked Sendable {
   /// Decoded bytes of every id, in one arena.
   let tokenBytes: [UInt8]
   let tokenByteOffsets: [Int]
-  let tokenToID: [String: Int]
+  let tokenToID: Vocabulary
   let chatTemplate: String?
   /// The SentencePiece-style model (BPE over characters or Unigram), nil for byte-level BPE.
   let pieceModel: PieceModel?
@@ -53,7 +54,7 @@ public final class Tokenizer: @unchecked Sendable {
   public var vocabularySize: Int { tokenByteOffsets.count - 1 }
 
   /// The id of a token spelled as in the vocabulary (or an added token's content).
-  public func id(of token: String) -> Int? { tokenToID[token] }
+  public func id(of token: String) -> Int? { tokenToID[ExactString(token)] }
 
   /// Whether both tokenizers give every spelling the same id (their vocabularies and added
   /// tokens agree), so ids of one mean the same tokens in the other.
@@ -209,7 +210,7 @@ public final class Tokenizer: @unchecked Sendable {
     self.addedTokens = byID
     var arena: [UInt8] = []
     var offsets: [Int] = [0]
-    var toID: [String: Int] = [:]
+    var toID: Vocabulary = [:]
     offsets.reserveCapacity(idToToken.count + 1)
     for (id, token) in idToToken.enumerated() {
       let spelling = byID[id]?.content ?? token
@@ -219,7 +220,7 @@ public final class Tokenizer: @unchecked Sendable {
         } else {
           arena.append(contentsOf: Array(spelling.utf8))
         }
-        toID[spelling] = id
+        toID[ExactString(spelling)] = id
       }
       offsets.append(arena.count)
     }

@@ -43,6 +43,7 @@ struct HeaderJSONParser {
   private let bytes: UnsafeRawBufferPointer
   private var position = 0
   private var depth = 0
+  private var rejectsDuplicateKeys = true
   private static let maximumDepth = 64
 
   /// Parses exactly one value surrounded by optional whitespace.
@@ -58,6 +59,93 @@ struct HeaderJSONParser {
   }
 
   private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+  /// The members of the object reached from the root by the keys of `path`, each key as
+  /// written (keys equal only canonically stay apart, and repeated keys are all kept), or nil
+  /// when some key is absent or its value is not an object. Values off the path are skipped.
+  static func members(
+    at path: [String], in bytes: UnsafeRawBufferPointer
+  ) throws(HeaderJSONError) -> [HeaderJSONMember]? {
+    var parser = HeaderJSONParser(bytes: bytes)
+    parser.rejectsDuplicateKeys = false
+    for key in path {
+      guard try parser.enterMember(named: key) else { return nil }
+    }
+    parser.skipWhitespace()
+    guard parser.position < bytes.count else { throw parser.error("unexpected end of the header") }
+    guard bytes[parser.position] == UInt8(ascii: "{"), case .object(let members) = try parser.parseValue()
+    else { return nil }
+    return members
+  }
+
+  /// Moves to the value of the member `key` of the object here; false when there is none.
+  private mutating func enterMember(named key: String) throws(HeaderJSONError) -> Bool {
+    skipWhitespace()
+    guard position < bytes.count else { throw error("unexpected end of the header") }
+    guard bytes[position] == UInt8(ascii: "{") else { return false }
+    position += 1
+    while true {
+      skipWhitespace()
+      guard position < bytes.count else { throw error("unexpected end of the header") }
+      if bytes[position] == UInt8(ascii: "}") { return false }
+      guard bytes[position] == UInt8(ascii: "\"") else { throw error("expected a quoted key") }
+      let name = try parseString()
+      skipWhitespace()
+      guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else {
+        throw error("expected ':' after a key")
+      }
+      position += 1
+      if name.utf8.elementsEqual(key.utf8) { return true }
+      try skipValue()
+      skipWhitespace()
+      guard position < bytes.count else { throw error("unexpected end of the header") }
+      if bytes[position] == UInt8(ascii: ",") { position += 1 }
+    }
+  }
+
+  /// Steps over one value without building it: strings and brackets are matched, scalars parsed.
+  private mutating func skipValue() throws(HeaderJSONError) {
+    skipWhitespace()
+    guard position < bytes.count else { throw error("unexpected end of the header") }
+    let first = bytes[position]
+    guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
+      if first == UInt8(ascii: "\"") { try skipString() } else { _ = try parseValue() }
+      return
+    }
+    var open = 0
+    while position < bytes.count {
+      switch bytes[position] {
+      case UInt8(ascii: "\""):
+        try skipString()
+        continue
+      case UInt8(ascii: "{"), UInt8(ascii: "["):
+        open += 1
+      case UInt8(ascii: "}"), UInt8(ascii: "]"):
+        open -= 1
+        if open == 0 {
+          position += 1
+          return
+        }
+      default: break
+      }
+      position += 1
+    }
+    throw error("unexpected end of the header")
+  }
+
+  private mutating func skipString() throws(HeaderJSONError) {
+    position += 1
+    while position < bytes.count {
+      switch bytes[position] {
+      case UInt8(ascii: "\\"): position += 2
+      case UInt8(ascii: "\""):
+        position += 1
+        return
+      default: position += 1
+      }
+    }
+    throw error("unterminated string")
+  }
 
   private func error(_ reason: String) -> HeaderJSONError {
     HeaderJSONError(offset: position, kind: .syntax(reason))
@@ -131,7 +219,7 @@ struct HeaderJSONParser {
       } else {
         duplicate = !seen.insert(key).inserted
       }
-      if duplicate {
+      if duplicate && rejectsDuplicateKeys {
         throw HeaderJSONError(offset: keyOffset, kind: .duplicateKey(key))
       }
       skipWhitespace()
