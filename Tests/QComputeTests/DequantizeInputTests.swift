@@ -113,6 +113,14 @@ struct DequantizeInputTests {
       ])
   }
 
+  @Test(arguments: ["blocks.gguf", "mlx-model"])
+  func dequantizingTwiceChangesNothing(_ name: String) throws {
+    let once = try Checkpoint.open(fixture(name)).dequantized()
+    let twice = try once.dequantized()
+    #expect(twice.source.tensors == once.source.tensors)
+    #expect(type(of: twice.source) == type(of: once.source))
+  }
+
   @Test func mlxConfigThatContradictsTheTensorsIsRefused() throws {
     let folder = fixture("mlx-contradicts")
     let checkpoint = try Checkpoint.open(folder)

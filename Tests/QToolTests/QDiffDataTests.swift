@@ -101,11 +101,29 @@ import Testing
     #expect(agreement == reference.agreement)
   }
 
+  /// An MLX-quantized folder runs dequantized, once: the comparison opens it for the tensor
+  /// table and again for the models.
+  @Test(arguments: [3, 4]) func anMLXExportComparesOnData(bits: Int) throws {
+    let work = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: work) }
+    let folder = work.appendingPathComponent("mlx-\(bits)").path
+    let convert = try runTool("qconvert", [model, "-o", folder, "--layout", "mlx", "--bits", "\(bits)", "--quiet"])
+    try #require(convert.status == 0, "\(convert.stderr)")
+    let result = try run(model, folder)
+    #expect(result.status == 1, "\(result.stderr)")
+    let data = try #require(result.output?.data)
+    let meanKL = try #require(data.meanKL)
+    let reference = try directComparison(old: model, new: folder, context: 32)
+    #expect(data.comparedPositions == reference.positions)
+    #expect(abs(meanKL - reference.meanKL) <= 1e-9 * max(reference.meanKL, 1e-300))
+    #expect(data.top1Agreement == reference.agreement)
+  }
+
   /// Mean KL(old || new) and top-1 agreement over disjoint windows of `context` ids, every
   /// position but each window's last, from `DecoderModel.logits`.
   func directComparison(old: String, new: String, context: Int) throws -> (meanKL: Double, agreement: Double, positions: Int) {
     func load(_ path: String) throws -> DecoderModel {
-      let checkpoint = try Checkpoint.open(path)
+      let checkpoint = try Checkpoint.open(path).dequantized()
       let config = try ModelConfig(data: try #require(checkpoint.configData), location: path)
       return try DecoderModel(source: checkpoint.source, config: config)
     }

@@ -7,7 +7,11 @@ extension Checkpoint {
   /// linears through `DequantizedMLX`; other checkpoints, qpacks included, come back as they are.
   /// - Throws: `DequantizeError` naming the file, the tensor and its type or the contradiction,
   ///   so a tool never goes on with tensors dropped or a config that does not fit them.
+  ///
+  /// Already dequantized, it comes back as it is: the wrapper hides the scales and biases but
+  /// keeps the config's `quantization` block, so wrapping twice would find no packed weight.
   public func dequantized() throws(DequantizeError) -> Checkpoint {
+    if source is DequantizedMLX || source is DequantizedGGUF { return self }
     if let gguf = source as? GGUFFile {
       return replacingSource(with: try DequantizedGGUF(wrapping: gguf))
     }
