@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Expected outputs for the MLX and GGUF exporters, computed by the reference libraries.
 
-MLX: mlx.core.quantize (affine) on tensors of Fixtures/tiny-llama, at 4 bits g64 and 2 bits g32,
+MLX: mlx.core.quantize (affine) on tensors of Fixtures/tiny-llama, at 4 bits g64, 2 bits g32,
+5 bits g32 and 6 bits g64,
 stored as `<setting>/<module>.{weight,scales,biases}` in export/mlx-expected.safetensors.
 GGUF: llama.cpp's Llama Q/K permutation (as convert_hf_to_gguf.py writes it) and
 gguf.quants.quantize(Q8_0) of a few tensors, stored by GGUF name in export/gguf-q8_0-expected.safetensors
@@ -26,7 +27,7 @@ MLX_TENSORS = [
     "model.layers.0.self_attn.k_proj.weight",
     "model.layers.1.self_attn.q_proj.weight",
 ]
-SETTINGS = {"b4g64": (4, 64), "b2g32": (2, 32)}
+SETTINGS = {"b4g64": (4, 64), "b2g32": (2, 32), "b5g32": (5, 32), "b6g64": (6, 64)}
 
 GGUF_TENSORS = {
     "model.layers.0.self_attn.q_proj.weight": "blk.0.attn_q.weight",

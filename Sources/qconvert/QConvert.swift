@@ -36,7 +36,7 @@ struct QConvert: ParsableCommand {
   @Option(name: .shortAndLong, help: "The model folder to write.")
   var output: String
 
-  @Option(name: .customLong("bits"), help: "Bits per weight code: 2, 3, 4 or 8 (default 4).")
+  @Option(name: .customLong("bits"), help: "Bits per weight code: 2, 3, 4 or 8 (default 4); with '--layout mlx' also 5 or 6.")
   var bitsOption: Int?
 
   @Option(name: .customLong("group-size"), help: "Elements sharing a scale: 16, 32, 64, 128, or 0 for per channel (default 64).")

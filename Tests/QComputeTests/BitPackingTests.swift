@@ -27,7 +27,7 @@ private func sampleCodes(count: Int, bits: Int, seed: UInt64) -> [UInt8] {
 struct BitPackingTests {
   static let sizes = [0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65]
 
-  @Test(arguments: [2, 3, 4, 8], sizes)
+  @Test(arguments: [2, 3, 4, 5, 6, 8], sizes)
   func packMatchesBitwiseReference(bits: Int, count: Int) throws {
     let codes = sampleCodes(count: count, bits: bits, seed: UInt64(bits * 1000 + count))
     let packed = try codes.withUnsafeBufferPointer { try BitPacking.pack($0, bits: bits) }
@@ -38,7 +38,7 @@ struct BitPackingTests {
     #expect(unpacked == codes)
   }
 
-  @Test(arguments: [2, 3, 4], [7, 8, 9, 64, 65])
+  @Test(arguments: [2, 3, 4, 5, 6], [7, 8, 9, 64, 65])
   func codesWiderThanTheWidthAreMasked(bits: Int, count: Int) throws {
     let codes = sampleCodes(count: count, bits: bits, seed: UInt64(count))
     let noisy = codes.enumerated().map { $1 | UInt8(truncatingIfNeeded: ($0 * 97 + 13) << bits) }
@@ -46,7 +46,7 @@ struct BitPackingTests {
     #expect(packed == referencePack(codes, bits: bits))
   }
 
-  @Test(arguments: [2, 3, 4, 8], [1, 7, 32, 33, 64, 65])
+  @Test(arguments: [2, 3, 4, 5, 6, 8], [1, 7, 32, 33, 64, 65])
   func wordRowsAreIndependentStreams(bits: Int, columns: Int) throws {
     let rows = 3
     let codes = sampleCodes(count: rows * columns, bits: bits, seed: UInt64(columns))
@@ -81,8 +81,8 @@ struct BitPackingTests {
   }
 
   @Test func rejectsUnsupportedWidth() {
-    #expect(throws: QuantizeError.unsupportedBits(quantizer: "BitPacking", bits: 5)) {
-      try [UInt8](repeating: 0, count: 8).withUnsafeBufferPointer { try BitPacking.pack($0, bits: 5) }
+    #expect(throws: QuantizeError.unsupportedBits(quantizer: "BitPacking", bits: 7)) {
+      try [UInt8](repeating: 0, count: 8).withUnsafeBufferPointer { try BitPacking.pack($0, bits: 7) }
     }
   }
 }

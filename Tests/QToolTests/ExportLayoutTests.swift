@@ -30,6 +30,8 @@ struct ExportLayoutTests {
     .init(arguments: ["--group-size", "16"], layout: "mlx", named: "'--group-size 16'"),
     .init(arguments: ["--gguf-type", "q4_0"], layout: "mlx", named: "'--gguf-type q4_0'"),
     .init(arguments: ["--gguf-pure"], layout: "native", named: "'--gguf-pure'"),
+    .init(arguments: ["--bits", "5"], layout: "native", named: "'--bits 5'"),
+    .init(arguments: ["--rule", "down_proj=6g32"], layout: "native", named: "rule 'down_proj=6g32'"),
     .init(arguments: ["--dry-run"], layout: "gguf", named: "'--dry-run'"),
     .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "q4_k_m"], layout: "gguf", named: "'--gguf-type q4_k_m'"),
     .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "q6_k"], layout: "gguf", named: "'--gguf-type q6_k'"),
@@ -65,6 +67,9 @@ struct ExportLayoutTests {
     try MLXLayout.check(mlx)
     mlx.method = "gptq"
     mlx.calibrationOptions = ["--calib text.txt"]
+    try MLXLayout.check(mlx)
+    mlx.bits = 6
+    mlx.rules.append(try ConvertRule(parsing: "o_proj=5g32"))
     try MLXLayout.check(mlx)
     var gguf = ConvertRequest()
     gguf.method = "gptq"

@@ -67,6 +67,20 @@ struct ExportMLXTests {
     }
   }
 
+  /// MLX packs 5 and 6 bits as one LSB-first stream across word boundaries, as it packs 3.
+  @Test(arguments: [(bits: 5, groupSize: 32, setting: "b5g32"), (bits: 6, groupSize: 64, setting: "b6g64")])
+  func quantizesLikeMLXAtFiveAndSixBits(bits: Int, groupSize: Int, setting: String) throws {
+    let folder = try export(bits: bits, groupSize: groupSize)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let output = try SafetensorsFile(path: folder + "/model.safetensors")
+    let expected = try SafetensorsFile(path: ExportFixtures.path("export", "mlx-expected.safetensors"))
+    for module in Self.modules {
+      try expectMatches(module: module, setting: setting, in: output, expected: expected)
+    }
+    let config = try ExportFixtures.readJSON(folder + "/config.json")
+    #expect(config["quantization"]?["bits"]?.intValue == bits)
+  }
+
   @Test func writesConfigAndIndexLikeMLXLM() throws {
     let folder = try export(
       overrides: [
@@ -129,7 +143,7 @@ struct ExportMLXTests {
     #expect(written.info(named: "a.even.scales") == TensorInfo(name: "a.even.scales", dtype: .f32, shape: [2, 2]))
   }
 
-  @Test(arguments: [(bits: 5, groupSize: 64), (bits: 4, groupSize: 16), (bits: 4, groupSize: 65)])
+  @Test(arguments: [(bits: 7, groupSize: 64), (bits: 1, groupSize: 64), (bits: 4, groupSize: 16), (bits: 4, groupSize: 65)])
   func rejectsSettingsMLXCannotLoad(bits: Int, groupSize: Int) throws {
     let checkpoint = try Checkpoint.open(ExportFixtures.tinyLlama)
     let output = try ExportFixtures.scratchFolder("mlx-reject")

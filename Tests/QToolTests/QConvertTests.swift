@@ -13,12 +13,15 @@ import Testing
     ("x=4g32:sym", RuleAction.quantize(bits: 4, group: .elements(32), grid: .symmetric, method: nil)),
     ("x=3g0:hqq", RuleAction.quantize(bits: 3, group: .perChannel, grid: nil, method: .hqq)),
     ("x=bilevel2", RuleAction.bilevel(bits: 2)),
+    // MLX's widths parse; the native layout refuses them (ExportLayoutTests).
+    ("x=5g32", RuleAction.quantize(bits: 5, group: .elements(32), grid: nil, method: nil)),
+    ("x=6", RuleAction.quantize(bits: 6, group: nil, grid: nil, method: nil)),
   ])
   func parses(text: String, action: RuleAction) throws {
     #expect(try ConvertRule(parsing: text).action == action)
   }
 
-  @Test(arguments: ["noequals", "=4", "x=5", "x=4g24", "x=4:sym:affine", "x=4:sym:hqq", "x=bilevel3", "x=4:fast", "(=4"])
+  @Test(arguments: ["noequals", "=4", "x=7", "x=1", "x=4g24", "x=4:sym:affine", "x=4:sym:hqq", "x=bilevel3", "x=4:fast", "(=4"])
   func rejects(text: String) {
     #expect(throws: ConvertError.self) { try ConvertRule(parsing: text) }
   }

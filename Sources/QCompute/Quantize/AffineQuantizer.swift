@@ -6,7 +6,8 @@
 /// zero) exactly. MLX stores scales and biases in the weight's dtype: for F16 or BF16 weights cast
 /// `scales` and `offsets` afterwards; the codes are computed from the f32 values, as MLX does.
 public enum AffineQuantizer {
-  public static let supportedBits: Set<Int> = [2, 3, 4, 8]
+  /// MLX's widths but 1 and 7; a qpack holds those of `BitPacking.supportedBits`.
+  public static let supportedBits: Set<Int> = BitPacking.streamBits
 
   public static func quantize(
     _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, bits: Int,

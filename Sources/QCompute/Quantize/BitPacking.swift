@@ -1,10 +1,13 @@
 /// LSB-first b-bit code streams: element k occupies bits [k*b, (k+1)*b) of the stream.
 ///
 /// This is MLX's layout (and GPTQ's and the ggml K-quants' bit order); 3-bit codes run across byte
-/// boundaries, eight codes to three bytes. Codes wider than `bits` are masked, not rejected.
+/// boundaries, eight codes to three bytes (5 and 6 bits likewise, to five and six bytes). Codes
+/// wider than `bits` are masked, not rejected.
 public enum BitPacking {
-  /// The bit widths the packer handles.
+  /// The bit widths a qpack stores: the engine's low-bit kernels read these.
   public static let supportedBits: Set<Int> = [2, 3, 4, 8]
+  /// The bit widths the packer handles: the qpack's and MLX's 5 and 6.
+  public static let streamBits: Set<Int> = [2, 3, 4, 5, 6, 8]
 
   /// Bytes needed for `count` codes of `bits` bits, the last byte zero-padded.
   public static func byteCount(codes count: Int, bits: Int) -> Int {
@@ -97,7 +100,7 @@ public enum BitPacking {
   }
 
   private static func checkBits(_ bits: Int) throws(QuantizeError) {
-    guard supportedBits.contains(bits) else {
+    guard streamBits.contains(bits) else {
       throw .unsupportedBits(quantizer: "BitPacking", bits: bits)
     }
   }
@@ -111,8 +114,9 @@ public enum BitPacking {
     let fullChunks = codes.count / 8
     var input = 0
     var output = 0
-    if let source = codes.baseAddress, bits < 8 {
-      // Eight byte-sized codes in one word, merged pairwise: 8-bit lanes -> 16 -> 32 -> 64.
+    if let source = codes.baseAddress, bits <= 4 {
+      // Eight byte-sized codes in one word, merged pairwise: 8-bit lanes -> 16 -> 32 -> 64
+      // (the 8 * bits result fits the low 32 bits only up to 4 bits).
       let byteMask = mask &* 0x0101_0101_0101_0101
       let pairShift = UInt64(8 &- bits)
       let quadShift = UInt64(16 &- 2 &* bits)

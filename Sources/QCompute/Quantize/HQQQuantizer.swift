@@ -33,7 +33,8 @@ public enum HQQQuantizer {
     public init() {}
   }
 
-  public static let supportedBits: Set<Int> = [2, 3, 4, 8]
+  /// The widths the MLX layout stores; a qpack holds those of `BitPacking.supportedBits`.
+  public static let supportedBits: Set<Int> = BitPacking.streamBits
   /// The reference caps the inverse scale of a constant group here.
   static let maximumInverseScale: Float = 2e4
 

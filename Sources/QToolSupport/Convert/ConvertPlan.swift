@@ -15,8 +15,9 @@ public struct ConvertSettings: Sendable, Hashable {
   public init(bits: Int = 4, groupSize: GroupSize = .elements(64), method: Method = .rtn, scaleDType: DType = .f16)
     throws(ConvertError)
   {
-    guard BitPacking.supportedBits.contains(bits) else {
-      throw .invalidOption(option: "--bits", reason: "\(bits) is not one of 2, 3, 4, 8")
+    // The widths some layout stores; each layout refuses those it cannot hold (a qpack 5 and 6).
+    guard BitPacking.streamBits.contains(bits) else {
+      throw .invalidOption(option: "--bits", reason: "\(bits) is not one of 2, 3, 4, 5, 6, 8")
     }
     if method == .bilevel, bits != 2, bits != 4 {
       throw .invalidOption(option: "--method", reason: "bilevel takes 2 bits (w2g16g16) or 4 bits (w4g32g128), not \(bits)")

@@ -58,8 +58,8 @@ public struct ConvertRule: @unchecked Sendable, CustomStringConvertible {
     guard headParts.count <= 2, let bits = Int(headParts[0]) else {
       throw .invalidRule(rule: rule, reason: "'\(spec)' is not keep, bilevel2, bilevel4, BITS[gGROUP][:MODIFIER] or a GGUF type (q4_0, q6_k, f16, ...)")
     }
-    guard BitPacking.supportedBits.contains(bits) else {
-      throw .invalidRule(rule: rule, reason: "\(bits) bits is not one of 2, 3, 4, 8")
+    guard BitPacking.streamBits.contains(bits) else {
+      throw .invalidRule(rule: rule, reason: "\(bits) bits is not one of 2, 3, 4, 5, 6, 8")
     }
     var group: GroupSize?
     if headParts.count == 2 {

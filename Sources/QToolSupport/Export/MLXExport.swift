@@ -11,7 +11,7 @@ import QFormats
 public enum MLXExport {
   /// The group sizes MLX's affine kernels accept.
   public static let supportedGroupSizes: Set<Int> = [32, 64, 128]
-  /// The bit widths this export packs (a subset of MLX's).
+  /// The bit widths this export packs: MLX's, but 1 and 7.
   public static let supportedBits: Set<Int> = AffineQuantizer.supportedBits
 
   /// Quantization settings for one tensor.
