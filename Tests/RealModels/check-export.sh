@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks `qconvert --layout mlx|gguf` on SmolLM2-135M (from ../shared/models/fetch.sh):
-# - MLX 4-bit g64: every quantized tensor against `mlx_lm.convert -q` (packed words, scales and
-#   biases, and the per-tensor max abs difference of the dequantized weights), then
-#   `mlx_lm generate` on our output.
+# - MLX BITS-bit gGROUP (4 and 64 unless BITS and GROUP say otherwise; 2, 3, 4, 5, 6, 8): every
+#   quantized tensor against `mlx_lm.convert -q` (packed words, scales and biases, and the
+#   per-tensor max abs difference of the dequantized weights), then `mlx_lm generate` on our output.
+#   MLX_ONLY=1 skips the GGUF checks.
 # - GGUF Q8_0 and Q4_K: read with the `gguf` package; `gguf.quants.dequantize` of every tensor
 #   against the source weights (after llama.cpp's Q/K permutation), within the block type's error.
 #
@@ -19,9 +20,11 @@ PY=${PYTHON:-python3}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "== MLX 4-bit g64"
-"$BIN" "$MODEL" -o "$WORK/ours-mlx" --layout mlx --bits 4 --group-size 64
-"$PY" -m mlx_lm convert --hf-path "$MODEL" --mlx-path "$WORK/ref-mlx" -q --q-bits 4 --q-group-size 64 >/dev/null
+BITS=${BITS:-4}
+GROUP=${GROUP:-64}
+echo "== MLX $BITS-bit g$GROUP"
+"$BIN" "$MODEL" -o "$WORK/ours-mlx" --layout mlx --bits "$BITS" --group-size "$GROUP" --quiet
+"$PY" -m mlx_lm convert --hf-path "$MODEL" --mlx-path "$WORK/ref-mlx" -q --q-bits "$BITS" --q-group-size "$GROUP" >/dev/null
 "$PY" - "$WORK/ours-mlx" "$WORK/ref-mlx" <<'PYEOF'
 import json, os, sys
 import mlx.core as mx
@@ -57,6 +60,11 @@ print(f"  {exact}/{total} quantized modules bit-identical to mlx_lm.convert; wor
 assert worst < 1e-2, "dequantized weights differ from mlx_lm.convert"
 PYEOF
 "$PY" -m mlx_lm generate --model "$WORK/ours-mlx" --prompt "The capital of France is" --max-tokens 30
+if [ -n "${PERPLEXITY_TEXT:-}" ]; then
+  .build/release/qinspect "$WORK/ours-mlx" --perplexity "$PERPLEXITY_TEXT" --windows 8 --format json 2>/dev/null \
+    | "$PY" -c 'import json,sys; p=json.load(sys.stdin)[0]["perplexity"]; print("  our evaluator on the MLX folder: perplexity %.3f over %d tokens" % (p["perplexity"], p["scored_tokens"]))'
+fi
+[ -n "${MLX_ONLY:-}" ] && { echo "check-export: MLX checks passed"; exit 0; }
 
 for TYPE in q8_0 q4_k; do
   echo "== GGUF $TYPE"
