@@ -6,7 +6,7 @@
 # run on that grid. Calibration and training read TRAIN only.
 #
 # Usage: Tests/RealModels/check-family-methods.sh MODEL TEXT TRAIN [OUT]
-#   env: GPTQ_WINDOWS (16), SPEEDQ_WINDOWS (16), SPEEDQ_CONTEXT (256), SPEEDQ_STEPS (40), SPEEDQ_LR (1e-4)
+#   env: BIN (.build/release), GPTQ_WINDOWS (16), SPEEDQ_WINDOWS (16), SPEEDQ_CONTEXT (256), SPEEDQ_STEPS (40), SPEEDQ_LR (1e-4)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 MODEL=$1
@@ -15,8 +15,8 @@ TRAIN=$3
 OUT=${4:-$(mktemp -d)}
 mkdir -p "$OUT"
 cd "$ROOT"
-[ -x .build/release/qconvert ] || swift build -c release >&2
-BIN=.build/release
+BIN=${BIN:-.build/release}  # a copy of the tools lets a rebuild go on beside a long run
+[ -x "$BIN/qconvert" ] || swift build -c release >&2
 
 row() {  # name, pack: bpw and perplexity of the pack, time and memory from $OUT/name.time
   local name=$1 pack=$2
