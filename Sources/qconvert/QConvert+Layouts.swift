@@ -57,6 +57,7 @@ extension QConvert {
     if let targetBpw { request.calibrationOptions.append("--target-bpw \(targetBpw)") }
     if let ggufTypeOption { request.ggufOptions.append("--gguf-type \(ggufTypeOption.rawValue)") }
     if ggufPure { request.ggufOptions.append("--gguf-pure") }
+    if let imatrix { request.ggufOptions.append("--imatrix \(imatrix)") }
     return request
   }
 
@@ -131,6 +132,14 @@ extension QConvert {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       let selection: GGUFTypeSelection = ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix)
+      var importance: [String: [Float]] = [:]
+      if let imatrix {
+        guard method != .gptq else {
+          throw ConvertError.invalidOption(
+            option: "--imatrix", reason: "'--method gptq' decides the codes from its own calibration; give one or the other")
+        }
+        importance = try ImportanceMatrix(path: imatrix).weights
+      }
       // GPTQ runs the model before the writer streams: a NaN or infinity is refused first, as
       // the writer would, not met as a singular Hessian further down.
       if method == .gptq, !allowNonfinite, let first = try NonFiniteElement.all(in: source).first {
@@ -142,7 +151,7 @@ extension QConvert {
       }
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
-        to: destination, selection: selection, rules: rules, decided: decided,
+        to: destination, selection: selection, rules: rules, decided: decided, importance: importance,
         nonFinite: { element in
           // The file is renamed into place only when complete, so refusing here leaves nothing.
           if !allowNonfinite { throw ConvertError.nonFinite(element) }

@@ -70,6 +70,12 @@ struct QConvert: ParsableCommand {
   @Flag(help: "With '--layout gguf', store every matrix in the --gguf-type's base block type, as llama-quantize --pure.")
   var ggufPure = false
 
+  @Option(name: .customLong("imatrix"), help: ArgumentHelp(
+    "With '--layout gguf': an importance matrix written by llama-imatrix (GGUF or legacy .dat); q4_0 and q5_0 blocks are rounded by its weights as llama-quantize --imatrix rounds them.",
+    discussion: "Q8_0 and float tensors ignore it, as in llama-quantize; a tensor the mix stores in another block type is refused, since llama-quantize would weight it and this export does not yet. Not with '--method gptq', which decides the codes from its own calibration.",
+    valueName: "file"))
+  var imatrix: String?
+
   @Option(help: "Dequantize a pack into a plain checkpoint of this dtype: f16, bf16 or f32.")
   var to: PlainDType?
 
@@ -227,7 +233,7 @@ struct QConvert: ParsableCommand {
   /// A file input's folder is not among them (outputs beside the input are the common case),
   /// but the input and its config.json are.
   func inputPaths(_ checkpoint: Checkpoint) -> [String] {
-    [input, checkpoint.configPath, recipe, calib, calibImages, qatCheckpoint].compactMap { $0 }
+    [input, checkpoint.configPath, recipe, calib, calibImages, qatCheckpoint, imatrix].compactMap { $0 }
   }
 
   /// The output path, checked against the inputs; done before any work so that a refused path

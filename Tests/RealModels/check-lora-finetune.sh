@@ -8,6 +8,8 @@
 # (d) `--fresh --finetune` with the same data, steps and learning rate: a fresh adapter of the same
 #     rank, alpha and modules (A random, B zero), the baseline (c) has to beat.
 # The training text is kjv_plain.txt without its last bytes, which are the held-out text.
+# NEW names the new base (default Qwen2.5-Coder-0.5B-Instruct; any family the engine runs, e.g.
+# families/gemma-3-270m/hf from Tests/RealModels/fetch-families.sh).
 # LAYERS=data maps layers by activation CKA on TRAIN text (--data) instead of weight CKA.
 # Prints each run's time and peak RSS, the load average, and a summary of the four perplexities.
 # Not part of the test suite.
@@ -30,7 +32,7 @@ PARALLEL=${PARALLEL:-0}
 swift build -c release --product lora-rebase >/dev/null
 BIN=$(swift build -c release --show-bin-path)/lora-rebase
 SMOL=$MODELS/smollm2-135m-instruct-hf
-QWEN=$MODELS/qwen2.5-coder-0.5b-instruct-hf
+QWEN=${NEW:-$MODELS/qwen2.5-coder-0.5b-instruct-hf}
 HELDOUT=$MODELS/corpus/kjv_heldout_tail2400.txt
 PLAIN=$MODELS/corpus/kjv_plain.txt
 TRAIN=$OUT/kjv_train.txt
@@ -77,7 +79,7 @@ value() { # log, label: the perplexity after label
 usage() { # log: "wall time (CPU time), peak RSS"
   sed -n 's/^time \([0-9.]*\)s (user \([0-9.]*\)s), peak \([0-9]*\)KB/\1 s wall (\2 s user), \3 KB/p' "$OUT/$1.log"
 }
-echo "== Summary: Qwen2.5-Coder-0.5B-Instruct, held-out KJV perplexity ($STEPS steps, lr $LR, batch $BATCH x $CONTEXT tokens from $SAMPLES windows, layers from $LAYERS)"
+echo "== Summary: $QWEN, held-out KJV perplexity ($STEPS steps, lr $LR, batch $BATCH x $CONTEXT tokens from $SAMPLES windows, layers from $LAYERS)"
 printf '  %-34s %10s   %s\n' "setup" "perplexity" "run: time, peak RSS"
 printf '  %-34s %10s   %s\n' "new base alone" "$(value finetuned 'base alone')" "(inside the runs below)"
 printf '  %-34s %10s   %s\n' "transferred adapter" "$(value finetuned 'adapter before fine-tuning')" "move only: $(usage moved)"

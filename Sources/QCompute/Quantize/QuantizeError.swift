@@ -14,6 +14,8 @@ public enum QuantizeError: Error, CustomStringConvertible, Equatable {
   case truncatedBlocks(type: String, bytes: Int, blockBytes: Int)
   /// A ggml block type no decoder here reads (the IQ grids, ternary and FP4 types).
   case unsupportedBlockType(type: String)
+  /// A ggml block type whose encoder here takes no importance matrix.
+  case unsupportedImportance(type: String)
 
   public var description: String {
     switch self {
@@ -31,6 +33,8 @@ public enum QuantizeError: Error, CustomStringConvertible, Equatable {
       "\(type): \(bytes) bytes is not a whole number of \(blockBytes)-byte blocks"
     case .unsupportedBlockType(let type):
       "\(type) blocks cannot be dequantized (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL)"
+    case .unsupportedImportance(let type):
+      "\(type) blocks are not encoded with an importance matrix here (only Q4_0 and Q5_0 are)"
     }
   }
 }

@@ -67,6 +67,9 @@ public enum GGUFExport {
   ///   - rules: per-tensor rules, `keep` or a GGUF type (`GGUFLayout` refuses the others).
   ///   - decided: codes a calibrated method (GPTQ) already decided on a tensor's block grid
   ///     (`gptqGrids`), by source name: stored as they are, in the tensor's type.
+  ///   - importance: per-column weights of an importance matrix by GGUF name (as
+  ///     `llama-imatrix` names them): Q4_0 and Q5_0 blocks of those tensors are encoded as
+  ///     `llama-quantize --imatrix` encodes them (`GGUFBlocks.encode(_:type:importance:)`).
   ///   - blockElements: about how many floats are read and encoded at a time.
   ///   - nonFinite: told of the first NaN or infinity of each tensor as it streams past (it may
   ///     throw to refuse the file, which is then never renamed into place).
@@ -75,7 +78,8 @@ public enum GGUFExport {
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
     to output: OutputDestination, selection: GGUFTypeSelection, rules: [ConvertRule] = [],
-    decided: [String: StoredCodes] = [:], blockElements: Int = TensorRowBlocks.blockElements,
+    decided: [String: StoredCodes] = [:], importance: [String: [Float]] = [:],
+    blockElements: Int = TensorRowBlocks.blockElements,
     nonFinite: ((NonFiniteElement) throws -> Void)? = nil, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
     let config = try ModelConfig(
@@ -106,6 +110,9 @@ public enum GGUFExport {
     }
 
     let (mapped, types) = try plannedTypes(source: source, hyper: hyper, selection: selection, rules: rules)
+    if !importance.isEmpty {
+      try checkImportance(importance, for: mapped, types: types, location: source.location)
+    }
     let plans = zip(mapped, types).map { tensor, type in
       GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
     }
@@ -114,8 +121,8 @@ public enum GGUFExport {
       progress(ExportProgress(tensor: plan.name, index: index, count: plans.count))
       try writer.append(name: plan.name) { write in
         try encodeInBlocks(
-          tensor, as: plan.type, from: source, decided: decided[tensor.source.name], blockElements: blockElements,
-          nonFinite: nonFinite, to: write)
+          tensor, as: plan.type, from: source, decided: decided[tensor.source.name],
+          importance: importance[plan.name], blockElements: blockElements, nonFinite: nonFinite, to: write)
       }
     }
     try writer.finish()
@@ -170,11 +177,39 @@ public enum GGUFExport {
     return grids
   }
 
+  /// Types llama-quantize encodes with an importance matrix but this export does not yet; Q8_0
+  /// and the float types ignore one there too.
+  static let importanceIgnoredTypes: Set<GGMLType> = [.q8_0, .f16, .bf16, .f32]
+
+  /// Refuses an importance matrix that does not fit: a row length other than the tensor's, or a
+  /// tensor whose type llama-quantize would weight by it but this export cannot.
+  static func checkImportance(
+    _ importance: [String: [Float]], for mapped: [MappedTensor], types: [GGMLType], location: String
+  ) throws {
+    for (tensor, type) in zip(mapped, types) {
+      guard let weights = importance[tensor.name], tensor.source.shape.count == 2 else { continue }
+      let columns = tensor.source.shape[1]
+      guard weights.count == columns else {
+        throw ExportError.unsupportedSettings(
+          location: location, tensor: tensor.name,
+          reason: "has \(columns) columns, but the importance matrix gives it \(weights.count) weights")
+      }
+      let weighted = GGUFBlockType.allCases.contains {
+        $0.ggmlTypeID == type.rawValue && GGUFBlocks.importanceTypes.contains($0)
+      }
+      guard weighted || importanceIgnoredTypes.contains(type) else {
+        throw ExportError.unsupportedSettings(
+          location: location, tensor: tensor.name,
+          reason: "is stored as \(type.name), which llama-quantize weights by the importance matrix and this export does not yet (only q4_0 and q5_0 are weighted here)")
+      }
+    }
+  }
+
   /// Encodes one tensor a block of rows at a time (whole heads for a permuted Q or K), handing
   /// each block's bytes to `write`; blocks are whole rows, so the bytes are those of the whole.
   static func encodeInBlocks(
     _ tensor: MappedTensor, as type: GGMLType, from source: any TensorSource, decided: StoredCodes? = nil,
-    blockElements: Int, nonFinite: ((NonFiniteElement) throws -> Void)? = nil, to write: (UnsafeRawBufferPointer) throws -> Void
+    importance: [Float]? = nil, blockElements: Int, nonFinite: ((NonFiniteElement) throws -> Void)? = nil, to write: (UnsafeRawBufferPointer) throws -> Void
   ) throws {
     let info = tensor.source
     let rows = info.shape.count == 2 ? info.shape[0] : 1
@@ -206,7 +241,14 @@ public enum GGUFExport {
         return
       }
       func encodeBlock(_ values: UnsafeBufferPointer<Float>) throws {
-        let bytes = try encode(values, as: type, tensor: tensor.name)
+        let weighted = GGUFBlockType.allCases.first { $0.ggmlTypeID == type.rawValue }
+          .flatMap { GGUFBlocks.importanceTypes.contains($0) ? $0 : nil }
+        let bytes =
+          if let importance, let weighted, info.shape.count == 2 {
+            try GGUFBlocks.encode(values, type: weighted, importance: importance)
+          } else {
+            try encode(values, as: type, tensor: tensor.name)
+          }
         if scan.allFinite, scan.largest > safeMagnitude {
           try checkStored(
             bytes, values: values, as: type, tensor: info.name, location: source.location,

@@ -1,0 +1,114 @@
+import Foundation
+import QCompute
+import QFormats
+import QToolSupport
+import Testing
+
+/// `qconvert --layout gguf --imatrix`: Q4_0 and Q5_0 tensors named in the matrix are encoded by
+/// `GGUFBlocks.encode(_:type:importance:)` (checked against ggml in QComputeTests), the others as
+/// without it; what cannot be honoured is refused before any file is made.
+@Suite struct ExportGGUFImportanceTests {
+  /// Weighted tensors, by GGUF name, and their row lengths in tiny-llama.
+  static let weighted = ["blk.0.attn_q.weight": 64, "blk.0.ffn_down.weight": 128]
+
+  static func importance(columns: Int, seed: Int) -> [Float] {
+    (0..<columns).map { Float(($0 * 37 + seed * 11) % 23 + 1) / 4 }
+  }
+
+  /// A legacy (`--output-format dat`) importance matrix: entry count, then per entry its name,
+  /// ncall and values (already `mean * ncall`), as llama-imatrix writes it.
+  static func writeLegacyMatrix(_ entries: [(name: String, weights: [Float])], to path: String) throws {
+    var data = Data()
+    func int32(_ value: Int) { withUnsafeBytes(of: Int32(value).littleEndian) { data.append(contentsOf: $0) } }
+    int32(entries.count)
+    for (name, weights) in entries {
+      int32(name.utf8.count)
+      data.append(contentsOf: Array(name.utf8))
+      int32(1)
+      int32(weights.count)
+      for weight in weights { withUnsafeBytes(of: weight.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+    }
+    try data.write(to: URL(fileURLWithPath: path))
+  }
+
+  func matrix(in folder: String, columns: [String: Int] = weighted) throws -> String {
+    let path = folder + "/tiny.imatrix.dat"
+    try Self.writeLegacyMatrix(
+      columns.sorted { $0.key < $1.key }.enumerated().map { ($1.key, Self.importance(columns: $1.value, seed: $0)) },
+      to: path)
+    return path
+  }
+
+  func convert(_ folder: String, _ name: String, _ arguments: [String]) throws -> (status: Int32, stderr: String, path: String) {
+    let output = folder + "/" + name
+    let run = try runTool("qconvert", [ExportFixtures.tinyLlama, "-o", output, "--layout", "gguf", "--quiet"] + arguments)
+    return (run.status, run.stderr, output)
+  }
+
+  @Test(arguments: [GGUFBlockType.q4_0, .q5_0])
+  func weightedTensorsAreEncodedByTheirImportance(type: GGUFBlockType) throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-imatrix")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let typeName = type.rawValue.lowercased()
+    let withMatrix = try convert(folder, "weighted.gguf", ["--gguf-type", typeName, "--gguf-pure", "--imatrix", try matrix(in: folder)])
+    try #require(withMatrix.status == 0, "\(withMatrix.stderr)")
+    let plain = try convert(folder, "plain.gguf", ["--gguf-type", typeName, "--gguf-pure"])
+    try #require(plain.status == 0, "\(plain.stderr)")
+    let weighted = try GGUFFile(path: withMatrix.path)
+    let unweighted = try GGUFFile(path: plain.path)
+    // The permuted source rows, as llama.cpp's converter writes them (gguf-py, in Fixtures/export).
+    let reference = try SafetensorsFile(path: ExportFixtures.path("export", "gguf-q8_0-expected.safetensors"))
+    for (index, (name, columns)) in Self.weighted.sorted(by: { $0.key < $1.key }).enumerated() {
+      let values = try reference.floats(of: name + "/f32")
+      let expected = try values.withUnsafeBufferPointer {
+        try GGUFBlocks.encode($0, type: type, importance: Self.importance(columns: columns, seed: index))
+      }
+      let stored = try weighted.withRawBytes(of: name) { [UInt8]($0) }
+      #expect(stored == expected, "\(name)")
+      #expect(try unweighted.withRawBytes(of: name) { [UInt8]($0) } != stored, "\(name) is weighted")
+    }
+    // A tensor the matrix does not name is encoded as without one.
+    for name in ["blk.1.attn_v.weight", "blk.0.attn_k.weight"] {
+      #expect(try weighted.withRawBytes(of: name) { [UInt8]($0) } == unweighted.withRawBytes(of: name) { [UInt8]($0) })
+    }
+  }
+
+  @Test func q8_0IgnoresTheMatrixAsLlamaQuantizeDoes() throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-imatrix-q8")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let withMatrix = try convert(folder, "weighted.gguf", ["--gguf-type", "q8_0", "--imatrix", try matrix(in: folder)])
+    try #require(withMatrix.status == 0, "\(withMatrix.stderr)")
+    let plain = try convert(folder, "plain.gguf", ["--gguf-type", "q8_0"])
+    try #require(plain.status == 0, "\(plain.stderr)")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: withMatrix.path)) == Data(contentsOf: URL(fileURLWithPath: plain.path)))
+  }
+
+  /// Each refusal is one line naming what cannot be done, and leaves no file.
+  @Test(arguments: [
+    (["--gguf-type", "q4_1"], "is stored as Q4_1"),
+    (["--gguf-type", "q4_0", "--method", "gptq", "--calib", fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path], "--method gptq"),
+    (["--gguf-type", "q4_0", "wrong-columns"], "has 64 columns, but the importance matrix gives it 65 weights"),
+  ])
+  func whatCannotBeHonouredIsRefused(arguments: [String], named: String) throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-imatrix-refused")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let columns = arguments.last == "wrong-columns" ? ["blk.0.attn_q.weight": 65] : Self.weighted
+    let run = try convert(
+      folder, "out.gguf", arguments.filter { $0 != "wrong-columns" } + ["--imatrix", try matrix(in: folder, columns: columns)])
+    #expect(run.status != 0)
+    #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+    #expect(run.stderr.contains(named), "\(run.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: run.path))
+  }
+
+  @Test func otherLayoutsRefuseTheOption() throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-imatrix-layout")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let path = try matrix(in: folder)
+    for layout in ["mlx", "native"] {
+      let run = try runTool("qconvert", [ExportFixtures.tinyLlama, "-o", folder + "/out-" + layout, "--layout", layout, "--imatrix", path])
+      #expect(run.status == 64, "\(run.stderr)")
+      #expect(run.stderr.contains("'--imatrix \(path)'") && run.stderr.contains("'--layout \(layout)'"), "\(run.stderr)")
+    }
+  }
+}
