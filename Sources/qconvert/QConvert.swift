@@ -71,7 +71,7 @@ struct QConvert: ParsableCommand {
   var ggufPure = false
 
   @Option(name: .customLong("imatrix"), help: ArgumentHelp(
-    "With '--layout gguf': an importance matrix written by llama-imatrix (GGUF or legacy .dat); q4_0 and q5_0 blocks are rounded by its weights as llama-quantize --imatrix rounds them.",
+    "With '--layout gguf': an importance matrix written by llama-imatrix (GGUF or legacy .dat); q4_0, q4_1, q5_0 and q5_1 blocks are rounded by its weights as llama-quantize --imatrix rounds them, and the q4_0 and q5_0 mixes store the first eighth of the ffn_down tensors as q4_1 and q5_1, as llama-quantize does with a matrix.",
     discussion: "Q8_0 and float tensors ignore it, as in llama-quantize; a tensor the mix stores in another block type is refused, since llama-quantize would weight it and this export does not yet. Not with '--method gptq', which decides the codes from its own calibration.",
     valueName: "file"))
   var imatrix: String?

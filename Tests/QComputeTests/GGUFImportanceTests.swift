@@ -4,15 +4,15 @@ import Testing
 
 @testable import QCompute
 
-/// Q4_0 and Q5_0 weighted by an importance matrix against `Fixtures/gguf/importance.safetensors`,
-/// ggml's `quantize_row_q4_0_impl` / `quantize_row_q5_0_impl` restated in numpy float32 (and
-/// checked there against ggml's own `ggml_quantize_chunk`).
+/// Q4_0, Q4_1, Q5_0 and Q5_1 weighted by an importance matrix against
+/// `Fixtures/gguf/importance.safetensors`, ggml's `quantize_row_q4_0_impl` and its siblings
+/// restated in numpy float32 (and checked there against ggml's own `ggml_quantize_chunk`).
 @Suite struct GGUFImportanceTests {
   static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().appending(path: "Fixtures/gguf/importance.safetensors").path
   static let cases = ["one_block", "rows_of_64", "special_blocks", "ties"]
 
-  @Test(arguments: cases, [GGUFBlockType.q4_0, .q5_0])
+  @Test(arguments: cases, [GGUFBlockType.q4_0, .q4_1, .q5_0, .q5_1])
   func blocksMatchGGML(name: String, type: GGUFBlockType) throws {
     let file = try SafetensorsFile(path: Self.fixture)
     let values = try file.floats(of: "\(name)/values")
@@ -42,7 +42,7 @@ import Testing
 
   @Test func typesWithoutAWeightedEncoderAreRefused() {
     let values = [Float](repeating: 1, count: 32)
-    for type in [GGUFBlockType.q4_1, .q5_1, .q8_0, .q4_K] {
+    for type in [GGUFBlockType.q8_0, .iq4_NL, .q4_K, .q6_K] {
       #expect(throws: QuantizeError.unsupportedImportance(type: type.rawValue)) {
         try values.withUnsafeBufferPointer { try GGUFBlocks.encode($0, type: type, importance: [Float](repeating: 1, count: 32)) }
       }

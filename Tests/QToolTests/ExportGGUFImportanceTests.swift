@@ -4,7 +4,7 @@ import QFormats
 import QToolSupport
 import Testing
 
-/// `qconvert --layout gguf --imatrix`: Q4_0 and Q5_0 tensors named in the matrix are encoded by
+/// `qconvert --layout gguf --imatrix`: Q4_0, Q4_1, Q5_0 and Q5_1 tensors named in the matrix are encoded by
 /// `GGUFBlocks.encode(_:type:importance:)` (checked against ggml in QComputeTests), the others as
 /// without it; what cannot be honoured is refused before any file is made.
 @Suite struct ExportGGUFImportanceTests {
@@ -45,7 +45,7 @@ import Testing
     return (run.status, run.stderr, output)
   }
 
-  @Test(arguments: [GGUFBlockType.q4_0, .q5_0])
+  @Test(arguments: [GGUFBlockType.q4_0, .q4_1, .q5_0, .q5_1])
   func weightedTensorsAreEncodedByTheirImportance(type: GGUFBlockType) throws {
     let folder = try ExportFixtures.scratchFolder("gguf-imatrix")
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -85,7 +85,7 @@ import Testing
 
   /// Each refusal is one line naming what cannot be done, and leaves no file.
   @Test(arguments: [
-    (["--gguf-type", "q4_1"], "is stored as Q4_1"),
+    (["--gguf-type", "iq4_nl"], "is stored as IQ4_NL"),
     (["--gguf-type", "q4_0", "--method", "gptq", "--calib", fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path], "--method gptq"),
     (["--gguf-type", "q4_0", "wrong-columns"], "has 64 columns, but the importance matrix gives it 65 weights"),
   ])

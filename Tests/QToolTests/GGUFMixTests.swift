@@ -114,6 +114,25 @@ struct GGUFMixTests {
         == [4, 1, 3, 2, 0])
   }
 
+  /// With an importance matrix llama-quantize stores the first n_layer / 8 ffn_down tensors of a
+  /// q4_0 or q5_0 mix as Q4_1 or Q5_1 (on SmolLM2: blk.0 to blk.2, as its file shows); without
+  /// one, nothing changes.
+  @Test(arguments: [(GGUFMix.q4_0, GGMLType.q4_0, GGMLType.q4_1), (.q5_0, .q5_0, .q5_1)])
+  func anImportanceMatrixGuardsTheFirstFFNDownLayers(mix: GGUFMix, base: GGMLType, guarded: GGMLType) {
+    let tensors = Self.smolLM2Tensors()
+    let weighted = Dictionary(
+      uniqueKeysWithValues: zip(
+        tensors.map(\.name),
+        GGUFExport.storageTypes(for: tensors, model: Self.smolLM2, selection: .mix(mix), weighted: true)))
+    #expect(layers(weighted, "ffn_down", guarded) == [0, 1, 2])
+    #expect(layers(weighted, "ffn_down", base) == Array(3..<30))
+    #expect(layers(weighted, "ffn_up", base) == Array(0..<30))
+    #expect(layers(types(.mix(mix)), "ffn_down", base) == Array(0..<30))
+    // --gguf-pure keeps the base type, as llama-quantize --pure does.
+    let pure = GGUFExport.storageTypes(for: tensors, model: Self.smolLM2, selection: .pure(mix), weighted: true)
+    #expect(!pure.contains(guarded))
+  }
+
   @Test func fallbacksFollowLlamaQuantize() {
     #expect(GGUFExport.fallback(.q6K, columns: 576) == .q8_0)
     #expect(GGUFExport.fallback(.q5K, columns: 576) == .q5_1)

@@ -9,7 +9,8 @@
 #
 # Needs llama.cpp's llama-imatrix, llama-quantize and llama-perplexity (LLAMA_CPP_BIN) and the
 # gguf package. Usage: LLAMA_CPP_BIN=llama.cpp/build/bin Tests/RealModels/check-gguf-imatrix.sh
-#   env: MODELS_DIR, TYPE (q4_0 or q5_0), CALIB_CHUNKS (32), OUT (a temporary folder),
+#   env: MODELS_DIR, TYPE (q4_0 or q5_0), CALIB_CHUNKS (32), OUT (a temporary folder), GPTQ=1 (adds
+#        qconvert's GPTQ with act-order on the same text),
 #        QCONVERT (.build/release/qconvert)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -28,7 +29,7 @@ QCONVERT=${QCONVERT:-.build/release/qconvert}
 timed() { /usr/bin/time -f "  %e s wall, %M KB peak" "$@"; }
 
 echo "== F16 GGUF (ours) and llama-imatrix on ${CALIB_CHUNKS:-32} chunks of the training split"
-[ -f "$OUT/f16.gguf" ] || "$QCONVERT" "$MODEL" -o "$OUT/f16.gguf" --layout gguf --gguf-type f16 --quiet
+[ -f "$OUT/f16.gguf" ] || "$QCONVERT" "$MODEL" -o "$OUT/f16.gguf" --layout gguf --rule '.*=f16' --quiet
 [ -f "$OUT/imatrix.gguf" ] || timed "$BIN/llama-imatrix" -m "$OUT/f16.gguf" -f "$TRAIN" -c 512 \
   --chunks "${CALIB_CHUNKS:-32}" -t 2 -o "$OUT/imatrix.gguf" >"$OUT/imatrix.log" 2>&1
 
@@ -46,10 +47,14 @@ tensors = {t.name: t for t in ours.tensors}
 plain_tensors = {t.name: t for t in plain.tensors}
 same_tensors = weighted = 0
 same_blocks = blocks = 0
+other_type = []
 for t in ref.tensors:
     o = tensors[t.name]
     a, b = np.asarray(t.data).view(np.uint8), np.asarray(o.data).view(np.uint8)
-    if t.tensor_type == o.tensor_type and a.shape == b.shape and np.array_equal(a, b):
+    if t.tensor_type != o.tensor_type:
+        other_type.append(f"{t.name} {t.tensor_type.name} (ours {o.tensor_type.name})")
+        continue
+    if a.shape == b.shape and np.array_equal(a, b):
         same_tensors += 1
     if not np.array_equal(np.asarray(plain_tensors[t.name].data).view(np.uint8), b):
         weighted += 1
@@ -58,15 +63,24 @@ for t in ref.tensors:
         blocks += len(x)
         same_blocks += int((x == y).all(axis=1).sum())
 print(f"  tensors identical to llama-quantize's: {same_tensors}/{len(ref.tensors)}; "
-      f"weighted by the matrix: {weighted}, their blocks identical: {same_blocks}/{blocks}")
+      f"weighted by the matrix (same type in both): {weighted}, their blocks identical: {same_blocks}/{blocks}")
+if other_type:
+    print(f"  stored in another type by llama-quantize ({len(other_type)}): " + ", ".join(other_type))
 PY
 
+names="f16 plain ref ours"
+if [ -n "${GPTQ:-}" ]; then
+  # GPTQ with act-order on the same blocks, calibrated on as many windows of the same text.
+  [ -f "$OUT/gptq.gguf" ] || timed "$QCONVERT" "$MODEL" -o "$OUT/gptq.gguf" --layout gguf --gguf-type "$TYPE" \
+    --method gptq --act-order --calib "$TRAIN" --calib-windows "${CALIB_CHUNKS:-32}" --quiet
+  names="$names gptq"
+fi
 echo "== llama-perplexity, the first 8 windows of 512 tokens of wiki test"
-for name in f16 plain ref ours; do
+for name in $names; do
   ppl=$("$BIN/llama-perplexity" -m "$OUT/$name.gguf" -f "$TEST" -c 512 --chunks 8 -t 2 2>&1 \
     | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
   size=$(stat -c %s "$OUT/$name.gguf")
   printf "  %-6s %10s   %d bytes\n" "$name" "$ppl" "$size"
 done
-echo "(f16: our F16 export; plain: qconvert $TYPE without a matrix; ref: llama-quantize --imatrix; ours: qconvert --imatrix)"
+echo "(f16: our F16 export; plain: qconvert $TYPE without a matrix; ref: llama-quantize --imatrix; ours: qconvert --imatrix; gptq: qconvert --method gptq --act-order)"
 echo "outputs in $OUT"

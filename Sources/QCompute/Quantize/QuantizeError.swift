@@ -34,7 +34,7 @@ public enum QuantizeError: Error, CustomStringConvertible, Equatable {
     case .unsupportedBlockType(let type):
       "\(type) blocks cannot be dequantized (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL)"
     case .unsupportedImportance(let type):
-      "\(type) blocks are not encoded with an importance matrix here (only Q4_0 and Q5_0 are)"
+      "\(type) blocks are not encoded with an importance matrix here (only Q4_0, Q4_1, Q5_0 and Q5_1 are)"
     }
   }
 }

@@ -109,7 +109,8 @@ public enum GGUFExport {
         tokenizerJSON, vocabSize: hyper.vocabSize, location: source.location)
     }
 
-    let (mapped, types) = try plannedTypes(source: source, hyper: hyper, selection: selection, rules: rules)
+    let (mapped, types) = try plannedTypes(
+      source: source, hyper: hyper, selection: selection, rules: rules, weighted: !importance.isEmpty)
     if !importance.isEmpty {
       try checkImportance(importance, for: mapped, types: types, location: source.location)
     }
@@ -133,14 +134,15 @@ public enum GGUFExport {
   ///
   /// - Throws: `ConvertError` for a rule this layout cannot hold or whose type does not fit the rows.
   static func plannedTypes(
-    source: any TensorSource, hyper: LlamaHyperParameters, selection: GGUFTypeSelection, rules: [ConvertRule]
+    source: any TensorSource, hyper: LlamaHyperParameters, selection: GGUFTypeSelection, rules: [ConvertRule],
+    weighted: Bool = false
   ) throws -> (mapped: [MappedTensor], types: [GGMLType]) {
     let mapped = try mapTensors(source: source, hyper: hyper)
     let model = GGUFMixModel(
       layers: hyper.blockCount, heads: hyper.heads, keyValueHeads: hyper.keyValueHeads,
       tiedEmbeddings: !mapped.contains { $0.name == "output.weight" })
     var types = storageTypes(
-      for: mapped.map { ($0.name, $0.source.shape) }, model: model, selection: selection)
+      for: mapped.map { ($0.name, $0.source.shape) }, model: model, selection: selection, weighted: weighted)
     for (position, tensor) in mapped.enumerated() where tensor.source.shape.count == 2 {
       guard let rule = rules.first(where: { tensor.source.name.contains($0.pattern) }) else { continue }
       let type = try GGUFLayout.type(for: rule, storedAs: tensor.source.dtype)
@@ -200,7 +202,7 @@ public enum GGUFExport {
       guard weighted || importanceIgnoredTypes.contains(type) else {
         throw ExportError.unsupportedSettings(
           location: location, tensor: tensor.name,
-          reason: "is stored as \(type.name), which llama-quantize weights by the importance matrix and this export does not yet (only q4_0 and q5_0 are weighted here)")
+          reason: "is stored as \(type.name), which llama-quantize weights by the importance matrix and this export does not yet (q4_0, q4_1, q5_0 and q5_1 are weighted here)")
       }
     }
   }

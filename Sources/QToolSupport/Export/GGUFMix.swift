@@ -77,8 +77,12 @@ extension GGUFExport {
   /// Layer-dependent choices count `attn_v` and `ffn_down` tensors in the order llama-quantize
   /// visits them (`i_attention_wv`, `i_ffn_down`): by the layer number in `blk.N.`, then by name
   /// (llama_model_loader's `weight_name_comparer`), whatever the file's own order.
+  ///
+  /// With an importance matrix (`weighted`), the q4_0 and q5_0 mixes store the first eighth of
+  /// the `ffn_down` tensors as Q4_1 or Q5_1, as llama-quantize does then.
   static func storageTypes(
-    for tensors: [(name: String, shape: [Int])], model: GGUFMixModel, selection: GGUFTypeSelection
+    for tensors: [(name: String, shape: [Int])], model: GGUFMixModel, selection: GGUFTypeSelection,
+    weighted: Bool = false
   ) -> [GGMLType] {
     let attentionV = tensors.filter { $0.shape.count == 2 && $0.name.contains("attn_v.weight") }.count
     var attentionVIndex = 0
@@ -95,7 +99,7 @@ extension GGUFExport {
       case .mix(let mix):
         type = mixType(
           mix: mix, name: tensor.name, columns: columns, model: model,
-          attentionV: (attentionVIndex, attentionV), ffnDown: (ffnDownIndex, model.layers))
+          attentionV: (attentionVIndex, attentionV), ffnDown: (ffnDownIndex, model.layers), weighted: weighted)
         if tensor.name.contains("attn_v.weight") { attentionVIndex += 1 }
         if tensor.name.contains("ffn_down") { ffnDownIndex += 1 }
       }
@@ -123,10 +127,11 @@ extension GGUFExport {
     layer < count / 8 || layer >= 7 * count / 8 || (layer - count / 8) % 3 == 2
   }
 
-  /// `llama_tensor_get_type_impl` for a Llama-family model without experts or an importance matrix.
+  /// `llama_tensor_get_type_impl` for a Llama-family model without experts; `weighted` says an
+  /// importance matrix is given (`qs.has_imatrix`).
   static func mixType(
     mix: GGUFMix, name: String, columns: Int, model: GGUFMixModel,
-    attentionV: (index: Int, count: Int), ffnDown: (index: Int, count: Int)
+    attentionV: (index: Int, count: Int), ffnDown: (index: Int, count: Int), weighted: Bool = false
   ) -> GGMLType {
     let base = mix.defaultType.ggmlType
     let isOutput = name == "output.weight"
@@ -161,6 +166,9 @@ extension GGUFExport {
       case .iq4_nl: return i < n / 8 ? .q5K : base
       case .q5_k_m: return usesMoreBits(i, of: n) ? .q6K : base
       case .q4_k_s: return i < n / 8 ? .q5K : base
+      // llama.cpp's guard for the first ffn_down layers, taken only with an importance matrix.
+      case .q4_0 where weighted: return i < n / 8 ? .q4_1 : base
+      case .q5_0 where weighted: return i < n / 8 ? .q5_1 : base
       default: return base
       }
     }
