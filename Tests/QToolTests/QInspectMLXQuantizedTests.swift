@@ -39,4 +39,35 @@ import Testing
     // misread layer (wrong bits, group or scale) moves it by far more.
     #expect(abs(log(perplexity.perplexity) - log(expected.perplexity)) <= 2e-3, "\(perplexity.perplexity)")
   }
+
+  struct Listing: Decodable {
+    struct Tensor: Decodable {
+      var name: String
+      var shape: [Int]
+      var parameters: Int
+      var bytes: Int
+      var bits: Int?
+      var group_size: Int?
+      var bits_per_weight: Double?
+    }
+    var tensors: [Tensor]
+  }
+
+  /// The tensor table lists each packed weight once, at its real shape, with its bits, group and
+  /// the bytes of its words, scales and biases: 4-bit codes and F16 scale and bias per 32 values
+  /// are 5 bits per weight.
+  @Test func packedWeightsAreListedAtTheirRealShape() throws {
+    let folder = fixturesDirectory.appendingPathComponent("mlx-engine/tiny-chat-q4").path
+    let run = try runTool("qinspect", [folder, "--format", "json"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let listing = try #require(try JSONDecoder().decode([Listing].self, from: Data(run.stdout.utf8)).first)
+    #expect(!listing.tensors.contains { $0.name.hasSuffix(".scales") || $0.name.hasSuffix(".biases") })
+    let q = try #require(listing.tensors.first { $0.name == "model.layers.0.self_attn.q_proj.weight" })
+    #expect(q.shape == [64, 64] && q.parameters == 64 * 64)
+    #expect(q.bits == 4 && q.group_size == 32)
+    #expect(q.bytes == 64 * 64 / 2 + 2 * 2 * 64 * 64 / 32)
+    #expect(q.bits_per_weight == 5)
+    let norm = try #require(listing.tensors.first { $0.name == "model.norm.weight" })
+    #expect(norm.bits == nil)
+  }
 }

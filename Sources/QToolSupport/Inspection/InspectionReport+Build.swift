@@ -19,11 +19,16 @@ extension InspectionReport {
   public static func build(for checkpoint: Checkpoint, options: InspectionOptions) throws
     -> InspectionReport
   {
-    // A qpack lists its original tensors, dequantized on read.
-    let source: any TensorSource =
-      PackedCheckpoint.isPack(checkpoint.source)
-      ? try PackedCheckpoint(wrapping: checkpoint.source) : checkpoint.source
-    let pack = source as? PackedCheckpoint
+    // A qpack lists its original tensors, dequantized on read; so does an MLX-quantized folder,
+    // whose packed words, scales and biases are one weight of its real shape.
+    let pack =
+      PackedCheckpoint.isPack(checkpoint.source) ? try PackedCheckpoint(wrapping: checkpoint.source) : nil
+    let mlx =
+      pack == nil && DequantizedMLX.isQuantized(checkpoint.source, configData: checkpoint.configData)
+      ? try DequantizedMLX(wrapping: checkpoint.source, configData: checkpoint.configData, location: checkpoint.location)
+      : nil
+    let source: any TensorSource = pack ?? mlx ?? checkpoint.source
+    let stored = Dictionary(checkpoint.source.tensors.map { ($0.name, $0.byteCount) }, uniquingKeysWith: { a, _ in a })
     let config = try checkpoint.configData.map {
       try ModelConfig(data: $0, location: checkpoint.configPath ?? checkpoint.location)
     }
@@ -50,6 +55,14 @@ extension InspectionReport {
         entry.grid = description.grid.rawValue
         entry.method = description.method.rawValue
         entry.bitsPerWeight = info.elementCount > 0 ? 8 * Double(stored) / Double(info.elementCount) : 0
+      }
+      if let layer = mlx?.layers[info.name] {
+        let bytes = ["weight", "scales", "biases"].reduce(0) { $0 + (stored[layer.module + "." + $1] ?? 0) }
+        entry.bytes = bytes
+        entry.bits = layer.bits
+        entry.groupSize = layer.groupSize
+        entry.grid = "affine"
+        entry.bitsPerWeight = info.elementCount > 0 ? 8 * Double(bytes) / Double(info.elementCount) : 0
       }
       if options.statistics {
         entry.stats = StatsEntry(try source.statistics(of: info))
