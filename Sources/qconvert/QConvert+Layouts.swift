@@ -132,13 +132,13 @@ extension QConvert {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       let selection: GGUFTypeSelection = ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix)
-      var importance: [String: [Float]] = [:]
+      var importance: GGUFImportance?
       if let imatrix {
         guard method != .gptq else {
           throw ConvertError.invalidOption(
             option: "--imatrix", reason: "'--method gptq' decides the codes from its own calibration; give one or the other")
         }
-        importance = try ImportanceMatrix(path: imatrix).weights
+        importance = GGUFImportance(try ImportanceMatrix(path: imatrix))
       }
       // GPTQ runs the model before the writer streams: a NaN or infinity is refused first, as
       // the writer would, not met as a singular Hessian further down.

@@ -1,7 +1,7 @@
 import Foundation
 import QCompute
 import QFormats
-import QToolSupport
+@testable import QToolSupport
 import Testing
 
 /// `qconvert --layout gguf --imatrix`: Q4_0, Q4_1, Q5_0 and Q5_1 tensors named in the matrix are encoded by
@@ -67,6 +67,11 @@ import Testing
       #expect(stored == expected, "\(name)")
       #expect(try unweighted.withRawBytes(of: name) { [UInt8]($0) } != stored, "\(name) is weighted")
     }
+    // The file records the matrix as llama-quantize does (a legacy file names no dataset or chunks).
+    #expect(weighted.values["quantize.imatrix.file"] == .string(folder + "/tiny.imatrix.dat"))
+    #expect(weighted.values["quantize.imatrix.entries_count"] == .uint32(2))
+    #expect(weighted.values["quantize.imatrix.dataset"] == nil && weighted.values["quantize.imatrix.chunks_count"] == nil)
+    #expect(unweighted.values["quantize.imatrix.file"] == nil)
     // A tensor the matrix does not name is encoded as without one.
     for name in ["blk.1.attn_v.weight", "blk.0.attn_k.weight"] {
       #expect(try weighted.withRawBytes(of: name) { [UInt8]($0) } == unweighted.withRawBytes(of: name) { [UInt8]($0) })
@@ -80,7 +85,16 @@ import Testing
     try #require(withMatrix.status == 0, "\(withMatrix.stderr)")
     let plain = try convert(folder, "plain.gguf", ["--gguf-type", "q8_0"])
     try #require(plain.status == 0, "\(plain.stderr)")
-    #expect(try Data(contentsOf: URL(fileURLWithPath: withMatrix.path)) == Data(contentsOf: URL(fileURLWithPath: plain.path)))
+    let weighted = try GGUFFile(path: withMatrix.path)
+    let unweighted = try GGUFFile(path: plain.path)
+    let names = weighted.tensors.map(\.name) + weighted.quantizedTensors.map(\.name)
+    #expect(names == unweighted.tensors.map(\.name) + unweighted.quantizedTensors.map(\.name))
+    #expect(names.count > 2)
+    for name in names {
+      #expect(try weighted.withRawBytes(of: name) { [UInt8]($0) } == unweighted.withRawBytes(of: name) { [UInt8]($0) }, "\(name)")
+    }
+    // The matrix is recorded all the same, as llama-quantize records it.
+    #expect(weighted.values["quantize.imatrix.entries_count"] == .uint32(2))
   }
 
   /// Each refusal is one line naming what cannot be done, and leaves no file.
@@ -110,5 +124,15 @@ import Testing
       #expect(run.status == 64, "\(run.stderr)")
       #expect(run.stderr.contains("'--imatrix \(path)'") && run.stderr.contains("'--layout \(layout)'"), "\(run.stderr)")
     }
+  }
+
+  @Test func theMatrixIsRecordedInLlamaQuantizesKeys() {
+    let long = "/" + String(repeating: "d", count: 200) + "/m.gguf"
+    let importance = GGUFImportance(weights: ["a": [1], "b": [2]], file: long, dataset: "wiki.txt", chunkCount: 32)
+    let values = Dictionary(uniqueKeysWithValues: importance.keyValues.map { ($0.key, $0.value) })
+    #expect(values["quantize.imatrix.file"] == .string(String(long.prefix(127))))
+    #expect(values["quantize.imatrix.dataset"] == .string("wiki.txt"))
+    #expect(values["quantize.imatrix.entries_count"] == .uint32(2))
+    #expect(values["quantize.imatrix.chunks_count"] == .uint32(32))
   }
 }

@@ -67,9 +67,10 @@ public enum GGUFExport {
   ///   - rules: per-tensor rules, `keep` or a GGUF type (`GGUFLayout` refuses the others).
   ///   - decided: codes a calibrated method (GPTQ) already decided on a tensor's block grid
   ///     (`gptqGrids`), by source name: stored as they are, in the tensor's type.
-  ///   - importance: per-column weights of an importance matrix by GGUF name (as
-  ///     `llama-imatrix` names them): Q4_0 and Q5_0 blocks of those tensors are encoded as
-  ///     `llama-quantize --imatrix` encodes them (`GGUFBlocks.encode(_:type:importance:)`).
+  ///   - importance: an importance matrix (per-column weights by GGUF name, as `llama-imatrix`
+  ///     names them): Q4_0, Q4_1, Q5_0 and Q5_1 blocks of those tensors are encoded as
+  ///     `llama-quantize --imatrix` encodes them (`GGUFBlocks.encode(_:type:importance:)`), and
+  ///     the file records the matrix in the same `quantize.imatrix.*` keys.
   ///   - blockElements: about how many floats are read and encoded at a time.
   ///   - nonFinite: told of the first NaN or infinity of each tensor as it streams past (it may
   ///     throw to refuse the file, which is then never renamed into place).
@@ -78,7 +79,7 @@ public enum GGUFExport {
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
     to output: OutputDestination, selection: GGUFTypeSelection, rules: [ConvertRule] = [],
-    decided: [String: StoredCodes] = [:], importance: [String: [Float]] = [:],
+    decided: [String: StoredCodes] = [:], importance: GGUFImportance? = nil,
     blockElements: Int = TensorRowBlocks.blockElements,
     nonFinite: ((NonFiniteElement) throws -> Void)? = nil, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
@@ -104,15 +105,16 @@ public enum GGUFExport {
       }
     keyValues.append(("general.file_type", .uint32(fileType)))
     keyValues.append((GGUFFile.quantizationVersionKey, .uint32(2)))
+    keyValues += importance?.keyValues ?? []
     if let tokenizerJSON {
       keyValues += try tokenizerKeyValues(
         tokenizerJSON, vocabSize: hyper.vocabSize, location: source.location)
     }
 
     let (mapped, types) = try plannedTypes(
-      source: source, hyper: hyper, selection: selection, rules: rules, weighted: !importance.isEmpty)
-    if !importance.isEmpty {
-      try checkImportance(importance, for: mapped, types: types, location: source.location)
+      source: source, hyper: hyper, selection: selection, rules: rules, weighted: importance != nil)
+    if let importance {
+      try checkImportance(importance.weights, for: mapped, types: types, location: source.location)
     }
     let plans = zip(mapped, types).map { tensor, type in
       GGUFTensorPlan(name: tensor.name, type: type, shape: tensor.source.shape)
@@ -123,7 +125,7 @@ public enum GGUFExport {
       try writer.append(name: plan.name) { write in
         try encodeInBlocks(
           tensor, as: plan.type, from: source, decided: decided[tensor.source.name],
-          importance: importance[plan.name], blockElements: blockElements, nonFinite: nonFinite, to: write)
+          importance: importance?.weights[plan.name], blockElements: blockElements, nonFinite: nonFinite, to: write)
       }
     }
     try writer.finish()
