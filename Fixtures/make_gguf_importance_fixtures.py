@@ -109,6 +109,20 @@ def make_qkx3_quants(x, nmax, weights, rmin=f32(-0.9), rdelta=f32(0.05), nstep=3
     return codes, scale, f32(-low)
 
 
+def pack_codes(codes, five_bits):
+    """32 codes as ggml's blocks hold them: the fifth bits as a little-endian word (Q5 types),
+    then codes j and j + 16 sharing byte j, low nibble first."""
+    out = bytearray()
+    if five_bits:
+        qh = 0
+        for j in range(16):
+            qh |= ((codes[j] & 0x10) >> 4) << j
+            qh |= ((codes[j + 16] & 0x10) >> 4) << (j + 16)
+        out += int(qh).to_bytes(4, "little")
+    out += bytes((codes[j] & 0x0F) | ((codes[j + 16] & 0x0F) << 4) for j in range(16))
+    return bytes(out)
+
+
 def encode_row(x, importance, nmax, with_minimum=False):
     sum_x2 = f32(0)
     for value in x:
@@ -122,27 +136,10 @@ def encode_row(x, importance, nmax, with_minimum=False):
         if with_minimum:
             codes, d, the_min = make_qkx3_quants(xb, nmax, weights)
             out += np.float16(d).tobytes() + np.float16(-the_min).tobytes()
-            if nmax == 31:
-                qh = 0
-                for j in range(16):
-                    qh |= ((codes[j] & 0x10) >> 4) << j
-                    qh |= ((codes[j + 16] & 0x10) >> 4) << (j + 16)
-                out += int(qh).to_bytes(4, "little")
-                out += bytes((codes[j] & 0x0F) | ((codes[j + 16] & 0x0F) << 4) for j in range(16))
-            else:
-                out += bytes(codes[j] | (codes[j + 16] << 4) for j in range(16))
-            continue
-        codes, d = make_qx_quants(xb, nmax, weights)
-        out += np.float16(d).tobytes()
-        if nmax == 16:
-            qh = 0
-            for j in range(16):
-                qh |= ((codes[j] & 0x10) >> 4) << j
-                qh |= ((codes[j + 16] & 0x10) >> 4) << (j + 16)
-            out += int(qh).to_bytes(4, "little")
-            out += bytes((codes[j] & 0x0F) | ((codes[j + 16] & 0x0F) << 4) for j in range(16))
         else:
-            out += bytes(codes[j] | (codes[j + 16] << 4) for j in range(16))
+            codes, d = make_qx_quants(xb, nmax, weights)
+            out += np.float16(d).tobytes()
+        out += pack_codes(codes, five_bits=nmax in (16, 31))
     return bytes(out)
 
 

@@ -59,97 +59,39 @@ extension GGUFBlocks {
     var sumSquares: Float = 0
     for value in x { sumSquares += value * value }
     let sigma2 = sumSquares / Float(x.count)
-    let nmax: Int32 = type == .q5_0 ? 16 : 8
     var weight = [Float](repeating: 0, count: 32)
     var codes = [Int32](repeating: 0, count: 32)
+    var signedCodes = [Int8](repeating: 0, count: 32)
     for block in 0..<(x.count / 32) {
       let values = UnsafeBufferPointer(rebasing: x[(block * 32)..<(block * 32 + 32)])
       for j in 0..<32 { weight[j] = importance[block * 32 + j] * (sigma2 + values[j] * values[j]).squareRoot() }
       let target = UnsafeMutableRawBufferPointer(rebasing: row[(block * type.blockBytes)..<((block + 1) * type.blockBytes)])
-      if type == .q4_1 || type == .q5_1 {
+      switch type {
+      case .q4_1, .q5_1:
         let (d, minimum) = makeQKX3Quants(values, nmax: type == .q5_1 ? 31 : 15, weights: weight, codes: &codes)
         storeHalf(d, into: target, at: 0)
         storeHalf(-minimum, into: target, at: 2)
         if type == .q5_1 {
-          var qh: UInt32 = 0
-          for j in 0..<16 {
-            let low = Int(codes[j])
-            let high = Int(codes[j + 16])
-            target[8 + j] = UInt8(low & 0x0F) | (UInt8(high & 0x0F) << 4)
-            qh |= highBits(low, high, at: j)
-          }
-          target.storeBytes(of: qh.littleEndian, toByteOffset: 4, as: UInt32.self)
+          storeFiveBitCodes({ Int(codes[$0]) }, into: target, highBitsAt: 4, quantsAt: 8)
         } else {
-          for j in 0..<16 { target[4 + j] = UInt8(codes[j]) | (UInt8(codes[j + 16]) << 4) }
+          storeFourBitCodes({ UInt8(codes[$0]) }, into: target, at: 4)
         }
-        continue
-      }
-      let d = makeQXQuants(values, nmax: nmax, weights: weight, codes: &codes)
-      storeHalf(d, into: target, at: 0)
-      if type == .q5_0 {
-        var qh: UInt32 = 0
-        for j in 0..<16 {
-          let low = Int(codes[j])
-          let high = Int(codes[j + 16])
-          target[6 + j] = UInt8(low & 0x0F) | (UInt8(high & 0x0F) << 4)
-          qh |= highBits(low, high, at: j)
+      default:
+        let d = weight.withUnsafeBufferPointer { weights in
+          signedCodes.withUnsafeMutableBufferPointer {
+            makeQXQuants(
+              count: 32, maxCode: type == .q5_0 ? 16 : 8, x: values.baseAddress!, codes: $0.baseAddress!,
+              weights: weights.baseAddress!)
+          }
         }
-        target.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
-      } else {
-        for j in 0..<16 { target[2 + j] = UInt8(codes[j]) | (UInt8(codes[j + 16]) << 4) }
+        storeHalf(d, into: target, at: 0)
+        if type == .q5_0 {
+          storeFiveBitCodes({ Int(signedCodes[$0]) }, into: target, highBitsAt: 2, quantsAt: 6)
+        } else {
+          storeFourBitCodes({ UInt8(signedCodes[$0]) }, into: target, at: 2)
+        }
       }
     }
-  }
-
-  /// ggml's `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw)`: codes in [0, 2 nmax) for
-  /// x ≈ scale * (code - nmax), and the scale. The first guess and 18 others
-  /// (-(nmax + 0.1 is) / max for is in ±1…±9) are tried; each one's least-squares scale is
-  /// kept when it lowers the weighted error.
-  static func makeQXQuants(
-    _ x: UnsafeBufferPointer<Float>, nmax: Int32, weights: [Float], codes: inout [Int32]
-  ) -> Float {
-    var largest: Float = 0
-    var largestMagnitude: Float = 0
-    for value in x where abs(value) > largestMagnitude {
-      largestMagnitude = abs(value)
-      largest = value
-    }
-    if largestMagnitude < 1e-15 {
-      for i in 0..<x.count { codes[i] = 0 }
-      return 0
-    }
-    @inline(__always) func code(_ iscale: Float, _ value: Float) -> Int32 {
-      max(-nmax, min(nmax - 1, nearestInt(iscale * value)))
-    }
-    var iscale = -Float(nmax) / largest
-    var sumLX: Float = 0
-    var sumL2: Float = 0
-    for i in 0..<x.count {
-      let l = code(iscale, x[i])
-      codes[i] = l + nmax
-      let w = weights[i]
-      sumLX += w * x[i] * Float(l)
-      sumL2 += w * Float(l) * Float(l)
-    }
-    var scale: Float = sumL2 != 0 ? sumLX / sumL2 : 0
-    var best = scale * sumLX
-    for step in -9...9 where step != 0 {
-      iscale = -(Float(nmax) + 0.1 * Float(step)) / largest
-      sumLX = 0
-      sumL2 = 0
-      for i in 0..<x.count {
-        let l = code(iscale, x[i])
-        let w = weights[i]
-        sumLX += w * x[i] * Float(l)
-        sumL2 += w * Float(l) * Float(l)
-      }
-      if sumL2 > 0 && sumLX * sumLX > best * sumL2 {
-        for i in 0..<x.count { codes[i] = nmax + code(iscale, x[i]) }
-        scale = sumLX / sumL2
-        best = scale * sumLX
-      }
-    }
-    return scale
   }
 
   /// ggml's `make_qkx3_quants(n, nmax, x, weights, L, &the_min, Laux, -0.9, 0.05, 36, false)`:

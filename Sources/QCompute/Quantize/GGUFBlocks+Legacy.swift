@@ -38,9 +38,7 @@ extension GGUFBlocks {
       let truncated = shifted.isNaN ? 0 : Int(min(max(shifted, -128), 127))
       return UInt8(min(15, max(truncated, 0)))
     }
-    for index in 0..<16 {
-      block[2 + index] = code(x[index]) | (code(x[index + 16]) << 4)
-    }
+    storeFourBitCodes({ code(x[$0]) }, into: block, at: 2)
   }
 
   static func decodeQ4_0(_ block: UnsafeRawBufferPointer, into y: UnsafeMutableBufferPointer<Float>) {
@@ -60,6 +58,28 @@ extension GGUFBlocks {
   @inline(__always)
   static func truncatedCode(_ value: Float, in range: ClosedRange<Float>) -> Int {
     value.isNaN ? 0 : Int(min(max(value, range.lowerBound), range.upperBound))
+  }
+
+  /// Stores 32 four-bit codes from byte `offset`: codes j and j + 16 share byte j, low nibble first.
+  @inline(__always)
+  static func storeFourBitCodes(_ code: (Int) -> UInt8, into block: UnsafeMutableRawBufferPointer, at offset: Int) {
+    for index in 0..<16 { block[offset + index] = code(index) | (code(index + 16) << 4) }
+  }
+
+  /// Stores 32 five-bit codes as ggml's Q5 blocks hold them: their low nibbles as
+  /// `storeFourBitCodes` does from byte `quants`, their fifth bits as the `qh` word at byte `high`.
+  @inline(__always)
+  static func storeFiveBitCodes(
+    _ code: (Int) -> Int, into block: UnsafeMutableRawBufferPointer, highBitsAt high: Int, quantsAt quants: Int
+  ) {
+    var qh: UInt32 = 0
+    for index in 0..<16 {
+      let first = code(index)
+      let second = code(index + 16)
+      block[quants + index] = UInt8(first & 0x0F) | (UInt8(second & 0x0F) << 4)
+      qh |= highBits(first, second, at: index)
+    }
+    block.storeBytes(of: qh.littleEndian, toByteOffset: high, as: UInt32.self)
   }
 
   /// Stores the fifth bits of 32 codes as ggml's little-endian `qh` word: bit j for value j.
@@ -83,9 +103,7 @@ extension GGUFBlocks {
     @inline(__always) func code(_ value: Float) -> UInt8 {
       UInt8(min(15, max(0, truncatedCode((value - low) * inverse + 0.5, in: -128...127))))
     }
-    for index in 0..<16 {
-      block[4 + index] = code(x[index]) | (code(x[index + 16]) << 4)
-    }
+    storeFourBitCodes({ code(x[$0]) }, into: block, at: 4)
   }
 
   /// `quantize_row_q5_0_ref`: d = (signed absmax) / -16, q = min(31, (int8)(x / d + 16.5)).
@@ -102,14 +120,7 @@ extension GGUFBlocks {
     @inline(__always) func code(_ value: Float) -> Int {
       min(31, max(0, truncatedCode(value * inverse + 16.5, in: -128...127)))
     }
-    var qh: UInt32 = 0
-    for index in 0..<16 {
-      let low = code(x[index])
-      let high = code(x[index + 16])
-      block[6 + index] = UInt8(low & 0x0F) | (UInt8(high & 0x0F) << 4)
-      qh |= highBits(low, high, at: index)
-    }
-    block.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
+    storeFiveBitCodes({ code(x[$0]) }, into: block, highBitsAt: 2, quantsAt: 6)
   }
 
   /// `quantize_row_q5_1_ref`: d = (max - min) / 31, m = min, q = (uint8)((x - min) / d + 0.5).
@@ -127,14 +138,7 @@ extension GGUFBlocks {
     @inline(__always) func code(_ value: Float) -> Int {
       truncatedCode((value - low) * inverse + 0.5, in: 0...255)
     }
-    var qh: UInt32 = 0
-    for index in 0..<16 {
-      let low = code(x[index])
-      let high = code(x[index + 16])
-      block[8 + index] = UInt8(low & 0x0F) | (UInt8(high & 0x0F) << 4)
-      qh |= highBits(low, high, at: index)
-    }
-    block.storeBytes(of: qh.littleEndian, toByteOffset: 4, as: UInt32.self)
+    storeFiveBitCodes({ code(x[$0]) }, into: block, highBitsAt: 4, quantsAt: 8)
   }
 
   /// ggml's `best_index_int8`: the grid entry nearest `x` (ties to the upper one), by bisection.

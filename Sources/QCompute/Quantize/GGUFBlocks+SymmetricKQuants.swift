@@ -16,10 +16,12 @@ extension GGUFBlocks {
     return (absMax, signedMax)
   }
 
-  /// ggml's `make_qx_quants` with `rmse_type` 1 and no importance weights: codes in
-  /// [0, 2 nmax) around nmax, weights x^2, and 18 rescaled trials kept when they fit better.
+  /// ggml's `make_qx_quants` with `rmse_type` 1: codes in [0, 2 nmax) around nmax, each element
+  /// weighted by `weights` (an importance matrix's, `quant_weights`) or else by x^2, and 18
+  /// rescaled trials kept when they fit better.
   static func makeQXQuants(
-    count n: Int, maxCode nmax: Int, x: UnsafePointer<Float>, codes L: UnsafeMutablePointer<Int8>
+    count n: Int, maxCode nmax: Int, x: UnsafePointer<Float>, codes L: UnsafeMutablePointer<Int8>,
+    weights: UnsafePointer<Float>? = nil
   ) -> Float {
     let (absMax, signedMax) = signedAbsMax(x, count: n)
     if absMax < groupMaxEpsilon {
@@ -36,7 +38,7 @@ extension GGUFBlocks {
     for i in 0..<n {
       let l = clamped(iscale * x[i])
       L[i] = Int8(l + top)
-      let w = x[i] * x[i]
+      let w = weights?[i] ?? x[i] * x[i]
       sumLX += w * x[i] * Float(l)
       sumL2 += w * Float(l) * Float(l)
     }
@@ -48,7 +50,7 @@ extension GGUFBlocks {
       sumL2 = 0
       for i in 0..<n {
         let l = clamped(iscale * x[i])
-        let w = x[i] * x[i]
+        let w = weights?[i] ?? x[i] * x[i]
         sumLX += w * x[i] * Float(l)
         sumL2 += w * Float(l) * Float(l)
       }
