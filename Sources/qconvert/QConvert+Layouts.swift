@@ -84,6 +84,22 @@ extension QConvert {
     }
   }
 
+  /// Without GPTQ, the importance matrix `--calib` measures: the full-precision model's mean
+  /// squared input of each decoder linear, as `llama-imatrix` records it.
+  func measuredImportance(_ checkpoint: Checkpoint) throws -> GGUFImportance? {
+    guard method != .gptq, let calib else { return nil }
+    let calibration = try ConvertCalibration(
+      checkpoint: checkpoint,
+      settings: .init(textFile: calib, field: calibField, context: calibContext, windows: calibWindows))
+    if !quiet {
+      var stderr = StandardError()
+      print("qconvert: measuring importance on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
+    }
+    let line = reporter("importance matrix", total: calibration.windows.count, unit: "windows")
+    defer { line.finish() }
+    return try calibration.importanceMatrix(file: calib) { done, _ in line.update(done) }
+  }
+
   /// Writes the input in a runtime's own layout instead of a qpack; `outputLayout` has already
   /// refused what the layout cannot hold.
   func exportLayout(checkpoint: Checkpoint, source: any TensorSource, rules: [ConvertRule]) throws {
@@ -132,26 +148,24 @@ extension QConvert {
         FileManager.default.contents(atPath: ($0 as NSString).appendingPathComponent("tokenizer.json"))
       }
       let selection: GGUFTypeSelection = ggufPure ? .pure(ggufType.mix) : .mix(ggufType.mix)
-      var importance: GGUFImportance?
-      if let imatrix {
-        guard method != .gptq else {
-          throw ConvertError.invalidOption(
-            option: "--imatrix", reason: "'--method gptq' decides the codes from its own calibration; give one or the other")
-        }
-        importance = GGUFImportance(try ImportanceMatrix(path: imatrix))
-      }
+      let importance = try imatrix.map { GGUFImportance(try ImportanceMatrix(path: $0)) } ?? measuredImportance(checkpoint)
       // GPTQ runs the model before the writer streams: a NaN or infinity is refused first, as
       // the writer would, not met as a singular Hessian further down.
       if method == .gptq, !allowNonfinite, let first = try NonFiniteElement.all(in: source).first {
         throw ConvertError.nonFinite(first)
       }
+      // GPTQ's block grids are weighted as llama-quantize weights by an importance matrix: by
+      // the one given, or else by the input energies its own calibration measures.
+      let weighting: GGUFExport.GridWeighting = importance.map { .matrix($0.weights) } ?? .calibration
       let decided = try gptqCodes(checkpoint: checkpoint) {
         try GGUFExport.gptqGrids(
-          source: source, configData: configData, configPath: checkpoint.configPath, selection: selection, rules: rules)
+          source: source, configData: configData, configPath: checkpoint.configPath, selection: selection,
+          rules: rules, weighting: weighting)
       }
       try GGUFExport.exportGGUF(
         source: source, configData: configData, configPath: checkpoint.configPath, tokenizerJSON: tokenizer,
         to: destination, selection: selection, rules: rules, decided: decided, importance: importance,
+        weightedMix: importance != nil || method == .gptq,
         nonFinite: { element in
           // The file is renamed into place only when complete, so refusing here leaves nothing.
           if !allowNonfinite { throw ConvertError.nonFinite(element) }

@@ -61,7 +61,7 @@ struct QConvert: ParsableCommand {
 
   @Option(name: .customLong("gguf-type"), help: ArgumentHelp(
     "GGUF type for '--layout gguf', named as llama-quantize names them (default q8_0).",
-    discussion: "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k or iq4_nl (q3_k, q4_k and q5_k mean the _m mixes). Each tensor's type follows llama-quantize's choices for the mix (see Formats/gguf-export.md). With '--method gptq' only q4_0, q4_1, q5_0, q5_1 and q8_0 are accepted; GPTQ decides the decoder linears stored in those block types, and tensors of other types (the output head's q6_k, the embedding) keep llama.cpp's rounding (see Formats/layouts.md)."))
+    discussion: "q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k or iq4_nl (q3_k, q4_k and q5_k mean the _m mixes). Each tensor's type follows llama-quantize's choices for the mix (see Formats/gguf-export.md). With '--method gptq' only q4_0, q4_1, q5_0, q5_1 and q8_0 are accepted; GPTQ decides the decoder linears stored in those block types, and tensors of other types (the output head's q6_k, the embedding) keep llama.cpp's rounding; each block's d (and m) is chosen as llama-quantize chooses it with an importance matrix, weighted by --imatrix or else by GPTQ's own calibration (see Formats/layouts.md)."))
   var ggufTypeOption: GGUFType?
 
   /// `--gguf-type`, or its default.
@@ -72,7 +72,7 @@ struct QConvert: ParsableCommand {
 
   @Option(name: .customLong("imatrix"), help: ArgumentHelp(
     "With '--layout gguf': an importance matrix written by llama-imatrix (GGUF or legacy .dat); q4_0, q4_1, q5_0 and q5_1 blocks are rounded by its weights as llama-quantize --imatrix rounds them, and the q4_0 and q5_0 mixes store the first eighth of the ffn_down tensors as q4_1 and q5_1, as llama-quantize does with a matrix.",
-    discussion: "Q8_0 and float tensors ignore it, as in llama-quantize; a tensor the mix stores in another block type is refused, since llama-quantize would weight it and this export does not yet. Not with '--method gptq', which decides the codes from its own calibration.",
+    discussion: "Q8_0 and float tensors ignore it, as in llama-quantize; a tensor the mix stores in another block type is refused, since llama-quantize would weight it and this export does not yet. With '--method gptq' the matrix chooses each block's d (and m) as it does for llama-quantize, and GPTQ then decides the codes on that grid; without one, GPTQ weights the grid by the input energies its own calibration measures.",
     valueName: "file"))
   var imatrix: String?
 
@@ -86,7 +86,7 @@ struct QConvert: ParsableCommand {
   var maxShardSize: Int?
 
   @Option(help: ArgumentHelp(
-    "Calibration text (plain text or JSONL) the full-precision model runs on: enables gptq, a Gram-weighted clip search, --sensitivity and --target-bpw (with '--layout mlx' or 'gguf': gptq only).",
+    "Calibration text (plain text or JSONL) the full-precision model runs on: enables gptq, a Gram-weighted clip search, --sensitivity and --target-bpw (with '--layout mlx': gptq only; with '--layout gguf': gptq, or else the importance matrix the blocks are rounded by, measured as llama-imatrix would).",
     valueName: "text-file"))
   var calib: String?
 

@@ -65,4 +65,47 @@ import Testing
       }
     }
   }
+
+  /// The stored grid GPTQ decides on, weighted: each block's d (and m) are those of ggml's own
+  /// weighted blocks (the fixture's), so codes decided on it are stored without a second rounding.
+  @Test(arguments: cases, [GGUFBlockType.q4_0, .q4_1, .q5_0, .q5_1])
+  func weightedStoredGridHoldsGGMLsScales(name: String, type: GGUFBlockType) throws {
+    let file = try SafetensorsFile(path: Self.fixture)
+    let values = try file.floats(of: "\(name)/values")
+    let importance = try file.floats(of: "\(name)/importance")
+    let expected = try file.withRawBytes(of: "\(name)/\(type.rawValue.lowercased())") { [UInt8]($0) }
+    let rows = values.count / importance.count
+    let grid = try values.withUnsafeBufferPointer {
+      try GGUFBlocks.storedGrid($0, rows: rows, columns: importance.count, type: type, importance: importance)
+    }
+    let blocks = expected.count / type.blockBytes
+    #expect(grid.scales.count == blocks)
+    expected.withUnsafeBytes { raw in
+      for block in 0..<blocks {
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[(block * type.blockBytes)..<((block + 1) * type.blockBytes)])
+        #expect(grid.scales[block].bitPattern == GGUFBlocks.loadHalf(bytes, at: 0).bitPattern, "\(name) block \(block) d")
+        if type == .q4_1 || type == .q5_1 {
+          #expect(grid.offsets[block].bitPattern == GGUFBlocks.loadHalf(bytes, at: 2).bitPattern, "\(name) block \(block) m")
+        }
+      }
+    }
+  }
+
+  /// Q8_0 takes no importance in llama-quantize, so its grid is the unweighted one; an importance
+  /// that is not one weight per column is refused.
+  @Test func storedGridImportanceEdges() throws {
+    let values = (0..<128).map { Float(cos(Double($0) * 0.21)) }
+    let weights = (0..<64).map { Float(1 + $0 % 5) }
+    try values.withUnsafeBufferPointer { buffer in
+      let plain = try GGUFBlocks.storedGrid(buffer, rows: 2, columns: 64, type: .q8_0)
+      let weighted = try GGUFBlocks.storedGrid(buffer, rows: 2, columns: 64, type: .q8_0, importance: weights)
+      #expect(plain == weighted)
+      #expect(throws: QuantizeError.self) {
+        try GGUFBlocks.storedGrid(buffer, rows: 2, columns: 64, type: .q4_0, importance: Array(weights.prefix(63)))
+      }
+      let empty = try GGUFBlocks.storedGrid(
+        UnsafeBufferPointer(rebasing: buffer[0..<0]), rows: 0, columns: 64, type: .q4_0, importance: weights)
+      #expect(empty.scales.isEmpty)
+    }
+  }
 }

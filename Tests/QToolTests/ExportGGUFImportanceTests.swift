@@ -1,5 +1,5 @@
 import Foundation
-import QCompute
+@testable import QCompute
 import QFormats
 @testable import QToolSupport
 import Testing
@@ -100,7 +100,6 @@ import Testing
   /// Each refusal is one line naming what cannot be done, and leaves no file.
   @Test(arguments: [
     (["--gguf-type", "iq4_nl"], "is stored as IQ4_NL"),
-    (["--gguf-type", "q4_0", "--method", "gptq", "--calib", fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path], "--method gptq"),
     (["--gguf-type", "q4_0", "wrong-columns"], "has 64 columns, but the importance matrix gives it 65 weights"),
   ])
   func whatCannotBeHonouredIsRefused(arguments: [String], named: String) throws {
@@ -113,6 +112,87 @@ import Testing
     #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
     #expect(run.stderr.contains(named), "\(run.stderr)")
     #expect(!FileManager.default.fileExists(atPath: run.path))
+  }
+
+  /// With GPTQ the matrix chooses each block's d as llama-quantize would (the weighted grid of
+  /// the source rows, permuted for rope as the file stores them), GPTQ decides the codes on it,
+  /// and the file records the matrix.
+  @Test func gptqDecidesOnTheGridTheMatrixWeights() throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-imatrix-gptq")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = fixturesDirectory.appendingPathComponent("tiny-chat").path
+    let source = try Checkpoint.open(model).source
+    let name = "model.layers.0.self_attn.q_proj.weight"
+    let shape = try #require(source.info(named: name)?.shape)
+    let path = try matrix(in: folder, columns: ["blk.0.attn_q.weight": shape[1]])
+    let output = folder + "/gptq.gguf"
+    let run = try runTool(
+      "qconvert",
+      [model, "-o", output, "--layout", "gguf", "--gguf-type", "q4_0", "--gguf-pure", "--quiet", "--method", "gptq",
+       "--calib", fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path, "--calib-context", "32",
+       "--calib-windows", "4", "--imatrix", path])
+    try #require(run.status == 0, "\(run.stderr)")
+    let file = try GGUFFile(path: output)
+    #expect(file.values["quantize.imatrix.file"] == .string(path))
+    let permuted = GGUFExport.permuteRows(try source.floats(of: name), rows: shape[0], heads: 4)
+    let grid = try permuted.withUnsafeBufferPointer {
+      try GGUFBlocks.storedGrid(
+        $0, rows: shape[0], columns: shape[1], type: .q4_0, importance: Self.importance(columns: shape[1], seed: 0))
+    }
+    let stored = try file.withRawBytes(of: "blk.0.attn_q.weight") { [UInt8]($0) }
+    #expect(stored.count == grid.scales.count * 18)
+    stored.withUnsafeBytes { raw in
+      for block in 0..<grid.scales.count {
+        let d = GGUFBlocks.loadHalf(UnsafeRawBufferPointer(rebasing: raw[(block * 18)..<(block * 18 + 18)]), at: 0)
+        #expect(d.bitPattern == grid.scales[block].bitPattern, "block \(block)")
+      }
+    }
+  }
+
+  /// Without GPTQ, `--calib` measures the matrix itself: the full-precision model's mean squared
+  /// input per column of each decoder linear, recorded as llama-quantize records a file's.
+  @Test func calibrationMeasuresTheMatrix() throws {
+    let folder = try ExportFixtures.scratchFolder("gguf-imatrix-calib")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = fixturesDirectory.appendingPathComponent("tiny-chat").path
+    let text = fixturesDirectory.appendingPathComponent("tiny-chat.sample.txt").path
+    func convert(_ name: String, _ extra: [String]) throws -> GGUFFile {
+      let run = try runTool(
+        "qconvert", [model, "-o", folder + "/" + name, "--layout", "gguf", "--gguf-type", "q4_0", "--gguf-pure", "--quiet"] + extra)
+      try #require(run.status == 0, "\(run.stderr)")
+      return try GGUFFile(path: folder + "/" + name)
+    }
+    let measured = try convert("measured.gguf", ["--calib", text, "--calib-context", "32", "--calib-windows", "4"])
+    let plain = try convert("plain.gguf", [])
+    #expect(measured.values["quantize.imatrix.file"] == .string(text))
+    #expect(measured.values["quantize.imatrix.dataset"] == .string(text))
+    #expect(measured.values["quantize.imatrix.entries_count"] == .uint32(14))
+    #expect(measured.values["quantize.imatrix.chunks_count"] == .uint32(4))
+    let source = try Checkpoint.open(model).source
+    for layer in 0..<2 {
+      for (gguf, name) in [("attn_v", "self_attn.v_proj"), ("ffn_down", "mlp.down_proj")] {
+        let tensor = "blk.\(layer).\(gguf).weight"
+        let weighted = try measured.withRawBytes(of: tensor) { [UInt8]($0) }
+        #expect(weighted != (try plain.withRawBytes(of: tensor) { [UInt8]($0) }), "\(tensor) is weighted")
+        // Weighted blocks still decode within a Q4_0 step of the weights.
+        let decoded = try weighted.withUnsafeBytes { try GGUFBlocks.decode($0, type: .q4_0) }
+        let values = try source.floats(of: "model.layers.\(layer).\(name).weight")
+        let worst = zip(values, decoded).map { abs($0 - $1) }.max() ?? .infinity
+        let largest = values.map(abs).max() ?? 0
+        #expect(worst <= largest / 4, "\(tensor): worst error \(worst)")
+      }
+    }
+  }
+
+  /// The matrix from Gram matrices: diagonals over the token count, by GGUF name, unnamed
+  /// tensors left out.
+  @Test func gramDiagonalsBecomeMeanSquares() throws {
+    let gram = try Matrix<Double>(rows: 2, columns: 2, elements: [8, 1, 1, 2])
+    let importance = GGUFImportance(
+      grams: ["model.layers.3.mlp.up_proj.weight": gram, "vision.encoder.weight": gram], tokens: 4,
+      file: "calib.txt", chunkCount: 2)
+    #expect(importance.weights == ["blk.3.ffn_up.weight": [2, 0.5]])
+    #expect(importance.dataset == "calib.txt" && importance.chunkCount == 2)
   }
 
   @Test func otherLayoutsRefuseTheOption() throws {

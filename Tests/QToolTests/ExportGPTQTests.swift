@@ -92,6 +92,74 @@ struct ExportGPTQTests {
     }
   }
 
+  /// GPTQ's grids weighted as llama-quantize weights by an importance matrix: by the calibration's
+  /// own input energies (the Gram diagonal, which the grid maker receives), or by a given matrix
+  /// (each block's d then exactly `storedGrid(importance:)`'s); the writer stores the codes
+  /// unchanged either way.
+  @Test(arguments: [GGUFBlockType.q4_0, .q5_1], [false, true])
+  func weightedGridsReachTheWriterUnchanged(_ blockType: GGUFBlockType, fromMatrix: Bool) throws {
+    let setting = try #require(StoredBlockCaseName.all.first { $0.mix.defaultType.ggmlType.rawValue == blockType.ggmlTypeID })
+    let checkpoint = try Checkpoint.open(Self.model)
+    let configData = try #require(checkpoint.configData)
+    let calibration = try Self.calibration()
+    let probe = "model.layers.0.self_attn.q_proj.weight"
+    let probeColumns = try #require(checkpoint.source.info(named: probe)?.shape.last)
+    let matrix = (0..<probeColumns).map { Float(1 + ($0 * 7) % 11) }
+    let weighting: GGUFExport.GridWeighting =
+      fromMatrix ? .matrix(["blk.0.attn_q.weight": matrix]) : .calibration
+    var grids = try GGUFExport.gptqGrids(
+      source: checkpoint.source, configData: configData, selection: .pure(setting.mix), weighting: weighting)
+    // The energies the probe's maker is handed are its input Gram diagonal: the first block's
+    // input no quantized layer has touched, so the unquantized model's Gram gives it too.
+    let maker = try #require(grids[probe])
+    let seen = EnergyBox()
+    grids[probe] = { weights, rows, columns, energy in
+      seen.energy = energy
+      return try maker(weights, rows, columns, energy)
+    }
+    let decided = try calibration.decide(onto: grids, actOrder: false)
+    let gram = try #require(try calibration.collectGrams(windows: calibration.windows.count)[probe])
+    #expect(seen.energy.count == probeColumns)
+    for column in 0..<probeColumns {
+      let reference = gram[column, column]
+      #expect(abs(Double(seen.energy[column]) - reference) <= 1e-4 * max(abs(reference), 1e-6), "column \(column)")
+    }
+    let weights = try checkpoint.source.floats(of: probe)
+    let plain = try weights.withUnsafeBufferPointer {
+      try GGUFBlocks.storedGrid($0, rows: weights.count / probeColumns, columns: probeColumns, type: blockType)
+    }
+    let probeGrid = try #require(decided[probe]).grid
+    #expect(probeGrid.scales != plain.scales)
+    if fromMatrix {
+      let expected = try weights.withUnsafeBufferPointer {
+        try GGUFBlocks.storedGrid(
+          $0, rows: weights.count / probeColumns, columns: probeColumns, type: blockType, importance: matrix)
+      }
+      #expect(probeGrid == expected)
+    }
+    let folder = try ExportFixtures.scratchFolder("gptq-gguf-weighted")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let path = folder + "/model.gguf"
+    try GGUFExport.exportGGUF(
+      source: checkpoint.source, configData: configData,
+      to: try OutputDestination(path: path, kind: .file, replace: true, inputs: []),
+      selection: .pure(setting.mix), decided: decided, weightedMix: true)
+    let file = try GGUFFile(path: path)
+    for (name, codes) in decided {
+      let ggufName = try #require(GGUFExport.ggufName(of: name))
+      let info = try #require(file.tensorInfo(named: ggufName))
+      let decoded = try ExportFixtures.bytes(of: ggufName, in: file).withUnsafeBytes {
+        try GGUFBlocks.dequantize($0, type: info.type)
+      }
+      var expected = codes.dequantize()
+      let heads = ggufName.contains(".attn_q.") ? 4 : ggufName.contains(".attn_k.") ? 2 : nil
+      if let heads {
+        expected = GGUFExport.permuteRows(expected, rows: codes.grid.rows, heads: heads)
+      }
+      #expect(decoded.map(\.bitPattern) == expected.map(\.bitPattern), "\(ggufName)")
+    }
+  }
+
   /// On the tiny model's first block (whose inputs no quantized layer has touched), GPTQ's
   /// codes have a lower output error tr((W - Q) H (W - Q)ᵀ) than round to nearest on the same
   /// layout grid, for MLX's 3-bit groups of 32 and for Q4_0 blocks.
@@ -110,6 +178,11 @@ struct ExportGPTQTests {
         "gguf q4_0",
         try GGUFExport.gptqGrids(
           source: checkpoint.source, configData: configData, selection: .pure(.q4_0))
+      ),
+      (
+        "gguf q4_0 weighted by calibration",
+        try GGUFExport.gptqGrids(
+          source: checkpoint.source, configData: configData, selection: .pure(.q4_0), weighting: .calibration)
       ),
     ]
     for (layout, grids) in layouts {
@@ -217,4 +290,9 @@ struct StoredBlockCaseName: Sendable, CustomTestStringConvertible {
   var testDescription: String { mix.rawValue }
   static let all: [StoredBlockCaseName] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0].map(
     StoredBlockCaseName.init)
+}
+
+/// What a wrapped grid maker was handed, for a test to read after the run.
+private final class EnergyBox: @unchecked Sendable {
+  var energy: [Float] = []
 }

@@ -37,7 +37,7 @@ struct ExportLayoutTests {
     .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "q6_k"], layout: "gguf", named: "'--gguf-type q6_k'"),
     .init(arguments: ["--method", "gptq", "--calib", sampleText, "--gguf-type", "iq4_nl"], layout: "gguf", named: "'--gguf-type iq4_nl'"),
     .init(arguments: ["--calib", sampleText], layout: "mlx", named: "'--calib \(sampleText)'"),
-    .init(arguments: ["--calib", sampleText, "--gguf-type", "q4_0"], layout: "gguf", named: "'--calib \(sampleText)'"),
+    .init(arguments: ["--calib", sampleText, "--imatrix", sampleText], layout: "gguf", named: "'--calib \(sampleText)'"),
     .init(arguments: ["--method", "gptq", "--calib", sampleText, "--sensitivity"], layout: "mlx", named: "'--sensitivity'"),
     .init(arguments: ["--method", "gptq", "--calib", sampleText, "--target-bpw", "4"], layout: "gguf", named: "'--target-bpw 4.0'"),
   ]

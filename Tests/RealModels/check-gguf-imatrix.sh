@@ -4,13 +4,15 @@
 #    training split;
 # 2. Q4_0 (or TYPE) by llama-quantize with that matrix, and by qconvert with the same file;
 #    the tensors and blocks identical in both files are counted (gguf package);
+#    then Q4_0 by qconvert with the matrix it measures itself on the same text (--calib);
 # 3. llama-perplexity on the standard windows (the first 8 of 512 tokens of wiki test) for the
 #    F16 file, both weighted files and the unweighted Q4_0.
 #
 # Needs llama.cpp's llama-imatrix, llama-quantize and llama-perplexity (LLAMA_CPP_BIN) and the
 # gguf package. Usage: LLAMA_CPP_BIN=llama.cpp/build/bin Tests/RealModels/check-gguf-imatrix.sh
 #   env: MODELS_DIR, TYPE (q4_0 or q5_0), CALIB_CHUNKS (32), OUT (a temporary folder), GPTQ=1 (adds
-#        qconvert's GPTQ with act-order on the same text),
+#        qconvert's GPTQ with act-order on the same text, twice: its block grids weighted by the
+#        input energies of its own calibration, and by llama-imatrix's matrix),
 #        QCONVERT (.build/release/qconvert)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -68,19 +70,29 @@ if other_type:
     print(f"  stored in another type by llama-quantize ({len(other_type)}): " + ", ".join(other_type))
 PY
 
-names="f16 plain ref ours"
+# The matrix measured by qconvert itself on the same windows (--calib), then the same rounding.
+timed "$QCONVERT" "$MODEL" -o "$OUT/measured.gguf" --layout gguf --gguf-type "$TYPE" --calib "$TRAIN" \
+  --calib-windows "${CALIB_CHUNKS:-32}" --quiet --force
+names="f16 plain ref ours measured"
 if [ -n "${GPTQ:-}" ]; then
-  # GPTQ with act-order on the same blocks, calibrated on as many windows of the same text.
+  # GPTQ with act-order on the same blocks, calibrated on as many windows of the same text; the
+  # block grids weighted by its own calibration, then by llama-imatrix's matrix.
+  echo "== $UPPER by GPTQ with act-order: grids weighted by its calibration, then by the matrix"
   [ -f "$OUT/gptq.gguf" ] || timed "$QCONVERT" "$MODEL" -o "$OUT/gptq.gguf" --layout gguf --gguf-type "$TYPE" \
     --method gptq --act-order --calib "$TRAIN" --calib-windows "${CALIB_CHUNKS:-32}" --quiet
-  names="$names gptq"
+  [ -f "$OUT/gptq-imatrix.gguf" ] || timed "$QCONVERT" "$MODEL" -o "$OUT/gptq-imatrix.gguf" --layout gguf \
+    --gguf-type "$TYPE" --method gptq --act-order --calib "$TRAIN" --calib-windows "${CALIB_CHUNKS:-32}" \
+    --imatrix "$OUT/imatrix.gguf" --quiet
+  names="$names gptq gptq-imatrix"
 fi
 echo "== llama-perplexity, the first 8 windows of 512 tokens of wiki test"
 for name in $names; do
   ppl=$("$BIN/llama-perplexity" -m "$OUT/$name.gguf" -f "$TEST" -c 512 --chunks 8 -t 2 2>&1 \
     | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
   size=$(stat -c %s "$OUT/$name.gguf")
-  printf "  %-6s %10s   %d bytes\n" "$name" "$ppl" "$size"
+  printf "  %-12s %10s   %d bytes\n" "$name" "$ppl" "$size"
 done
-echo "(f16: our F16 export; plain: qconvert $TYPE without a matrix; ref: llama-quantize --imatrix; ours: qconvert --imatrix; gptq: qconvert --method gptq --act-order)"
+echo "(f16: our F16 export; plain: qconvert $TYPE without a matrix; ref: llama-quantize --imatrix; ours: qconvert --imatrix;"
+echo " measured: qconvert --calib, its own matrix from the same text; gptq: qconvert --method gptq --act-order,"
+echo " its grids weighted by its own calibration; gptq-imatrix: the same, its grids weighted by the matrix)"
 echo "outputs in $OUT"

@@ -22,10 +22,16 @@ extension GGUFBlocks {
   /// The grid llama.cpp's quantizer of `type` chooses for `[rows, columns]` row-major weights:
   /// each block's d (and m) as its encoder stores them.
   ///
+  /// With `importance` (one weight per column, as `llama-imatrix` records them), the d (and m)
+  /// are those `llama-quantize --imatrix` chooses for Q4_0, Q4_1, Q5_0 and Q5_1 (the weighted
+  /// scale search of `encode(_:type:importance:)`); Q8_0 takes none, as there.
+  ///
   /// - Throws: `QuantizeError.unsupportedBlockType` for a type outside `storedGridTypes`,
-  ///   `.columnsNotDivisible` for rows that are not whole blocks.
+  ///   `.columnsNotDivisible` for rows that are not whole blocks, `.elementCountMismatch` for
+  ///   an importance that is not one weight per column.
   public static func storedGrid(
-    _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, type: GGUFBlockType
+    _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, type: GGUFBlockType,
+    importance: [Float]? = nil
   ) throws(QuantizeError) -> StoredGrid {
     guard let shape = gridShape(type) else { throw .unsupportedBlockType(type: type.rawValue) }
     guard columns % type.blockElements == 0 else {
@@ -36,7 +42,17 @@ extension GGUFBlocks {
       throw .elementCountMismatch(
         quantizer: "GGUF \(type.rawValue)", expected: rows * columns, actual: weights.count)
     }
-    let encoded = try encode(weights, type: type)
+    let weighting = importanceTypes.contains(type) ? importance : nil
+    if let weighting, weighting.count != columns {
+      throw .elementCountMismatch(
+        quantizer: "GGUF \(type.rawValue) importance", expected: columns, actual: weighting.count)
+    }
+    let encoded =
+      if let weighting, rows > 0, columns > 0 {
+        try encode(weights, type: type, importance: weighting)
+      } else {
+        try encode(weights, type: type)
+      }
     let blocks = encoded.count / type.blockBytes
     var scales = [Float](repeating: 0, count: blocks)
     var offsets = [Float](repeating: 0, count: blocks)

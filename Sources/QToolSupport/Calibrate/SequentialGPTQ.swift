@@ -65,9 +65,13 @@ public enum SequentialGPTQ {
     return result
   }
 
-  /// A layout's stored grid for one weight, from its original values `[rows, columns]`; `nil`
+  /// A layout's stored grid for one weight, from its original values `[rows, columns]` and
+  /// each input column's energy on the calibration windows (the Gram matrix's diagonal: the
+  /// squared inputs summed, what an importance matrix records up to one common factor); `nil`
   /// leaves the weight to the layout's own encoder.
-  public typealias StoredGridMaker = (_ weights: UnsafeBufferPointer<Float>, _ rows: Int, _ columns: Int) throws -> StoredGrid?
+  public typealias StoredGridMaker = (
+    _ weights: UnsafeBufferPointer<Float>, _ rows: Int, _ columns: Int, _ inputEnergy: [Float]
+  ) throws -> StoredGrid?
 
   /// GPTQ onto layouts' stored grids, in the same sequential order: `plan` gives each planned
   /// tensor's grid maker (`nil` keeps it out), and the model runs on with the values the
@@ -87,7 +91,8 @@ public enum SequentialGPTQ {
       guard let gram else { throw CalibrateError.missingGram(tensor: name) }
       do {
         let decided = try weight.values.withUnsafeBufferPointer { buffer -> StoredCodes? in
-          guard let grid = try maker(buffer, weight.rows, weight.columns) else { return nil }
+          let energy = (0..<gram.rows).map { Float(gram[$0, $0]) }
+          guard let grid = try maker(buffer, weight.rows, weight.columns, energy) else { return nil }
           return try GPTQ.quantize(buffer, hessian: gram, onto: grid, options: gptq).codes
         }
         guard let decided else { return nil }

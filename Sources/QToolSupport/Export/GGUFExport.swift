@@ -71,6 +71,9 @@ public enum GGUFExport {
   ///     names them): Q4_0, Q4_1, Q5_0 and Q5_1 blocks of those tensors are encoded as
   ///     `llama-quantize --imatrix` encodes them (`GGUFBlocks.encode(_:type:importance:)`), and
   ///     the file records the matrix in the same `quantize.imatrix.*` keys.
+  ///   - weightedMix: whether the types follow llama-quantize's mix for a weighted quantization
+  ///     (some Q4_0 and Q5_0 tensors as Q4_1 and Q5_1); by default when `importance` is given.
+  ///     `gptqGrids` with a weighting plans the same types.
   ///   - blockElements: about how many floats are read and encoded at a time.
   ///   - nonFinite: told of the first NaN or infinity of each tensor as it streams past (it may
   ///     throw to refuse the file, which is then never renamed into place).
@@ -79,7 +82,7 @@ public enum GGUFExport {
   public static func exportGGUF(
     source: any TensorSource, configData: Data, configPath: String? = nil, tokenizerJSON: Data? = nil,
     to output: OutputDestination, selection: GGUFTypeSelection, rules: [ConvertRule] = [],
-    decided: [String: StoredCodes] = [:], importance: GGUFImportance? = nil,
+    decided: [String: StoredCodes] = [:], importance: GGUFImportance? = nil, weightedMix: Bool? = nil,
     blockElements: Int = TensorRowBlocks.blockElements,
     nonFinite: ((NonFiniteElement) throws -> Void)? = nil, progress: (ExportProgress) -> Void = { _ in }
   ) throws {
@@ -112,7 +115,7 @@ public enum GGUFExport {
     }
 
     let (mapped, types) = try plannedTypes(
-      source: source, hyper: hyper, selection: selection, rules: rules, weighted: importance != nil)
+      source: source, hyper: hyper, selection: selection, rules: rules, weighted: weightedMix ?? (importance != nil))
     if let importance {
       try checkImportance(importance.weights, for: mapped, types: types, location: source.location)
     }
@@ -158,24 +161,52 @@ public enum GGUFExport {
     return (mapped, types)
   }
 
+  /// Where the weights come from that choose each block's d (and m) before GPTQ decides codes.
+  public enum GridWeighting: Sendable {
+    /// Each block from its extremes, as llama-quantize without an importance matrix.
+    case none
+    /// Weighted by each input column's energy on the calibration windows GPTQ runs on (the
+    /// diagonal of the Hessian it already holds), as llama-quantize weights by an imatrix.
+    case calibration
+    /// Weighted by a matrix's per-column weights, by GGUF tensor name (`llama-imatrix`'s file).
+    case matrix([String: [Float]])
+
+    /// Whether the file's types follow llama-quantize's mix for a weighted quantization.
+    public var isWeighted: Bool {
+      if case .none = self { false } else { true }
+    }
+  }
+
   /// The block grid GPTQ decides on for every matrix the export stores in a type with one
   /// (`GGUFBlocks.storedGridTypes`: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), by source name: each block's
-  /// d (and m) as llama.cpp's quantizer computes them from the original weights. Matrices of
+  /// d (and m) as llama.cpp's quantizer computes them from the original weights, weighted as
+  /// `weighting` says (and the types then those of llama-quantize's weighted mix). Matrices of
   /// other types (K-quants, IQ4_NL, F16, ...) and matrices holding NaN or infinity are left to
   /// the encoder.
+  ///
+  /// - Throws: `ConvertError` for a rule that does not fit, `ExportError.unsupportedSettings`
+  ///   for a matrix whose weights are not one per column.
   public static func gptqGrids(
     source: any TensorSource, configData: Data, configPath: String? = nil, selection: GGUFTypeSelection,
-    rules: [ConvertRule] = []
+    rules: [ConvertRule] = [], weighting: GridWeighting = .none
   ) throws -> [String: SequentialGPTQ.StoredGridMaker] {
     let config = try ModelConfig(data: configData, location: configPath ?? source.location + "/config.json")
     let hyper = try LlamaHyperParameters(config: config, location: config.location)
-    let (mapped, types) = try plannedTypes(source: source, hyper: hyper, selection: selection, rules: rules)
+    let (mapped, types) = try plannedTypes(
+      source: source, hyper: hyper, selection: selection, rules: rules, weighted: weighting.isWeighted)
+    if case .matrix(let weights) = weighting {
+      try checkImportance(weights, for: mapped, types: types, location: source.location)
+    }
     var grids: [String: SequentialGPTQ.StoredGridMaker] = [:]
     for (tensor, type) in zip(mapped, types) where tensor.source.shape.count == 2 {
       guard let block = GGUFBlocks.storedGridTypes.first(where: { $0.ggmlTypeID == type.rawValue }) else { continue }
-      grids[tensor.source.name] = { weights, rows, columns in
+      let fixed: [Float]? =
+        if case .matrix(let weights) = weighting { weights[tensor.name] } else { nil }
+      let measured = if case .calibration = weighting { true } else { false }
+      grids[tensor.source.name] = { weights, rows, columns, energy in
         guard !weights.contains(where: { !$0.isFinite }) else { return nil }
-        return try GGUFBlocks.storedGrid(weights, rows: rows, columns: columns, type: block)
+        return try GGUFBlocks.storedGrid(
+          weights, rows: rows, columns: columns, type: block, importance: measured ? energy : fixed)
       }
     }
     return grids

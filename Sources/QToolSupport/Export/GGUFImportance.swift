@@ -1,3 +1,4 @@
+import QCompute
 import QFormats
 
 /// An importance matrix as the GGUF export uses it: per-column weights by GGUF name, and where
@@ -25,6 +26,23 @@ public struct GGUFImportance: Sendable {
       weights: matrix.weights, file: matrix.location, dataset: matrix.datasets.first, chunkCount: matrix.chunkCount)
   }
 
+  /// The matrix `llama-imatrix` would record from the same windows: each decoder linear's mean
+  /// squared input per column (its input Gram diagonal over the `tokens` the model ran on), by
+  /// GGUF name; linears llama.cpp has no name for are left out.
+  ///
+  /// - Parameters:
+  ///   - grams: input Gram matrices by source tensor name (`model.layers.0.self_attn.q_proj.weight`).
+  ///   - file: the calibration text, recorded as the matrix's file and dataset.
+  public init(grams: [String: Matrix<Double>], tokens: Int, file: String, chunkCount: Int) {
+    var weights: [String: [Float]] = [:]
+    let scale = 1 / Double(max(tokens, 1))
+    for (name, gram) in grams {
+      guard let ggufName = GGUFExport.ggufName(of: name) else { continue }
+      weights[ggufName] = (0..<gram.rows).map { Float(gram[$0, $0] * scale) }
+    }
+    self.init(weights: weights, file: file, dataset: file, chunkCount: chunkCount)
+  }
+
   /// The keys llama-quantize writes with `--imatrix`: file and dataset cut to 127 bytes as its
   /// fixed-size override strings cut them, counts as U32; the chunk count only when known.
   var keyValues: [(key: String, value: GGUFValue)] {
@@ -34,5 +52,15 @@ public struct GGUFImportance: Sendable {
     out.append(("quantize.imatrix.entries_count", .uint32(UInt32(clamping: weights.count))))
     if chunkCount > 0 { out.append(("quantize.imatrix.chunks_count", .uint32(UInt32(clamping: chunkCount)))) }
     return out
+  }
+}
+
+extension ConvertCalibration {
+  /// The importance matrix `llama-imatrix` would record on these windows (the full-precision
+  /// model's mean squared input of each decoder linear), naming `file` as its source.
+  public func importanceMatrix(file: String, progress: ((Int, Int) -> Void)? = nil) throws -> GGUFImportance {
+    let grams = try collectGrams(windows: windows.count, progress: progress)
+    return GGUFImportance(
+      grams: grams, tokens: windows.reduce(0) { $0 + $1.count }, file: file, chunkCount: windows.count)
   }
 }

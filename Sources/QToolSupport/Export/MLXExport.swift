@@ -316,7 +316,7 @@ public enum MLXExport {
     for entry in plan {
       guard let settings = entry.settings else { continue }
       let scaleType = scaleDType(for: entry.source.dtype)
-      grids[entry.source.name] = { weights, rows, columns in
+      grids[entry.source.name] = { weights, rows, columns, _ in
         guard !weights.contains(where: { !$0.isFinite }) else { return nil }
         return try MLXAffineGrid.storedGrid(
           weights, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,

@@ -3,7 +3,7 @@ import QFormats
 
 /// llama.cpp's GGUF file: each matrix in a block type of llama-quantize's mix for `--gguf-type`,
 /// or the type a rule names; `keep` stores a matrix as it is (F32, F16 or BF16). `GGUFExport`
-/// writes it.
+/// writes it. Calibration text serves GPTQ, or else measures an importance matrix.
 public enum GGUFLayout: OutputLayout {
   public static let name = "gguf"
 
@@ -20,7 +20,9 @@ public enum GGUFLayout: OutputLayout {
     case .compress: "llama.cpp loads plain GGUF blocks, not zstd-compressed ones"
     case .maxShardSize: "the export writes one GGUF file"
     case .dryRun: "the plan table is printed for the native layout only"
-    case .calibration(let option): MLXLayout.calibrationRefusal(option)
+    case .calibration(let option):
+      option.hasPrefix("--calib ")
+        ? nil : "it plans the native pack's grids; this layout's calibration is an importance matrix or '--method gptq'"
     case .gguf: nil
     }
   }
@@ -30,7 +32,12 @@ public enum GGUFLayout: OutputLayout {
   static let gptqTypes = GGUFBlocks.storedGridTypes.map { $0.rawValue.lowercased() }
 
   public static func combinationRefusal(_ request: ConvertRequest) -> (option: LayoutOption, reason: String)? {
-    if let refusal = MLXLayout.calibrationWithoutGPTQ(request) { return refusal }
+    // Without GPTQ, '--calib' measures the importance matrix that '--imatrix' would give.
+    if request.method != "gptq", let calib = request.calibrationOptions.first(where: { $0.hasPrefix("--calib ") }),
+      request.ggufOptions.contains(where: { $0.hasPrefix("--imatrix ") })
+    {
+      return (.calibration(calib), "measures an importance matrix, and '--imatrix' gives one; choose one of them")
+    }
     guard request.method == "gptq",
       let option = request.ggufOptions.first(where: { $0.hasPrefix("--gguf-type ") }),
       !gptqTypes.contains(String(option.dropFirst("--gguf-type ".count)))
