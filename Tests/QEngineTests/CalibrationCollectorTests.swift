@@ -159,6 +159,33 @@ import Testing
     #expect(grams["model.layers.1.mlp.gate_proj.weight"] == grams["model.layers.1.mlp.up_proj.weight"])
   }
 
+  /// Input energies are the Gram matrices' diagonals, for every stored linear, and count every
+  /// window.
+  @Test func inputEnergiesAreTheGramDiagonals() throws {
+    let (model, _, tokenizer, _) = try Self.load()
+    let collector = CalibrationCollector(model: model, tokenizer: tokenizer)
+    let windows = try collector.windows(of: TextDataset(documents: [try Self.sampleText()]), context: 13, count: 3)
+    let grams = try collector.collectGrams(windows: windows)
+    var calls = 0
+    let energies = try collector.collectInputEnergies(windows: windows) { done, total in
+      calls += 1
+      #expect(done == calls && total == 3)
+    }
+    #expect(calls == 3)
+    #expect(Set(energies.keys) == Set(grams.keys))
+    for (name, gram) in grams {
+      let energy = try #require(energies[name])
+      let diagonal = (0..<gram.rows).map { gram[$0, $0] }
+      #expect(energy.count == diagonal.count)
+      #expect(Self.relativeDifference(energy, diagonal) < 1e-5, "\(name)")
+    }
+    // One window fewer is less energy in every column of the first input.
+    let fewer = try collector.collectInputEnergies(windows: Array(windows.prefix(2)))
+    let name = "model.layers.0.self_attn.q_proj.weight"
+    let all = try #require(energies[name])
+    #expect(zip(try #require(fewer[name]), all).allSatisfy { $0 < $1 })
+  }
+
   @Test func sequentialSchemeWithoutReplacementMatchesTheFullPrecisionGrams() throws {
     let (model, _, tokenizer, c) = try Self.load()
     let collector = CalibrationCollector(model: model, tokenizer: tokenizer, prefix: "p.")

@@ -184,12 +184,11 @@ import Testing
     }
   }
 
-  /// The matrix from Gram matrices: diagonals over the token count, by GGUF name, unnamed
-  /// tensors left out.
-  @Test func gramDiagonalsBecomeMeanSquares() throws {
-    let gram = try Matrix<Double>(rows: 2, columns: 2, elements: [8, 1, 1, 2])
+  /// The matrix from input energies: each over the token count, by GGUF name, unnamed tensors
+  /// left out.
+  @Test func energiesBecomeMeanSquares() throws {
     let importance = GGUFImportance(
-      grams: ["model.layers.3.mlp.up_proj.weight": gram, "vision.encoder.weight": gram], tokens: 4,
+      energies: ["model.layers.3.mlp.up_proj.weight": [8, 2], "vision.encoder.weight": [1, 1]], tokens: 4,
       file: "calib.txt", chunkCount: 2)
     #expect(importance.weights == ["blk.3.ffn_up.weight": [2, 0.5]])
     #expect(importance.dataset == "calib.txt" && importance.chunkCount == 2)

@@ -84,6 +84,40 @@ public final class CalibrationCollector: @unchecked Sendable {
     return result
   }
 
+  /// Each stored linear's input energy over `windows` on the model as it is: per column, the
+  /// squared inputs summed over every token (a Gram matrix's diagonal, at the cost of a pass
+  /// over the inputs), by tensor name; what `llama-imatrix` records, before dividing by tokens.
+  public func collectInputEnergies(
+    windows: [[Int]], progress: ((Int, Int) -> Void)? = nil
+  ) throws -> [String: [Double]] {
+    var sums: [[LinearInput: [Double]]] = model.layers.indices.map { _ in [:] }
+    for (index, window) in windows.enumerated() {
+      _ = try model.forward(
+        tokens: window, cache: nil,
+        observeInputs: { block, input, values in
+          try self.checkFinite(values, count: window.count, block: block, input: input, window: index)
+          let width = values.count / max(window.count, 1)
+          var sum = sums[block][input] ?? [Double](repeating: 0, count: width)
+          for token in 0..<window.count {
+            let row = token * width
+            for column in 0..<width {
+              let value = Double(values[row + column])
+              sum[column] += value * value
+            }
+          }
+          sums[block][input] = sum
+        })
+      progress?(index + 1, windows.count)
+    }
+    var result: [String: [Double]] = [:]
+    for block in sums.indices {
+      for linear in model.configuration.architecture.storedLinears {
+        result[linear.tensorName(block: block, prefix: prefix)] = sums[block][linear.input]
+      }
+    }
+    return result
+  }
+
   /// Stops calibration at the first NaN or infinite activation, naming the layer it feeds: one
   /// would make every Gram entry it touches non-finite and fail GPTQ far from the cause.
   /// - Parameter values: `[count, width]` row-major, the input of the layers reading `input`.

@@ -1,4 +1,4 @@
-import QCompute
+import QEngine
 import QFormats
 
 /// An importance matrix as the GGUF export uses it: per-column weights by GGUF name, and where
@@ -27,18 +27,19 @@ public struct GGUFImportance: Sendable {
   }
 
   /// The matrix `llama-imatrix` would record from the same windows: each decoder linear's mean
-  /// squared input per column (its input Gram diagonal over the `tokens` the model ran on), by
-  /// GGUF name; linears llama.cpp has no name for are left out.
+  /// squared input per column (its input energy over the `tokens` the model ran on), by GGUF
+  /// name; linears llama.cpp has no name for are left out.
   ///
   /// - Parameters:
-  ///   - grams: input Gram matrices by source tensor name (`model.layers.0.self_attn.q_proj.weight`).
+  ///   - energies: squared inputs summed per column, by source tensor name
+  ///     (`model.layers.0.self_attn.q_proj.weight`).
   ///   - file: the calibration text, recorded as the matrix's file and dataset.
-  public init(grams: [String: Matrix<Double>], tokens: Int, file: String, chunkCount: Int) {
+  public init(energies: [String: [Double]], tokens: Int, file: String, chunkCount: Int) {
     var weights: [String: [Float]] = [:]
     let scale = 1 / Double(max(tokens, 1))
-    for (name, gram) in grams {
+    for (name, energy) in energies {
       guard let ggufName = GGUFExport.ggufName(of: name) else { continue }
-      weights[ggufName] = (0..<gram.rows).map { Float(gram[$0, $0] * scale) }
+      weights[ggufName] = energy.map { Float($0 * scale) }
     }
     self.init(weights: weights, file: file, dataset: file, chunkCount: chunkCount)
   }
@@ -59,8 +60,9 @@ extension ConvertCalibration {
   /// The importance matrix `llama-imatrix` would record on these windows (the full-precision
   /// model's mean squared input of each decoder linear), naming `file` as its source.
   public func importanceMatrix(file: String, progress: ((Int, Int) -> Void)? = nil) throws -> GGUFImportance {
-    let grams = try collectGrams(windows: windows.count, progress: progress)
+    let energies = try CalibrationCollector(model: model, prefix: prefix)
+      .collectInputEnergies(windows: windows, progress: progress)
     return GGUFImportance(
-      grams: grams, tokens: windows.reduce(0) { $0 + $1.count }, file: file, chunkCount: windows.count)
+      energies: energies, tokens: windows.reduce(0) { $0 + $1.count }, file: file, chunkCount: windows.count)
   }
 }
