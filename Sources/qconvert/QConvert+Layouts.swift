@@ -84,6 +84,14 @@ extension QConvert {
     }
   }
 
+  /// How the MLX export rounds what no calibrated method decided: the method itself, and for
+  /// GPTQ, which reaches the decoder linears only, the clip search on MLX's grid (data-free and
+  /// no group worse than plain rounding) for the rest: the tied embedding and output head
+  /// above all, whose rounding costs the most at 3 bits.
+  var mlxMethod: MLXExport.Method {
+    MLXExport.Method(rawValue: method.rawValue) ?? (method == .gptq ? .clip : .rtn)
+  }
+
   /// Without GPTQ, the importance matrix `--calib` measures: the full-precision model's mean
   /// squared input of each decoder linear, as `llama-imatrix` records it.
   func measuredImportance(_ checkpoint: Checkpoint) throws -> GGUFImportance? {
@@ -122,14 +130,14 @@ extension QConvert {
       let decided = try gptqCodes(checkpoint: checkpoint) {
         try MLXExport.gptqGrids(
           source: source, configData: checkpoint.configData, bits: bits, groupSize: groupSize, rules: rules,
-          overrides: overrides)
+          overrides: overrides, search: .weightedClip)
       }
       let stage = try StagedFolder(destination: output, force: force, inputs: inputPaths(checkpoint))
       do {
         try MLXExport.exportMLX(
           source: source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder,
           to: stage.temporary, bits: bits, groupSize: groupSize,
-          method: MLXExport.Method(rawValue: method.rawValue) ?? .rtn, rules: rules,
+          method: mlxMethod, rules: rules,
           overrides: overrides, decided: decided, maxShardBytes: maxShardSize, progress: progress)
         try stage.commit()
       } catch {

@@ -47,7 +47,7 @@ struct QConvert: ParsableCommand {
   /// `--group-size`, or its default.
   var groupSize: Int { groupSizeOption ?? 64 }
 
-  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib; with '--layout mlx' on MLX's grid, with '--layout gguf' on q4_0, q4_1, q5_0, q5_1 and q8_0 blocks, other GGUF tensor types keeping llama.cpp's rounding), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib; an embedding ruled onto a bilevel grid, e.g. --rule 'embed_tokens=bilevel4', trains on it too, else it is rounded once and frozen).")
+  @Option(help: "How codes are found: rtn, clip, hqq, bilevel (SPEED-Q w2g16g16 / w4g32g128), gptq (needs --calib; with '--layout mlx' on MLX's grid as a clip search weighted by the calibration chooses it, the embedding by the clip search, with '--layout gguf' on q4_0, q4_1, q5_0, q5_1 and q8_0 blocks, other GGUF tensor types keeping llama.cpp's rounding), adaround (block-wise adaptive rounding on the Gram clip grid; needs --calib), or speedq (SPEED-Q's bilevel grid with distillation-based training; needs --calib; an embedding ruled onto a bilevel grid, e.g. --rule 'embed_tokens=bilevel4', trains on it too, else it is rounded once and frozen).")
   var method: Method = .rtn
 
   @Option(name: .customLong("rule"), help: "A per-tensor rule REGEX=SPEC; may repeat, first match wins.")

@@ -10,7 +10,10 @@ struct MLXGPTQCase: Sendable, CustomTestStringConvertible {
   let bits: Int
   let group: Int
   let actOrder: Bool
-  var testDescription: String { "\(bits)-bit g\(group)" + (actOrder ? " act-order" : "") }
+  var search: MLXExport.GridSearch = .mlx
+  var testDescription: String {
+    "\(bits)-bit g\(group)" + (actOrder ? " act-order" : "") + (search == .weightedClip ? " weighted clip grid" : "")
+  }
 }
 
 /// GPTQ into the MLX and GGUF layouts: codes decided on the layout's stored grid, written by the
@@ -31,6 +34,8 @@ struct ExportGPTQTests {
     .init(bits: 3, group: 32, actOrder: false), .init(bits: 3, group: 32, actOrder: true),
     .init(bits: 4, group: 64, actOrder: false), .init(bits: 2, group: 128, actOrder: true),
     .init(bits: 8, group: 64, actOrder: false),
+    .init(bits: 3, group: 64, actOrder: true, search: .weightedClip),
+    .init(bits: 2, group: 32, actOrder: false, search: .weightedClip),
   ]
 
   @Test(arguments: mlxCases)
@@ -38,7 +43,7 @@ struct ExportGPTQTests {
     let checkpoint = try Checkpoint.open(Self.model)
     let grids = try MLXExport.gptqGrids(
       source: checkpoint.source, configData: checkpoint.configData, bits: setting.bits,
-      groupSize: setting.group)
+      groupSize: setting.group, search: setting.search)
     let decided = try Self.calibration().decide(onto: grids, actOrder: setting.actOrder)
     // GPTQ decides the decoder linears; the embedding keeps round to nearest. Rows of 64 are no
     // whole group of 128: those modules stay unquantized, out of the plan.

@@ -98,4 +98,48 @@ struct ExportMLXMethodTests {
     }
     #expect(error(decided) <= error(MLXAffineGrid.dequantize(rtn, scaleType: dtype)))
   }
+
+  /// The clip search weighted by column importance: all-ones weights change nothing, and
+  /// uneven ones never leave a group's weighted error above plain rounding's on MLX's stored
+  /// grid, while lowering the total below the unweighted search's. A weight count other than
+  /// the columns is refused.
+  @Test(arguments: [(DType.f16, 3), (.bf16, 2), (.f32, 4)])
+  func weightedClipSearch(dtype: DType, bits: Int) throws {
+    let rows = 6
+    let columns = 96
+    let weights = Self.weights(rows: rows, columns: columns)
+    let importance = (0..<columns).map { Float($0 % 7 == 0 ? 40 : 0.5 + Float($0 % 3)) }
+    try weights.withUnsafeBufferPointer { buffer in
+      let plain = try MLXAffineGrid.clipSearch(
+        buffer, rows: rows, columns: columns, bits: bits, groupSize: 32, scaleType: dtype)
+      let ones = try MLXAffineGrid.clipSearch(
+        buffer, rows: rows, columns: columns, bits: bits, groupSize: 32, scaleType: dtype,
+        importance: [Float](repeating: 1, count: columns))
+      #expect(ones == plain)
+      let weighted = try MLXAffineGrid.clipSearch(
+        buffer, rows: rows, columns: columns, bits: bits, groupSize: 32, scaleType: dtype, importance: importance)
+      let rtn = MLXAffineGrid.stored(
+        try AffineQuantizer.quantize(buffer, rows: rows, columns: columns, bits: bits, groupSize: .elements(32)),
+        weights: buffer, scaleType: dtype, keepCodes: true)
+      // Weighted squared error per group of 32, on the values mlx.core.dequantize reads back.
+      func error(_ matrix: QuantizedMatrix, _ group: Int) -> Float {
+        let values = MLXAffineGrid.dequantize(matrix, scaleType: dtype)
+        return (group * 32..<(group + 1) * 32).reduce(Float(0)) { total, index in
+          let difference = Double(weights[index]) - Double(values[index])
+          return total + Float(difference * difference) * importance[index % columns]
+        }
+      }
+      let groups = weighted.scales.count
+      for group in 0..<groups {
+        #expect(error(weighted, group) <= error(rtn, group) * (1 + 1e-5), "group \(group)")
+      }
+      let total = { (matrix: QuantizedMatrix) in (0..<groups).map { error(matrix, $0) }.reduce(0, +) }
+      #expect(total(weighted) < total(plain), "weighted \(total(weighted)), unweighted search \(total(plain))")
+      #expect(throws: QuantizeError.self) {
+        try MLXAffineGrid.clipSearch(
+          buffer, rows: rows, columns: columns, bits: bits, groupSize: 32, scaleType: dtype,
+          importance: Array(importance.prefix(95)))
+      }
+    }
+  }
 }

@@ -300,13 +300,22 @@ public enum MLXExport {
     return (scales, biases)
   }
 
+  /// Which grid GPTQ decides on in each group.
+  public enum GridSearch: Sendable, Equatable {
+    /// `mlx.core.quantize`'s own scale and bias.
+    case mlx
+    /// The clip search on MLX's grid (`MLXAffineGrid.clipSearch`), each element's error weighted
+    /// by its column's input energy on the calibration windows: GPTQ's error at a diagonal
+    /// Hessian, so the range each group keeps is the one its inputs make matter.
+    case weightedClip
+  }
+
   /// The stored grid GPTQ decides on for every weight the export quantizes with `bits` and
-  /// `groupSize`, rules and overrides as `exportMLX` takes them: `mlx.core.quantize`'s own
-  /// scales and biases at each tensor's settings, in its scales' dtype. Weights holding NaN or
-  /// infinity are left out.
+  /// `groupSize`, rules and overrides as `exportMLX` takes them, in its scales' dtype: chosen as
+  /// `search` says. Weights holding NaN or infinity are left out.
   public static func gptqGrids(
     source: any TensorSource, configData: Data?, bits: Int, groupSize: Int, rules: [ConvertRule] = [],
-    overrides: [String: Settings?] = [:]
+    overrides: [String: Settings?] = [:], search: GridSearch = .mlx
   ) throws -> [String: SequentialGPTQ.StoredGridMaker] {
     let config = try configData.map { try decodeConfig($0, location: source.location) }
     let plan = try makePlan(
@@ -316,11 +325,18 @@ public enum MLXExport {
     for entry in plan {
       guard let settings = entry.settings else { continue }
       let scaleType = scaleDType(for: entry.source.dtype)
-      grids[entry.source.name] = { weights, rows, columns, _ in
+      grids[entry.source.name] = { weights, rows, columns, energy in
         guard !weights.contains(where: { !$0.isFinite }) else { return nil }
-        return try MLXAffineGrid.storedGrid(
-          weights, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
-          scaleType: scaleType)
+        switch search {
+        case .mlx:
+          return try MLXAffineGrid.storedGrid(
+            weights, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
+            scaleType: scaleType)
+        case .weightedClip:
+          return try MLXAffineGrid.clipSearchedGrid(
+            weights, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
+            scaleType: scaleType, importance: energy)
+        }
       }
     }
     return grids
