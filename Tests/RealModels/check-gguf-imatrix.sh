@@ -10,6 +10,9 @@
 #
 # Needs llama.cpp's llama-imatrix, llama-quantize and llama-perplexity (LLAMA_CPP_BIN) and the
 # gguf package. Usage: LLAMA_CPP_BIN=llama.cpp/build/bin Tests/RealModels/check-gguf-imatrix.sh
+#   On a CPU that reports AMX, a llama.cpp built with GGML_NATIVE=ON can die of SIGILL in
+#   libggml-cpu; build it with -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+#   -DGGML_AVX512=ON (and GGML_AVX512_VBMI/_VNNI/_BF16 as the CPU has them), the GGML_AMX_* off.
 #   env: MODELS_DIR, TYPE (q4_0 or q5_0), CALIB_CHUNKS (32), OUT (a temporary folder), GPTQ=1 (adds
 #        qconvert's GPTQ with act-order on the same text, twice: its block grids weighted by the
 #        input energies of its own calibration, and by llama-imatrix's matrix),
