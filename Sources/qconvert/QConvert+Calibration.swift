@@ -16,17 +16,23 @@ extension QConvert {
     return [2, 3, 4, 8].map { .affine(bits: $0, groupSize: groupSize == 0 ? .perChannel : .elements(groupSize)) }
   }
 
-  /// Loads the calibration data when asked, prints `--sensitivity`, and applies `--target-bpw`.
-  func calibrate(checkpoint: Checkpoint, plan: inout ConvertPlan) throws -> ConvertCalibration? {
-    guard let calib else { return nil }
-    var stderr = StandardError()
+  /// The model and the windows of `calib` it runs on, announced on stderr as `purpose`.
+  func openCalibration(_ calib: String, checkpoint: Checkpoint, for purpose: String) throws -> ConvertCalibration {
     let calibration = try ConvertCalibration(
       checkpoint: checkpoint,
       settings: .init(
         textFile: calib, field: calibField, context: calibContext, windows: calibWindows, actOrder: actOrder))
     if !quiet {
-      print("qconvert: calibrating on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
+      var stderr = StandardError()
+      print("qconvert: \(purpose) on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
     }
+    return calibration
+  }
+
+  /// Loads the calibration data when asked, prints `--sensitivity`, and applies `--target-bpw`.
+  func calibrate(checkpoint: Checkpoint, plan: inout ConvertPlan) throws -> ConvertCalibration? {
+    guard let calib else { return nil }
+    let calibration = try openCalibration(calib, checkpoint: checkpoint, for: "calibrating")
     guard sensitivity || targetBpw != nil else { return calibration }
     let grams = reporter("Gram matrices", total: calibration.windows.count, unit: "windows")
     let report = try calibration.sensitivity(candidates: candidateGrids) { done, _ in grams.update(done) }

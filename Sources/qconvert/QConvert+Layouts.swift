@@ -68,13 +68,7 @@ extension QConvert {
   ) throws -> [String: StoredCodes] {
     guard method == .gptq, let calib else { return [:] }
     let planned = try grids()
-    let calibration = try ConvertCalibration(
-      checkpoint: checkpoint,
-      settings: .init(textFile: calib, field: calibField, context: calibContext, windows: calibWindows))
-    if !quiet {
-      var stderr = StandardError()
-      print("qconvert: calibrating on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
-    }
+    let calibration = try openCalibration(calib, checkpoint: checkpoint, for: "calibrating")
     var blocks: ProgressReporter? = nil
     defer { blocks?.finish() }
     return try calibration.decide(onto: planned, actOrder: actOrder) { step in
@@ -96,13 +90,7 @@ extension QConvert {
   /// squared input of each decoder linear, as `llama-imatrix` records it.
   func measuredImportance(_ checkpoint: Checkpoint) throws -> GGUFImportance? {
     guard method != .gptq, let calib else { return nil }
-    let calibration = try ConvertCalibration(
-      checkpoint: checkpoint,
-      settings: .init(textFile: calib, field: calibField, context: calibContext, windows: calibWindows))
-    if !quiet {
-      var stderr = StandardError()
-      print("qconvert: measuring importance on \(calibration.windows.count) windows of \(calibContext) tokens from \(calib)", to: &stderr)
-    }
+    let calibration = try openCalibration(calib, checkpoint: checkpoint, for: "measuring importance")
     let line = reporter("importance matrix", total: calibration.windows.count, unit: "windows")
     defer { line.finish() }
     return try calibration.importanceMatrix(file: calib) { done, _ in line.update(done) }

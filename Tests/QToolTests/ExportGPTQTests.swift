@@ -80,11 +80,16 @@ struct ExportGPTQTests {
       to: try OutputDestination(path: path, kind: .file, replace: true, inputs: []),
       selection: .pure(setting.mix),
       decided: decided)
-    let file = try GGUFFile(path: path)
+    try Self.expectStored(decided, in: try GGUFFile(path: path), as: setting.mix.defaultType.ggmlType)
+  }
+
+  /// Every decided tensor reads back from the GGUF file (through ggml's dequantization, rows in
+  /// llama.cpp's rope order) as exactly the weights its codes give, in `type` when one is named.
+  static func expectStored(_ decided: [String: StoredCodes], in file: GGUFFile, as type: GGMLType? = nil) throws {
     for (name, codes) in decided {
       let ggufName = try #require(GGUFExport.ggufName(of: name))
       let info = try #require(file.tensorInfo(named: ggufName))
-      #expect(info.type == setting.mix.defaultType.ggmlType)
+      if let type { #expect(info.type == type, "\(ggufName)") }
       let decoded = try ExportFixtures.bytes(of: ggufName, in: file).withUnsafeBytes {
         try GGUFBlocks.dequantize($0, type: info.type)
       }
@@ -149,20 +154,7 @@ struct ExportGPTQTests {
       source: checkpoint.source, configData: configData,
       to: try OutputDestination(path: path, kind: .file, replace: true, inputs: []),
       selection: .pure(setting.mix), decided: decided, weightedMix: true)
-    let file = try GGUFFile(path: path)
-    for (name, codes) in decided {
-      let ggufName = try #require(GGUFExport.ggufName(of: name))
-      let info = try #require(file.tensorInfo(named: ggufName))
-      let decoded = try ExportFixtures.bytes(of: ggufName, in: file).withUnsafeBytes {
-        try GGUFBlocks.dequantize($0, type: info.type)
-      }
-      var expected = codes.dequantize()
-      let heads = ggufName.contains(".attn_q.") ? 4 : ggufName.contains(".attn_k.") ? 2 : nil
-      if let heads {
-        expected = GGUFExport.permuteRows(expected, rows: codes.grid.rows, heads: heads)
-      }
-      #expect(decoded.map(\.bitPattern) == expected.map(\.bitPattern), "\(ggufName)")
-    }
+    try Self.expectStored(decided, in: try GGUFFile(path: path))
   }
 
   /// On the tiny model's first block (whose inputs no quantized layer has touched), GPTQ's

@@ -60,7 +60,8 @@ extension GGUFBlocks {
     for value in x { sumSquares += value * value }
     let sigma2 = sumSquares / Float(x.count)
     var weight = [Float](repeating: 0, count: 32)
-    var codes = [Int32](repeating: 0, count: 32)
+    var codes = [UInt8](repeating: 0, count: 32)
+    var trial = [UInt8](repeating: 0, count: 32)
     var signedCodes = [Int8](repeating: 0, count: 32)
     for block in 0..<(x.count / 32) {
       let values = UnsafeBufferPointer(rebasing: x[(block * 32)..<(block * 32 + 32)])
@@ -68,13 +69,24 @@ extension GGUFBlocks {
       let target = UnsafeMutableRawBufferPointer(rebasing: row[(block * type.blockBytes)..<((block + 1) * type.blockBytes)])
       switch type {
       case .q4_1, .q5_1:
-        let (d, minimum) = makeQKX3Quants(values, nmax: type == .q5_1 ? 31 : 15, weights: weight, codes: &codes)
+        // ggml's make_qkx3_quants(32, nmax, x, weights, L, &the_min, Laux, -0.9, 0.05, 36, false):
+        // with weights given, the arithmetic of make_qkx2_quants.
+        let (d, minimum) = weight.withUnsafeBufferPointer { weights in
+          codes.withUnsafeMutableBufferPointer { codes in
+            trial.withUnsafeMutableBufferPointer { trial in
+              makeQKX2Quants(
+                count: 32, maxCode: type == .q5_1 ? 31 : 15, x: values.baseAddress!, weights: weights.baseAddress!,
+                codes: codes.baseAddress!, scratch: trial.baseAddress!, rangeMin: -0.9, rangeDelta: 0.05, steps: 36,
+                useAbsoluteError: false)
+            }
+          }
+        }
         storeHalf(d, into: target, at: 0)
         storeHalf(-minimum, into: target, at: 2)
         if type == .q5_1 {
           storeFiveBitCodes({ Int(codes[$0]) }, into: target, highBitsAt: 4, quantsAt: 8)
         } else {
-          storeFourBitCodes({ UInt8(codes[$0]) }, into: target, at: 4)
+          storeFourBitCodes({ codes[$0] }, into: target, at: 4)
         }
       default:
         let d = weight.withUnsafeBufferPointer { weights in
@@ -92,74 +104,5 @@ extension GGUFBlocks {
         }
       }
     }
-  }
-
-  /// ggml's `make_qkx3_quants(n, nmax, x, weights, L, &the_min, Laux, -0.9, 0.05, 36, false)`:
-  /// codes in [0, nmax] for x ≈ scale * code - minimum. From the range's own grid, 37 stretched
-  /// grids ((nmax - 0.9 + 0.05 is) / (max - min)) each get the weighted least-squares scale and
-  /// minimum (the minimum held at or below zero); the one of least weighted squared error wins.
-  /// Returns the scale and `the_min` (the negated minimum, as ggml stores `m = -the_min`).
-  static func makeQKX3Quants(
-    _ x: UnsafeBufferPointer<Float>, nmax: Int32, weights: [Float], codes: inout [Int32]
-  ) -> (scale: Float, minimum: Float) {
-    var low = x[0]
-    var high = x[0]
-    var sumW = weights[0]
-    var sumX = sumW * x[0]
-    for i in 1..<x.count {
-      if x[i] < low { low = x[i] }
-      if x[i] > high { high = x[i] }
-      sumW += weights[i]
-      sumX += weights[i] * x[i]
-    }
-    if low > 0 { low = 0 }
-    if high <= low {
-      for i in 0..<x.count { codes[i] = 0 }
-      return (0, -low)
-    }
-    let levels = Float(nmax)
-    var iscale = levels / (high - low)
-    var scale = 1 / iscale
-    var bestError: Float = 0
-    for i in 0..<x.count {
-      codes[i] = max(0, min(nmax, nearestInt(iscale * (x[i] - low))))
-      let difference = scale * Float(codes[i]) + low - x[i]
-      bestError += weights[i] * (difference * difference)
-    }
-    var trial = [Int32](repeating: 0, count: x.count)
-    for step in 0...36 {
-      iscale = (-0.9 + 0.05 * Float(step) + levels) / (high - low)
-      var sumL: Float = 0
-      var sumL2: Float = 0
-      var sumXL: Float = 0
-      for i in 0..<x.count {
-        let l = max(0, min(nmax, nearestInt(iscale * (x[i] - low))))
-        trial[i] = l
-        let w = weights[i]
-        sumL += w * Float(l)
-        sumL2 += w * Float(l) * Float(l)
-        sumXL += w * Float(l) * x[i]
-      }
-      let determinant = sumW * sumL2 - sumL * sumL
-      guard determinant > 0 else { continue }
-      var thisScale = (sumW * sumXL - sumX * sumL) / determinant
-      var thisMinimum = (sumL2 * sumX - sumL * sumXL) / determinant
-      if thisMinimum > 0 {
-        thisMinimum = 0
-        thisScale = sumXL / sumL2
-      }
-      var error: Float = 0
-      for i in 0..<x.count {
-        let difference = thisScale * Float(trial[i]) + thisMinimum - x[i]
-        error += weights[i] * (difference * difference)
-      }
-      if error < bestError {
-        for i in 0..<x.count { codes[i] = trial[i] }
-        bestError = error
-        scale = thisScale
-        low = thisMinimum
-      }
-    }
-    return (scale, -low)
   }
 }

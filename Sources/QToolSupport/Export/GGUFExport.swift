@@ -171,6 +171,15 @@ public enum GGUFExport {
     /// Weighted by a matrix's per-column weights, by GGUF tensor name (`llama-imatrix`'s file).
     case matrix([String: [Float]])
 
+    /// The weights of the tensor named `ggufName`, given the input energies calibration measured.
+    func importance(of ggufName: String, measured energy: [Float]) -> [Float]? {
+      switch self {
+      case .none: nil
+      case .calibration: energy
+      case .matrix(let weights): weights[ggufName]
+      }
+    }
+
     /// Whether the file's types follow llama-quantize's mix for a weighted quantization.
     public var isWeighted: Bool {
       if case .none = self { false } else { true }
@@ -200,13 +209,12 @@ public enum GGUFExport {
     var grids: [String: SequentialGPTQ.StoredGridMaker] = [:]
     for (tensor, type) in zip(mapped, types) where tensor.source.shape.count == 2 {
       guard let block = GGUFBlocks.storedGridTypes.first(where: { $0.ggmlTypeID == type.rawValue }) else { continue }
-      let fixed: [Float]? =
-        if case .matrix(let weights) = weighting { weights[tensor.name] } else { nil }
-      let measured = if case .calibration = weighting { true } else { false }
+      let ggufName = tensor.name
       grids[tensor.source.name] = { weights, rows, columns, energy in
         guard !weights.contains(where: { !$0.isFinite }) else { return nil }
         return try GGUFBlocks.storedGrid(
-          weights, rows: rows, columns: columns, type: block, importance: measured ? energy : fixed)
+          weights, rows: rows, columns: columns, type: block,
+          importance: weighting.importance(of: ggufName, measured: energy))
       }
     }
     return grids
