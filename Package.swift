@@ -41,7 +41,8 @@ let package = Package(
 
     // renameat2 and its flags, which Swift's Glibc module does not show.
     .target(name: "CFileSystem"),
-    // SIMD kernels in C (16-bit float rows, low-bit codes on int8 activations): the vector
+    // SIMD kernels in C (16-bit float rows, low-bit codes on int8 activations, GGUF block
+    // encoders): the vector
     // paths carry target attributes and are chosen at run time, so this target needs no
     // machine flags and a portable build still runs them where the CPU has them.
     .target(name: "CKernels"),
@@ -49,7 +50,7 @@ let package = Package(
     .target(name: "QFormats", dependencies: ["CZstd", "CHDF5", "CFileSystem"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
     .target(
-      name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK", "CCRC32C"], swiftSettings: kernelSettings),
+      name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK", "CCRC32C", "CKernels"], swiftSettings: kernelSettings),
     // The model engine: tokenizer, data, transformer forward and backward passes, images.
     .target(
       name: "QEngine", dependencies: ["QFormats", "QCompute", "CKernels", "CPNG", "CJPEG"],
@@ -84,7 +85,7 @@ let package = Package(
       ]),
 
     .testTarget(name: "QFormatsTests", dependencies: ["QFormats"]),
-    .testTarget(name: "QComputeTests", dependencies: ["QCompute"]),
+    .testTarget(name: "QComputeTests", dependencies: ["QCompute", "CKernels"]),
     .testTarget(name: "QEngineTests", dependencies: ["QEngine", "CKernels"]),
     .testTarget(
       name: "QToolTests",

@@ -57,4 +57,11 @@ void qk_lowbit_rows_dot_scalar(
   const int8_t *quantized, const float *block_scales, const float *group_sums, size_t tokens,
   float *out, size_t out_stride);
 
+/// Encodes `blocks` blocks of 32 floats as GGUF Q8_0 (34 bytes each: an f16 scale, 32 int8
+/// codes) or Q4_0 (18 bytes each: an f16 scale, 16 bytes of 4-bit codes), bit for bit as
+/// QCompute's scalar `GGUFBlocks` encoders do. Returns 0, writing nothing, on a CPU without
+/// AVX2, FMA and F16C: the caller then runs the scalar encoder.
+int qk_encode_q8_0(const float *x, size_t blocks, uint8_t *out);
+int qk_encode_q4_0(const float *x, size_t blocks, uint8_t *out);
+
 #endif

@@ -1,3 +1,4 @@
+import CKernels
 import QFormats
 
 /// The ggml block types we write and read, with their tensor type ids from ggml.h.
@@ -85,6 +86,15 @@ public enum GGUFBlocks {
   public static func encode(_ values: UnsafeBufferPointer<Float>, type: GGUFBlockType)
     throws(QuantizeError) -> [UInt8]
   {
+    try encode(values, type: type, vectorized: true)
+  }
+
+  /// `encode(_:type:)`, with the vector encoders of Q8_0 and Q4_0 (`qk_encode_q8_0`,
+  /// `qk_encode_q4_0`) where the CPU has them unless `vectorized` is false: the scalar encoders
+  /// are the reference they are tested against.
+  static func encode(_ values: UnsafeBufferPointer<Float>, type: GGUFBlockType, vectorized: Bool)
+    throws(QuantizeError) -> [UInt8]
+  {
     guard values.count % type.blockElements == 0 else {
       throw .columnsNotDivisible(
         quantizer: "GGUF \(type.rawValue)", columns: values.count, by: type.blockElements)
@@ -96,6 +106,14 @@ public enum GGUFBlocks {
       let base = SendableMutablePointer(start.assumingMemoryBound(to: UInt8.self))
       forEachRowBlock(rows: blocks, elementsPerRow: type.blockElements) { range in
         let target = base.pointer
+        if vectorized, type == .q8_0 || type == .q4_0 {
+          let input = source + range.lowerBound * type.blockElements
+          let output = target + range.lowerBound * type.blockBytes
+          let done =
+            type == .q8_0
+            ? qk_encode_q8_0(input, range.count, output) : qk_encode_q4_0(input, range.count, output)
+          if done != 0 { return }
+        }
         for block in range {
           let input = UnsafeBufferPointer(
             start: source + block * type.blockElements, count: type.blockElements)
