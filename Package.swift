@@ -47,7 +47,7 @@ let package = Package(
     // machine flags and a portable build still runs them where the CPU has them.
     .target(name: "CKernels"),
     // Checkpoint formats: dtypes, safetensors, shards, HDF5, model folders; safe output paths.
-    .target(name: "QFormats", dependencies: ["CZstd", "CHDF5", "CFileSystem"]),
+    .target(name: "QFormats", dependencies: ["CZstd", "CHDF5", "CFileSystem", "CKernels"]),
     // Numerics: linear algebra over BLAS/LAPACK, statistics, quantizers.
     .target(
       name: "QCompute", dependencies: ["QFormats", "CBLAS", "CLAPACK", "CCRC32C", "CKernels"], swiftSettings: kernelSettings),

@@ -70,9 +70,22 @@ QK_AVX2 static inline float qk_sum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+/// F16C quiets a signalling NaN; the scalar widening keeps every NaN's bits, so eight halves
+/// holding a NaN are widened by it.
 QK_AVX2 static void qk_half_to_float_avx2(const uint16_t *source, float *target, size_t count, int is_bf16) {
+  const __m128i magnitude = _mm_set1_epi16(0x7FFF), infinity = _mm_set1_epi16(0x7C00);
   size_t i = 0;
-  for (; i + 8 <= count; i += 8) _mm256_storeu_ps(target + i, qk_load8(source + i, is_bf16));
+  for (; i + 8 <= count; i += 8) {
+    if (!is_bf16) {
+      __m128i half = _mm_loadu_si128((const __m128i *)(source + i));
+      // Magnitudes above infinity's are NaN; as signed 16-bit they compare correctly.
+      if (_mm_movemask_epi8(_mm_cmpgt_epi16(_mm_and_si128(half, magnitude), infinity))) {
+        for (size_t k = i; k < i + 8; k++) target[k] = qk_f16(source[k]);
+        continue;
+      }
+    }
+    _mm256_storeu_ps(target + i, qk_load8(source + i, is_bf16));
+  }
   for (; i < count; i++) target[i] = qk_half(source[i], is_bf16);
 }
 

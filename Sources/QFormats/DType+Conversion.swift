@@ -1,3 +1,5 @@
+import CKernels
+
 /// Conversion between checkpoint element types and `Float`.
 ///
 /// Widening reads raw little-endian bytes (which may be unaligned: a safetensors data section
@@ -229,6 +231,11 @@ private func _widenByTable(
 private func _widenBF16(
   _ input: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ count: Int
 ) {
+  if Int(bitPattern: input) % 2 == 0 {
+    // The same widening, eight at a time where the CPU has AVX2 (exact either way).
+    qk_half_to_float(input.assumingMemoryBound(to: UInt16.self), output, count, 1)
+    return
+  }
   for i in 0..<count {
     output[i] = DTypeConversion.float(
       fromBFloat16Bits: input.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
@@ -238,6 +245,11 @@ private func _widenBF16(
 private func _widenF16(
   _ input: UnsafeRawPointer, _ output: UnsafeMutablePointer<Float>, _ count: Int
 ) {
+  if Int(bitPattern: input) % 2 == 0 {
+    // The same widening, eight at a time with F16C where the CPU has it (exact, NaNs kept).
+    qk_half_to_float(input.assumingMemoryBound(to: UInt16.self), output, count, 0)
+    return
+  }
   for i in 0..<count {
     output[i] = DTypeConversion.float(
       fromFloat16Bits: input.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))

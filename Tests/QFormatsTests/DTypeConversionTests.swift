@@ -11,15 +11,16 @@ import Testing
     return a == b
   }
 
-  /// Widens `bytes` at a deliberately misaligned address.
-  static func widen(_ bytes: [UInt8], _ dtype: DType) -> [UInt32] {
+  /// Widens `bytes` at `offset` bytes into an allocation: by default a deliberately misaligned
+  /// address; an even offset takes the 16-bit types' vector path.
+  static func widen(_ bytes: [UInt8], _ dtype: DType, offset: Int = 1) -> [UInt32] {
     let count = bytes.count / dtype.byteSize
-    var padded = [UInt8](repeating: 0xAB, count: bytes.count + 1)
-    padded.replaceSubrange(1..., with: bytes)
+    var padded = [UInt8](repeating: 0xAB, count: bytes.count + offset)
+    padded.replaceSubrange(offset..., with: bytes)
     var out = [Float](repeating: .nan, count: count)
     padded.withUnsafeBytes { raw in
       out.withUnsafeMutableBufferPointer {
-        DTypeConversion.widen(UnsafeRawBufferPointer(rebasing: raw[1...]), from: dtype, into: $0)
+        DTypeConversion.widen(UnsafeRawBufferPointer(rebasing: raw[offset...]), from: dtype, into: $0)
       }
     }
     return out.map(\.bitPattern)
@@ -39,10 +40,11 @@ import Testing
     (0..<65536).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
   }
 
-  @Test func widensEveryF16Pattern() throws {
+  /// At an odd address (the scalar path) and an even one (the vector path, NaNs included).
+  @Test(arguments: [1, 2]) func widensEveryF16Pattern(offset: Int) throws {
     let expected = try SafetensorsFixtures.words("safetensors", "conversion", "f16_widened.u32")
     #expect(expected.count == 65536)
-    let got = Self.widen(Self.allSixteenBitPatterns(), .f16)
+    let got = Self.widen(Self.allSixteenBitPatterns(), .f16, offset: offset)
     let mismatches = (0..<65536).filter { got[$0] != expected[$0] }
     #expect(mismatches.isEmpty, "first mismatches: \(mismatches.prefix(5))")
     for bits in [0, 1, 0x3C00, 0x7BFF, 0x7C00, 0x7E01, 0x8001, 0xFC00] as [UInt16] {
@@ -50,9 +52,9 @@ import Testing
     }
   }
 
-  @Test func widensEveryBF16Pattern() throws {
+  @Test(arguments: [1, 2]) func widensEveryBF16Pattern(offset: Int) throws {
     let expected = try SafetensorsFixtures.words("safetensors", "conversion", "bf16_widened.u32")
-    let got = Self.widen(Self.allSixteenBitPatterns(), .bf16)
+    let got = Self.widen(Self.allSixteenBitPatterns(), .bf16, offset: offset)
     let mismatches = (0..<65536).filter { !Self.sameFloat(got[$0], expected[$0]) }
     #expect(mismatches.isEmpty, "first mismatches: \(mismatches.prefix(5))")
   }

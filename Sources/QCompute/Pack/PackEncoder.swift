@@ -288,13 +288,20 @@ extension QuantizedMatrix {
     return codes.withUnsafeBufferPointer { codes in
       scales.withUnsafeBufferPointer { scales in
         offsets.withUnsafeBufferPointer { offsets in
+          func value(code: UInt8, _ scale: Float, _ offset: Float) -> Float {
+            isBias ? scale * Float(code) + offset : scale * (Float(code) - offset)
+          }
           func value(_ index: Int, _ scale: Float, _ offset: Float) -> Float {
-            isBias ? scale * Float(codes[index]) + offset : scale * (Float(codes[index]) - offset)
+            value(code: codes[index], scale, offset)
           }
           for row in 0..<rows {
             for group in 0..<groups {
               let scale = scales[row &* groups &+ group]
               let offset = offsets[row &* groups &+ group]
+              // Rounding is monotonic, so every code's value lies between the values of codes 0
+              // and 255: when both fit, the group needs no closer look.
+              let ends = max(abs(value(code: 0, scale, offset)), abs(value(code: .max, scale, offset)))
+              if ends <= limit { continue }
               let start = row &* columns &+ group &* length
               var largest: Float = 0
               for index in start..<(start &+ length) { largest = max(largest, abs(value(index, scale, offset))) }

@@ -274,30 +274,64 @@ public enum MLXExport {
     let rowsPerBlock = TensorRowBlocks.rowsPerBlock(
       columns: columns, rows: info.shape[0], blockElements: blockElements)
     try TensorRowBlocks.forEach(info, in: source, rowsPerBlock: rowsPerBlock) { firstRow, block in
-      let rows = block.count / columns
-      let stored =
-        try decided.map { $0.affineRows(firstRow..<(firstRow + rows)) }
-        ?? decide(
-          block, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
-          method: method, scaleType: scaleType)
-      let packed = try stored.packedWords()
-      let blockScales = narrow(stored.scales, to: scaleType)
-      let blockBiases = narrow(stored.offsets, to: scaleType)
-      // MLX stores scales in the weight's dtype: near F16's largest value their rounding can
-      // overflow once multiplied by a code. Refuse rather than write a tensor that loads as inf.
-      if !block.contains(where: { !$0.isFinite }),
-        let (index, value) = stored.firstDequantized(beyond: PackEncoder.largestFinite(in: info.dtype))
-      {
-        let shifted = index.isEmpty ? index : [index[0] + firstRow] + index.dropFirst()
-        throw ExportError.unsupportedTensor(
-          location: source.location, tensor: info.name,
-          reason: "dequantizes to \(value) at index \(shifted) with \(scaleType.rawValue) scales, which MLX's layout cannot avoid")
+      // Every method decides group by group, so the block's rows split across the cores and
+      // their pieces join in row order (rows are whole words) to what one pass would write.
+      let blockRows = block.count / columns
+      var pieces: [Range<Int>: Result<EncodedRows, any Error>] = [:]
+      let lock = NSLock()
+      forEachRowBlock(rows: blockRows, elementsPerRow: columns) { rows in
+        let piece = Result {
+          try encodeRows(
+            UnsafeBufferPointer(rebasing: block[(rows.lowerBound * columns)..<(rows.upperBound * columns)]),
+            firstRow: firstRow + rows.lowerBound, info, location: source.location, settings: settings,
+            method: method, decided: decided)
+        }
+        lock.withLock { pieces[rows] = piece }
       }
-      try packed.withUnsafeBytes { try words($0) }
-      scales += blockScales
-      biases += blockBiases
+      for rows in pieces.keys.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+        let piece = try pieces[rows]!.get()
+        try piece.words.withUnsafeBytes { try words($0) }
+        scales += piece.scales
+        biases += piece.biases
+      }
     }
     return (scales, biases)
+  }
+
+  /// Rows of one weight as MLX stores them: packed words, and scales and biases in the
+  /// weight's dtype's bytes.
+  struct EncodedRows {
+    var words: [UInt32]
+    var scales: [UInt8]
+    var biases: [UInt8]
+  }
+
+  /// Decides and encodes `values`, whole rows of `info` from `firstRow` on.
+  static func encodeRows(
+    _ values: UnsafeBufferPointer<Float>, firstRow: Int, _ info: TensorInfo, location: String, settings: Settings,
+    method: Method, decided: StoredCodes?
+  ) throws -> EncodedRows {
+    let columns = info.shape[1]
+    let rows = values.count / columns
+    let scaleType = scaleDType(for: info.dtype)
+    let stored =
+      try decided.map { $0.affineRows(firstRow..<(firstRow + rows)) }
+      ?? decide(
+        values, rows: rows, columns: columns, bits: settings.bits, groupSize: settings.groupSize,
+        method: method, scaleType: scaleType)
+    // MLX stores scales in the weight's dtype: near F16's largest value their rounding can
+    // overflow once multiplied by a code. Refuse rather than write a tensor that loads as inf.
+    if !values.contains(where: { !$0.isFinite }),
+      let (index, value) = stored.firstDequantized(beyond: PackEncoder.largestFinite(in: info.dtype))
+    {
+      let shifted = index.isEmpty ? index : [index[0] + firstRow] + index.dropFirst()
+      throw ExportError.unsupportedTensor(
+        location: location, tensor: info.name,
+        reason: "dequantizes to \(value) at index \(shifted) with \(scaleType.rawValue) scales, which MLX's layout cannot avoid")
+    }
+    return EncodedRows(
+      words: try stored.packedWords(), scales: narrow(stored.scales, to: scaleType),
+      biases: narrow(stored.offsets, to: scaleType))
   }
 
   /// Which grid GPTQ decides on in each group.
