@@ -136,7 +136,9 @@ extension QConvert {
     let sequential: SequentialGPTQ.Method =
       method == .gptq ? .gptq(GPTQ.Options(actOrder: actOrder)) : .clip
     var blocks: ProgressReporter? = nil
-    try calibration.quantize(plan: &plan, method: sequential, packMethod: method == .gptq ? .gptq : .clip) { step in
+    try calibration.quantize(
+      plan: &plan, method: sequential, packMethod: method == .gptq ? .gptq : .clip, quantizesHead: gptqHead
+    ) { step in
       let line = blocks ?? reporter(method == .gptq ? "GPTQ" : "clip search", total: step.blocks, unit: "blocks")
       blocks = line
       line.update(step.block, detail: step.tensor)

@@ -209,6 +209,37 @@ import Testing
     #expect(throws: DecoderError.self) { try collector.advance() }
   }
 
+  /// The head's Gram matrix is XᵀX of the final norm of the last block's outputs, here in
+  /// Double from the model's hidden states and the stored norm weight; it exists only once
+  /// every block has run.
+  @Test func headGramIsTheFinalNormsGram() throws {
+    let (model, source, tokenizer, c) = try Self.load()
+    let collector = CalibrationCollector(model: model, tokenizer: tokenizer)
+    let windows = try collector.windows(of: TextDataset(documents: [try Self.sampleText()]), context: 11, count: 2)
+    try collector.start(windows: windows)
+    #expect(throws: DecoderError.self) { try collector.headGram() }
+    for _ in 0..<c.layerCount { try collector.advance() }
+    let gram = try collector.headGram()
+    let norm = try source.floats(of: "model.norm.weight").map(Double.init)
+    let width = c.hiddenSize
+    var expected = [Double](repeating: 0, count: width * width)
+    for window in windows {
+      let last = try #require(try model.hiddenStates(tokens: window).last).elements.map(Double.init)
+      for token in 0..<window.count {
+        let row = Array(last[(token * width)..<((token + 1) * width)])
+        let inverse = 1 / (row.map { $0 * $0 }.reduce(0, +) / Double(width) + Double(c.normEpsilon)).squareRoot()
+        let normed = zip(row, norm).map { $0 * inverse * $1 }
+        for i in 0..<width { for j in 0..<width { expected[i * width + j] += normed[i] * normed[j] } }
+      }
+    }
+    let got = (0..<width).flatMap { i in (0..<width).map { gram[i, $0] } }
+    #expect(Self.relativeDifference(got, expected) < 1e-5)
+    #expect(collector.headTensorName == "model.embed_tokens.weight")
+    let head = collector.headWeights()
+    #expect(head.rows == c.vocabularySize && head.columns == width)
+    #expect(head.values == (try source.floats(of: "model.embed_tokens.weight")))
+  }
+
   @Test func replacingAWeightChangesLaterInputsOnly() throws {
     let (model, _, tokenizer, _) = try Self.load()
     let collector = CalibrationCollector(model: model, tokenizer: tokenizer)

@@ -1,4 +1,5 @@
 import Foundation
+import QEngine
 import QFormats
 import Testing
 
@@ -211,12 +212,62 @@ struct ExportGPTQTests {
     }
   }
 
+  /// With the head asked for, GPTQ decides the tied embedding last, on the MLX grid, with a
+  /// lower error on the logits (under the final norm's Gram matrix of the full-precision model)
+  /// than nearest rounding on the same grid; the export writes its codes as decided.
+  @Test func theTiedHeadIsDecidedLast() throws {
+    let checkpoint = try Checkpoint.open(Self.model)
+    let calibration = try Self.calibration()
+    let grids = try MLXExport.gptqGrids(
+      source: checkpoint.source, configData: checkpoint.configData, bits: 3, groupSize: 32, search: .weightedClip)
+    let without = try calibration.decide(onto: grids, actOrder: true)
+    var steps: [String] = []
+    let decided = try calibration.decide(onto: grids, actOrder: true, quantizesHead: true) { steps.append($0.tensor) }
+    let head = "model.embed_tokens.weight"
+    #expect(without[head] == nil)
+    #expect(steps.last == head)
+    #expect(Set(decided.keys) == Set(without.keys).union([head]))
+    for (name, codes) in without { #expect(decided[name] == codes, "\(name)") }
+    let gptq = try #require(decided[head])
+
+    let collector = CalibrationCollector(model: calibration.model)
+    try collector.start(windows: calibration.windows)
+    for _ in 0..<calibration.model.blockCount { try collector.advance() }
+    let gram = try collector.headGram()
+    let weights = try checkpoint.source.floats(of: head)
+    let nearest = StoredCodes(grid: gptq.grid, codes: weights.withUnsafeBufferPointer { gptq.grid.nearestCodes($0) })
+    func logitError(_ codes: StoredCodes) -> Double {
+      let delta = zip(weights, codes.dequantize()).map { Double($0) - Double($1) }
+      let columns = codes.grid.columns
+      var total = 0.0
+      for row in 0..<codes.grid.rows {
+        for i in 0..<columns {
+          var inner = 0.0
+          for j in 0..<columns { inner += gram[i, j] * delta[row * columns + j] }
+          total += delta[row * columns + i] * inner
+        }
+      }
+      return total
+    }
+    #expect(logitError(gptq) < 0.9 * logitError(nearest), "GPTQ \(logitError(gptq)), nearest \(logitError(nearest))")
+
+    let folder = try ExportFixtures.scratchFolder("gptq-head")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try MLXExport.exportMLX(
+      source: checkpoint.source, configData: checkpoint.configData, sideFilesFrom: checkpoint.folder, to: folder,
+      bits: 3, groupSize: 32, decided: decided)
+    let written = try Checkpoint.open(folder).dequantized().source
+    #expect(try written.floats(of: head).map(\.bitPattern) == gptq.dequantize().map(\.bitPattern))
+  }
+
   /// End to end: both layouts take '--method gptq' (and '--act-order') with '--calib', and what
   /// they write loads for evaluation.
   @Test(arguments: [
     ["--layout", "mlx", "--bits", "3", "--group-size", "32", "--act-order"],
     ["--layout", "gguf", "--gguf-type", "q4_0"],
     ["--layout", "gguf", "--gguf-type", "q5_1", "--act-order"],
+    ["--layout", "mlx", "--bits", "4", "--group-size", "32", "--gptq-head"],
+    ["--layout", "gguf", "--gguf-type", "q4_0", "--gptq-head"],
   ])
   func qconvertRunsGPTQIntoTheLayout(_ arguments: [String]) throws {
     let folder = try ExportFixtures.scratchFolder("gptq-cli")

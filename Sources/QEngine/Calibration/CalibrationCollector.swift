@@ -212,6 +212,42 @@ public final class CalibrationCollector: @unchecked Sendable {
   /// The current block's inputs for each window, `[tokens, hiddenSize]` row-major.
   public var currentInputs: [[Float]] { blockInputs }
 
+  /// The output head's weight name: the embedding's when the head is tied to it.
+  public var headTensorName: String {
+    prefix + (model.headIsEmbedding ? "model.embed_tokens.weight" : "lm_head.weight")
+  }
+
+  /// The output head's weight, `[vocabulary, hidden]` row-major.
+  public func headWeights() -> (values: [Float], rows: Int, columns: Int) {
+    (model.head.denseValues(), model.head.rows, model.head.columns)
+  }
+
+  /// The Gram matrix of the output head's input over all windows: the final norm of the last
+  /// block's outputs, once every block has run (`advance` past the last one).
+  public func headGram() throws -> Matrix<Double> {
+    guard currentBlock == layers.count, !blockInputs.isEmpty else {
+      throw DecoderError.invalidInput(
+        operation: "calibration",
+        reason: blockInputs.isEmpty
+          ? "no windows were started" : "the head's inputs exist after block \(layers.count - 1), not at block \(currentBlock)")
+    }
+    var accumulator = GramAccumulator(width: model.configuration.hiddenSize)
+    for (index, hidden) in blockInputs.enumerated() {
+      let count = windowLengths[index]
+      let normed = model.finalNormed(hidden, count: count)
+      try normed.withUnsafeBufferPointer { values in
+        if let (element, value) = PackEncoder.firstNonFinite(values, shape: [values.count]) {
+          let width = model.configuration.hiddenSize
+          throw DecoderError.invalidInput(
+            operation: "calibration",
+            reason: "the input of '\(headTensorName)' holds \(value) at token \(element[0] / width), feature \(element[0] % width) of window \(index)")
+        }
+        try accumulator.add(values, count: count)
+      }
+    }
+    return try accumulator.matrix()
+  }
+
   func current() throws -> DecoderLayer {
     guard currentBlock < layers.count, !blockInputs.isEmpty else {
       throw DecoderError.invalidInput(

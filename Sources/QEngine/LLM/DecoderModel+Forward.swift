@@ -211,6 +211,15 @@ extension DecoderModel {
     return normed
   }
 
+  /// The final norm of the last block's outputs `[count, hiddenSize]`: the head's input.
+  func finalNormed(_ x: [Float], count: Int) -> [Float] {
+    var normed = [Float](repeating: 0, count: x.count)
+    Self.rmsNorm(
+      x, weight: finalNorm, offset: configuration.architecture.normWeightOffset,
+      epsilon: configuration.normEpsilon, rows: count, into: &normed)
+    return normed
+  }
+
   /// Logits `[rows, vocabularySize]` of final hidden states `[rows, hiddenSize]`.
   func logits(ofHidden hidden: UnsafeBufferPointer<Float>, rows: Int) throws -> [Float] {
     var out = [Float](repeating: 0, count: rows * configuration.vocabularySize)

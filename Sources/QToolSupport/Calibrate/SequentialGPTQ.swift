@@ -20,10 +20,15 @@ public enum SequentialGPTQ {
     public var trueSequential: Bool
     /// Put before every tensor name, e.g. `language_model.` for a LLaVA checkpoint.
     public var prefix: String
+    /// After the last block, quantize the output head too (the embedding, when they are
+    /// tied), on the final norm's outputs of the quantized blocks: the logits' error is what
+    /// it minimizes, which matters most where the head takes a low-bit grid.
+    public var quantizesHead: Bool
 
-    public init(trueSequential: Bool = true, prefix: String = "") {
+    public init(trueSequential: Bool = true, prefix: String = "", quantizesHead: Bool = false) {
       self.trueSequential = trueSequential
       self.prefix = prefix
+      self.quantizesHead = quantizesHead
     }
   }
 
@@ -109,7 +114,8 @@ public enum SequentialGPTQ {
 
   /// Walks the model's planned linears block by block and stage by stage, handing each its
   /// weight and (when collected) its input Gram matrix; `quantize` returns the values the
-  /// model runs on from then on, or `nil` to leave the weight as it is.
+  /// model runs on from then on, or `nil` to leave the weight as it is. With
+  /// `options.quantizesHead`, the planned output head comes last.
   static func eachPlannedLinear(
     model: DecoderModel, windows: [[Int]], planned: (String) -> Bool, collectsGrams: Bool, options: Options,
     progress: ((Progress) -> Void)?,
@@ -140,6 +146,12 @@ public enum SequentialGPTQ {
       }
       try collector.advance()
     }
+    let head = collector.headTensorName
+    guard options.quantizesHead, planned(head) else { return }
+    let gram = collectsGrams ? try collector.headGram() : nil
+    // Nothing runs after the head: its quantized values are not needed.
+    _ = try quantize(head, collector.headWeights(), gram)
+    progress?(Progress(block: model.blockCount, blocks: model.blockCount, tensor: head))
   }
 
   /// One tensor on `grid` by `method`; `gram` may be `nil` only for round-to-nearest.

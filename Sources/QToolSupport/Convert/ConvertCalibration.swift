@@ -86,8 +86,11 @@ public struct ConvertCalibration {
 
   /// Quantizes the plan's decoder linears with GPTQ (or the Gram clip search) layer by layer,
   /// feeding each block's quantized outputs forward, and stores the codes in the plan.
+  ///
+  /// With `quantizesHead`, the output head (the embedding, when tied) comes last, when the plan
+  /// gives it a grid.
   public func quantize(
-    plan: inout ConvertPlan, method: SequentialGPTQ.Method, packMethod: PackMethod,
+    plan: inout ConvertPlan, method: SequentialGPTQ.Method, packMethod: PackMethod, quantizesHead: Bool = false,
     progress: ((SequentialGPTQ.Progress) -> Void)? = nil
   ) throws {
     var grids: [String: CalibratedGrid] = [:]
@@ -97,7 +100,7 @@ public struct ConvertCalibration {
     }
     let results = try SequentialGPTQ.run(
       model: model, windows: windows, plan: { grids[$0] }, method: method,
-      options: SequentialGPTQ.Options(prefix: prefix), progress: progress)
+      options: SequentialGPTQ.Options(prefix: prefix, quantizesHead: quantizesHead), progress: progress)
     for index in plan.entries.indices {
       let entry = plan.entries[index]
       guard let quantized = results[entry.info.name], var spec = entry.spec else { continue }
@@ -111,12 +114,12 @@ public struct ConvertCalibration {
   /// layer by layer with each block's quantized outputs fed forward: the codes the layout's
   /// writer then stores as they are.
   public func decide(
-    onto grids: [String: SequentialGPTQ.StoredGridMaker], actOrder: Bool,
+    onto grids: [String: SequentialGPTQ.StoredGridMaker], actOrder: Bool, quantizesHead: Bool = false,
     progress: ((SequentialGPTQ.Progress) -> Void)? = nil
   ) throws -> [String: StoredCodes] {
     try SequentialGPTQ.run(
       model: model, windows: windows, storedGrids: { grids[$0] }, gptq: GPTQ.Options(actOrder: actOrder),
-      options: SequentialGPTQ.Options(prefix: prefix), progress: progress)
+      options: SequentialGPTQ.Options(prefix: prefix, quantizesHead: quantizesHead), progress: progress)
   }
 
   /// Quantizes the plan's decoder linears with block-wise AdaRound on the Gram clip search's
