@@ -59,7 +59,7 @@ let package = Package(
     .target(
       name: "QToolSupport",
       dependencies: [
-        "QFormats", "QCompute", "QEngine",
+        "QFormats", "QCompute", "QEngine", "CBLAS", "CKernels",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 

@@ -5,12 +5,14 @@ import ArgumentParser
 #endif
 
 extension ParsableCommand {
-  /// Parses and runs the command like `main()`, with the toolchain's conventions: stdout is
-  /// checked (`StandardOutputCheck`), and an error from `run()` that is no usage error is
+  /// Parses and runs the command like `main()`, with the toolchain's conventions: OpenBLAS runs
+  /// kernels this CPU can do well with (`BLASKernelChoice`), stdout is checked
+  /// (`StandardOutputCheck`), and an error from `run()` that is no usage error is
   /// printed as one line starting with the tool's name (`lora-rebase: …`), not "Error: …".
   ///
   /// - Parameter failureStatus: the exit status for such errors and for a failed stdout.
   public static func mainCheckingOutput(failureStatus: Int32 = 1) -> Never {
+    BLASKernelChoice.restartWithBetterKernelsIfNeeded()
     StandardOutputCheck.install(failureStatus: failureStatus)
     let command: ParsableCommand
     do {

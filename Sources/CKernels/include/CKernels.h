@@ -9,6 +9,10 @@
 /// build runs them on a CPU that has them and the scalar paths elsewhere.
 int qk_cpu_has_avx2(void);
 
+/// 1 when the running CPU has the AVX-512 subsets of Skylake-X (F, BW, VL, DQ, CD), which
+/// OpenBLAS's SkylakeX kernels use.
+int qk_cpu_has_avx512_skylakex(void);
+
 /// Widens `count` 16-bit floats to float: IEEE half when `is_bf16` is 0, bfloat16 otherwise.
 /// Exact: every half and bfloat16 value is a float.
 void qk_half_to_float(const uint16_t *source, float *target, size_t count, int is_bf16);
