@@ -71,7 +71,9 @@ extension QConvert {
     let calibration = try openCalibration(calib, checkpoint: checkpoint, for: "calibrating")
     var blocks: ProgressReporter? = nil
     defer { blocks?.finish() }
-    return try calibration.decide(onto: planned, actOrder: actOrder, quantizesHead: gptqHead) { step in
+    return try calibration.decide(
+      onto: planned, actOrder: actOrder, quantizesHead: gptqHead, regridsGroups: gptqRegroup
+    ) { step in
       let line = blocks ?? reporter("GPTQ", total: step.blocks, unit: "blocks")
       blocks = line
       line.update(step.block, detail: step.tensor)

@@ -143,6 +143,9 @@ struct QConvert: ParsableCommand {
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false
 
+  @Flag(help: "GPTQ without --act-order into MLX or GGUF: choose each group's grid when GPTQ reaches it, from the weights as updated so far, not all from the original weights.")
+  var gptqRegroup = false
+
   @Flag(help: "GPTQ: also quantize the output head (the embedding, when tied), last, on the final norm's outputs of the quantized blocks.")
   var gptqHead = false
 
@@ -210,6 +213,9 @@ struct QConvert: ParsableCommand {
     if adaroundIterations < 1 { throw ValidationError("'--adaround-iterations' must be at least 1") }
     if !(adaroundLr > 0) { throw ValidationError("'--adaround-lr' must be positive, not \(adaroundLr)") }
     if actOrder && method != .gptq { throw ValidationError("'--act-order' applies to '--method gptq' only") }
+    if gptqRegroup && (method != .gptq || actOrder || layout == .native) {
+      throw ValidationError("'--gptq-regroup' applies to '--method gptq' into '--layout mlx' or 'gguf', without '--act-order'")
+    }
     if gptqHead && method != .gptq { throw ValidationError("'--gptq-head' applies to '--method gptq' only") }
     if format != .table && format != .json { throw ValidationError("'--format' is table or json") }
     if format != .table && !sensitivity { throw ValidationError("'--format' applies to '--sensitivity' only") }

@@ -87,6 +87,83 @@ struct StoredGridGPTQTests {
         < Self.outputError(weights, nearest, hessian: hessian))
   }
 
+  /// A group grid made from the original weights whatever GPTQ hands over is the static grid
+  /// a group at a time: the codes, grid and losses equal GPTQ onto the whole grid. Made from
+  /// what GPTQ hands over, the first group's grid is still the original one (no column before
+  /// it has spread error), the later ones follow the updates, and the codes beat nearest
+  /// rounding on the grid they make.
+  @Test(arguments: StoredBlockCase.all)
+  func regroupingMakesEachGroupFromTheUpdatedWeights(_ setting: StoredBlockCase) throws {
+    var generator = SeededGenerator(seed: 23)
+    let (rows, columns) = (6, 96)
+    let hessian = try correlatedActivations(tokens: 200, columns: columns, using: &generator).gram()
+    let weights = randomWeights(rows: rows, columns: columns, using: &generator)
+    let whole = try Self.ggufGrid(weights, rows: rows, columns: columns, type: setting.type)
+    let length = whole.groupLength
+    func originalSlice(_ first: Int, _ width: Int) -> [Float] {
+      (0..<rows).flatMap { row in weights[(row * columns + first)..<(row * columns + first + width)] }
+    }
+    let (static_, staticLosses) = try weights.withUnsafeBufferPointer {
+      try GPTQ.quantize($0, hessian: hessian, onto: whole)
+    }
+    var firsts: [Int] = []
+    let (fixed, fixedLosses) = try weights.withUnsafeBufferPointer {
+      try GPTQ.quantize(
+        $0, rows: rows, columns: columns, hessian: hessian, groupLength: length,
+        regridding: { _, r, c, first in
+          firsts.append(first)
+          return try Self.ggufGrid(originalSlice(first, c), rows: r, columns: c, type: setting.type)
+        })
+    }
+    #expect(firsts == Array(stride(from: 0, to: columns, by: length)))
+    #expect(fixed == static_)
+    #expect(fixedLosses == staticLosses)
+
+    var handed: [[Float]] = []
+    let (regrouped, _) = try weights.withUnsafeBufferPointer {
+      try GPTQ.quantize(
+        $0, rows: rows, columns: columns, hessian: hessian, groupLength: length,
+        regridding: { values, r, c, _ in
+          handed.append(Array(values))
+          return try Self.ggufGrid(Array(values), rows: r, columns: c, type: setting.type)
+        })
+    }
+    #expect(handed.first == originalSlice(0, length))
+    #expect(handed.last != originalSlice(columns - length, length))
+    let groups = columns / length
+    #expect(Array(regrouped.grid.scales.enumerated().filter { $0.offset % groups == 0 }.map(\.element))
+      == Array(whole.scales.enumerated().filter { $0.offset % groups == 0 }.map(\.element)))
+    let nearest = StoredCodes(
+      grid: regrouped.grid, codes: weights.withUnsafeBufferPointer { regrouped.grid.nearestCodes($0) })
+    #expect(Self.outputError(weights, regrouped, hessian: hessian) < Self.outputError(weights, nearest, hessian: hessian))
+  }
+
+  @Test func regroupingRefusesActOrderAndMisshapenGroups() throws {
+    var generator = SeededGenerator(seed: 3)
+    let (rows, columns) = (4, 64)
+    let hessian = try correlatedActivations(tokens: 100, columns: columns, using: &generator).gram()
+    let weights = randomWeights(rows: rows, columns: columns, using: &generator)
+    let make: GPTQ.GroupGridMaker = { values, r, c, _ in try Self.ggufGrid(Array(values), rows: r, columns: c, type: .q4_0) }
+    #expect(throws: CalibrationError.self) {
+      try weights.withUnsafeBufferPointer {
+        try GPTQ.quantize($0, rows: rows, columns: columns, hessian: hessian, groupLength: 32, regridding: make, options: .init(actOrder: true))
+      }
+    }
+    #expect(throws: CalibrationError.self) {
+      try weights.withUnsafeBufferPointer {
+        try GPTQ.quantize($0, rows: rows, columns: columns, hessian: hessian, groupLength: 48, regridding: make)
+      }
+    }
+    // A maker whose grid covers two groups where one was asked for.
+    #expect(throws: CalibrationError.self) {
+      try weights.withUnsafeBufferPointer {
+        try GPTQ.quantize(
+          $0, rows: rows, columns: columns, hessian: hessian, groupLength: 64,
+          regridding: { values, r, c, _ in try Self.ggufGrid(Array(values), rows: r, columns: c, type: .q4_0) })
+      }
+    }
+  }
+
   /// The blocks written from decided codes decode (through ggml's dequantization, checked
   /// against gguf-py in QuantizeGGUFTests) to exactly the weights GPTQ decided, bit for bit.
   @Test(arguments: StoredBlockCase.all)

@@ -124,9 +124,9 @@ struct ExportGPTQTests {
     // input no quantized layer has touched, so the unquantized model's Gram gives it too.
     let maker = try #require(grids[probe])
     let seen = EnergyBox()
-    grids[probe] = { weights, rows, columns, energy in
+    grids[probe] = { weights, rows, columns, energy, first in
       seen.energy = energy
-      return try maker(weights, rows, columns, energy)
+      return try maker(weights, rows, columns, energy, first)
     }
     let decided = try calibration.decide(onto: grids, actOrder: false)
     let gram = try #require(try calibration.collectGrams(windows: calibration.windows.count)[probe])

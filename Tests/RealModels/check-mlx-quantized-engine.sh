@@ -4,11 +4,13 @@
 # same windows of the same token ids (every target but each window's first, windows disjoint).
 # Needs: pip install "mlx[cpu]" mlx-lm
 # Usage: Tests/RealModels/check-mlx-quantized-engine.sh [BITS] [GROUP] [WINDOWS]   (4 64 4)
+#   MLX_FOLDER=DIR scores that MLX folder (one of qconvert's exports, say) instead of converting;
+#   TEXT=FILE another text than wiki_vital_en.test.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODELS=${MODELS_DIR:-$HOME/.cache/qtoolchain-models}
 HF=$MODELS/smollm2-135m-instruct-hf
-TEXT=$MODELS/corpus/wiki_vital_en.test.txt
+TEXT=${TEXT:-$MODELS/corpus/wiki_vital_en.test.txt}
 BITS=${1:-4}
 GROUP=${2:-64}
 WINDOWS=${3:-4}
@@ -18,10 +20,12 @@ python3 -c "import mlx_lm" 2>/dev/null || { echo "mlx_lm is not installed: pip i
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-python3 -c "from mlx_lm import convert; convert('$HF', '$WORK/mlx', quantize=True, q_bits=$BITS, q_group_size=$GROUP)" >/dev/null
-ours=$(.build/release/qinspect "$WORK/mlx" --perplexity "$TEXT" --context $CONTEXT --windows "$WINDOWS" \
+FOLDER=${MLX_FOLDER:-$WORK/mlx}
+[ -n "${MLX_FOLDER:-}" ] ||
+  python3 -c "from mlx_lm import convert; convert('$HF', '$WORK/mlx', quantize=True, q_bits=$BITS, q_group_size=$GROUP)" >/dev/null
+ours=$(.build/release/qinspect "$FOLDER" --perplexity "$TEXT" --context $CONTEXT --windows "$WINDOWS" \
   --progress none --format json | python3 -c 'import json,sys; p=json.load(sys.stdin)[0]["perplexity"]; print(p["perplexity"], p["scored_tokens"])')
-python3 - "$WORK/mlx" "$TEXT" $CONTEXT "$WINDOWS" $ours <<'PY'
+python3 - "$FOLDER" "$TEXT" $CONTEXT "$WINDOWS" $ours <<'PY'
 import math, sys
 import mlx.core as mx
 import numpy as np

@@ -118,6 +118,60 @@ extension GPTQ {
   }
 }
 
+extension GPTQ {
+  /// A layout's grid for one group of columns, `[rows, columns]` row-major weights as GPTQ has
+  /// updated them when it reaches the group's first column (`firstColumn` of the matrix).
+  public typealias GroupGridMaker = (
+    _ weights: UnsafeBufferPointer<Float>, _ rows: Int, _ columns: Int, _ firstColumn: Int
+  ) throws -> StoredGrid
+
+  /// GPTQ onto a layout's grid chosen a group at a time, as GPTQ without act-order chooses its
+  /// own: each group's stored step and offset come from `makeGroup` on the weights as updated
+  /// when GPTQ reaches it, so the grid fits the weights it will round rather than the original
+  /// ones. Codes are decided as in `quantize(_:hessian:onto:options:)`.
+  ///
+  /// - Returns: the codes on the grid the groups make together, and GPTQ's loss per row.
+  /// - Throws: `CalibrationError` for act-order (whose static groups need the grid up front),
+  ///   a shape that is not whole groups, a group grid of another shape or arithmetic, or a
+  ///   Hessian that stays singular after damping.
+  public static func quantize<Scalar: LinalgScalar>(
+    _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, hessian: Matrix<Scalar>, groupLength: Int,
+    regridding makeGroup: @escaping GroupGridMaker, options: Options = Options()
+  ) throws(CalibrationError) -> (codes: StoredCodes, rowLosses: [Double]) {
+    let operation = "GPTQ"
+    guard !options.actOrder else {
+      throw .invalidOption(operation: operation, detail: "act-order needs the whole grid before the first column")
+    }
+    guard groupLength > 0, columns % groupLength == 0 else {
+      throw .grid(.columnsNotDivisible(quantizer: operation, columns: columns, by: groupLength))
+    }
+    try checkInputs(
+      weightCount: weights.count, rows: rows, columns: columns, hessian: hessian, options: options,
+      operation: operation)
+    var state = GPTQState(
+      weights: weights, rows: rows, columns: columns, hessian: hessian,
+      grid: .affine(bits: 8, groupSize: .elements(groupLength)), groupLength: groupLength)
+    state.makeGroup = makeGroup
+    if rows > 0 && columns > 0 { try state.run(options: options) }
+    guard let arithmetic = state.stored else {
+      // No group was made (an empty matrix): any grid of the shape holds no codes.
+      do {
+        let empty = try StoredGrid(
+          rows: rows, columns: columns, groupLength: groupLength, bits: 8, arithmetic: .ggmlMinimum,
+          scales: [Float](repeating: 0, count: rows * (columns / groupLength)),
+          offsets: [Float](repeating: 0, count: rows * (columns / groupLength)))
+        return (StoredCodes(grid: empty, codes: []), state.rowLosses)
+      } catch { throw .grid(error) }
+    }
+    do {
+      let grid = try StoredGrid(
+        rows: rows, columns: columns, groupLength: groupLength, bits: arithmetic.bits,
+        arithmetic: arithmetic.arithmetic, scales: state.scales, offsets: state.offsets)
+      return (StoredCodes(grid: grid, codes: state.codes), state.rowLosses)
+    } catch { throw .grid(error) }
+  }
+}
+
 /// The working copies GPTQ updates: the weight transposed so a column is contiguous, the Hessian,
 /// and the outputs in the original column order.
 struct GPTQState {
@@ -141,6 +195,9 @@ struct GPTQState {
   var rowLosses: [Double]
   /// A layout's stored grid: when set, it gives every group's parameters and every code.
   var stored: StoredGrid?
+  /// A layout's grid made a group at a time (`GPTQ.GroupGridMaker`): each group's grid
+  /// becomes `stored` when GPTQ reaches the group.
+  var makeGroup: GPTQ.GroupGridMaker?
 
   init<Scalar: LinalgScalar>(
     weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, hessian: Matrix<Scalar>,
@@ -230,6 +287,7 @@ struct GPTQState {
             current = staticGroups[column / groupLength]
           }
         } else if column % groupLength == 0 {
+          if makeGroup != nil { try regrid(startingAt: column) }
           current = groupParameters(startingAt: column)
           store(current, group: column / groupLength)
         }
@@ -256,19 +314,49 @@ struct GPTQState {
     return a
   }
 
-  /// Parameters of the group index starting at original column `start`, from the current weights.
-  func groupParameters(startingAt start: Int) -> GroupColumnParameters {
-    if let stored {
-      let group = start / groupLength
-      let indices = (0..<rows).map { $0 &* groupsPerRow &+ group }
-      return GroupColumnParameters(scales: indices.map { stored.scales[$0] }, offsets: indices.map { stored.offsets[$0] })
-    }
+  /// The current weights of the group starting at column `start`, `[rows, groupLength]`.
+  func gatheredGroup(startingAt start: Int) -> [Float] {
     var gathered = [Float](repeating: 0, count: rows * groupLength)
     for t in 0..<groupLength {
       let base = (start &+ t) &* rows
       for row in 0..<rows { gathered[row &* groupLength &+ t] = Float(transposed[base &+ row]) }
     }
-    return gathered.withUnsafeBufferPointer {
+    return gathered
+  }
+
+  /// Makes the grid of the group starting at column `start` from its current weights; it is
+  /// `stored` (one group per row) until the next group's.
+  mutating func regrid(startingAt start: Int) throws(CalibrationError) {
+    guard let makeGroup else { return }
+    let gathered = gatheredGroup(startingAt: start)
+    let grid: StoredGrid
+    do {
+      grid = try gathered.withUnsafeBufferPointer { try makeGroup($0, rows, groupLength, start) }
+    } catch let error as QuantizeError {
+      throw .grid(error)
+    } catch {
+      throw .invalidOption(operation: "GPTQ", detail: "the grid of columns \(start)..<\(start + groupLength): \(error)")
+    }
+    guard grid.rows == rows, grid.columns == groupLength, grid.groupLength == groupLength,
+      stored.map({ $0.arithmetic == grid.arithmetic && $0.bits == grid.bits }) ?? true
+    else {
+      throw .invalidOption(
+        operation: "GPTQ",
+        detail: "the grid made for columns \(start)..<\(start + groupLength) is [\(grid.rows), \(grid.columns)] in groups of \(grid.groupLength), not one group of [\(rows), \(groupLength)] in the first group's arithmetic")
+    }
+    stored = grid
+  }
+
+  /// Parameters of the group index starting at original column `start`, from the current weights.
+  func groupParameters(startingAt start: Int) -> GroupColumnParameters {
+    if let stored {
+      // A grid made for this group alone holds one group per row.
+      let group = makeGroup != nil ? 0 : start / groupLength
+      let perRow = stored.groupsPerRow
+      let indices = (0..<rows).map { $0 &* perRow &+ group }
+      return GroupColumnParameters(scales: indices.map { stored.scales[$0] }, offsets: indices.map { stored.offsets[$0] })
+    }
+    return gatheredGroup(startingAt: start).withUnsafeBufferPointer {
       grid.groupParameters($0, rows: rows, length: groupLength)
     }
   }

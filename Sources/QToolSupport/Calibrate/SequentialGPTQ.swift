@@ -20,15 +20,21 @@ public enum SequentialGPTQ {
     public var trueSequential: Bool
     /// Put before every tensor name, e.g. `language_model.` for a LLaVA checkpoint.
     public var prefix: String
+    /// Without act-order, make each group's layout grid when GPTQ reaches it, from the weights
+    /// as updated so far (as GPTQ makes its own grids), rather than all from the original ones.
+    public var regridsGroups: Bool
     /// After the last block, quantize the output head too (the embedding, when they are
     /// tied), on the final norm's outputs of the quantized blocks: the logits' error is what
     /// it minimizes, which matters most where the head takes a low-bit grid.
     public var quantizesHead: Bool
 
-    public init(trueSequential: Bool = true, prefix: String = "", quantizesHead: Bool = false) {
+    public init(
+      trueSequential: Bool = true, prefix: String = "", quantizesHead: Bool = false, regridsGroups: Bool = false
+    ) {
       self.trueSequential = trueSequential
       self.prefix = prefix
       self.quantizesHead = quantizesHead
+      self.regridsGroups = regridsGroups
     }
   }
 
@@ -70,12 +76,12 @@ public enum SequentialGPTQ {
     return result
   }
 
-  /// A layout's stored grid for one weight, from its original values `[rows, columns]` and
-  /// each input column's energy on the calibration windows (the Gram matrix's diagonal: the
-  /// squared inputs summed, what an importance matrix records up to one common factor); `nil`
-  /// leaves the weight to the layout's own encoder.
+  /// A layout's stored grid for one weight, or for the columns of it from `firstColumn` on,
+  /// from their values `[rows, columns]` and each input column's energy on the calibration
+  /// windows (the Gram matrix's diagonal: the squared inputs summed, what an importance matrix
+  /// records up to one common factor); `nil` leaves the weight to the layout's own encoder.
   public typealias StoredGridMaker = (
-    _ weights: UnsafeBufferPointer<Float>, _ rows: Int, _ columns: Int, _ inputEnergy: [Float]
+    _ weights: UnsafeBufferPointer<Float>, _ rows: Int, _ columns: Int, _ inputEnergy: [Float], _ firstColumn: Int
   ) throws -> StoredGrid?
 
   /// GPTQ onto layouts' stored grids, in the same sequential order: `plan` gives each planned
@@ -97,8 +103,21 @@ public enum SequentialGPTQ {
       do {
         let decided = try weight.values.withUnsafeBufferPointer { buffer -> StoredCodes? in
           let energy = (0..<gram.rows).map { Float(gram[$0, $0]) }
-          guard let grid = try maker(buffer, weight.rows, weight.columns, energy) else { return nil }
-          return try GPTQ.quantize(buffer, hessian: gram, onto: grid, options: gptq).codes
+          guard let grid = try maker(buffer, weight.rows, weight.columns, energy, 0) else { return nil }
+          guard options.regridsGroups, !gptq.actOrder else {
+            return try GPTQ.quantize(buffer, hessian: gram, onto: grid, options: gptq).codes
+          }
+          return try GPTQ.quantize(
+            buffer, rows: weight.rows, columns: weight.columns, hessian: gram, groupLength: grid.groupLength,
+            regridding: { values, rows, columns, first in
+              let slice = Array(energy[first..<(first + columns)])
+              guard let group = try maker(values, rows, columns, slice, first) else {
+                throw CalibrateError.tensorFailed(
+                  tensor: name, reason: "the layout made no grid for columns \(first)..<\(first + columns)")
+              }
+              return group
+            }, options: gptq
+          ).codes
         }
         guard let decided else { return nil }
         result[name] = decided

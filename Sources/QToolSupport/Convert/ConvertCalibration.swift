@@ -115,11 +115,12 @@ public struct ConvertCalibration {
   /// writer then stores as they are.
   public func decide(
     onto grids: [String: SequentialGPTQ.StoredGridMaker], actOrder: Bool, quantizesHead: Bool = false,
-    progress: ((SequentialGPTQ.Progress) -> Void)? = nil
+    regridsGroups: Bool = false, progress: ((SequentialGPTQ.Progress) -> Void)? = nil
   ) throws -> [String: StoredCodes] {
     try SequentialGPTQ.run(
       model: model, windows: windows, storedGrids: { grids[$0] }, gptq: GPTQ.Options(actOrder: actOrder),
-      options: SequentialGPTQ.Options(prefix: prefix, quantizesHead: quantizesHead), progress: progress)
+      options: SequentialGPTQ.Options(prefix: prefix, quantizesHead: quantizesHead, regridsGroups: regridsGroups),
+      progress: progress)
   }
 
   /// Quantizes the plan's decoder linears with block-wise AdaRound on the Gram clip search's

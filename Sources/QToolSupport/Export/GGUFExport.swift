@@ -210,11 +210,15 @@ public enum GGUFExport {
     for (tensor, type) in zip(mapped, types) where tensor.source.shape.count == 2 {
       guard let block = GGUFBlocks.storedGridTypes.first(where: { $0.ggmlTypeID == type.rawValue }) else { continue }
       let ggufName = tensor.name
-      grids[tensor.source.name] = { weights, rows, columns, energy in
+      grids[tensor.source.name] = { weights, rows, columns, energy, firstColumn in
         guard !weights.contains(where: { !$0.isFinite }) else { return nil }
+        // A matrix read from a file covers whole rows: the columns asked for are a slice.
+        var importance = weighting.importance(of: ggufName, measured: energy)
+        if let whole = importance, whole.count != columns, firstColumn + columns <= whole.count {
+          importance = Array(whole[firstColumn..<(firstColumn + columns)])
+        }
         return try GGUFBlocks.storedGrid(
-          weights, rows: rows, columns: columns, type: block,
-          importance: weighting.importance(of: ggufName, measured: energy))
+          weights, rows: rows, columns: columns, type: block, importance: importance)
       }
     }
     return grids

@@ -359,7 +359,7 @@ public enum MLXExport {
     for entry in plan {
       guard let settings = entry.settings else { continue }
       let scaleType = scaleDType(for: entry.source.dtype)
-      grids[entry.source.name] = { weights, rows, columns, energy in
+      grids[entry.source.name] = { weights, rows, columns, energy, _ in
         guard !weights.contains(where: { !$0.isFinite }) else { return nil }
         switch search {
         case .mlx:
