@@ -23,6 +23,11 @@ public enum BLASKernelChoice {
     return nil
   }
 
+  /// The kernels OpenBLAS runs in this process (`Prescott`, `Haswell`, `SkylakeX`, ...).
+  public static var currentCore: String? {
+    openblas_get_corename().map { String(cString: $0) }
+  }
+
   /// Runs the process again with `OPENBLAS_CORETYPE` set when OpenBLAS chose generic kernels
   /// that this CPU can do better than. Does nothing when the variable is set already (a choice
   /// made by the user, or by this function before the restart), or when the restart fails.

@@ -190,6 +190,7 @@ struct QDiff: ParsableCommand {
   /// Parses and runs like `ParsableCommand.main()`, except that usage errors exit with 2, the
   /// status diff(1) gives trouble, instead of argument-parser's 64.
   static func main() {
+    BLASKernelChoice.restartWithBetterKernelsIfNeeded()
     StandardOutputCheck.install(failureStatus: 2)
     do {
       var command = try parseAsRoot()

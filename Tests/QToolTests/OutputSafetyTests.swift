@@ -22,6 +22,7 @@ import Testing
   func runTool(_ tool: String, _ arguments: [String], in directory: URL) throws -> ToolRun {
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent(tool)
+    process.environment = toolEnvironment
     process.arguments = arguments
     process.currentDirectoryURL = directory
     let out = Pipe()

@@ -33,6 +33,7 @@ import Testing
   ) {
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent(tool)
+    process.environment = toolEnvironment
     process.arguments = arguments
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice

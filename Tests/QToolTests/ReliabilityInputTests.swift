@@ -13,6 +13,7 @@ func runTool(
 ) throws -> (run: ToolRun, timedOut: Bool) {
   let process = Process()
   process.executableURL = productsDirectory.appendingPathComponent(tool)
+  process.environment = toolEnvironment
   process.arguments = arguments
   let out = Pipe()
   let err = Pipe()

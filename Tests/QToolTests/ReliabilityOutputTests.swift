@@ -50,6 +50,7 @@ import Testing
     close(descriptors[0])
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent(tool)
+    process.environment = toolEnvironment
     process.arguments = tool == "qdiff" ? [Self.model, Self.model] : [Self.model]
     process.standardOutput = FileHandle(fileDescriptor: descriptors[1], closeOnDealloc: true)
     let err = Pipe()

@@ -75,6 +75,7 @@ func temporaries(in folder: URL) throws -> [String] {
 func startTool(_ tool: String, _ arguments: [String]) throws -> Process {
   let process = Process()
   process.executableURL = productsDirectory.appendingPathComponent(tool)
+  process.environment = toolEnvironment
   process.arguments = arguments
   process.standardOutput = FileHandle.nullDevice
   process.standardError = FileHandle.nullDevice

@@ -1,4 +1,5 @@
 import Foundation
+import QToolSupport
 import Testing
 
 /// The result of running one of the built tools.
@@ -12,6 +13,7 @@ struct ToolRun {
 func runTool(_ tool: String, _ arguments: [String], stdin: Data? = nil) throws -> ToolRun {
   let process = Process()
   process.executableURL = productsDirectory.appendingPathComponent(tool)
+  process.environment = toolEnvironment
   process.arguments = arguments
   let out = Pipe()
   let err = Pipe()
@@ -33,6 +35,18 @@ func runTool(_ tool: String, _ arguments: [String], stdin: Data? = nil) throws -
 
 /// Under Swift Testing on Linux the bundle is the build products directory.
 let productsDirectory = Bundle.main.bundleURL
+
+/// The environment the tools run in: this process's, with OpenBLAS pinned to the kernels it runs
+/// here (`OPENBLAS_CORETYPE`). A tool would otherwise choose better ones on a CPU its OpenBLAS
+/// does not know (`BLASKernelChoice`), and the numbers tests compare with their own
+/// computations must come from the same kernels.
+let toolEnvironment: [String: String] = {
+  var environment = ProcessInfo.processInfo.environment
+  if environment["OPENBLAS_CORETYPE"] == nil, let core = BLASKernelChoice.currentCore {
+    environment["OPENBLAS_CORETYPE"] = core
+  }
+  return environment
+}()
 
 /// The repository's `Fixtures` folder, found from this file's path.
 let fixturesDirectory = URL(fileURLWithPath: #filePath)
