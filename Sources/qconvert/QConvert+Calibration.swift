@@ -134,7 +134,7 @@ extension QConvert {
     }
     guard method == .gptq || method == .clip else { return }
     let sequential: SequentialGPTQ.Method =
-      method == .gptq ? .gptq(GPTQ.Options(actOrder: actOrder)) : .clip
+      method == .gptq ? .gptq(GPTQ.Options(dampingFraction: gptqDamping, actOrder: actOrder)) : .clip
     var blocks: ProgressReporter? = nil
     try calibration.quantize(
       plan: &plan, method: sequential, packMethod: method == .gptq ? .gptq : .clip, quantizesHead: gptqHead

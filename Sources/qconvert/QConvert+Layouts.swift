@@ -72,7 +72,7 @@ extension QConvert {
     var blocks: ProgressReporter? = nil
     defer { blocks?.finish() }
     return try calibration.decide(
-      onto: planned, actOrder: actOrder, quantizesHead: gptqHead, regridsGroups: gptqRegroup
+      onto: planned, actOrder: actOrder, quantizesHead: gptqHead, regridsGroups: gptqRegroup, damping: gptqDamping
     ) { step in
       let line = blocks ?? reporter("GPTQ", total: step.blocks, unit: "blocks")
       blocks = line

@@ -143,6 +143,9 @@ struct QConvert: ParsableCommand {
   @Flag(help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (static groups).")
   var actOrder = false
 
+  @Option(help: "GPTQ: the fraction of the Hessian's mean diagonal added to its diagonal (AutoGPTQ's damp_percent).")
+  var gptqDamping: Double = GPTQ.Options().dampingFraction
+
   @Flag(help: "GPTQ without --act-order into MLX or GGUF: choose each group's grid when GPTQ reaches it, from the weights as updated so far, not all from the original weights.")
   var gptqRegroup = false
 
@@ -215,6 +218,12 @@ struct QConvert: ParsableCommand {
     if actOrder && method != .gptq { throw ValidationError("'--act-order' applies to '--method gptq' only") }
     if gptqRegroup && (method != .gptq || actOrder || layout == .native) {
       throw ValidationError("'--gptq-regroup' applies to '--method gptq' into '--layout mlx' or 'gguf', without '--act-order'")
+    }
+    if gptqDamping != GPTQ.Options().dampingFraction && method != .gptq {
+      throw ValidationError("'--gptq-damping' applies to '--method gptq' only")
+    }
+    if !(gptqDamping >= 0 && gptqDamping.isFinite) {
+      throw ValidationError("'--gptq-damping' takes a fraction of at least 0, not \(gptqDamping)")
     }
     if gptqHead && method != .gptq { throw ValidationError("'--gptq-head' applies to '--method gptq' only") }
     if format != .table && format != .json { throw ValidationError("'--format' is table or json") }

@@ -230,6 +230,21 @@ import Testing
     #expect(!run.stderr.isEmpty)
   }
 
+  /// GPTQ's own options are refused with one line naming them wherever they would be ignored
+  /// or are out of range.
+  @Test(arguments: [
+    (["--method", "rtn", "--gptq-damping", "0.1"], "--gptq-damping"),
+    (["--method", "gptq", "--gptq-damping", "-0.5"], "--gptq-damping"),
+    (["--method", "rtn", "--gptq-head"], "--gptq-head"),
+    (["--method", "gptq", "--gptq-regroup"], "--gptq-regroup"),
+    (["--method", "gptq", "--layout", "mlx", "--act-order", "--gptq-regroup"], "--gptq-regroup"),
+  ])
+  func gptqOptionsOutOfPlaceAreUsageErrors(arguments: [String], option: String) throws {
+    let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused", "--calib", text] + arguments)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains(option), "\(run.stderr)")
+  }
+
   @Test(arguments: [["--method", "gptq", "--qat-stop-after", "3"], ["--method", "speedq", "--qat-stop-after", "-1"]])
   func stoppingTrainingNeedsSpeedQAndACount(arguments: [String]) throws {
     let run = try runTool("qconvert", [model, "-o", "/nonexistent/unused", "--calib", text] + arguments)

@@ -115,10 +115,12 @@ public struct ConvertCalibration {
   /// writer then stores as they are.
   public func decide(
     onto grids: [String: SequentialGPTQ.StoredGridMaker], actOrder: Bool, quantizesHead: Bool = false,
-    regridsGroups: Bool = false, progress: ((SequentialGPTQ.Progress) -> Void)? = nil
+    regridsGroups: Bool = false, damping: Double = GPTQ.Options().dampingFraction,
+    progress: ((SequentialGPTQ.Progress) -> Void)? = nil
   ) throws -> [String: StoredCodes] {
     try SequentialGPTQ.run(
-      model: model, windows: windows, storedGrids: { grids[$0] }, gptq: GPTQ.Options(actOrder: actOrder),
+      model: model, windows: windows, storedGrids: { grids[$0] },
+      gptq: GPTQ.Options(dampingFraction: damping, actOrder: actOrder),
       options: SequentialGPTQ.Options(prefix: prefix, quantizesHead: quantizesHead, regridsGroups: regridsGroups),
       progress: progress)
   }
