@@ -158,6 +158,21 @@ struct ExportGPTQTests {
     try Self.expectStored(decided, in: try GGUFFile(path: path))
   }
 
+  /// tr((W - Q) H (W - Q)ᵀ): the output error of codes for `weights` under the Gram matrix H.
+  static func outputError(_ weights: [Float], _ codes: StoredCodes, gram: Matrix<Double>) -> Double {
+    let delta = zip(weights, codes.dequantize()).map { Double($0) - Double($1) }
+    let columns = codes.grid.columns
+    var total = 0.0
+    for row in 0..<codes.grid.rows {
+      for i in 0..<columns {
+        var inner = 0.0
+        for j in 0..<columns { inner += gram[i, j] * delta[row * columns + j] }
+        total += delta[row * columns + i] * inner
+      }
+    }
+    return total
+  }
+
   /// On the tiny model's first block (whose inputs no quantized layer has touched), GPTQ's
   /// codes have a lower output error tr((W - Q) H (W - Q)ᵀ) than round to nearest on the same
   /// layout grid, for MLX's 3-bit groups of 32 and for Q4_0 blocks.
@@ -192,19 +207,7 @@ struct ExportGPTQTests {
         let weights = try checkpoint.source.floats(of: name)
         let nearest = StoredCodes(
           grid: gptq.grid, codes: weights.withUnsafeBufferPointer { gptq.grid.nearestCodes($0) })
-        func error(_ codes: StoredCodes) -> Double {
-          let delta = zip(weights, codes.dequantize()).map { Double($0) - Double($1) }
-          var total = 0.0
-          let columns = codes.grid.columns
-          for row in 0..<codes.grid.rows {
-            for i in 0..<columns {
-              var inner = 0.0
-              for j in 0..<columns { inner += gram[i, j] * delta[row * columns + j] }
-              total += delta[row * columns + i] * inner
-            }
-          }
-          return total
-        }
+        func error(_ codes: StoredCodes) -> Double { Self.outputError(weights, codes, gram: gram) }
         #expect(
           error(gptq) < error(nearest),
           "\(layout) \(name): GPTQ \(error(gptq)), nearest \(error(nearest))")
@@ -236,19 +239,7 @@ struct ExportGPTQTests {
     let gram = try collector.headGram()
     let weights = try checkpoint.source.floats(of: head)
     let nearest = StoredCodes(grid: gptq.grid, codes: weights.withUnsafeBufferPointer { gptq.grid.nearestCodes($0) })
-    func logitError(_ codes: StoredCodes) -> Double {
-      let delta = zip(weights, codes.dequantize()).map { Double($0) - Double($1) }
-      let columns = codes.grid.columns
-      var total = 0.0
-      for row in 0..<codes.grid.rows {
-        for i in 0..<columns {
-          var inner = 0.0
-          for j in 0..<columns { inner += gram[i, j] * delta[row * columns + j] }
-          total += delta[row * columns + i] * inner
-        }
-      }
-      return total
-    }
+    func logitError(_ codes: StoredCodes) -> Double { Self.outputError(weights, codes, gram: gram) }
     #expect(logitError(gptq) < 0.9 * logitError(nearest), "GPTQ \(logitError(gptq)), nearest \(logitError(nearest))")
 
     let folder = try ExportFixtures.scratchFolder("gptq-head")

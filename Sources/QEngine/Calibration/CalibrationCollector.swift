@@ -124,14 +124,23 @@ public final class CalibrationCollector: @unchecked Sendable {
   func checkFinite(
     _ values: UnsafeBufferPointer<Float>, count: Int, block: Int, input: LinearInput, window: Int
   ) throws {
+    let layer = {
+      self.model.configuration.architecture.storedLinears.first { $0.input == input }?
+        .tensorName(block: block, prefix: self.prefix) ?? "block \(block)"
+    }
+    try checkFinite(values, count: count, feeding: layer, window: window)
+  }
+
+  /// `checkFinite(_:count:block:input:window:)` for the input of the tensor `feeding` names
+  /// (asked only when a value is not finite).
+  func checkFinite(
+    _ values: UnsafeBufferPointer<Float>, count: Int, feeding tensor: () -> String, window: Int
+  ) throws {
     guard let (index, value) = PackEncoder.firstNonFinite(values, shape: [values.count]) else { return }
     let width = max(values.count / max(count, 1), 1)
-    let layer =
-      model.configuration.architecture.storedLinears.first { $0.input == input }?.tensorName(block: block, prefix: prefix)
-      ?? "block \(block)"
     throw DecoderError.invalidInput(
       operation: "calibration",
-      reason: "the input of '\(layer)' holds \(value) at token \(index[0] / width), feature \(index[0] % width) of window \(window)")
+      reason: "the input of '\(tensor())' holds \(value) at token \(index[0] / width), feature \(index[0] % width) of window \(window)")
   }
 
   /// Starts the sequential scheme at block 0 with the embeddings of `windows`.
@@ -236,12 +245,7 @@ public final class CalibrationCollector: @unchecked Sendable {
       let count = windowLengths[index]
       let normed = model.finalNormed(hidden, count: count)
       try normed.withUnsafeBufferPointer { values in
-        if let (element, value) = PackEncoder.firstNonFinite(values, shape: [values.count]) {
-          let width = model.configuration.hiddenSize
-          throw DecoderError.invalidInput(
-            operation: "calibration",
-            reason: "the input of '\(headTensorName)' holds \(value) at token \(element[0] / width), feature \(element[0] % width) of window \(index)")
-        }
+        try checkFinite(values, count: count, feeding: { self.headTensorName }, window: index)
         try accumulator.add(values, count: count)
       }
     }
